@@ -1,0 +1,278 @@
+use std::ffi::CString;
+use std::fmt;
+use std::marker::PhantomData;
+
+use relay_sys::{rte_eth_conf, rte_eth_dev_info, rte_eth_stats, rte_ether_addr};
+
+use super::{check, Burst, DpdkError, Eal, PktMbufPool, BURST_SIZE};
+
+/// An Ethernet MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// How to set up a port.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    /// Receive queues (one per polling core).
+    pub rx_queues: u16,
+    /// Transmit queues (one per transmitting core).
+    pub tx_queues: u16,
+    /// Descriptors per receive queue (the driver may round it).
+    pub rx_descriptors: u16,
+    /// Descriptors per transmit queue (the driver may round it).
+    pub tx_descriptors: u16,
+    /// Receive frames for any destination MAC.
+    pub promiscuous: bool,
+    /// Requested `RTE_ETH_RX_OFFLOAD_*` flags; those the device lacks are left off.
+    pub rx_offloads: u64,
+    /// Requested `RTE_ETH_TX_OFFLOAD_*` flags; those the device lacks are left off.
+    pub tx_offloads: u64,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: false,
+            rx_offloads: 0,
+            tx_offloads: 0,
+        }
+    }
+}
+
+/// Counters of a port (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets the hardware dropped because no receive descriptor was free.
+    pub rx_missed: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// Receive failures because the mempool was empty.
+    pub rx_no_mbuf: u64,
+}
+
+/// A configured and started ethdev port. Dropping it stops and closes the port (which is
+/// also when `net_pcap` finishes writing its output file).
+pub struct Port<'eal> {
+    id: u16,
+    rx_queues: u16,
+    tx_queues: u16,
+    rx_offloads: u64,
+    tx_offloads: u64,
+    _eal: PhantomData<&'eal Eal>,
+    /// Queues are polled by the lcore that owns them, never shared between threads.
+    _not_sync: PhantomData<*const ()>,
+}
+
+impl<'eal> Port<'eal> {
+    /// The port id of the device called `name` (e.g. `net_ring0`, or a PCI address).
+    pub fn id_by_name(_eal: &'eal Eal, name: &str) -> Result<u16, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError::NoSuchPort(name.to_owned()))?;
+        let mut id = 0u16;
+        // SAFETY: cname is NUL-terminated; id is a valid out-pointer.
+        let rc = unsafe { relay_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if rc < 0 {
+            return Err(DpdkError::NoSuchPort(name.to_owned()));
+        }
+        Ok(id)
+    }
+
+    /// Configures port `id` with `config`, gives its receive queues buffers from `pool`, and
+    /// starts it.
+    pub fn open(
+        _eal: &'eal Eal,
+        id: u16,
+        config: &PortConfig,
+        pool: PktMbufPool<'eal>,
+    ) -> Result<Port<'eal>, DpdkError> {
+        // SAFETY: plain query of an integer property.
+        if unsafe { relay_sys::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(DpdkError::NoSuchPort(format!("port {id}")));
+        }
+        let mut info = rte_eth_dev_info::default();
+        // SAFETY: info is a valid out-pointer for the duration of the call.
+        check("rte_eth_dev_info_get", unsafe { relay_sys::rte_eth_dev_info_get(id, &mut info) })?;
+
+        let mut conf = rte_eth_conf::default();
+        conf.rxmode.offloads = config.rx_offloads & info.rx_offload_capa;
+        conf.txmode.offloads = config.tx_offloads & info.tx_offload_capa;
+        // SAFETY: conf is a valid, initialised configuration; DPDK copies it.
+        check("rte_eth_dev_configure", unsafe {
+            relay_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
+        })?;
+        // From here on, a failure must close the port again: `port` does so on drop.
+        let port = Port {
+            id,
+            rx_queues: config.rx_queues,
+            tx_queues: config.tx_queues,
+            rx_offloads: conf.rxmode.offloads,
+            tx_offloads: conf.txmode.offloads,
+            _eal: PhantomData,
+            _not_sync: PhantomData,
+        };
+
+        let (mut rx_desc, mut tx_desc) = (config.rx_descriptors, config.tx_descriptors);
+        // SAFETY: both are valid in/out pointers.
+        check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
+            relay_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc)
+        })?;
+        // SAFETY: plain query; -1 (SOCKET_ID_ANY) for devices without NUMA affinity.
+        let socket = unsafe { relay_sys::rte_eth_dev_socket_id(id) } as u32;
+        for q in 0..config.rx_queues {
+            // SAFETY: a null rx_conf selects the driver's defaults; the pool outlives the
+            // port because both borrow the Eal and pools are only freed by rte_eal_cleanup.
+            check("rte_eth_rx_queue_setup", unsafe {
+                relay_sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+            })?;
+        }
+        for q in 0..config.tx_queues {
+            let mut txconf = info.default_txconf;
+            txconf.offloads = conf.txmode.offloads;
+            // SAFETY: txconf is a valid configuration DPDK copies.
+            check("rte_eth_tx_queue_setup", unsafe {
+                relay_sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, &txconf)
+            })?;
+        }
+        if config.promiscuous {
+            // Not every virtual device supports it (-ENOTSUP); they receive everything anyway.
+            // SAFETY: plain configuration call on a configured port.
+            let _ = unsafe { relay_sys::rte_eth_promiscuous_enable(id) };
+        }
+        // SAFETY: the port is configured with all its queues set up.
+        check("rte_eth_dev_start", unsafe { relay_sys::rte_eth_dev_start(id) })?;
+        Ok(port)
+    }
+
+    /// The port id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The device's name (e.g. `net_ring0`).
+    pub fn name(&self) -> String {
+        let mut buf: [std::ffi::c_char; 64] = [0; 64];
+        // SAFETY: buf is a writable buffer of RTE_ETH_NAME_MAX_LEN (64) bytes.
+        let rc = unsafe { relay_sys::rte_eth_dev_get_name_by_port(self.id, buf.as_mut_ptr()) };
+        if rc < 0 {
+            return format!("port{}", self.id);
+        }
+        // SAFETY: on success DPDK wrote a NUL-terminated name into buf.
+        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    }
+
+    /// Number of receive and transmit queues.
+    pub fn queues(&self) -> (u16, u16) {
+        (self.rx_queues, self.tx_queues)
+    }
+
+    /// The offloads actually enabled (requested and supported): (rx, tx).
+    pub fn offloads(&self) -> (u64, u64) {
+        (self.rx_offloads, self.tx_offloads)
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> MacAddr {
+        let mut addr = rte_ether_addr::default();
+        // SAFETY: addr is a valid out-pointer.
+        let rc = unsafe { relay_sys::rte_eth_macaddr_get(self.id, &mut addr) };
+        if rc < 0 {
+            return MacAddr::default();
+        }
+        MacAddr(addr.addr_bytes)
+    }
+
+    /// Sets the port's MAC address (virtual devices such as `net_ring` start with zeros).
+    pub fn set_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+        let mut addr = rte_ether_addr { addr_bytes: mac.0 };
+        // SAFETY: addr is a valid pointer for the call; DPDK copies the address.
+        check("rte_eth_dev_default_mac_addr_set", unsafe {
+            relay_sys::rte_eth_dev_default_mac_addr_set(self.id, &mut addr)
+        })?;
+        Ok(())
+    }
+
+    /// Receives into the free slots of `burst` from `queue`; returns how many arrived.
+    #[inline]
+    pub fn rx_burst(&self, queue: u16, burst: &mut Burst<'eal>) -> usize {
+        debug_assert!(queue < self.rx_queues);
+        let room = (BURST_SIZE - burst.len) as u16;
+        // SAFETY: the destination has `room` free slots after burst.len; DPDK writes that
+        // many valid mbuf pointers at most, whose ownership passes to the burst.
+        let n = unsafe {
+            relay_sys::rte_eth_rx_burst(self.id, queue, burst.mbufs.as_mut_ptr().add(burst.len), room)
+        };
+        burst.len += usize::from(n);
+        usize::from(n)
+    }
+
+    /// Queues the packets of `burst` on `queue` for sending, from the front; returns how many
+    /// were taken. Those not taken (the transmit ring was full) stay in `burst`, in order.
+    #[inline]
+    pub fn tx_burst(&self, queue: u16, burst: &mut Burst<'eal>) -> usize {
+        debug_assert!(queue < self.tx_queues);
+        if burst.is_empty() {
+            return 0;
+        }
+        // SAFETY: the first burst.len slots hold owned mbufs; the driver takes ownership of
+        // the first n it returns, which we then drop from the burst without freeing.
+        let n = unsafe {
+            relay_sys::rte_eth_tx_burst(self.id, queue, burst.mbufs.as_mut_ptr(), burst.len as u16)
+        };
+        burst.consume_front(usize::from(n));
+        usize::from(n)
+    }
+
+    /// The port's counters.
+    pub fn stats(&self) -> Result<PortStats, DpdkError> {
+        let mut s = rte_eth_stats::default();
+        // SAFETY: s is a valid out-pointer.
+        check("rte_eth_stats_get", unsafe { relay_sys::rte_eth_stats_get(self.id, &mut s) })?;
+        Ok(PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_no_mbuf: s.rx_nombuf,
+        })
+    }
+}
+
+impl Drop for Port<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the port; stopping a stopped port is harmless, and close releases
+        // the mbufs held in its rings back to their pool (which outlives the port).
+        unsafe {
+            relay_sys::rte_eth_dev_stop(self.id);
+            relay_sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
