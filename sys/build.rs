@@ -91,7 +91,9 @@ fn dpdk_cflags() -> Vec<String> {
         .args(["--cflags", "libdpdk"])
         .output()
         .unwrap_or_else(|e| {
-            eprintln!("error: cannot run pkg-config ({e}); run `sudo scripts/install.sh --packages`");
+            eprintln!(
+                "error: cannot run pkg-config ({e}); run `sudo scripts/install.sh --packages`"
+            );
             exit(1);
         });
     String::from_utf8_lossy(&output.stdout)
@@ -157,8 +159,11 @@ fn write_bit_flags(include_dirs: &[PathBuf], dest: &Path) {
     }
     let mut code = String::new();
     for (name, value) in &known {
-        writeln!(code, "/// `{name}` from `rte_ethdev.h`.\npub const {name}: u64 = {value:#018x};")
-            .expect("write to String");
+        writeln!(
+            code,
+            "/// `{name}` from `rte_ethdev.h`.\npub const {name}: u64 = {value:#018x};"
+        )
+        .expect("write to String");
     }
     std::fs::write(dest, code).expect("write bit_flags.rs");
 }

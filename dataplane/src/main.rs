@@ -27,7 +27,11 @@ const DEFAULT_EAL_ARGS: &[&str] = &[
 ];
 
 #[derive(Parser)]
-#[command(name = "relay-dataplane", version, about = "DPDK poll-mode SRTP media relay: data plane")]
+#[command(
+    name = "relay-dataplane",
+    version,
+    about = "DPDK poll-mode SRTP media relay: data plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,27 +76,47 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Portloop { packets, payload, time_limit, port_a, port_b, eal } => {
+        Command::Portloop {
+            packets,
+            payload,
+            time_limit,
+            port_a,
+            port_b,
+            eal,
+        } => {
             let eal_args: Vec<String> = if eal.is_empty() {
                 DEFAULT_EAL_ARGS.iter().map(|s| s.to_string()).collect()
             } else {
                 eal
             };
             if !(8..=1458).contains(&payload) {
-                bail!("--payload must be between 8 and 1458 bytes (one untagged 1500-byte IPv4 MTU)");
+                bail!(
+                    "--payload must be between 8 and 1458 bytes (one untagged 1500-byte IPv4 MTU)"
+                );
             }
             println!("EAL arguments: {}", eal_args.join(" "));
             let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
-            let pool = PktMbufPool::create(&eal, "portloop", 8191, 256, PktMbufPool::default_data_room(), -1)
-                .context("creating the mbuf pool (try a larger -m)")?;
+            let pool = PktMbufPool::create(
+                &eal,
+                "portloop",
+                8191,
+                256,
+                PktMbufPool::default_data_room(),
+                -1,
+            )
+            .context("creating the mbuf pool (try a larger -m)")?;
             let config = PortConfig::default();
-            let a_id = Port::id_by_name(&eal, &port_a).with_context(|| format!("port A ({port_a}): pass it with --vdev"))?;
-            let b_id = Port::id_by_name(&eal, &port_b).with_context(|| format!("port B ({port_b}): pass it with --vdev"))?;
+            let a_id = Port::id_by_name(&eal, &port_a)
+                .with_context(|| format!("port A ({port_a}): pass it with --vdev"))?;
+            let b_id = Port::id_by_name(&eal, &port_b)
+                .with_context(|| format!("port B ({port_b}): pass it with --vdev"))?;
             if a_id == b_id {
                 bail!("port A and port B are the same device ({port_a})");
             }
-            let a = Port::open(&eal, a_id, &config, pool).with_context(|| format!("opening {port_a}"))?;
-            let b = Port::open(&eal, b_id, &config, pool).with_context(|| format!("opening {port_b}"))?;
+            let a = Port::open(&eal, a_id, &config, pool)
+                .with_context(|| format!("opening {port_a}"))?;
+            let b = Port::open(&eal, b_id, &config, pool)
+                .with_context(|| format!("opening {port_b}"))?;
             println!("port A: {} (id {}, mac {})", a.name(), a.id(), a.mac());
             println!("port B: {} (id {}, mac {})", b.name(), b.id(), b.mac());
 
@@ -112,7 +136,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 r.forwarded_pps() / 1e6
             );
             println!("received    {:>12} frames on {}", r.received, b.name());
-            println!("verified    {:>12} frames byte-identical to what was generated", r.verified);
+            println!(
+                "verified    {:>12} frames byte-identical to what was generated",
+                r.verified
+            );
             println!(
                 "problems    corrupt {} out-of-order {} dropped (tx full) {}",
                 r.corrupt, r.out_of_order, r.dropped_tx_full
@@ -128,7 +155,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             let ok = r.verified == packets && r.corrupt == 0 && r.out_of_order == 0;
             println!("result      {}", if ok { "OK" } else { "INCOMPLETE" });
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -31,7 +31,11 @@ pub struct PortLoopConfig {
 impl Default for PortLoopConfig {
     fn default() -> Self {
         // 172 bytes of UDP payload: a 12-byte RTP header and 20 ms of G.711.
-        PortLoopConfig { packets: 1_000_000, payload_len: 172, time_limit: Duration::from_secs(30) }
+        PortLoopConfig {
+            packets: 1_000_000,
+            payload_len: 172,
+            time_limit: Duration::from_secs(30),
+        }
     }
 }
 
@@ -95,7 +99,11 @@ fn fill_payload(payload: &mut [u8], seq: u64) {
 fn payload_matches(payload: &[u8], seq: u64, len: usize) -> bool {
     payload.len() == len
         && payload[..8] == seq.to_be_bytes()
-        && payload.iter().enumerate().skip(8).all(|(i, &b)| b == pattern_byte(seq, i))
+        && payload
+            .iter()
+            .enumerate()
+            .skip(8)
+            .all(|(i, &b)| b == pattern_byte(seq, i))
 }
 
 /// Runs the loop over ports `a` and `b` (each must loop its transmissions back to itself).
@@ -108,8 +116,9 @@ pub fn run<'eal>(
 ) -> Result<PortLoopReport, DpdkError> {
     let _ = eal;
     let payload_len = config.payload_len.max(8);
-    let frame_len = u16::try_from(UDP_IPV4_HEADERS + payload_len)
-        .map_err(|_| DpdkError::InvalidArgument(format!("payload of {payload_len} bytes is too large")))?;
+    let frame_len = u16::try_from(UDP_IPV4_HEADERS + payload_len).map_err(|_| {
+        DpdkError::InvalidArgument(format!("payload of {payload_len} bytes is too large"))
+    })?;
     let (mac_a, mac_b) = (a.mac(), b.mac());
     let ends = UdpEndpoints {
         src_mac: [0x02, 0, 0, 0, 0, 0x01],
@@ -131,7 +140,9 @@ pub fn run<'eal>(
         // Generator: top the burst up with fresh numbered frames, send what port A takes.
         while next_seq < config.packets && !gen.is_full() {
             let Some(mut m) = pool.alloc() else { break };
-            let Some(buf) = m.append(frame_len) else { break };
+            let Some(buf) = m.append(frame_len) else {
+                break;
+            };
             let seq = next_seq;
             let written = write_udp_ipv4_with(buf, &ends, payload_len, |p| fill_payload(p, seq));
             debug_assert_eq!(written, Some(usize::from(frame_len)));

@@ -59,7 +59,10 @@ mod tests {
         // Composite flags are ORs of the single ones.
         assert_ne!(RTE_ETH_RSS_UDP & RTE_ETH_RSS_NONFRAG_IPV4_UDP, 0);
         assert_eq!(RTE_ETH_TX_OFFLOAD_UDP_CKSUM, 1 << 2);
-        assert_eq!(RTE_ETH_RX_OFFLOAD_CHECKSUM & RTE_ETH_RX_OFFLOAD_UDP_CKSUM, 1 << 2);
+        assert_eq!(
+            RTE_ETH_RX_OFFLOAD_CHECKSUM & RTE_ETH_RX_OFFLOAD_UDP_CKSUM,
+            1 << 2
+        );
     }
 
     #[test]

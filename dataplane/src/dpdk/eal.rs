@@ -50,7 +50,11 @@ impl Eal {
         if rc < 0 {
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
         }
-        Ok(Eal { _args: owned, _argv: argv, _not_send: PhantomData })
+        Ok(Eal {
+            _args: owned,
+            _argv: argv,
+            _not_send: PhantomData,
+        })
     }
 
     /// The number of ethdev ports the EAL probed (PCI devices and `--vdev`s).

@@ -41,7 +41,11 @@ impl fmt::Display for DpdkError {
                 // SAFETY: rte_strerror returns a pointer to a static or thread-local
                 // NUL-terminated string for any errno value.
                 let reason = unsafe { CStr::from_ptr(relay_sys::rte_strerror(*errno)) };
-                write!(f, "{op} failed: {} (errno {errno})", reason.to_string_lossy())
+                write!(
+                    f,
+                    "{op} failed: {} (errno {errno})",
+                    reason.to_string_lossy()
+                )
             }
         }
     }

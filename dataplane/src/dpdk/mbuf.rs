@@ -34,10 +34,14 @@ impl<'eal> PktMbufPool<'eal> {
             .map_err(|_| DpdkError::InvalidArgument(format!("pool name {name:?} contains NUL")))?;
         // SAFETY: the EAL is initialised (we hold &Eal); cname is NUL-terminated and DPDK
         // copies the name into the pool.
-        let raw =
-            unsafe { relay_sys::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, data_room, socket) };
+        let raw = unsafe {
+            relay_sys::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, data_room, socket)
+        };
         NonNull::new(raw)
-            .map(|raw| PktMbufPool { raw, _eal: PhantomData })
+            .map(|raw| PktMbufPool {
+                raw,
+                _eal: PhantomData,
+            })
             .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))
     }
 
@@ -56,7 +60,10 @@ impl<'eal> PktMbufPool<'eal> {
         // SAFETY: the pool is valid for 'eal; rte_pktmbuf_alloc returns null or an mbuf
         // whose ownership passes to us.
         let m = unsafe { relay_sys::rte_pktmbuf_alloc(self.raw.as_ptr()) };
-        NonNull::new(m).map(|raw| Mbuf { raw, _eal: PhantomData })
+        NonNull::new(m).map(|raw| Mbuf {
+            raw,
+            _eal: PhantomData,
+        })
     }
 
     /// Appends `n` fresh, empty buffers to `burst` in one call; all or nothing.
@@ -135,7 +142,10 @@ impl<'eal> Mbuf<'eal> {
             if p.is_null() {
                 None
             } else {
-                Some(std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)))
+                Some(std::slice::from_raw_parts_mut(
+                    p.cast::<u8>(),
+                    usize::from(len),
+                ))
             }
         }
     }
@@ -203,7 +213,11 @@ impl Default for Burst<'_> {
 impl<'eal> Burst<'eal> {
     /// An empty burst.
     pub fn new() -> Self {
-        Burst { mbufs: [std::ptr::null_mut(); BURST_SIZE], len: 0, _eal: PhantomData }
+        Burst {
+            mbufs: [std::ptr::null_mut(); BURST_SIZE],
+            len: 0,
+            _eal: PhantomData,
+        }
     }
 
     /// Number of mbufs held.
@@ -255,7 +269,11 @@ impl<'eal> Burst<'eal> {
     /// yield are freed when it is dropped.
     pub fn drain(&mut self) -> Drain<'_, 'eal> {
         let len = std::mem::replace(&mut self.len, 0);
-        Drain { slots: &mut self.mbufs[..len], next: 0, _eal: PhantomData }
+        Drain {
+            slots: &mut self.mbufs[..len],
+            next: 0,
+            _eal: PhantomData,
+        }
     }
 
     /// Frees every mbuf held (one bulk call) and leaves the burst empty.
@@ -296,7 +314,10 @@ impl<'eal> Iterator for Drain<'_, 'eal> {
         self.next += 1;
         // Slots of a burst below its length hold valid owned mbufs; ownership moves out once
         // because `next` only advances.
-        NonNull::new(raw).map(|raw| Mbuf { raw, _eal: PhantomData })
+        NonNull::new(raw).map(|raw| Mbuf {
+            raw,
+            _eal: PhantomData,
+        })
     }
 }
 

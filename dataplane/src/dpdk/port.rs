@@ -117,7 +117,9 @@ impl<'eal> Port<'eal> {
         }
         let mut info = rte_eth_dev_info::default();
         // SAFETY: info is a valid out-pointer for the duration of the call.
-        check("rte_eth_dev_info_get", unsafe { relay_sys::rte_eth_dev_info_get(id, &mut info) })?;
+        check("rte_eth_dev_info_get", unsafe {
+            relay_sys::rte_eth_dev_info_get(id, &mut info)
+        })?;
 
         let mut conf = rte_eth_conf::default();
         conf.rxmode.offloads = config.rx_offloads & info.rx_offload_capa;
@@ -148,7 +150,14 @@ impl<'eal> Port<'eal> {
             // SAFETY: a null rx_conf selects the driver's defaults; the pool outlives the
             // port because both borrow the Eal and pools are only freed by rte_eal_cleanup.
             check("rte_eth_rx_queue_setup", unsafe {
-                relay_sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+                relay_sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             })?;
         }
         for q in 0..config.tx_queues {
@@ -165,7 +174,9 @@ impl<'eal> Port<'eal> {
             let _ = unsafe { relay_sys::rte_eth_promiscuous_enable(id) };
         }
         // SAFETY: the port is configured with all its queues set up.
-        check("rte_eth_dev_start", unsafe { relay_sys::rte_eth_dev_start(id) })?;
+        check("rte_eth_dev_start", unsafe {
+            relay_sys::rte_eth_dev_start(id)
+        })?;
         Ok(port)
     }
 
@@ -183,7 +194,9 @@ impl<'eal> Port<'eal> {
             return format!("port{}", self.id);
         }
         // SAFETY: on success DPDK wrote a NUL-terminated name into buf.
-        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// Number of receive and transmit queues.
@@ -225,7 +238,12 @@ impl<'eal> Port<'eal> {
         // SAFETY: the destination has `room` free slots after burst.len; DPDK writes that
         // many valid mbuf pointers at most, whose ownership passes to the burst.
         let n = unsafe {
-            relay_sys::rte_eth_rx_burst(self.id, queue, burst.mbufs.as_mut_ptr().add(burst.len), room)
+            relay_sys::rte_eth_rx_burst(
+                self.id,
+                queue,
+                burst.mbufs.as_mut_ptr().add(burst.len),
+                room,
+            )
         };
         burst.len += usize::from(n);
         usize::from(n)
@@ -252,7 +270,9 @@ impl<'eal> Port<'eal> {
     pub fn stats(&self) -> Result<PortStats, DpdkError> {
         let mut s = rte_eth_stats::default();
         // SAFETY: s is a valid out-pointer.
-        check("rte_eth_stats_get", unsafe { relay_sys::rte_eth_stats_get(self.id, &mut s) })?;
+        check("rte_eth_stats_get", unsafe {
+            relay_sys::rte_eth_stats_get(self.id, &mut s)
+        })?;
         Ok(PortStats {
             rx_packets: s.ipackets,
             tx_packets: s.opackets,

@@ -1,0 +1,50 @@
+//! Shared by the DPDK integration tests. Each test file is its own binary, and so its own
+//! process, because the EAL can be initialised only once per process.
+
+#![allow(dead_code, unreachable_pub)] // Each test binary uses a different part.
+
+use std::net::SocketAddrV4;
+
+use relay_dataplane::frame::{write_udp_ipv4_with, UdpEndpoints, UDP_IPV4_HEADERS};
+
+/// EAL arguments that work without hugepages, PCI devices or shared config (CI machines),
+/// followed by `vdevs`.
+pub fn eal_args(vdevs: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        "-l",
+        "0",
+        "--log-level=error",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(vdevs.iter().map(|v| format!("--vdev={v}")));
+    args
+}
+
+/// Frame `i` of a test stream: UDP/IPv4 with a size and content that differ per frame.
+pub fn test_frame(i: usize) -> Vec<u8> {
+    // Sizes sweep from the 60-byte Ethernet minimum (without FCS) to a full 1514-byte frame.
+    let len = 60 + (i * 37) % (1514 - 60 + 1);
+    let payload_len = len - UDP_IPV4_HEADERS;
+    let ends = UdpEndpoints {
+        src_mac: [0x02, 0, 0, 0, 1, (i % 251) as u8],
+        dst_mac: [0x02, 0, 0, 0, 2, 0x01],
+        src: SocketAddrV4::new([198, 18, 0, 1].into(), 40_000 + (i % 1000) as u16),
+        dst: SocketAddrV4::new([198, 19, 0, 1].into(), 50_000),
+    };
+    let mut frame = vec![0u8; len];
+    let n = write_udp_ipv4_with(&mut frame, &ends, payload_len, |p| {
+        for (k, b) in p.iter_mut().enumerate() {
+            *b = (i.wrapping_mul(7) ^ k) as u8;
+        }
+    })
+    .expect("buffer fits");
+    assert_eq!(n, len);
+    frame
+}
