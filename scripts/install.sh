@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# Bare-metal installer for the SRTP media relay on Debian 12 / Ubuntu 22.04 or later.
+#
+# Idempotent: run it again with the same options and it changes nothing. With --dry-run it
+# prints every action it would take ("would: ...") and changes nothing at all.
+#
+# See `scripts/install.sh --help`.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Test seams: the system trees the checks read and the files the installer writes.
+SYSFS=${RELAY_SYSFS:-/sys}
+ETC=${RELAY_ETC:-/etc}
+PROC=${RELAY_PROC:-/proc}
+
+BUILD_PACKAGES=(dpdk libdpdk-dev dpdk-dev clang libclang-dev pkg-config build-essential ca-certificates curl)
+TEST_PACKAGES=(libsrtp2-dev libpcap-dev tcpdump iproute2 ethtool)
+
+DRY_RUN=0
+PACKAGES_ONLY=0
+TEST_DEPS=0
+BUILD=1
+HUGEPAGES=""
+BIND=()
+ISOLATE=""
+WRITE_GRUB=0
+SYSTEMD=0
+CPU_AFFINITY=""
+PREFIX=/usr/local
+
+usage() {
+  cat <<'EOF'
+Usage: scripts/install.sh [OPTIONS]
+
+Installs what the relay needs on Debian 12 / Ubuntu 22.04+, builds its release binaries and,
+on request, prepares the host for DPDK. Safe to run again: finished steps are skipped.
+
+  --packages          install the OS packages (and a Rust toolchain if cargo is missing), then stop
+  --test-deps         also install the packages the test suite uses (libsrtp2, libpcap, tcpdump, ...)
+  --no-build          do not build the release binaries
+  --dry-run           print every action instead of doing it; nothing is changed
+  --hugepages N       reserve N 2 MiB hugepages now and at every boot, mount hugetlbfs
+  --bind PCI...       bind these NICs (e.g. 0000:03:00.0) to vfio-pci, persistently (driverctl);
+                      refuses a NIC that carries the default route or an IP address, and a host
+                      without an IOMMU
+  --isolate CORES     print the kernel command line that isolates CORES (e.g. 2-5) for workers:
+                      isolcpus, nohz_full, rcu_nocbs, irqaffinity
+  --write-grub        with --isolate: write it to /etc/default/grub.d/ and run update-grub
+  --systemd           install the binaries under --prefix and the systemd unit relay-dataplane
+  --cpu-affinity LIST CPUAffinity= of the unit (default: core 0 plus the --isolate cores)
+  --prefix DIR        where binaries go with --systemd (default /usr/local)
+  -h, --help          this text
+EOF
+}
+
+die() { echo "install.sh: error: $*" >&2; exit 2; }
+note() { echo "install.sh: $*"; }
+
+# Runs a command, or with --dry-run prints it. Commands that need root get sudo when the
+# caller is not root.
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "would: $*"
+    return 0
+  fi
+  echo "+ $*"
+  "$@"
+}
+run_root() {
+  if [ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ]; then
+    run "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    run sudo "$@"
+  else
+    die "'$*' needs root: run this script as root or install sudo"
+  fi
+}
+
+# Writes CONTENT to FILE (as root) unless it already holds exactly that.
+write_file() {
+  local file=$1 content=$2 mode=${3:-0644}
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$content" ]; then
+    note "$file is up to date"
+    return 0
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "would: write $file:"
+    printf '%s\n' "$content" | sed 's/^/    | /'
+    return 0
+  fi
+  echo "+ write $file"
+  run_root mkdir -p "$(dirname "$file")"
+  printf '%s\n' "$content" | run_root tee "$file" >/dev/null
+  run_root chmod "$mode" "$file"
+}
+
+# --- arguments ---------------------------------------------------------------------------
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --packages) PACKAGES_ONLY=1 ;;
+    --test-deps) TEST_DEPS=1 ;;
+    --no-build) BUILD=0 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --hugepages) [ $# -ge 2 ] || die "--hugepages needs a number of 2 MiB pages, e.g. --hugepages 1024"
+      HUGEPAGES=$2; shift ;;
+    --bind) shift
+      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do BIND+=("$1"); shift; done
+      [ ${#BIND[@]} -gt 0 ] || die "--bind needs one or more PCI addresses, e.g. --bind 0000:03:00.0"
+      continue ;;
+    --isolate) [ $# -ge 2 ] || die "--isolate needs a core list, e.g. --isolate 2-5"
+      ISOLATE=$2; shift ;;
+    --write-grub) WRITE_GRUB=1 ;;
+    --systemd) SYSTEMD=1 ;;
+    --cpu-affinity) [ $# -ge 2 ] || die "--cpu-affinity needs a core list, e.g. --cpu-affinity 0,2-5"
+      CPU_AFFINITY=$2; shift ;;
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"
+      PREFIX=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option '$1'" ;;
+  esac
+  shift
+done
+
+# --- validation before any change ----------------------------------------------------------
+if [ -n "$HUGEPAGES" ] && ! [[ "$HUGEPAGES" =~ ^[0-9]+$ && "$HUGEPAGES" -ge 1 ]]; then
+  die "--hugepages wants a positive number of 2 MiB pages, not '$HUGEPAGES' (e.g. --hugepages 1024 for 2 GiB)"
+fi
+[ "$WRITE_GRUB" = 0 ] || [ -n "$ISOLATE" ] || die "--write-grub needs --isolate CORES"
+
+# Checks a core list such as "1,3-5"; dies with the option name on bad syntax.
+check_cores() {
+  local list=$1 option=$2 part
+  [[ "$list" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] \
+    || die "$option wants a core list like 2-5 or 1,3,5, not '$list'"
+  IFS=, read -ra parts <<<"$list"
+  for part in "${parts[@]}"; do
+    [ "${part%-*}" -le "${part#*-}" ] || die "$option: range '$part' runs backwards"
+  done
+}
+
+# Expands a checked core list such as "1,3-5" to "1 3 4 5".
+expand_cores() {
+  local part c out=()
+  IFS=, read -ra parts <<<"$1"
+  for part in "${parts[@]}"; do
+    for ((c = ${part%-*}; c <= ${part#*-}; c++)); do out+=("$c"); done
+  done
+  echo "${out[@]}"
+}
+
+NCPUS=$(nproc --all)
+ISOLATED_CORES=()
+if [ -n "$ISOLATE" ]; then
+  check_cores "$ISOLATE" --isolate
+  read -ra ISOLATED_CORES <<<"$(expand_cores "$ISOLATE")"
+  for c in "${ISOLATED_CORES[@]}"; do
+    [ "$c" -lt "$NCPUS" ] || die "--isolate: core $c does not exist (this machine has cores 0-$((NCPUS - 1)))"
+    [ "$c" != 0 ] || die "--isolate: keep core 0 for the kernel, interrupts and the control plane; isolate worker cores only"
+  done
+  [ "${#ISOLATED_CORES[@]}" -lt "$NCPUS" ] || die "--isolate: at least one core must stay for the kernel"
+fi
+if [ -n "$CPU_AFFINITY" ]; then
+  check_cores "$CPU_AFFINITY" --cpu-affinity
+  for c in $(expand_cores "$CPU_AFFINITY"); do
+    [ "$c" -lt "$NCPUS" ] || die "--cpu-affinity: core $c does not exist (this machine has cores 0-$((NCPUS - 1)))"
+  done
+fi
+for pci in "${BIND[@]}"; do
+  [[ "$pci" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$ ]] \
+    || die "--bind: '$pci' is not a PCI address like 0000:03:00.0 (see 'lspci -D' or 'dpdk-devbind.py --status')"
+done
+
+# --- packages -------------------------------------------------------------------------------
+check_os() {
+  local id="" version=""
+  if [ -r "$ETC/os-release" ]; then
+    id=$(. "$ETC/os-release"; echo "${ID:-}")
+    version=$(. "$ETC/os-release"; echo "${VERSION_ID:-}")
+  fi
+  case "$id:$version" in
+    debian:12*|debian:13*|ubuntu:22.04|ubuntu:24.04|ubuntu:2[4-9].*) ;;
+    *) note "warning: tested on Debian 12 and Ubuntu 22.04+; this is '$id $version', continuing" ;;
+  esac
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this installer supports Debian and Ubuntu only"
+}
+
+install_packages() {
+  local wanted=("${BUILD_PACKAGES[@]}") missing=() p
+  [ "$TEST_DEPS" = 0 ] || wanted+=("${TEST_PACKAGES[@]}")
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    note "packages already installed: ${wanted[*]}"
+  else
+    note "installing packages: ${missing[*]}"
+    run_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    run_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  if [ "$DRY_RUN" = 0 ] && ! pkg-config --atleast-version=22.11 libdpdk; then
+    die "pkg-config finds no libdpdk >= 22.11 after installing libdpdk-dev; this release needs DPDK 22.11 LTS or later"
+  fi
+}
+
+install_rust() {
+  if command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ]; then
+    note "Rust toolchain present: $(cargo --version 2>/dev/null || "$HOME/.cargo/bin/cargo" --version)"
+    return 0
+  fi
+  # Debian 12's own rustc (1.63) is too old for the dependencies; use rustup's stable.
+  note "cargo not found: installing the stable Rust toolchain with rustup"
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "would: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt"
+    return 0
+  fi
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt \
+    || die "could not install Rust with rustup; install a Rust toolchain (1.80 or later) by hand and run again"
+}
+
+build_release() {
+  local cargo=cargo
+  command -v cargo >/dev/null 2>&1 || cargo="$HOME/.cargo/bin/cargo"
+  (cd "$REPO" && run "$cargo" build --release --locked --workspace --bins)
+}
+
+# --- hugepages ------------------------------------------------------------------------------
+setup_hugepages() {
+  local n=$1
+  write_file "$ETC/sysctl.d/80-relay-hugepages.conf" "# Reserved for the relay's DPDK data plane (scripts/install.sh --hugepages).
+vm.nr_hugepages = $n"
+  local current
+  current=$(cat "$PROC/sys/vm/nr_hugepages" 2>/dev/null || echo 0)
+  if [ "$current" = "$n" ]; then
+    note "$n hugepages already reserved"
+  else
+    run_root sysctl -q -w "vm.nr_hugepages=$n"
+    if [ "$DRY_RUN" = 0 ]; then
+      current=$(cat "$PROC/sys/vm/nr_hugepages")
+      [ "$current" -ge "$n" ] || note "warning: only $current of $n hugepages could be reserved now (memory is fragmented); they will all be reserved at the next boot"
+    fi
+  fi
+  if grep -qs ' hugetlbfs ' "$PROC/mounts"; then
+    note "hugetlbfs already mounted"
+  else
+    run_root mkdir -p /dev/hugepages
+    run_root mount -t hugetlbfs -o pagesize=2M nodev /dev/hugepages
+  fi
+  if grep -qs '^[^#].* hugetlbfs ' "$ETC/fstab"; then
+    note "hugetlbfs already in $ETC/fstab"
+  elif [ "$DRY_RUN" = 1 ]; then
+    echo "would: append 'nodev /dev/hugepages hugetlbfs pagesize=2M 0 0' to $ETC/fstab"
+  else
+    echo "+ append hugetlbfs to $ETC/fstab"
+    echo 'nodev /dev/hugepages hugetlbfs pagesize=2M 0 0' | run_root tee -a "$ETC/fstab" >/dev/null
+  fi
+}
+
+# --- NIC binding ----------------------------------------------------------------------------
+bind_nic() {
+  local pci=$1 dev="$SYSFS/bus/pci/devices/$1" ifname route_dev addrs driver=""
+  [ -d "$dev" ] || die "--bind: no PCI device $pci on this host (list them with 'dpdk-devbind.py --status')"
+  if [ -e "$dev/driver" ]; then driver=$(basename "$(readlink -f "$dev/driver")"); fi
+  if [ "$driver" = vfio-pci ]; then
+    note "$pci is already bound to vfio-pci"
+    return 0
+  fi
+  route_dev=$( (ip -o route show default; ip -o -6 route show default) 2>/dev/null \
+    | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1)}' || true)
+  for ifname in $(ls "$dev/net" 2>/dev/null); do
+    for r in $route_dev; do
+      [ "$r" != "$ifname" ] || die "--bind: $pci is $ifname, which carries the default route; binding it to DPDK would cut this host off. Pick a NIC reserved for media."
+    done
+    addrs=$(ip -o addr show dev "$ifname" scope global 2>/dev/null | awk '{print $4}' | tr '\n' ' ' || true)
+    [ -z "${addrs// /}" ] || die "--bind: $pci is $ifname, which has address(es) $addrs in use; remove them (ip addr flush dev $ifname) if the NIC is meant for DPDK, then run again"
+  done
+  if [ -z "$(ls -A "$SYSFS/kernel/iommu_groups" 2>/dev/null)" ]; then
+    die "--bind: no IOMMU groups: vfio-pci needs the IOMMU. Enable VT-d/AMD-Vi in the firmware and add 'intel_iommu=on iommu=pt' (Intel) or 'amd_iommu=on iommu=pt' (AMD) to the kernel command line, reboot, and run again"
+  fi
+  if ! command -v driverctl >/dev/null 2>&1; then
+    run_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends driverctl
+  fi
+  run_root modprobe vfio-pci
+  # driverctl keeps the override across reboots.
+  run_root driverctl set-override "$pci" vfio-pci
+}
+
+# --- core isolation -------------------------------------------------------------------------
+isolation_cmdline() {
+  local cores=$1 housekeeping=() c in_list
+  for ((c = 0; c < NCPUS; c++)); do
+    in_list=0
+    for i in "${ISOLATED_CORES[@]}"; do [ "$i" != "$c" ] || in_list=1; done
+    [ "$in_list" = 1 ] || housekeeping+=("$c")
+  done
+  local hk
+  hk=$(IFS=,; echo "${housekeeping[*]}")
+  echo "isolcpus=managed_irq,domain,$cores nohz_full=$cores rcu_nocbs=$cores irqaffinity=$hk"
+}
+
+setup_isolation() {
+  local cmdline
+  cmdline=$(isolation_cmdline "$ISOLATE")
+  echo "Kernel command line for isolating cores $ISOLATE (add to GRUB_CMDLINE_LINUX_DEFAULT, then reboot):"
+  echo "  $cmdline"
+  if [ "$WRITE_GRUB" = 1 ]; then
+    write_file "$ETC/default/grub.d/90-relay-isolate.cfg" "# Written by scripts/install.sh --isolate $ISOLATE --write-grub
+GRUB_CMDLINE_LINUX_DEFAULT=\"\$GRUB_CMDLINE_LINUX_DEFAULT $cmdline\""
+    if command -v update-grub >/dev/null 2>&1; then
+      run_root update-grub
+      note "reboot for the core isolation to take effect"
+    else
+      note "warning: update-grub not found; add the line above to your boot loader's kernel command line"
+    fi
+  fi
+}
+
+# --- systemd --------------------------------------------------------------------------------
+setup_systemd() {
+  local bin="$REPO/target/release/relay-dataplane" affinity=$CPU_AFFINITY
+  if [ -z "$affinity" ]; then
+    affinity=0
+    [ -z "$ISOLATE" ] || affinity="0,$ISOLATE"
+  fi
+  [ -x "$bin" ] || [ "$DRY_RUN" = 1 ] || die "--systemd: $bin is missing; run without --no-build first"
+  if [ -f "$PREFIX/bin/relay-dataplane" ] && cmp -s "$bin" "$PREFIX/bin/relay-dataplane"; then
+    note "$PREFIX/bin/relay-dataplane is up to date"
+  else
+    run_root install -D -m 0755 "$bin" "$PREFIX/bin/relay-dataplane"
+  fi
+  # The operator's arguments; never overwritten once it exists.
+  if [ -f "$ETC/default/relay-dataplane" ]; then
+    note "$ETC/default/relay-dataplane exists; leaving the operator's settings alone"
+  else
+    write_file "$ETC/default/relay-dataplane" "# Arguments of relay-dataplane (EAL arguments after --).
+# Until the relay command lands, the data plane runs its port loop over two ring devices.
+RELAY_DATAPLANE_ARGS=\"portloop --packets 1000000\""
+  fi
+  write_file "$ETC/systemd/system/relay-dataplane.service" "[Unit]
+Description=SRTP media relay: DPDK data plane
+Documentation=file://$REPO/README.md
+After=network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=simple
+EnvironmentFile=$ETC/default/relay-dataplane
+ExecStart=$PREFIX/bin/relay-dataplane \$RELAY_DATAPLANE_ARGS
+Restart=on-failure
+RestartSec=2
+# The EAL pins its lcores itself; this keeps every other thread of the process on these cores.
+CPUAffinity=${affinity//,/ }
+LimitMEMLOCK=infinity
+NoNewPrivileges=yes
+ProtectHome=yes
+ProtectSystem=full
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target"
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    run_root systemctl daemon-reload
+    run_root systemctl enable relay-dataplane.service
+    note "start it with: systemctl start relay-dataplane"
+  else
+    note "systemd is not running here; the unit is installed for the next boot"
+  fi
+}
+
+# --- main -----------------------------------------------------------------------------------
+[ "$DRY_RUN" = 0 ] || note "dry run: nothing will be changed"
+check_os
+install_packages
+install_rust
+[ "$PACKAGES_ONLY" = 1 ] && { note "packages done"; exit 0; }
+[ "$BUILD" = 0 ] || build_release
+[ -z "$HUGEPAGES" ] || setup_hugepages "$HUGEPAGES"
+for pci in "${BIND[@]}"; do bind_nic "$pci"; done
+[ -z "$ISOLATE" ] || setup_isolation
+[ "$SYSTEMD" = 0 ] || setup_systemd
+note "done"

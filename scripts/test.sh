@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, as CI does (.ci/run calls exactly this). Installs what it needs
+# first: the OS packages (DPDK, clang, libsrtp2, ...) and a Rust toolchain if cargo is missing.
+#
+# DPDK tests run on virtual devices without hugepages or NICs, each scenario in its own
+# process; the installer tests use a network namespace they create and remove themselves.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install.sh --packages --test-deps
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== format"
+cargo fmt --all --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== installer"
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/tests/install_test.sh
+else
+  sudo --preserve-env=PATH bash scripts/tests/install_test.sh
+fi
