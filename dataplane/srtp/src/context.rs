@@ -1,0 +1,700 @@
+//! SRTP and SRTCP crypto contexts: protect and unprotect in place (RFC 3711, 6188, 7714).
+
+use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::{Aes128, Aes256, Block};
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::hmac_sha1::HmacSha1;
+use crate::kdf::{derive, Label};
+use crate::replay::{ReplayWindow, RtpIndex};
+use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
+
+/// RTP fixed header length.
+const RTP_HEADER: usize = 12;
+/// RTCP header plus sender SSRC, the part of an SRTCP packet that is never encrypted.
+const RTCP_HEADER: usize = 8;
+/// The SRTCP E flag and 31-bit index.
+const SRTCP_INDEX_LEN: usize = 4;
+const E_FLAG: u32 = 0x8000_0000;
+const GCM_TAG: usize = 16;
+/// RFC 3711 section 9.2: at most 2^48 SRTP and 2^31 SRTCP packets per master key.
+const MAX_SRTP_PACKETS: u64 = 1 << 48;
+const MAX_SRTCP_INDEX: u32 = (1 << 31) - 1;
+
+/// Tunables of a context.
+#[derive(Clone, Debug)]
+pub struct ContextConfig {
+    /// Replay window size in packets (RFC 3711 section 3.3.2 requires at least 64).
+    pub replay_window: u32,
+    /// How many SSRCs one context tracks at once; the least recently used is forgotten when
+    /// a new one authenticates.
+    pub max_ssrcs: usize,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        ContextConfig {
+            replay_window: 128,
+            max_ssrcs: 4,
+        }
+    }
+}
+
+/// AES in counter mode over the session key, with the key schedule expanded once.
+enum CmCipher {
+    A128(Aes128),
+    A256(Aes256),
+}
+
+impl CmCipher {
+    fn new(key: &[u8]) -> Self {
+        match key.len() {
+            16 => CmCipher::A128(Aes128::new(key.into())),
+            _ => CmCipher::A256(Aes256::new(key.into())),
+        }
+    }
+
+    fn encrypt_blocks(&self, blocks: &mut [Block]) {
+        match self {
+            CmCipher::A128(c) => c.encrypt_blocks(blocks),
+            CmCipher::A256(c) => c.encrypt_blocks(blocks),
+        }
+    }
+
+    /// XORs `data` with the AES-CM keystream starting at counter block `iv`
+    /// (RFC 3711 section 4.1.1), eight blocks per AES call so AES-NI can pipeline them.
+    #[inline]
+    fn xor_keystream(&self, iv: &[u8; 16], data: &mut [u8]) {
+        let mut counter = u128::from_be_bytes(*iv);
+        let mut blocks = [Block::default(); 8];
+        for chunk in data.chunks_mut(128) {
+            let n = chunk.len().div_ceil(16);
+            for block in &mut blocks[..n] {
+                *block = Block::from(counter.to_be_bytes());
+                counter = counter.wrapping_add(1);
+            }
+            self.encrypt_blocks(&mut blocks[..n]);
+            for (d, k) in chunk.chunks_mut(16).zip(&blocks[..n]) {
+                for (d, k) in d.iter_mut().zip(k) {
+                    *d ^= k;
+                }
+            }
+        }
+    }
+}
+
+enum GcmCipher {
+    G128(Box<Aes128Gcm>),
+    G256(Box<Aes256Gcm>),
+}
+
+impl GcmCipher {
+    fn new(key: &[u8]) -> Self {
+        match key.len() {
+            16 => GcmCipher::G128(Box::new(Aes128Gcm::new(key.into()))),
+            _ => GcmCipher::G256(Box::new(Aes256Gcm::new(key.into()))),
+        }
+    }
+
+    fn encrypt(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; GCM_TAG] {
+        let tag = match self {
+            GcmCipher::G128(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
+            GcmCipher::G256(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
+        };
+        // Encryption fails only for plaintexts over 2^36 bytes.
+        tag.expect("packet far below the GCM length limit").into()
+    }
+
+    fn decrypt(
+        &self,
+        iv: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), SrtpError> {
+        let tag = tag.into();
+        let ok = match self {
+            GcmCipher::G128(c) => c.decrypt_in_place_detached(iv.into(), aad, data, tag),
+            GcmCipher::G256(c) => c.decrypt_in_place_detached(iv.into(), aad, data, tag),
+        };
+        ok.map_err(|_| SrtpError::AuthFailed)
+    }
+}
+
+/// The session keys of one direction of SRTP or SRTCP.
+enum Transform {
+    Cm {
+        cipher: CmCipher,
+        salt: Zeroizing<[u8; 14]>,
+        auth: HmacSha1,
+    },
+    Gcm {
+        cipher: GcmCipher,
+        salt: Zeroizing<[u8; 12]>,
+    },
+}
+
+impl Transform {
+    /// Derives the session keys with the given labels (RFC 3711 section 4.3).
+    fn derive(master: &MasterKey, labels: [Label; 3]) -> Self {
+        let suite = master.suite();
+        let mut key = Zeroizing::new([0u8; 32]);
+        let key = &mut key[..suite.key_len()];
+        derive(master, labels[0], key);
+        if suite.is_aead() {
+            let mut salt = Zeroizing::new([0u8; 12]);
+            derive(master, labels[2], &mut salt[..]);
+            Transform::Gcm {
+                cipher: GcmCipher::new(key),
+                salt,
+            }
+        } else {
+            let mut salt = Zeroizing::new([0u8; 14]);
+            derive(master, labels[2], &mut salt[..]);
+            let mut auth_key = Zeroizing::new([0u8; 20]);
+            derive(master, labels[1], &mut auth_key[..suite.auth_key_len()]);
+            Transform::Cm {
+                cipher: CmCipher::new(key),
+                salt,
+                auth: HmacSha1::new(&auth_key[..]),
+            }
+        }
+    }
+
+    /// Session keys given directly, for the RFC 7714 vectors (which skip the KDF).
+    #[cfg(test)]
+    fn from_session_keys(key: &[u8], salt: &[u8], auth: &[u8]) -> Self {
+        if salt.len() == 12 {
+            let mut s = Zeroizing::new([0u8; 12]);
+            s.copy_from_slice(salt);
+            Transform::Gcm {
+                cipher: GcmCipher::new(key),
+                salt: s,
+            }
+        } else {
+            let mut s = Zeroizing::new([0u8; 14]);
+            s.copy_from_slice(salt);
+            Transform::Cm {
+                cipher: CmCipher::new(key),
+                salt: s,
+                auth: HmacSha1::new(auth),
+            }
+        }
+    }
+}
+
+/// AES-CM IV: (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16).
+//= https://www.rfc-editor.org/rfc/rfc3711#section-4.1.1
+//# IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16)
+#[inline]
+fn cm_iv(salt: &[u8; 14], ssrc: u32, index: u64) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..14].copy_from_slice(salt);
+    for (b, s) in iv[4..8].iter_mut().zip(ssrc.to_be_bytes()) {
+        *b ^= s;
+    }
+    for (b, s) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
+        *b ^= s;
+    }
+    iv
+}
+
+/// GCM IV for SRTP: (0x0000 || SSRC || ROC || SEQ) XOR salt.
+//= https://www.rfc-editor.org/rfc/rfc7714#section-8.1
+//# The 12-octet IV used by AES-GCM SRTP is formed by first concatenating
+//# 2 octets of zeroes, the 4-octet SSRC, the 4-octet rollover counter
+//# (ROC), and the 2-octet sequence number (SEQ).
+#[inline]
+fn gcm_rtp_iv(salt: &[u8; 12], ssrc: u32, roc: u32, seq: u16) -> [u8; 12] {
+    let mut iv = *salt;
+    for (b, s) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
+        *b ^= s;
+    }
+    for (b, s) in iv[6..10].iter_mut().zip(roc.to_be_bytes()) {
+        *b ^= s;
+    }
+    for (b, s) in iv[10..12].iter_mut().zip(seq.to_be_bytes()) {
+        *b ^= s;
+    }
+    iv
+}
+
+/// GCM IV for SRTCP: (0x0000 || SSRC || 0x0000 || 0 || SRTCP index) XOR salt.
+//= https://www.rfc-editor.org/rfc/rfc7714#section-9.1
+//# The 12-octet IV used by AES-GCM SRTCP is formed by first
+//# concatenating 2 octets of zeroes, the 4-octet SSRC identifier,
+//# 2 octets of zeroes, a single "0" bit, and the 31-bit SRTCP index.
+#[inline]
+fn gcm_rtcp_iv(salt: &[u8; 12], ssrc: u32, index: u32) -> [u8; 12] {
+    let mut iv = *salt;
+    for (b, s) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
+        *b ^= s;
+    }
+    for (b, s) in iv[8..12].iter_mut().zip(index.to_be_bytes()) {
+        *b ^= s;
+    }
+    iv
+}
+
+/// The length of an RTP header with its CSRCs and extension (RFC 3550 section 5.1,
+/// RFC 8285). They are authenticated but not encrypted.
+#[inline]
+fn rtp_header_len(packet: &[u8]) -> Result<usize, SrtpError> {
+    if packet.len() < RTP_HEADER {
+        return Err(SrtpError::Truncated);
+    }
+    if packet[0] >> 6 != 2 {
+        return Err(SrtpError::BadVersion);
+    }
+    let mut len = RTP_HEADER + 4 * usize::from(packet[0] & 0x0f);
+    if packet[0] & 0x10 != 0 {
+        let ext = packet.get(len + 2..len + 4).ok_or(SrtpError::BadHeader)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    if len > packet.len() {
+        return Err(SrtpError::BadHeader);
+    }
+    Ok(len)
+}
+
+#[inline]
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// What one context remembers about one SSRC.
+struct SsrcState {
+    ssrc: u32,
+    rtp: RtpIndex,
+    rtcp: ReplayWindow,
+    rtcp_tx_next: u32,
+    last_used: u64,
+}
+
+/// One direction's SRTP and SRTCP crypto context for a master key: inbound contexts
+/// unprotect, outbound contexts protect. Session keys are derived once, at creation.
+///
+/// State per SSRC (rollover counter, replay windows, SRTCP index) lives inside; it changes
+/// only when a packet has authenticated (unprotect) or been protected.
+pub struct Context {
+    suite: Suite,
+    srtp: Transform,
+    srtcp: Transform,
+    mki: Option<([u8; 4], usize)>,
+    config: ContextConfig,
+    srtp_limit: u64,
+    srtp_count: u64,
+    ssrcs: Vec<SsrcState>,
+    tick: u64,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("suite", &self.suite)
+            .field("ssrcs", &self.ssrcs.len())
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Context {
+    /// A context for an SDES key (master key, lifetime, MKI).
+    pub fn new(key: &SdesKey, config: ContextConfig) -> Context {
+        let master = &key.master;
+        let mut ctx = Context::from_transforms(
+            master.suite(),
+            Transform::derive(
+                master,
+                [Label::RtpEncryption, Label::RtpAuth, Label::RtpSalt],
+            ),
+            Transform::derive(
+                master,
+                [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],
+            ),
+            config,
+        );
+        ctx.mki = key.mki.map(Mki::to_bytes);
+        if let Some(lifetime) = key.lifetime() {
+            ctx.srtp_limit = lifetime.min(MAX_SRTP_PACKETS);
+        }
+        ctx
+    }
+
+    /// A context for a bare master key with the default configuration.
+    pub fn from_master(master: &MasterKey) -> Context {
+        Context::new(&SdesKey::new(master.clone()), ContextConfig::default())
+    }
+
+    /// A context from session keys given directly (the RFC 7714 vectors skip the KDF).
+    #[cfg(test)]
+    pub(crate) fn from_session_keys(suite: Suite, key: &[u8], salt: &[u8], auth: &[u8]) -> Context {
+        Context::from_transforms(
+            suite,
+            Transform::from_session_keys(key, salt, auth),
+            Transform::from_session_keys(key, salt, auth),
+            ContextConfig::default(),
+        )
+    }
+
+    /// Sets the next SRTCP index this context sends for `ssrc` (tests only).
+    #[cfg(test)]
+    pub(crate) fn set_srtcp_index(&mut self, ssrc: u32, index: u32) {
+        let slot = self.slot(ssrc);
+        self.ssrcs[slot].rtcp_tx_next = index;
+    }
+
+    /// XORs the AES-CM keystream of the SRTP session key at `iv` into `data` (tests only).
+    #[cfg(test)]
+    pub(crate) fn keystream_for_test(key: &[u8], iv: &[u8; 16], data: &mut [u8]) {
+        CmCipher::new(key).xor_keystream(iv, data);
+    }
+
+    fn from_transforms(
+        suite: Suite,
+        srtp: Transform,
+        srtcp: Transform,
+        config: ContextConfig,
+    ) -> Context {
+        Context {
+            suite,
+            srtp,
+            srtcp,
+            mki: None,
+            config,
+            srtp_limit: MAX_SRTP_PACKETS,
+            srtp_count: 0,
+            ssrcs: Vec::new(),
+            tick: 0,
+        }
+    }
+
+    /// The context's suite.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Bytes `protect_rtp` adds to a packet (tag and MKI).
+    pub fn srtp_overhead(&self) -> usize {
+        self.suite.srtp_tag_len() + self.mki_len()
+    }
+
+    /// Bytes `protect_rtcp` adds to a packet (tag, E flag and index, MKI).
+    pub fn srtcp_overhead(&self) -> usize {
+        self.suite.srtcp_tag_len() + SRTCP_INDEX_LEN + self.mki_len()
+    }
+
+    /// The rollover counter this context holds for `ssrc`, if it has seen it.
+    pub fn roc(&self, ssrc: u32) -> Option<u32> {
+        self.find(ssrc).map(|i| self.ssrcs[i].rtp.roc())
+    }
+
+    fn mki_len(&self) -> usize {
+        self.mki.map_or(0, |(_, len)| len)
+    }
+
+    fn mki_matches(&self, wire: &[u8]) -> bool {
+        match self.mki {
+            None => true,
+            Some((bytes, len)) => wire == &bytes[..len],
+        }
+    }
+
+    fn write_mki(&self, out: &mut [u8]) {
+        if let Some((bytes, len)) = self.mki {
+            out[..len].copy_from_slice(&bytes[..len]);
+        }
+    }
+
+    #[inline]
+    fn find(&self, ssrc: u32) -> Option<usize> {
+        self.ssrcs.iter().position(|s| s.ssrc == ssrc)
+    }
+
+    /// The state slot for `ssrc`, made (or taken from the least recently used SSRC) if new.
+    fn slot(&mut self, ssrc: u32) -> usize {
+        self.tick += 1;
+        let i = match self.find(ssrc) {
+            Some(i) => i,
+            None => {
+                let fresh = SsrcState {
+                    ssrc,
+                    rtp: RtpIndex::new(self.config.replay_window),
+                    rtcp: ReplayWindow::new(self.config.replay_window),
+                    rtcp_tx_next: 1,
+                    last_used: 0,
+                };
+                if self.ssrcs.len() < self.config.max_ssrcs.max(1) {
+                    self.ssrcs.push(fresh);
+                    self.ssrcs.len() - 1
+                } else {
+                    let lru = (0..self.ssrcs.len())
+                        .min_by_key(|&i| self.ssrcs[i].last_used)
+                        .unwrap_or(0);
+                    self.ssrcs[lru] = fresh;
+                    lru
+                }
+            }
+        };
+        self.ssrcs[i].last_used = self.tick;
+        i
+    }
+
+    /// The packet index of an SRTP packet and whether it may be accepted, without changing
+    /// any state.
+    #[inline]
+    fn rtp_index(&self, ssrc: u32, seq: u16) -> Result<(u32, u64), SrtpError> {
+        match self.find(ssrc) {
+            Some(i) => {
+                let st = &self.ssrcs[i].rtp;
+                let (roc, index) = st.estimate(seq)?;
+                st.window.check(index)?;
+                Ok((roc, index))
+            }
+            None => Ok((0, u64::from(seq))),
+        }
+    }
+
+    /// Protects the RTP packet in `buf[..len]` in place and returns the SRTP length. `buf`
+    /// must have room for [`Context::srtp_overhead`] more bytes.
+    ///
+    /// A sequence number this context already protected is refused ([`SrtpError::Replayed`]):
+    /// protecting it again would reuse keystream.
+    pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let packet = buf.get(..len).ok_or(SrtpError::BufferTooSmall)?;
+        let header = rtp_header_len(packet)?;
+        let tag_len = self.suite.srtp_tag_len();
+        let out_len = len + tag_len + self.mki_len();
+        if out_len > buf.len() {
+            return Err(SrtpError::BufferTooSmall);
+        }
+        if self.srtp_count >= self.srtp_limit {
+            return Err(SrtpError::KeyExpired);
+        }
+        let ssrc = be32(&buf[8..12]);
+        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        let (roc, index) = self.rtp_index(ssrc, seq)?;
+
+        match &self.srtp {
+            Transform::Cm { cipher, salt, auth } => {
+                cipher.xor_keystream(&cm_iv(salt, ssrc, index), &mut buf[header..len]);
+                //= https://www.rfc-editor.org/rfc/rfc3711#section-4.2
+                //# M = Authenticated Portion || ROC
+                let tag = auth.mac(&buf[..len], &roc.to_be_bytes());
+                let mki_len = self.mki_len();
+                self.write_mki(&mut buf[len..len + mki_len]);
+                buf[len + mki_len..out_len].copy_from_slice(&tag[..tag_len]);
+            }
+            Transform::Gcm { cipher, salt } => {
+                let iv = gcm_rtp_iv(salt, ssrc, roc, seq);
+                let (aad, rest) = buf.split_at_mut(header);
+                let tag = cipher.encrypt(&iv, aad, &mut rest[..len - header]);
+                buf[len..len + GCM_TAG].copy_from_slice(&tag);
+                self.write_mki(&mut buf[len + GCM_TAG..out_len]);
+            }
+        }
+        let slot = self.slot(ssrc);
+        self.ssrcs[slot].rtp.commit(roc, index);
+        self.srtp_count += 1;
+        Ok(out_len)
+    }
+
+    /// Authenticates and decrypts the SRTP packet `packet` in place and returns the RTP
+    /// length. On any error nothing in the context has changed.
+    pub fn unprotect_rtp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let tag_len = self.suite.srtp_tag_len();
+        let mki_len = self.mki_len();
+        let len = packet.len();
+        if len < RTP_HEADER + tag_len + mki_len {
+            return Err(SrtpError::Truncated);
+        }
+        let body_end = len - tag_len - mki_len;
+        let header = rtp_header_len(&packet[..body_end])?;
+        let ssrc = be32(&packet[8..12]);
+        let seq = u16::from_be_bytes([packet[2], packet[3]]);
+        let (roc, index) = self.rtp_index(ssrc, seq)?;
+        if self.srtp_count >= self.srtp_limit {
+            return Err(SrtpError::KeyExpired);
+        }
+
+        match &self.srtp {
+            Transform::Cm { cipher, salt, auth } => {
+                // header | payload | MKI | tag
+                if !self.mki_matches(&packet[body_end..body_end + mki_len]) {
+                    return Err(SrtpError::MkiMismatch);
+                }
+                let tag = auth.mac(&packet[..body_end], &roc.to_be_bytes());
+                if !bool::from(tag[..tag_len].ct_eq(&packet[len - tag_len..])) {
+                    return Err(SrtpError::AuthFailed);
+                }
+                cipher.xor_keystream(&cm_iv(salt, ssrc, index), &mut packet[header..body_end]);
+            }
+            Transform::Gcm { cipher, salt } => {
+                // header | ciphertext | tag | MKI
+                if !self.mki_matches(&packet[len - mki_len..]) {
+                    return Err(SrtpError::MkiMismatch);
+                }
+                let iv = gcm_rtp_iv(salt, ssrc, roc, seq);
+                let (aad, rest) = packet.split_at_mut(header);
+                let (ciphertext, trailer) = rest.split_at_mut(body_end - header);
+                cipher.decrypt(&iv, aad, ciphertext, &trailer[..GCM_TAG])?;
+            }
+        }
+        let slot = self.slot(ssrc);
+        self.ssrcs[slot].rtp.commit(roc, index);
+        self.srtp_count += 1;
+        Ok(body_end)
+    }
+
+    /// Protects the RTCP compound packet in `buf[..len]` in place (encrypted, E=1) and
+    /// returns the SRTCP length; `buf` needs [`Context::srtcp_overhead`] more bytes.
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        if len > buf.len() {
+            return Err(SrtpError::BufferTooSmall);
+        }
+        if len < RTCP_HEADER {
+            return Err(SrtpError::Truncated);
+        }
+        if buf[0] >> 6 != 2 {
+            return Err(SrtpError::BadVersion);
+        }
+        let out_len = len + self.srtcp_overhead();
+        if out_len > buf.len() {
+            return Err(SrtpError::BufferTooSmall);
+        }
+        let ssrc = be32(&buf[4..8]);
+        let slot = self.slot(ssrc);
+        let index = self.ssrcs[slot].rtcp_tx_next;
+        if index > MAX_SRTCP_INDEX {
+            return Err(SrtpError::KeyExpired);
+        }
+        let e_index = (E_FLAG | index).to_be_bytes();
+        let mki_len = self.mki_len();
+        match &self.srtcp {
+            Transform::Cm { cipher, salt, auth } => {
+                // header | encrypted | E+index | MKI | tag
+                cipher.xor_keystream(
+                    &cm_iv(salt, ssrc, u64::from(index)),
+                    &mut buf[RTCP_HEADER..len],
+                );
+                buf[len..len + 4].copy_from_slice(&e_index);
+                let tag = auth.mac(&buf[..len + 4], &[]);
+                self.write_mki(&mut buf[len + 4..len + 4 + mki_len]);
+                buf[len + 4 + mki_len..out_len].copy_from_slice(&tag[..10]);
+            }
+            Transform::Gcm { cipher, salt } => {
+                // header | ciphertext | tag | E+index | MKI
+                //= https://www.rfc-editor.org/rfc/rfc7714#section-9.2
+                //# the AAD is the 8-octet RTCP header followed by the 4-octet
+                //# E flag and SRTCP index
+                let mut aad = [0u8; RTCP_HEADER + 4];
+                aad[..RTCP_HEADER].copy_from_slice(&buf[..RTCP_HEADER]);
+                aad[RTCP_HEADER..].copy_from_slice(&e_index);
+                let iv = gcm_rtcp_iv(salt, ssrc, index);
+                let tag = cipher.encrypt(&iv, &aad, &mut buf[RTCP_HEADER..len]);
+                buf[len..len + GCM_TAG].copy_from_slice(&tag);
+                buf[len + GCM_TAG..len + GCM_TAG + 4].copy_from_slice(&e_index);
+                self.write_mki(&mut buf[len + GCM_TAG + 4..out_len]);
+            }
+        }
+        self.ssrcs[slot].rtcp_tx_next = index + 1;
+        Ok(out_len)
+    }
+
+    /// Authenticates (and, if its E flag is set, decrypts) the SRTCP packet in place and
+    /// returns the RTCP length. On any error nothing in the context has changed.
+    pub fn unprotect_rtcp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let tag_len = self.suite.srtcp_tag_len();
+        let mki_len = self.mki_len();
+        let len = packet.len();
+        if len < RTCP_HEADER + SRTCP_INDEX_LEN + tag_len + mki_len {
+            return Err(SrtpError::Truncated);
+        }
+        if packet[0] >> 6 != 2 {
+            return Err(SrtpError::BadVersion);
+        }
+        let ssrc = be32(&packet[4..8]);
+        let (index_at, body_end) = if self.suite.is_aead() {
+            let index_at = len - mki_len - SRTCP_INDEX_LEN;
+            (index_at, index_at - tag_len)
+        } else {
+            let index_at = len - tag_len - mki_len - SRTCP_INDEX_LEN;
+            (index_at, index_at)
+        };
+        if body_end < RTCP_HEADER {
+            return Err(SrtpError::Truncated);
+        }
+        let e_index = be32(&packet[index_at..index_at + 4]);
+        let (encrypted, index) = (e_index & E_FLAG != 0, e_index & !E_FLAG);
+        if let Some(i) = self.find(ssrc) {
+            self.ssrcs[i].rtcp.check(u64::from(index))?;
+        }
+        match &self.srtcp {
+            Transform::Cm { cipher, salt, auth } => {
+                if !self.mki_matches(&packet[index_at + 4..index_at + 4 + mki_len]) {
+                    return Err(SrtpError::MkiMismatch);
+                }
+                let tag = auth.mac(&packet[..index_at + 4], &[]);
+                if !bool::from(tag[..tag_len].ct_eq(&packet[len - tag_len..])) {
+                    return Err(SrtpError::AuthFailed);
+                }
+                if encrypted {
+                    cipher.xor_keystream(
+                        &cm_iv(salt, ssrc, u64::from(index)),
+                        &mut packet[RTCP_HEADER..body_end],
+                    );
+                }
+            }
+            Transform::Gcm { cipher, salt } => {
+                if !self.mki_matches(&packet[len - mki_len..]) {
+                    return Err(SrtpError::MkiMismatch);
+                }
+                let iv = gcm_rtcp_iv(salt, ssrc, index);
+                if encrypted {
+                    let mut aad = [0u8; RTCP_HEADER + 4];
+                    aad[..RTCP_HEADER].copy_from_slice(&packet[..RTCP_HEADER]);
+                    aad[RTCP_HEADER..].copy_from_slice(&e_index.to_be_bytes());
+                    let (head, rest) = packet.split_at_mut(body_end);
+                    cipher.decrypt(&iv, &aad, &mut head[RTCP_HEADER..], &rest[..GCM_TAG])?;
+                } else {
+                    // Unencrypted SRTCP: the whole packet and E+index are AAD.
+                    let mut aad = [0u8; 1500];
+                    let aad = aad.get_mut(..body_end + 4).ok_or(SrtpError::BadHeader)?;
+                    aad[..body_end].copy_from_slice(&packet[..body_end]);
+                    aad[body_end..].copy_from_slice(&e_index.to_be_bytes());
+                    cipher.decrypt(&iv, aad, &mut [], &packet[body_end..body_end + GCM_TAG])?;
+                }
+            }
+        }
+        let slot = self.slot(ssrc);
+        self.ssrcs[slot].rtcp.commit(u64::from(index));
+        Ok(body_end)
+    }
+}
+
+/// Re-keys one SRTP packet in place: unprotects with `inbound`, protects with `outbound`
+/// (whose tag may be longer or shorter). `buf[..len]` holds the packet; `buf` needs room for
+/// the outbound overhead. Returns the new length.
+pub fn rekey_rtp(
+    inbound: &mut Context,
+    outbound: &mut Context,
+    buf: &mut [u8],
+    len: usize,
+) -> Result<usize, SrtpError> {
+    let plain = inbound.unprotect_rtp(buf.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?)?;
+    outbound.protect_rtp(buf, plain)
+}
+
+/// Re-keys one SRTCP packet in place, as [`rekey_rtp`] does for SRTP.
+pub fn rekey_rtcp(
+    inbound: &mut Context,
+    outbound: &mut Context,
+    buf: &mut [u8],
+    len: usize,
+) -> Result<usize, SrtpError> {
+    let plain = inbound.unprotect_rtcp(buf.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?)?;
+    outbound.protect_rtcp(buf, plain)
+}
