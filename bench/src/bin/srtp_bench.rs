@@ -1,1 +1,471 @@
-fn main() {}
+//! `srtp-bench`: SRTP engine throughput on one core, next to references measured in the same
+//! run: (a) Debian's libsrtp2 and (b) DPDK's ipsec_mb crypto device through
+//! `dpdk-test-crypto-perf` (cipher-then-auth, aes-ctr + sha1-hmac, 10-byte digest, 172-byte
+//! buffers, burst 32). Every figure is printed with its ratio to (b); for re-key, (b) is half
+//! the crypto-perf rate, because one re-key is two such operations.
+//!
+//! Packets are 172 bytes of RTP (12-byte header + 160 bytes of G.711, 20 ms). Each timed pass
+//! uses fresh packets (replay protection would refuse repeats) prepared outside the timing.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+use relay_bench::libsrtp;
+use relay_bench::rtp::{rtp_packet, RtpShape};
+use relay_srtp::{rekey_rtp, Context, ContextConfig, MasterKey, SdesKey, Suite};
+
+const STRIDE: usize = 256;
+const RTP_LEN: usize = 172;
+const BURST: usize = 32;
+
+#[derive(Parser)]
+#[command(about = "SRTP engine throughput against libsrtp2 and DPDK's ipsec_mb crypto device")]
+struct Args {
+    /// Packets per timed pass.
+    #[arg(long, default_value_t = 200_000)]
+    packets: usize,
+    /// Timed passes per figure; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    passes: usize,
+    /// Only these suites (SDES names); default all.
+    #[arg(long)]
+    suite: Vec<String>,
+    /// Skip the dpdk-test-crypto-perf reference.
+    #[arg(long)]
+    no_dpdk: bool,
+    /// Skip the libsrtp2 reference.
+    #[arg(long)]
+    no_libsrtp: bool,
+    /// CPU to pin this process to (the crypto-perf worker runs on lcore 1).
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+}
+
+/// Packets in a flat buffer, each at a fixed stride with room to grow.
+struct Packets {
+    buf: Vec<u8>,
+    lens: Vec<usize>,
+}
+
+impl Packets {
+    fn plain(n: usize) -> Packets {
+        let mut buf = vec![0u8; n * STRIDE];
+        for i in 0..n {
+            let p = rtp_packet(
+                i as u16,
+                0xcafe_babe,
+                RtpShape {
+                    payload: RTP_LEN - 12,
+                    ..RtpShape::default()
+                },
+            );
+            buf[i * STRIDE..i * STRIDE + p.len()].copy_from_slice(&p);
+        }
+        Packets {
+            buf,
+            lens: vec![RTP_LEN; n],
+        }
+    }
+
+    fn protected(n: usize, key: &SdesKey) -> Packets {
+        let mut p = Packets::plain(n);
+        let mut tx = Context::new(key, ContextConfig::default());
+        for (i, len) in p.lens.iter_mut().enumerate() {
+            *len = tx
+                .protect_rtp(&mut p.buf[i * STRIDE..(i + 1) * STRIDE], *len)
+                .expect("protect");
+        }
+        p
+    }
+}
+
+fn key(suite: Suite, seed: u8) -> SdesKey {
+    let k: Vec<u8> = (0..suite.key_len())
+        .map(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+        .collect();
+    let s: Vec<u8> = (0..suite.salt_len()).map(|i| seed ^ (i as u8)).collect();
+    SdesKey::new(MasterKey::new(suite, &k, &s).expect("lengths"))
+}
+
+/// Best packets-per-second over `passes` runs of `op` on fresh inputs from `prepare`.
+fn best_rate<T>(
+    passes: usize,
+    n: usize,
+    mut prepare: impl FnMut() -> T,
+    mut op: impl FnMut(T),
+) -> f64 {
+    (0..passes)
+        .map(|_| {
+            let input = prepare();
+            let t = Instant::now();
+            op(input);
+            n as f64 / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+struct Figures {
+    protect: f64,
+    unprotect: f64,
+    rekey: f64,
+    protect_burst: f64,
+    unprotect_burst: f64,
+    rekey_burst: f64,
+}
+
+fn measure(suite: Suite, n: usize, passes: usize) -> Figures {
+    let (ka, kb) = (key(suite, 1), key(suite, 2));
+    let protect = best_rate(
+        passes,
+        n,
+        || {
+            (
+                Packets::plain(n),
+                Context::new(&ka, ContextConfig::default()),
+            )
+        },
+        |(mut p, mut tx)| {
+            for (i, len) in p.lens.iter().enumerate() {
+                tx.protect_rtp(&mut p.buf[i * STRIDE..(i + 1) * STRIDE], *len)
+                    .expect("protect");
+            }
+        },
+    );
+    let unprotect = best_rate(
+        passes,
+        n,
+        || {
+            (
+                Packets::protected(n, &ka),
+                Context::new(&ka, ContextConfig::default()),
+            )
+        },
+        |(mut p, mut rx)| {
+            for (i, len) in p.lens.iter().enumerate() {
+                rx.unprotect_rtp(&mut p.buf[i * STRIDE..i * STRIDE + len])
+                    .expect("unprotect");
+            }
+        },
+    );
+    let rekey = best_rate(
+        passes,
+        n,
+        || {
+            (
+                Packets::protected(n, &ka),
+                Context::new(&ka, ContextConfig::default()),
+                Context::new(&kb, ContextConfig::default()),
+            )
+        },
+        |(mut p, mut rx, mut tx)| {
+            for (i, len) in p.lens.iter().enumerate() {
+                rekey_rtp(
+                    &mut rx,
+                    &mut tx,
+                    &mut p.buf[i * STRIDE..(i + 1) * STRIDE],
+                    *len,
+                )
+                .expect("rekey");
+            }
+        },
+    );
+    let protect_burst = best_rate(
+        passes,
+        n,
+        || {
+            (
+                Packets::plain(n),
+                Context::new(&ka, ContextConfig::default()),
+            )
+        },
+        |(mut p, mut tx)| {
+            let mut results = [Ok(0); BURST];
+            for (bufs, lens) in p
+                .buf
+                .chunks_mut(BURST * STRIDE)
+                .zip(p.lens.chunks_mut(BURST))
+            {
+                let mut views: [&mut [u8]; BURST] = Default::default();
+                let k = lens.len();
+                for (v, chunk) in views.iter_mut().zip(bufs.chunks_mut(STRIDE)) {
+                    *v = chunk;
+                }
+                tx.protect_rtp_burst(&mut views[..k], lens, &mut results[..k]);
+            }
+        },
+    );
+    let unprotect_burst = best_rate(
+        passes,
+        n,
+        || {
+            (
+                Packets::protected(n, &ka),
+                Context::new(&ka, ContextConfig::default()),
+            )
+        },
+        |(mut p, mut rx)| {
+            let mut results = [Ok(0); BURST];
+            for (bufs, lens) in p
+                .buf
+                .chunks_mut(BURST * STRIDE)
+                .zip(p.lens.chunks_mut(BURST))
+            {
+                let mut views: [&mut [u8]; BURST] = Default::default();
+                let k = lens.len();
+                for ((v, chunk), len) in views
+                    .iter_mut()
+                    .zip(bufs.chunks_mut(STRIDE))
+                    .zip(lens.iter())
+                {
+                    *v = &mut chunk[..*len];
+                }
+                rx.unprotect_rtp_burst(&mut views[..k], &mut results[..k]);
+            }
+        },
+    );
+    let rekey_burst = best_rate(
+        passes,
+        n,
+        || {
+            (
+                Packets::protected(n, &ka),
+                Context::new(&ka, ContextConfig::default()),
+                Context::new(&kb, ContextConfig::default()),
+            )
+        },
+        |(mut p, mut rx, mut tx)| {
+            let mut results = [Ok(0); BURST];
+            for (bufs, lens) in p
+                .buf
+                .chunks_mut(BURST * STRIDE)
+                .zip(p.lens.chunks_mut(BURST))
+            {
+                let mut views: [&mut [u8]; BURST] = Default::default();
+                let k = lens.len();
+                for (v, chunk) in views.iter_mut().zip(bufs.chunks_mut(STRIDE)) {
+                    *v = chunk;
+                }
+                relay_srtp::rekey_rtp_burst(
+                    &mut rx,
+                    &mut tx,
+                    &mut views[..k],
+                    lens,
+                    &mut results[..k],
+                );
+            }
+        },
+    );
+    Figures {
+        protect,
+        unprotect,
+        rekey,
+        protect_burst,
+        unprotect_burst,
+        rekey_burst,
+    }
+}
+
+/// `dpdk-test-crypto-perf` with the ipsec_mb device: operations per second.
+fn crypto_perf(suite: Suite) -> Result<f64> {
+    let key_sz = suite.key_len().to_string();
+    let mut cmd = Command::new("dpdk-test-crypto-perf");
+    cmd.args([
+        "--no-huge",
+        "-m",
+        "1024",
+        "--no-pci",
+        "--no-shconf",
+        "-l",
+        "0,1",
+        "--log-level=error",
+        "--vdev",
+        "crypto_aesni_mb",
+        "--",
+    ]);
+    cmd.args([
+        "--ptest",
+        "throughput",
+        "--devtype",
+        "crypto_aesni_mb",
+        "--total-ops",
+        "5000000",
+        "--burst-sz",
+        "32",
+        "--pool-sz",
+        "8192",
+        "--buffer-sz",
+        "172",
+    ]);
+    if suite.is_aead() {
+        cmd.args([
+            "--optype",
+            "aead",
+            "--aead-algo",
+            "aes-gcm",
+            "--aead-op",
+            "encrypt",
+            "--aead-key-sz",
+            &key_sz,
+            "--aead-iv-sz",
+            "12",
+            "--aead-aad-sz",
+            "12",
+            "--digest-sz",
+            "16",
+        ]);
+    } else {
+        cmd.args([
+            "--optype",
+            "cipher-then-auth",
+            "--cipher-algo",
+            "aes-ctr",
+            "--cipher-op",
+            "encrypt",
+            "--cipher-key-sz",
+            &key_sz,
+            "--cipher-iv-sz",
+            "16",
+        ]);
+        cmd.args([
+            "--auth-algo",
+            "sha1-hmac",
+            "--auth-op",
+            "generate",
+            "--auth-key-sz",
+            "20",
+            "--digest-sz",
+            &suite.srtp_tag_len().to_string(),
+        ]);
+    }
+    let out = cmd
+        .output()
+        .context("running dpdk-test-crypto-perf (package dpdk-dev)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The result row: lcore, buf size, burst, enqueued, dequeued, failed enq, failed deq, MOps, Gbps, cycles.
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() == 10 && cols[1] == "172" && cols[2] == "32" {
+            let mops: f64 = cols[7].parse()?;
+            return Ok(mops * 1e6);
+        }
+    }
+    bail!(
+        "no result row in dpdk-test-crypto-perf output:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// libsrtp2's protect/unprotect/re-key rates through `srtp_ref bench`.
+fn libsrtp_rates(suite: Suite, n: usize) -> Result<(f64, f64, f64)> {
+    let out = Command::new(libsrtp::srtp_ref_path()?)
+        .args(["bench", suite.name(), &n.to_string()])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |op: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(op).map(|v| v.trim().parse::<f64>()))
+            .with_context(|| format!("srtp_ref printed no {op} rate: {text}"))?
+            .map_err(Into::into)
+    };
+    Ok((get("protect ")?, get("unprotect ")?, get("rekey ")?))
+}
+
+fn pin_to(cpu: usize) {
+    // taskset is the least invasive way to pin without unsafe code in this crate.
+    let pid = std::process::id().to_string();
+    let _ = Command::new("taskset")
+        .args(["-cp", &cpu.to_string(), &pid])
+        .output();
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let suites: Vec<Suite> = if args.suite.is_empty() {
+        vec![
+            Suite::AesCm128HmacSha1_80,
+            Suite::AesCm128HmacSha1_32,
+            Suite::AesCm256HmacSha1_80,
+            Suite::AesCm256HmacSha1_32,
+            Suite::AeadAes128Gcm,
+            Suite::AeadAes256Gcm,
+        ]
+    } else {
+        args.suite
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?
+    };
+    pin_to(args.cpu);
+    println!(
+        "CPU: {} (pinned to cpu {}); {} packets of {RTP_LEN} bytes per pass, best of {}",
+        cpu_model(),
+        args.cpu,
+        args.packets,
+        args.passes
+    );
+    println!(
+        "{:<26} {:<17} {:>12} {:>8}",
+        "suite", "operation", "packets/s", "vs (b)"
+    );
+    for suite in suites {
+        let reference = if args.no_dpdk {
+            None
+        } else {
+            Some(crypto_perf(suite)?)
+        };
+        let f = measure(suite, args.packets, args.passes);
+        let row = |op: &str, rate: f64, per_op: f64| {
+            let ratio =
+                reference.map_or("-".to_owned(), |r| format!("{:.2}x", rate / (r / per_op)));
+            println!(
+                "{:<26} {:<17} {:>12.0} {:>8}",
+                suite.name(),
+                op,
+                rate,
+                ratio
+            );
+        };
+        if let Some(r) = reference {
+            println!(
+                "{:<26} {:<17} {:>12.0} {:>8}",
+                suite.name(),
+                "(b) ipsec_mb op",
+                r,
+                "1.00x"
+            );
+            println!(
+                "{:<26} {:<17} {:>12.0} {:>8}",
+                suite.name(),
+                "(b) 2 ops = rekey",
+                r / 2.0,
+                "1.00x"
+            );
+        }
+        row("protect", f.protect, 1.0);
+        row("unprotect", f.unprotect, 1.0);
+        row("rekey", f.rekey, 2.0);
+        row("protect burst32", f.protect_burst, 1.0);
+        row("unprotect burst32", f.unprotect_burst, 1.0);
+        row("rekey burst32", f.rekey_burst, 2.0);
+        if !args.no_libsrtp {
+            let (p, u, k) = libsrtp_rates(suite, args.packets)?;
+            row("(a) libsrtp protect", p, 1.0);
+            row("(a) libsrtp unprot", u, 1.0);
+            row("(a) libsrtp rekey", k, 2.0);
+        }
+    }
+    Ok(())
+}

@@ -20,6 +20,8 @@
 
 mod context;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hmac_sha1;
 mod kdf;
 mod key;
@@ -30,7 +32,7 @@ mod test_util;
 #[cfg(test)]
 mod vectors;
 
-pub use context::{rekey_rtcp, rekey_rtp, Context, ContextConfig};
+pub use context::{rekey_rtcp, rekey_rtp, rekey_rtp_burst, Context, ContextConfig};
 pub use error::SrtpError;
 pub use key::{CryptoAttribute, KeyError, MasterKey, Mki, SdesKey};
 pub use suite::{Suite, UnknownSuite};
