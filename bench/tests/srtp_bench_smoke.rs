@@ -6,14 +6,36 @@ use std::process::Command;
 #[test]
 fn srtp_bench_prints_every_figure() {
     let out = Command::new(env!("CARGO_BIN_EXE_srtp-bench"))
-        .args(["--packets", "3000", "--passes", "1", "--no-dpdk", "--suite", "AES_CM_128_HMAC_SHA1_80", "--suite", "AEAD_AES_256_GCM"])
+        .args([
+            "--packets",
+            "3000",
+            "--passes",
+            "1",
+            "--no-dpdk",
+            "--suite",
+            "AES_CM_128_HMAC_SHA1_80",
+            "--suite",
+            "AEAD_AES_256_GCM",
+        ])
         .output()
         .expect("srtp-bench runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for suite in ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM"] {
-        for op in ["protect", "unprotect", "rekey", "rekey burst32", "(a) libsrtp rekey"] {
-            let row = text.lines().find(|l| l.starts_with(suite) && l.contains(op));
+        for op in [
+            "protect",
+            "unprotect",
+            "rekey",
+            "rekey burst32",
+            "(a) libsrtp rekey",
+        ] {
+            let row = text
+                .lines()
+                .find(|l| l.starts_with(suite) && l.contains(op));
             let rate: f64 = row
                 .and_then(|l| l.split_whitespace().rev().nth(1))
                 .and_then(|v| v.parse().ok())
