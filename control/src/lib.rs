@@ -1,7 +1,10 @@
 //! Control plane of the relay: SIP over TLS, the B2BUA that anchors media, SDES keys, the
 //! call-detail-record store and the `relayctl` operator CLI.
 //!
-//! Nothing is implemented here yet: the foundation issue only creates the crate so the
-//! workspace layout is fixed. The CDR store and the B2BUA arrive with their own issues.
+//! Implemented so far: [`cdr`], the call-detail-record store (encrypted at rest, purged by
+//! crypto-shredding, anonymised statistics, just-in-time audited access). The SIP side
+//! arrives with its own issue and will feed [`cdr::CdrStore`] through [`cdr::CallRecord`].
 
 #![forbid(unsafe_code)]
+
+pub mod cdr;

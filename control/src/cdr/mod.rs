@@ -1,0 +1,108 @@
+//! Call-detail records: encrypted at rest, purged after at most 30 days by crypto-shredding,
+//! anonymised statistics that outlive them, and reads only under a just-in-time grant.
+//!
+//! Layout under the store directory (all files 0600, directories 0700):
+//!
+//! ```text
+//! keys/<day>.key            the day's AES-256-GCM data key, wrapped by the KEK
+//! segments/<day>/<seq>.seg  append-only records of calls that ended that UTC day
+//! segments/<day>/<seq>.count  the sealed manifest of the last group commit
+//! stats/<day>.json          anonymised hourly aggregates per trunk, folded at purge
+//! access/grants/<id>.json   just-in-time read grants
+//! audit/<yyyy-mm>.jsonl     append-only, hash-chained audit log
+//! ```
+//!
+//! * [`CdrStore`] is the writer the control plane owns: [`CdrStore::submit`] queues a record
+//!   (bounded queue; the control plane never blocks on disk), [`CdrStore::write`] waits until
+//!   it is durable. A writer thread group-commits: appends a batch, fsyncs, then writes the
+//!   manifest; only then are the records acknowledged. On an I/O error (disk full) the batch
+//!   stays queued and is retried; what was committed is never touched.
+//! * [`CdrReader`] reads and verifies records for `relayctl`; it is handed out only with a
+//!   [`Grant`](access::Grant), and every read is audited.
+//! * [`purge`] folds each day older than the retention into statistics, destroys its key
+//!   (zeroised in memory, wrapped copy deleted and synced), then deletes its segments. After
+//!   that no copy of the segment files can be decrypted: the key exists nowhere. Keep `keys/`
+//!   out of backups (or back it up with the same retention) for that promise to hold.
+
+mod crypto;
+mod fsutil;
+mod record;
+mod segment;
+
+pub mod access;
+pub mod stats;
+mod store;
+
+use std::io;
+
+pub use crypto::{Kek, KEY_LEN};
+pub use record::{CallRecord, EndReason, EndedBy, LegRecord, MediaRecord, SCHEMA_VERSION};
+pub use segment::Finding;
+pub use store::{
+    purge, CdrConfig, CdrReader, CdrStore, Clock, MetricsSnapshot, PurgeReport, ReadReport,
+    SystemClock, MAX_RETENTION_DAYS,
+};
+
+/// Errors of the CDR store and `relayctl`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CdrError {
+    /// The key-encryption key file is missing, has the wrong length or permissions.
+    #[error("{0}")]
+    KeyFile(String),
+    /// A day key does not open with the KEK.
+    #[error("{0}")]
+    WrongKek(String),
+    /// The configuration is not acceptable (e.g. retention over 30 days).
+    #[error("invalid CDR configuration: {0}")]
+    Config(String),
+    /// A file is damaged beyond the findings a read reports.
+    #[error("corrupt CDR store: {0}")]
+    Corrupt(String),
+    /// The day's key was destroyed by the purge: its records can never be read again.
+    #[error("the records of {0} were purged: their key no longer exists")]
+    Purged(String),
+    /// The in-memory queue is full (the disk has been failing for a while).
+    #[error("CDR queue full ({0} records waiting): record not accepted")]
+    QueueFull(usize),
+    /// The record is older than the retention period and would be purged at once.
+    #[error("record ended on {0}, outside the retention period")]
+    Expired(String),
+    /// No active access grant.
+    #[error("{0}")]
+    NoGrant(String),
+    /// The writer thread has stopped.
+    #[error("the CDR writer has stopped")]
+    Stopped,
+    /// An I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// `YYYY-MM-DD` of the UTC day containing `ms` (milliseconds since the epoch).
+pub fn day_of(ms: i64) -> String {
+    let dt = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let d = dt.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Whole days from UTC day `day` (`YYYY-MM-DD`) to the day containing `now_ms`.
+pub(crate) fn age_in_days(day: &str, now_ms: i64) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format).ok()?;
+    let today = time::OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
+        .ok()?
+        .date();
+    Some((today - date).whole_days())
+}
+
+/// A reader for aggregating statistics only: `relayctl stats` uses it for days not yet
+/// folded, and prints nothing but aggregates.
+#[doc(hidden)]
+pub fn stats_reader(
+    dir: &std::path::Path,
+    kek_file: &std::path::Path,
+) -> Result<CdrReader, CdrError> {
+    CdrReader::open_internal(dir, kek_file)
+}

@@ -1,0 +1,404 @@
+//! The CDR store: round trip, tamper/swap/truncation/wrong-KEK detection, key-file checks,
+//! purge by crypto-shredding with an injected clock, statistics that survive the purge, and
+//! a full disk.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::*;
+use relay_control::cdr::access::Access;
+use relay_control::cdr::stats;
+use relay_control::cdr::{CdrError, CdrReader, CdrStore, Finding};
+
+fn reader(config: &relay_control::cdr::CdrConfig) -> CdrReader {
+    let access = Access::new(&config.dir);
+    let grant = access
+        .grant("tester", "unit test", Duration::from_secs(600), T0)
+        .unwrap();
+    CdrReader::open(&config.dir, &config.kek_file, &grant).unwrap()
+}
+
+#[test]
+fn round_trip_and_file_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    let written: Vec<_> = (0..200).map(|n| record(n, T0 - 1000 + n as i64)).collect();
+    for r in &written[..100] {
+        store.write(r).unwrap();
+    }
+    for r in &written[100..] {
+        store.submit(r).unwrap();
+    }
+    drop(store); // drains the queue
+    let report = reader(&config)
+        .read_range(T0 - DAY_MS, T0 + DAY_MS)
+        .unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.records, written);
+    for f in segment_files(&config.dir) {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+    assert_eq!(mode(&config.dir), 0o700);
+    assert_eq!(mode(&config.dir.join("keys")), 0o700);
+    // Nothing readable in the files: no number, no Call-ID in clear.
+    for f in segment_files(&config.dir) {
+        let data = fs::read(f).unwrap();
+        assert!(
+            !data.windows(6).any(|w| w == b"+4930-" || w == b"teams-"),
+            "plaintext on disk"
+        );
+    }
+}
+
+fn three_records(config: &relay_control::cdr::CdrConfig) -> std::path::PathBuf {
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    for n in 0..3 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    drop(store);
+    segment_files(&config.dir).pop().unwrap()
+}
+
+/// (offset, length) of each record frame in a segment file.
+fn frames(data: &[u8]) -> Vec<(usize, usize)> {
+    let mut at = 22;
+    let mut out = Vec::new();
+    while at + 4 <= data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        out.push((at, 4 + len));
+        at += 4 + len;
+    }
+    out
+}
+
+#[test]
+fn a_tampered_byte_is_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let seg = three_records(&config);
+    let mut data = fs::read(&seg).unwrap();
+    let (at, len) = frames(&data)[1];
+    data[at + len / 2] ^= 0x01;
+    fs::write(&seg, &data).unwrap();
+    let report = reader(&config)
+        .read_day(&relay_control::cdr::day_of(T0))
+        .unwrap();
+    assert_eq!(report.records.len(), 2);
+    assert!(
+        matches!(&report.findings[..], [Finding::Tampered { index: 1, .. }]),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[test]
+fn swapped_records_are_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let seg = three_records(&config);
+    let data = fs::read(&seg).unwrap();
+    let f = frames(&data);
+    let mut swapped = data[..22].to_vec();
+    swapped.extend_from_slice(&data[f[1].0..f[1].0 + f[1].1]);
+    swapped.extend_from_slice(&data[f[0].0..f[0].0 + f[0].1]);
+    swapped.extend_from_slice(&data[f[2].0..]);
+    fs::write(&seg, &swapped).unwrap();
+    let report = reader(&config)
+        .read_day(&relay_control::cdr::day_of(T0))
+        .unwrap();
+    assert_eq!(
+        report.records.len(),
+        1,
+        "only the record in its own place reads"
+    );
+    let tampered: Vec<u64> = report
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Tampered { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tampered, vec![0, 1]);
+}
+
+#[test]
+fn truncation_is_detected_at_and_between_record_boundaries() {
+    for cut_inside in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = setup(tmp.path());
+        let seg = three_records(&config);
+        let data = fs::read(&seg).unwrap();
+        let last = frames(&data)[2];
+        let cut = if cut_inside { last.0 + 10 } else { last.0 };
+        fs::write(&seg, &data[..cut]).unwrap();
+        let report = reader(&config)
+            .read_day(&relay_control::cdr::day_of(T0))
+            .unwrap();
+        assert_eq!(report.records.len(), 2);
+        assert!(
+            report.findings.iter().any(|f| matches!(
+                f,
+                Finding::Truncated {
+                    expected: 3,
+                    found: 2,
+                    ..
+                }
+            )),
+            "cut inside {cut_inside}: {:?}",
+            report.findings
+        );
+    }
+}
+
+#[test]
+fn a_wrong_kek_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    three_records(&config);
+    let other = tmp.path().join("other.kek");
+    relay_control::cdr::Kek::generate(&other).unwrap();
+    let grant = Access::new(&config.dir)
+        .grant("tester", "unit test", Duration::from_secs(60), T0)
+        .unwrap();
+    let err = CdrReader::open(&config.dir, &other, &grant)
+        .unwrap()
+        .read_day(&relay_control::cdr::day_of(T0))
+        .unwrap_err();
+    assert!(matches!(err, CdrError::WrongKek(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not open with this key-encryption key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn key_file_and_config_refusals_say_what_to_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = setup(tmp.path());
+    // Readable by others.
+    fs::set_permissions(&config.kek_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = CdrStore::open(config.clone(), TestClock::at(T0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("chmod 600"), "{err}");
+    // Wrong length.
+    fs::set_permissions(&config.kek_file, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&config.kek_file, b"too short").unwrap();
+    let err = CdrStore::open(config.clone(), TestClock::at(T0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("wrong length") && err.contains("relayctl keygen"),
+        "{err}"
+    );
+    // Missing.
+    config.kek_file = tmp.path().join("missing.kek");
+    let err = CdrStore::open(config.clone(), TestClock::at(T0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("cannot read key-encryption key") && err.contains("relayctl keygen"),
+        "{err}"
+    );
+    // Retention over 30 days.
+    fs::create_dir_all(tmp.path().join("b")).unwrap();
+    let mut config = setup(&tmp.path().join("b"));
+    config.retention_days = 31;
+    let err = CdrStore::open(config, TestClock::at(T0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("between 1 and 30"), "{err}");
+}
+
+#[test]
+fn purge_shreds_old_days_and_keeps_statistics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let clock = TestClock::at(T0);
+    let store = CdrStore::open(config.clone(), clock.clone()).unwrap();
+    // Calls on each of 32 consecutive days, written as they end (records older than the
+    // retention are refused, so time really passes).
+    let start = T0 - 31 * DAY_MS;
+    for age in (0..=31).rev() {
+        let t = T0 - age * DAY_MS;
+        clock.set(t);
+        for n in 0..5 {
+            store.write(&record(age as u64 * 100 + n, t)).unwrap();
+        }
+    }
+    let day = |age: i64| relay_control::cdr::day_of(T0 - age * DAY_MS);
+    // Keep a copy of the oldest day's segments: a backup taken before the purge.
+    let backup = tmp.path().join("backup");
+    fs::create_dir_all(&backup).unwrap();
+    for f in fs::read_dir(config.dir.join("segments").join(day(31))).unwrap() {
+        let f = f.unwrap().path();
+        fs::copy(&f, backup.join(f.file_name().unwrap())).unwrap();
+    }
+    let report = store.purge_now().unwrap();
+    // Today is age 0 ("day 1"), so age 30 is the 31st day: days 31 and older are gone,
+    // day 30 (age 29) is still there. No record is older than 30 days.
+    assert_eq!(report.days_purged, vec![day(31), day(30)]);
+    assert_eq!(report.records_folded, 10);
+    drop(store);
+    let r = reader(&config);
+    assert!(matches!(r.read_day(&day(31)), Ok(rep) if rep.records.is_empty()));
+    assert!(!config
+        .dir
+        .join("keys")
+        .join(format!("{}.key", day(31)))
+        .exists());
+    assert_eq!(
+        r.read_day(&day(29)).unwrap().records.len(),
+        5,
+        "age 29 (day 30) is kept"
+    );
+    // The pre-purge copy, put back, cannot be decrypted: its key exists nowhere.
+    let restored = config.dir.join("segments").join(day(31));
+    fs::create_dir_all(&restored).unwrap();
+    for f in fs::read_dir(&backup).unwrap() {
+        let f = f.unwrap().path();
+        fs::copy(&f, restored.join(f.file_name().unwrap())).unwrap();
+    }
+    assert!(matches!(r.read_day(&day(31)), Err(CdrError::Purged(_))));
+    // The statistics outlive the records.
+    let folded = stats::load_folded(&config.dir, &day(31), &day(30)).unwrap();
+    assert_eq!(folded.len(), 2);
+    let teams: u64 = folded
+        .values()
+        .flatten()
+        .filter(|h| h.trunk == "teams")
+        .map(|h| h.attempted)
+        .sum();
+    assert_eq!(teams, 10);
+    let answered: u64 = folded
+        .values()
+        .flatten()
+        .filter(|h| h.trunk == "teams")
+        .map(|h| h.answered)
+        .sum();
+    assert_eq!(answered, 8, "n % 4 == 3 failed with 486");
+    let failed: u64 = folded
+        .values()
+        .flatten()
+        .filter(|h| h.trunk == "teams")
+        .map(|h| h.failed.get("sip_486").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(failed, 2);
+    // And contain no personal data.
+    for f in fs::read_dir(config.dir.join("stats")).unwrap() {
+        let text = fs::read_to_string(f.unwrap().path()).unwrap();
+        assert!(
+            !text.contains("+4930") && !text.contains("teams-") && !text.contains("198.18."),
+            "{text}"
+        );
+    }
+    let _ = start;
+    // A late record for an already purged day is refused, not re-creating its key.
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    assert!(matches!(
+        store.write(&record(9999, T0 - 30 * DAY_MS)),
+        Err(CdrError::Expired(_))
+    ));
+}
+
+#[test]
+fn a_full_disk_keeps_records_queued_and_damages_nothing() {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = setup(tmp.path());
+    let mnt = tmp.path().join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    config.dir = mnt.join("store");
+    config.queue_capacity = 20;
+    config.max_batch = 10;
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    for n in 0..50 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    let r = reader(&config); // the grant is written while there is still room
+                             // Fill the filesystem.
+    let filler = mnt.join("filler");
+    let _ = fs::write(&filler, vec![0u8; 400 * 1024]);
+    // New records are accepted into memory, the failure shows in the metrics...
+    let mut accepted = 0;
+    let mut refused = 0;
+    for n in 50..200 {
+        match store.submit(&record(n, T0)) {
+            Ok(()) => accepted += 1,
+            Err(CdrError::QueueFull(_)) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let m = store.metrics();
+    assert!(m.failing, "{m:?}");
+    assert!(m.write_errors > 0 && m.waiting > 0, "{m:?}");
+    assert!(
+        refused > 0,
+        "the bounded queue refuses once full ({accepted} accepted)"
+    );
+    // ...and what was committed before is intact.
+    let report = r.read_day(&relay_control::cdr::day_of(T0)).unwrap();
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| !matches!(f, Finding::Tampered { .. } | Finding::Truncated { .. })),
+        "{:?}",
+        report.findings
+    );
+    assert!(report.records.len() >= 50);
+    // Space comes back: the queued records are written by the retry.
+    fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.metrics().waiting > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = store.metrics();
+    assert_eq!(m.waiting, 0, "{m:?}");
+    assert!(!m.failing);
+    drop(store);
+    let report = r.read_day(&relay_control::cdr::day_of(T0)).unwrap();
+    assert_eq!(
+        report.records.len(),
+        50 + accepted,
+        "every accepted record was written once"
+    );
+    let mut ids: Vec<_> = report.records.iter().map(|r| r.record_id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 50 + accepted, "no duplicates from retries");
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
