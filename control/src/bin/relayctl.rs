@@ -337,8 +337,8 @@ fn run(cli: Cli) -> Result<()> {
                 CdrCommand::List { filter } => {
                     let records = read_records(&cli, &access, &grant, "cdr list", filter, now)?;
                     println!(
-                        "{:<20} {:<25} {:<18} {:<18} {:>8} {}",
-                        "record", "ended (UTC)", "from", "to", "secs", "end"
+                        "{:<20} {:<25} {:<18} {:<18} {:>8} end",
+                        "record", "ended (UTC)", "from", "to", "secs"
                     );
                     for r in &records {
                         let leg = r.legs.first();

@@ -344,3 +344,18 @@ pub(crate) fn apply_audit_retention(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_ttl("2h30m").unwrap(), Duration::from_secs(9000));
+        for bad in ["", "1", "h", "1x", "0m", "-1h"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -106,3 +106,18 @@ pub fn stats_reader(
 ) -> Result<CdrReader, CdrError> {
     CdrReader::open_internal(dir, kek_file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(1_795_780_800_000), "2026-11-27");
+        assert_eq!(day_of(-1), "1969-12-31");
+        assert_eq!(age_in_days("2026-11-27", 1_795_780_800_000), Some(0));
+        assert_eq!(age_in_days("2026-10-28", 1_795_780_800_000), Some(30));
+        assert_eq!(age_in_days("not-a-day", 0), None);
+    }
+}
