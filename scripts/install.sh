@@ -323,10 +323,21 @@ setup_systemd() {
     [ -z "$ISOLATE" ] || affinity="0,$ISOLATE"
   fi
   [ -x "$bin" ] || [ "$DRY_RUN" = 1 ] || die "--systemd: $bin is missing; run without --no-build first"
-  if [ -f "$PREFIX/bin/relay-dataplane" ] && cmp -s "$bin" "$PREFIX/bin/relay-dataplane"; then
-    note "$PREFIX/bin/relay-dataplane is up to date"
+  for name in relay-dataplane relayctl; do
+    if [ -f "$PREFIX/bin/$name" ] && cmp -s "$REPO/target/release/$name" "$PREFIX/bin/$name"; then
+      note "$PREFIX/bin/$name is up to date"
+    else
+      run_root install -D -m 0755 "$REPO/target/release/$name" "$PREFIX/bin/$name"
+    fi
+  done
+  # The CDR store's key-encryption key: made once, never overwritten, owner-only.
+  if [ -f "$ETC/relay/cdr.kek" ]; then
+    note "$ETC/relay/cdr.kek exists"
+  elif [ "$DRY_RUN" = 1 ]; then
+    echo "would: relayctl keygen --out $ETC/relay/cdr.kek"
   else
-    run_root install -D -m 0755 "$bin" "$PREFIX/bin/relay-dataplane"
+    run_root mkdir -p -m 0700 "$ETC/relay"
+    run_root "$PREFIX/bin/relayctl" keygen --out "$ETC/relay/cdr.kek"
   fi
   # The operator's arguments; never overwritten once it exists.
   if [ -f "$ETC/default/relay-dataplane" ]; then

@@ -63,6 +63,7 @@ for want in "would: cargo build --release --locked" "vm.nr_hugepages = 512" \
   "would: write $FAKE_ETC/default/grub.d/90-relay-isolate.cfg" \
   "isolcpus=managed_irq,domain,$LAST nohz_full=$LAST rcu_nocbs=$LAST" \
   "would: write $FAKE_ETC/systemd/system/relay-dataplane.service" "CPUAffinity=0 $LAST" \
+  "would: relayctl keygen --out $FAKE_ETC/relay/cdr.kek" "target/release/relayctl /usr/local/bin/relayctl" \
   "hugetlbfs"; do
   if grep -qF -- "$want" <<<"$out"; then pass "dry run mentions: $want"; else fail "dry run mentions: $want" "$out"; fi
 done

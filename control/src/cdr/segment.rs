@@ -3,11 +3,14 @@
 //! ```text
 //! segments/<day>/<seq>.seg     "RCDRSEG1" | day (10 ASCII) | seq (u32 BE)    22-byte header
 //!                              then records: len (u32 LE) | nonce | ciphertext | tag
-//! segments/<day>/<seq>.count   sealed {records, bytes}: what the last group commit made durable
+//! segments/<day>/<seq>.count   two 128-byte slots, each a sealed {records, bytes, commit}:
+//!                              what the last group commit made durable
 //! ```
 //! Each record is sealed with AAD = day | seq | record index, so a tampered byte, two swapped
 //! records or a record moved to another segment fail authentication. The manifest is written
-//! (atomically, after fsync of the segment) at every group commit: a file holding fewer records
+//! at every group commit, after the segment's fsync, into the slot the previous commit did not
+//! use, and synced: a torn slot write leaves the other, older slot valid (its records were not
+//! acknowledged yet), so a commit costs two syncs. a file holding fewer records
 //! than its manifest was truncated; bytes past the manifest's length are a torn or
 //! unacknowledged tail from a crash, reported and ignored.
 
@@ -44,6 +47,23 @@ fn manifest_aad(day: &str, seq: u32) -> Vec<u8> {
 struct Manifest {
     records: u64,
     bytes: u64,
+    /// Commit number; the slot with the higher one is current.
+    commit: u64,
+}
+
+const SLOT: u64 = 128;
+
+/// The newest valid manifest slot, or `None` if neither authenticates.
+fn read_manifest(key: &DayKey, day: &str, seq: u32, data: &[u8]) -> Option<Manifest> {
+    (0..2)
+        .filter_map(|slot| {
+            let raw = data.get((slot * SLOT) as usize..((slot + 1) * SLOT) as usize)?;
+            let len = usize::from(u16::from_le_bytes([raw[0], raw[1]]));
+            let sealed = raw.get(2..2 + len)?;
+            let plain = key.open(&manifest_aad(day, seq), sealed)?;
+            serde_json::from_slice::<Manifest>(&plain).ok()
+        })
+        .max_by_key(|m| m.commit)
 }
 
 pub(crate) fn segment_path(day_dir: &Path, seq: u32) -> PathBuf {
@@ -80,7 +100,8 @@ pub(crate) fn segments_of(day_dir: &Path) -> io::Result<Vec<u32>> {
 /// The segment being appended to.
 pub(crate) struct SegmentWriter {
     file: File,
-    day_dir: PathBuf,
+    manifest: File,
+    commits: u64,
     day: String,
     seq: u32,
     /// Records and bytes made durable by the last commit.
@@ -106,18 +127,35 @@ impl SegmentWriter {
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(day.as_bytes());
         header.extend_from_slice(&seq.to_be_bytes());
-        if let Err(e) = file
+        let manifest_file = manifest_path(day_dir, seq);
+        let made = file
             .write_all(&header)
             .and_then(|()| file.sync_all())
-            .and_then(|()| fsutil::sync_dir(day_dir))
-        {
-            // An empty or half-written segment holds nothing: do not leave it behind.
-            let _ = fs::remove_file(&path);
-            return Err(e.into());
-        }
+            .and_then(|()| {
+                let m = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&manifest_file)?;
+                m.set_len(2 * SLOT)?;
+                m.sync_all()?;
+                fsutil::sync_dir(day_dir)?;
+                Ok(m)
+            });
+        let manifest = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // An empty or half-written segment holds nothing: do not leave it behind.
+                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(&manifest_file);
+                return Err(e.into());
+            }
+        };
         Ok(SegmentWriter {
             file,
-            day_dir: day_dir.to_owned(),
+            manifest,
+            commits: 0,
             day: day.to_owned(),
             seq,
             committed_records: 0,
@@ -158,14 +196,22 @@ impl SegmentWriter {
     /// may the records be reported written.
     pub(crate) fn commit(&mut self, key: &DayKey) -> Result<(), CdrError> {
         let result = (|| -> Result<(), CdrError> {
+            use std::os::unix::fs::FileExt;
             self.file.sync_data()?;
+            let commit = self.commits + 1;
             let manifest = serde_json::to_vec(&Manifest {
                 records: self.records,
                 bytes: self.bytes,
+                commit,
             })
             .map_err(|e| CdrError::Io(io::Error::other(e)))?;
             let sealed = key.seal(&manifest_aad(&self.day, self.seq), &manifest)?;
-            fsutil::write_durably(&manifest_path(&self.day_dir, self.seq), &sealed)?;
+            let mut slot = vec![0u8; SLOT as usize];
+            slot[..2].copy_from_slice(&(sealed.len() as u16).to_le_bytes());
+            slot[2..2 + sealed.len()].copy_from_slice(&sealed);
+            self.manifest.write_all_at(&slot, (commit % 2) * SLOT)?;
+            self.manifest.sync_data()?;
+            self.commits = commit;
             Ok(())
         })();
         match result {
@@ -274,17 +320,16 @@ pub(crate) fn read_segment(
         findings.push(Finding::BadHeader { segment: name });
         return Ok(());
     }
+    let never_committed = Manifest {
+        records: 0,
+        bytes: HEADER_LEN,
+        commit: 0,
+    };
     let manifest = match fs::read(manifest_path(day_dir, seq)) {
-        Ok(sealed) => match key.open(&manifest_aad(day, seq), &sealed) {
-            Some(plain) => match serde_json::from_slice::<Manifest>(&plain) {
-                Ok(m) => Some(m),
-                Err(_) => {
-                    findings.push(Finding::BadHeader {
-                        segment: name.clone(),
-                    });
-                    None
-                }
-            },
+        // Both slots still zero: never committed, everything in the file is unacknowledged.
+        Ok(slots) if slots.iter().all(|&b| b == 0) => Some(never_committed),
+        Ok(slots) => match read_manifest(key, day, seq, &slots) {
+            Some(m) => Some(m),
             None => {
                 findings.push(Finding::BadHeader {
                     segment: name.clone(),
@@ -292,11 +337,7 @@ pub(crate) fn read_segment(
                 None
             }
         },
-        // Never committed: everything in the file is an unacknowledged tail.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(Manifest {
-            records: 0,
-            bytes: HEADER_LEN,
-        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(never_committed),
         Err(e) => return Err(e.into()),
     };
     let limit = manifest

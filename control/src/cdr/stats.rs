@@ -81,14 +81,29 @@ fn hour_of(ms: i64) -> String {
 
 /// Aggregates `records` by (hour of setup, trunk). Only counts and distributions leave.
 pub fn fold(records: &[CallRecord]) -> Vec<HourStats> {
-    let mut by_key: BTreeMap<(String, String), HourStats> = BTreeMap::new();
+    let mut folder = Folder::default();
     for r in records {
+        folder.add(r);
+    }
+    folder.finish()
+}
+
+/// Aggregation one record at a time, so a day of records never has to be in memory at once.
+#[derive(Default)]
+pub struct Folder {
+    by_key: BTreeMap<(String, String), HourStats>,
+}
+
+impl Folder {
+    /// Counts one record.
+    pub fn add(&mut self, r: &CallRecord) {
         let hour = hour_of(r.setup_ms);
         let mut trunks: Vec<&str> = r.legs.iter().map(|l| l.trunk.as_str()).collect();
         trunks.sort_unstable();
         trunks.dedup();
         for trunk in trunks {
-            let s = by_key
+            let s = self
+                .by_key
                 .entry((hour.clone(), trunk.to_owned()))
                 .or_insert_with(|| HourStats {
                     hour: hour.clone(),
@@ -118,7 +133,11 @@ pub fn fold(records: &[CallRecord]) -> Vec<HourStats> {
             }
         }
     }
-    by_key.into_values().collect()
+
+    /// The aggregates, ordered by hour and trunk.
+    pub fn finish(self) -> Vec<HourStats> {
+        self.by_key.into_values().collect()
+    }
 }
 
 fn stats_path(dir: &Path, day: &str) -> std::path::PathBuf {

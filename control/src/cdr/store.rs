@@ -571,6 +571,30 @@ fn read_day(dir: &Path, kek: &Kek, day: &str) -> Result<ReadReport, CdrError> {
     Ok(out)
 }
 
+/// Aggregates a day segment by segment (never the whole day in memory).
+fn fold_day(dir: &Path, kek: &Kek, day: &str) -> Result<(Vec<stats::HourStats>, usize), CdrError> {
+    let day_dir = dir.join("segments").join(day);
+    let mut folder = stats::Folder::default();
+    let mut count = 0;
+    let seqs = segment::segments_of(&day_dir)?;
+    // Key already destroyed by an interrupted purge: nothing left to fold.
+    let Some(key) = crypto::load_day_key(kek, &dir.join("keys"), day)? else {
+        return Ok((folder.finish(), 0));
+    };
+    let (mut records, mut findings) = (Vec::new(), Vec::new());
+    for seq in seqs {
+        segment::read_segment(&key, &day_dir, day, seq, &mut records, &mut findings)?;
+        for r in records.drain(..) {
+            folder.add(&r);
+            count += 1;
+        }
+    }
+    for f in findings {
+        tracing::warn!(finding = %f, "CDR purge: folding a damaged segment");
+    }
+    Ok((folder.finish(), count))
+}
+
 /// What a purge did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -600,14 +624,9 @@ pub fn purge(config: &CdrConfig, kek: &Kek, now_ms: i64) -> Result<PurgeReport, 
         }
         // 1. Fold into statistics, unless an earlier, interrupted purge already did.
         if !stats::is_folded(dir, &day) {
-            let records = match read_day(dir, kek, &day) {
-                Ok(r) => r.records,
-                // Key already destroyed by an interrupted purge: nothing left to fold.
-                Err(CdrError::Purged(_)) => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            report.records_folded += records.len();
-            stats::store_day(dir, &day, &stats::fold(&records))?;
+            let (hours, folded) = fold_day(dir, kek, &day)?;
+            report.records_folded += folded;
+            stats::store_day(dir, &day, &hours)?;
         }
         // 2. Crypto-shred: without this file the day's records exist nowhere in readable form.
         fsutil::remove_durably(&crypto::day_key_path(&keys_dir, &day))?;
