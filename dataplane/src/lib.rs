@@ -1,7 +1,11 @@
 //! The relay's data plane: DPDK poll-mode workers that receive, transform and transmit media.
 //!
 //! Layout (sans-I/O core, thin I/O shell, as in quinn and s2n-quic):
-//! * [`frame`]: plain Rust over byte slices, testable without DPDK.
+//! * [`frame`], [`wire`]: frame building, zero-copy parsing and in-place rewriting.
+//! * [`relay`]: the per-worker packet logic (flow table, SRTP re-keying via `relay-srtp`,
+//!   latching, ARP/ICMP answers, statistics), sans I/O: frames and time in, verdicts out.
+//! * [`session`]: the versioned session schema the control plane installs.
+//! * [`rtpstats`]: RTP loss and jitter (RFC 3550 A.1, A.3, A.8).
 //! * [`dpdk`]: the only module with `unsafe`: EAL, mempools, ports, mbufs and bursts over the
 //!   raw bindings in `relay-sys`.
 //! * [`portloop`]: the furthest the product goes at this stage: a generator, a forwarder and a
@@ -12,3 +16,7 @@
 pub mod dpdk;
 pub mod frame;
 pub mod portloop;
+pub mod relay;
+pub mod rtpstats;
+pub mod session;
+pub mod wire;

@@ -1,0 +1,844 @@
+//! The relay's packet logic, sans I/O: one [`Relay`] per worker core owns its calls (flow
+//! table, SRTP contexts, latching, statistics) and turns each received frame into a
+//! [`Verdict`] in place: forward it (re-keyed, headers rewritten), answer it (ARP, ICMP echo),
+//! or drop it with a counted [`DropReason`]. No allocation, lock or syscall per packet; time
+//! is passed in.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use relay_srtp::{Context, ContextConfig, SdesKey, SrtpError};
+
+use crate::rtpstats::RtpReceiveStats;
+use crate::session::{parse_mac, CallSpec, LegSpec, RtcpMode, SessionError, SessionsFile};
+use crate::wire::{self, Arp, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+
+/// Why a frame was dropped. One counter each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Not addressed to any of the relay's addresses.
+    NotForUs,
+    /// A protocol the relay does not carry (IPv6, IP options, fragments, ...).
+    Unsupported,
+    /// Header fields invalid or inconsistent.
+    Malformed,
+    /// Shorter than its headers say.
+    Truncated,
+    /// UDP checksum wrong.
+    BadChecksum,
+    /// UDP to a relay address with no stream on that port.
+    UnknownFlow,
+    /// From another source than the latched one, with strict source on.
+    UnexpectedSource,
+    /// The outgoing leg has no peer address yet (not in SDP, not latched).
+    NoDestination,
+    /// No port owns the outgoing leg's local address.
+    NoRoute,
+    /// The next hop's MAC is not known yet (an ARP request was queued).
+    NeighbourUnresolved,
+    /// SRTP authentication failed.
+    AuthFailed,
+    /// SRTP replay.
+    Replayed,
+    /// SRTP index too old for the replay window.
+    TooOld,
+    /// SRTP/RTP packet malformed (version, header, length).
+    SrtpMalformed,
+    /// SRTP MKI not this key's.
+    MkiMismatch,
+    /// SRTP key lifetime reached.
+    KeyExpired,
+    /// No room in the buffer to grow the packet (tag added).
+    TooBig,
+    /// The transmit queue was full (counted by the I/O layer).
+    TxFull,
+}
+
+impl DropReason {
+    /// Every reason, in [`DropReason::index`] order.
+    pub const ALL: [DropReason; 18] = [
+        DropReason::NotForUs,
+        DropReason::Unsupported,
+        DropReason::Malformed,
+        DropReason::Truncated,
+        DropReason::BadChecksum,
+        DropReason::UnknownFlow,
+        DropReason::UnexpectedSource,
+        DropReason::NoDestination,
+        DropReason::NoRoute,
+        DropReason::NeighbourUnresolved,
+        DropReason::AuthFailed,
+        DropReason::Replayed,
+        DropReason::TooOld,
+        DropReason::SrtpMalformed,
+        DropReason::MkiMismatch,
+        DropReason::KeyExpired,
+        DropReason::TooBig,
+        DropReason::TxFull,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Dense index for counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Counter name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NotForUs => "not_for_us",
+            DropReason::Unsupported => "unsupported",
+            DropReason::Malformed => "malformed",
+            DropReason::Truncated => "truncated",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::UnknownFlow => "unknown_flow",
+            DropReason::UnexpectedSource => "unexpected_source",
+            DropReason::NoDestination => "no_destination",
+            DropReason::NoRoute => "no_route",
+            DropReason::NeighbourUnresolved => "neighbour_unresolved",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::Replayed => "replayed",
+            DropReason::TooOld => "too_old",
+            DropReason::SrtpMalformed => "srtp_malformed",
+            DropReason::MkiMismatch => "mki_mismatch",
+            DropReason::KeyExpired => "key_expired",
+            DropReason::TooBig => "too_big",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+}
+
+impl From<WireError> for DropReason {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated => DropReason::Truncated,
+            WireError::Malformed => DropReason::Malformed,
+            WireError::Unsupported => DropReason::Unsupported,
+        }
+    }
+}
+
+impl From<SrtpError> for DropReason {
+    fn from(e: SrtpError) -> Self {
+        match e {
+            SrtpError::AuthFailed => DropReason::AuthFailed,
+            SrtpError::Replayed => DropReason::Replayed,
+            SrtpError::TooOld => DropReason::TooOld,
+            SrtpError::MkiMismatch => DropReason::MkiMismatch,
+            SrtpError::KeyExpired => DropReason::KeyExpired,
+            SrtpError::BufferTooSmall => DropReason::TooBig,
+            _ => DropReason::SrtpMalformed,
+        }
+    }
+}
+
+/// What to do with a frame after [`Relay::process`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit `len` bytes of the (rewritten) frame on `port`.
+    Forward {
+        /// Output port.
+        port: u16,
+        /// New frame length.
+        len: usize,
+    },
+    /// Transmit `len` bytes back on the port it came from (ARP reply, ICMP echo reply).
+    Reply {
+        /// Reply length.
+        len: usize,
+    },
+    /// Handled, nothing to send (e.g. an ARP reply we learnt from).
+    Consumed,
+    /// Dropped and counted.
+    Drop(DropReason),
+}
+
+/// One of the relay's ports and its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortAddr {
+    /// The DPDK port id.
+    pub port: u16,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Its IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// Prefix length of the attached subnet.
+    pub prefix_len: u8,
+    /// Default gateway, if the port reaches beyond its subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// VLAN id to tag transmitted frames with (and to expect on received ones).
+    pub vlan: Option<u16>,
+}
+
+impl PortAddr {
+    fn on_link(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
+        };
+        u32::from(ip) & mask == u32::from(self.ipv4) & mask
+    }
+}
+
+/// Counters of one direction of one leg.
+#[derive(Clone, Debug, Default)]
+pub struct LegStats {
+    /// Packets received from the leg and accepted.
+    pub rx_packets: u64,
+    /// Bytes of those (UDP payload as received).
+    pub rx_bytes: u64,
+    /// RTCP packets among them.
+    pub rx_rtcp: u64,
+    /// Packets sent to the leg.
+    pub tx_packets: u64,
+    /// Bytes sent to the leg (UDP payload).
+    pub tx_bytes: u64,
+    /// Packets from the leg dropped, per [`DropReason`].
+    pub drops: [u64; DropReason::COUNT],
+    /// RTP loss and jitter of what the leg sends.
+    pub rtp: RtpReceiveStats,
+    /// When the last accepted packet arrived (ns, the caller's clock), 0 if never.
+    pub last_rx_ns: u64,
+}
+
+struct Leg {
+    local: SocketAddrV4,
+    remote: Option<SocketAddrV4>,
+    remote_rtcp: Option<SocketAddrV4>,
+    latched: bool,
+    strict: bool,
+    receive: Option<(SdesKey, Context)>,
+    send: Option<(SdesKey, Context)>,
+    clock_rate: u32,
+    stats: LegStats,
+}
+
+struct Media {
+    legs: [Leg; 2],
+    rtcp: RtcpMode,
+}
+
+#[derive(Clone, Copy)]
+struct FlowRef {
+    media: u32,
+    side: u8,
+    rtcp_port: bool,
+}
+
+/// Tunables of a worker's relay.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// How long a learnt neighbour MAC stays valid.
+    pub neighbour_ttl_ns: u64,
+    /// Most neighbours remembered.
+    pub max_neighbours: usize,
+    /// SRTP replay window.
+    pub replay_window: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            neighbour_ttl_ns: 300_000_000_000,
+            max_neighbours: 4096,
+            replay_window: 128,
+        }
+    }
+}
+
+/// Per-worker counters.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStats {
+    /// Frames received.
+    pub rx: u64,
+    /// Frames forwarded.
+    pub forwarded: u64,
+    /// Replies sent (ARP, ICMP).
+    pub replies: u64,
+    /// Drops per [`DropReason`].
+    pub drops: [u64; DropReason::COUNT],
+}
+
+/// A call's counters, for the control plane.
+#[derive(Clone, Debug)]
+pub struct CallStats {
+    /// Call id.
+    pub id: String,
+    /// Per media pair, per leg (a, b).
+    pub media: Vec<[LegStats; 2]>,
+}
+
+const MAX_PENDING_ARP: usize = 64;
+
+/// One worker's relay state and packet logic.
+pub struct Relay {
+    ports: Vec<PortAddr>,
+    config: RelayConfig,
+    neighbours: HashMap<Ipv4Addr, ([u8; 6], u64)>,
+    flows: HashMap<SocketAddrV4, FlowRef>,
+    media: Vec<Option<Media>>,
+    free: Vec<u32>,
+    calls: HashMap<String, Vec<u32>>,
+    pending_arp: Vec<(u16, Ipv4Addr)>,
+    /// Per-worker counters.
+    pub stats: WorkerStats,
+}
+
+/// A neighbour entry that never expires.
+const STATIC: u64 = u64::MAX;
+
+impl Relay {
+    /// A relay for `ports`.
+    pub fn new(ports: Vec<PortAddr>, config: RelayConfig) -> Relay {
+        Relay {
+            ports,
+            config,
+            neighbours: HashMap::new(),
+            flows: HashMap::new(),
+            media: Vec::new(),
+            free: Vec::new(),
+            calls: HashMap::new(),
+            pending_arp: Vec::with_capacity(MAX_PENDING_ARP),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// Installs a sessions document: static neighbours, then calls.
+    pub fn install(&mut self, doc: &SessionsFile) -> Result<(), SessionError> {
+        for n in &doc.neighbours {
+            self.neighbours.insert(n.ip, (parse_mac(&n.mac)?, STATIC));
+        }
+        for call in &doc.calls {
+            self.add_call(call)?;
+        }
+        Ok(())
+    }
+
+    fn port_of(&self, ip: Ipv4Addr) -> Option<&PortAddr> {
+        self.ports.iter().find(|p| p.ipv4 == ip)
+    }
+
+    fn make_leg(&self, call: &str, spec: &LegSpec, old: Option<Leg>) -> Result<Leg, SessionError> {
+        if self.port_of(*spec.local.ip()).is_none() {
+            return Err(SessionError::NotLocal(*spec.local.ip()));
+        }
+        let ctx_config = ContextConfig {
+            replay_window: self.config.replay_window,
+            ..ContextConfig::default()
+        };
+        // Keeping a key keeps its context, and so its ROC and replay window (RFC 3711 3.3.1);
+        // a new key starts a fresh context.
+        let (mut old_rx, mut old_tx) = match old {
+            Some(l) => (l.receive, l.send),
+            None => (None, None),
+        };
+        let context = |c: &Option<crate::session::CryptoSpec>,
+                       old: &mut Option<(SdesKey, Context)>|
+         -> Result<Option<(SdesKey, Context)>, SessionError> {
+            match c {
+                None => Ok(None),
+                Some(c) => {
+                    let key = c.parse(call)?;
+                    match old.take() {
+                        Some((k, ctx)) if k == key => Ok(Some((k, ctx))),
+                        _ => {
+                            let ctx = Context::new(&key, ctx_config.clone());
+                            Ok(Some((key, ctx)))
+                        }
+                    }
+                }
+            }
+        };
+        let receive = context(&spec.receive, &mut old_rx)?;
+        let send = context(&spec.send, &mut old_tx)?;
+        Ok(Leg {
+            local: spec.local,
+            remote: spec.remote,
+            remote_rtcp: None,
+            latched: false,
+            strict: spec.strict_source,
+            receive,
+            send,
+            clock_rate: spec.clock_rate.max(1),
+            stats: LegStats::default(),
+        })
+    }
+
+    fn local_addrs(spec: &CallSpec) -> Vec<(SocketAddrV4, usize, u8, bool)> {
+        let mut out = Vec::new();
+        for (i, m) in spec.media.iter().enumerate() {
+            for (side, leg) in [(0u8, &m.a), (1u8, &m.b)] {
+                out.push((leg.local, i, side, false));
+                if m.rtcp == RtcpMode::PortPlusOne {
+                    out.push((
+                        SocketAddrV4::new(*leg.local.ip(), leg.local.port().wrapping_add(1)),
+                        i,
+                        side,
+                        true,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Installs a call (both directions of every media pair at once).
+    pub fn add_call(&mut self, spec: &CallSpec) -> Result<(), SessionError> {
+        if self.calls.contains_key(&spec.id) {
+            return Err(SessionError::CallExists(spec.id.clone()));
+        }
+        self.insert_call(spec, Vec::new())
+    }
+
+    fn insert_call(
+        &mut self,
+        spec: &CallSpec,
+        mut old_media: Vec<Option<Media>>,
+    ) -> Result<(), SessionError> {
+        let addrs = Self::local_addrs(spec);
+        for (i, (a, ..)) in addrs.iter().enumerate() {
+            if self.flows.contains_key(a) || addrs[..i].iter().any(|(b, ..)| b == a) {
+                return Err(SessionError::AddressInUse(*a));
+            }
+        }
+        let mut built = Vec::with_capacity(spec.media.len());
+        for (i, m) in spec.media.iter().enumerate() {
+            let old = old_media.get_mut(i).and_then(Option::take);
+            let (old_a, old_b) = match old {
+                Some(Media { legs: [a, b], .. }) => (Some(a), Some(b)),
+                None => (None, None),
+            };
+            built.push(Media {
+                legs: [
+                    self.make_leg(&spec.id, &m.a, old_a)?,
+                    self.make_leg(&spec.id, &m.b, old_b)?,
+                ],
+                rtcp: m.rtcp,
+            });
+        }
+        let mut slots = Vec::with_capacity(built.len());
+        for m in built {
+            let slot = match self.free.pop() {
+                Some(s) => {
+                    self.media[s as usize] = Some(m);
+                    s
+                }
+                None => {
+                    self.media.push(Some(m));
+                    (self.media.len() - 1) as u32
+                }
+            };
+            slots.push(slot);
+        }
+        for (addr, i, side, rtcp_port) in addrs {
+            self.flows.insert(
+                addr,
+                FlowRef {
+                    media: slots[i],
+                    side,
+                    rtcp_port,
+                },
+            );
+        }
+        self.calls.insert(spec.id.clone(), slots);
+        Ok(())
+    }
+
+    fn take_call(&mut self, id: &str) -> Result<Vec<Option<Media>>, SessionError> {
+        let slots = self
+            .calls
+            .remove(id)
+            .ok_or_else(|| SessionError::NoSuchCall(id.to_owned()))?;
+        let mut media = Vec::with_capacity(slots.len());
+        for s in slots {
+            let m = self.media[s as usize].take();
+            if let Some(m) = &m {
+                for leg in &m.legs {
+                    self.flows.remove(&leg.local);
+                    self.flows.remove(&SocketAddrV4::new(
+                        *leg.local.ip(),
+                        leg.local.port().wrapping_add(1),
+                    ));
+                }
+            }
+            self.free.push(s);
+            media.push(m);
+        }
+        Ok(media)
+    }
+
+    /// Removes a call; returns its final counters.
+    pub fn remove_call(&mut self, id: &str) -> Result<CallStats, SessionError> {
+        let media = self.take_call(id)?;
+        Ok(CallStats {
+            id: id.to_owned(),
+            media: media
+                .into_iter()
+                .flatten()
+                .map(|m| [m.legs[0].stats.clone(), m.legs[1].stats.clone()])
+                .collect(),
+        })
+    }
+
+    /// Replaces a call's media (re-INVITE): legs whose key is unchanged keep their SRTP
+    /// context (ROC, replay window); changed keys start fresh contexts. On error the old call
+    /// stays as it was.
+    pub fn modify_call(&mut self, spec: &CallSpec) -> Result<(), SessionError> {
+        let own = self
+            .calls
+            .get(&spec.id)
+            .ok_or_else(|| SessionError::NoSuchCall(spec.id.clone()))?;
+        // Check everything first, so a refused change leaves the call as it was.
+        let addrs = Self::local_addrs(spec);
+        for (i, (a, ..)) in addrs.iter().enumerate() {
+            let taken_by_other = self.flows.get(a).is_some_and(|f| !own.contains(&f.media));
+            if taken_by_other || addrs[..i].iter().any(|(b, ..)| b == a) {
+                return Err(SessionError::AddressInUse(*a));
+            }
+        }
+        for m in &spec.media {
+            for leg in [&m.a, &m.b] {
+                if self.port_of(*leg.local.ip()).is_none() {
+                    return Err(SessionError::NotLocal(*leg.local.ip()));
+                }
+                for c in [&leg.receive, &leg.send].into_iter().flatten() {
+                    c.parse(&spec.id)?;
+                }
+            }
+        }
+        let old = self.take_call(&spec.id)?;
+        self.insert_call(spec, old)
+    }
+
+    /// The ids of the installed calls.
+    pub fn call_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.calls.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// A call's counters.
+    pub fn call_stats(&self, id: &str) -> Option<CallStats> {
+        let slots = self.calls.get(id)?;
+        Some(CallStats {
+            id: id.to_owned(),
+            media: slots
+                .iter()
+                .filter_map(|&s| self.media[s as usize].as_ref())
+                .map(|m| [m.legs[0].stats.clone(), m.legs[1].stats.clone()])
+                .collect(),
+        })
+    }
+
+    /// Number of installed media pairs.
+    pub fn media_count(&self) -> usize {
+        self.media.len() - self.free.len()
+    }
+
+    /// Learns (or refreshes) a neighbour, evicting expired entries when full.
+    fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ns: u64) {
+        if let Some(e) = self.neighbours.get_mut(&ip) {
+            if e.1 != STATIC {
+                *e = (mac, now_ns.saturating_add(self.config.neighbour_ttl_ns));
+            }
+            return;
+        }
+        if self.neighbours.len() >= self.config.max_neighbours {
+            self.neighbours.retain(|_, (_, exp)| *exp > now_ns);
+            if self.neighbours.len() >= self.config.max_neighbours {
+                return;
+            }
+        }
+        self.neighbours.insert(
+            ip,
+            (mac, now_ns.saturating_add(self.config.neighbour_ttl_ns)),
+        );
+    }
+
+    fn neighbour(&self, ip: Ipv4Addr, now_ns: u64) -> Option<[u8; 6]> {
+        self.neighbours
+            .get(&ip)
+            .filter(|(_, exp)| *exp > now_ns)
+            .map(|(mac, _)| *mac)
+    }
+
+    /// Builds the ARP requests queued for unresolved next hops, calling `emit(port, frame)`.
+    pub fn drain_arp_requests(&mut self, mut emit: impl FnMut(u16, &[u8])) {
+        let mut buf = [0u8; 64];
+        for (port, target) in std::mem::take(&mut self.pending_arp) {
+            let Some(p) = self.ports.iter().find(|p| p.port == port) else {
+                continue;
+            };
+            let arp = Arp {
+                op: 1,
+                sha: p.mac,
+                spa: p.ipv4,
+                tha: [0; 6],
+                tpa: target,
+            };
+            if let Some(n) = wire::write_arp(&mut buf, [0xff; 6], p.vlan, &arp) {
+                emit(port, &buf[..n]);
+            }
+        }
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Verdict {
+        self.stats.drops[reason.index()] += 1;
+        Verdict::Drop(reason)
+    }
+
+    /// Handles one received frame in place. `frame[..len]` holds it; the rest of `frame` is
+    /// room to grow (an SRTP tag). `now_ns` is the caller's monotonic clock.
+    pub fn process(&mut self, rx_port: u16, frame: &mut [u8], len: usize, now_ns: u64) -> Verdict {
+        self.stats.rx += 1;
+        let Some(data) = frame.get(..len) else {
+            return self.drop(DropReason::Truncated);
+        };
+        let l2 = match wire::parse_l2(data) {
+            Ok(l2) => l2,
+            Err(e) => return self.drop(e.into()),
+        };
+        match l2.ethertype {
+            ETHERTYPE_ARP => self.arp(rx_port, frame, len, &l2, now_ns),
+            ETHERTYPE_IPV4 => self.ipv4(rx_port, frame, len, &l2, now_ns),
+            _ => self.drop(DropReason::Unsupported),
+        }
+    }
+
+    fn arp(
+        &mut self,
+        rx_port: u16,
+        frame: &mut [u8],
+        len: usize,
+        l2: &wire::L2,
+        now_ns: u64,
+    ) -> Verdict {
+        let arp = match wire::parse_arp(&frame[..len], l2) {
+            Ok(a) => a,
+            Err(e) => return self.drop(e.into()),
+        };
+        let Some(port) = self
+            .ports
+            .iter()
+            .find(|p| p.port == rx_port && p.ipv4 == arp.tpa)
+            .cloned()
+        else {
+            return self.drop(DropReason::NotForUs);
+        };
+        //= https://www.rfc-editor.org/rfc/rfc826
+        //# If the pair <protocol type, sender protocol address> is already in my translation
+        //# table, update the sender hardware address field of the entry with the new
+        //# information in the packet
+        self.learn(arp.spa, arp.sha, now_ns);
+        if arp.op != 1 {
+            return Verdict::Consumed;
+        }
+        let reply = Arp {
+            op: 2,
+            sha: port.mac,
+            spa: port.ipv4,
+            tha: arp.sha,
+            tpa: arp.spa,
+        };
+        match wire::write_arp(frame, arp.sha, l2.vlan, &reply) {
+            Some(n) => {
+                self.stats.replies += 1;
+                Verdict::Reply { len: n }
+            }
+            None => self.drop(DropReason::TooBig),
+        }
+    }
+
+    fn ipv4(
+        &mut self,
+        rx_port: u16,
+        frame: &mut [u8],
+        len: usize,
+        l2: &wire::L2,
+        now_ns: u64,
+    ) -> Verdict {
+        let u = match wire::parse_udp4(&frame[..len]) {
+            Ok(u) => u,
+            Err(WireError::Unsupported) => {
+                // Not UDP: an ICMP echo request to one of our addresses gets its reply.
+                let ours = frame
+                    .get(l2.l3 + 16..l2.l3 + 20)
+                    .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]));
+                if ours
+                    .is_some_and(|ip| self.ports.iter().any(|p| p.port == rx_port && p.ipv4 == ip))
+                {
+                    return match wire::icmp_echo_reply_in_place(&mut frame[..len], l2) {
+                        Ok(n) => {
+                            self.stats.replies += 1;
+                            Verdict::Reply { len: n }
+                        }
+                        Err(e) => self.drop(e.into()),
+                    };
+                }
+                return self.drop(DropReason::Unsupported);
+            }
+            Err(e) => return self.drop(e.into()),
+        };
+        let Some(flow) = self.flows.get(&u.dst).copied() else {
+            let ours = self.ports.iter().any(|p| p.ipv4 == *u.dst.ip());
+            return self.drop(if ours {
+                DropReason::UnknownFlow
+            } else {
+                DropReason::NotForUs
+            });
+        };
+        if !wire::udp4_checksum_ok(&frame[..len], &u) {
+            return self.drop(DropReason::BadChecksum);
+        }
+        let result = self.relay_udp(frame, &u, flow, now_ns);
+        match result {
+            Ok(v) => {
+                self.stats.forwarded += 1;
+                v
+            }
+            Err(reason) => {
+                if let Some(Some(m)) = self.media.get_mut(flow.media as usize) {
+                    m.legs[usize::from(flow.side)].stats.drops[reason.index()] += 1;
+                }
+                self.drop(reason)
+            }
+        }
+    }
+
+    fn relay_udp(
+        &mut self,
+        frame: &mut [u8],
+        u: &wire::Udp4,
+        flow: FlowRef,
+        now_ns: u64,
+    ) -> Result<Verdict, DropReason> {
+        let media = self
+            .media
+            .get_mut(flow.media as usize)
+            .and_then(Option::as_mut)
+            .ok_or(DropReason::UnknownFlow)?;
+        let rtcp_mode = media.rtcp;
+        let (first, second) = media.legs.split_at_mut(1);
+        let (inb, out) = if flow.side == 0 {
+            (&mut first[0], &mut second[0])
+        } else {
+            (&mut second[0], &mut first[0])
+        };
+
+        // Strict source after latching.
+        let expected = if flow.rtcp_port {
+            inb.remote_rtcp
+        } else {
+            inb.remote
+        };
+        if inb.strict && inb.latched && expected.is_some_and(|r| r != u.src) {
+            return Err(DropReason::UnexpectedSource);
+        }
+        let payload = &mut frame[u.payload..];
+        let plen = u.payload_len;
+        if plen < 2 {
+            return Err(DropReason::SrtpMalformed);
+        }
+        //= https://www.rfc-editor.org/rfc/rfc5761#section-4
+        //# RTCP packet types in the ranges 194-223 and 192-193 ... payload types 64-95
+        let is_rtcp =
+            flow.rtcp_port || (rtcp_mode == RtcpMode::Mux && (192..=223).contains(&payload[1]));
+        // Inbound: authenticate and decrypt (or take plain RTP as it is).
+        let plain = match (&mut inb.receive, is_rtcp) {
+            (Some((_, ctx)), false) => ctx.unprotect_rtp(&mut payload[..plen])?,
+            (Some((_, ctx)), true) => ctx.unprotect_rtcp(&mut payload[..plen])?,
+            (None, _) => {
+                if payload[0] >> 6 != 2 || plen < if is_rtcp { 8 } else { 12 } {
+                    return Err(DropReason::SrtpMalformed);
+                }
+                plen
+            }
+        };
+        // Authenticated (or plain): latch the peer's address from this packet.
+        if !inb.latched || !inb.strict {
+            if flow.rtcp_port {
+                inb.remote_rtcp = Some(u.src);
+            } else if !inb.latched {
+                inb.remote = Some(u.src);
+            }
+            inb.latched = true;
+        }
+        inb.stats.rx_packets += 1;
+        inb.stats.rx_bytes += plen as u64;
+        inb.stats.last_rx_ns = now_ns;
+        if is_rtcp {
+            inb.stats.rx_rtcp += 1;
+        } else if plain >= 12 {
+            let seq = u16::from_be_bytes([payload[2], payload[3]]);
+            let ts = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+            let arrival = (u128::from(now_ns) * u128::from(inb.clock_rate) / 1_000_000_000) as u32;
+            inb.stats.rtp.update(seq, ts, arrival);
+        }
+        // Outbound: protect for the other leg.
+        let out_len = match (&mut out.send, is_rtcp) {
+            (Some((_, ctx)), false) => ctx.protect_rtp(payload, plain)?,
+            (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
+            (None, _) => plain,
+        };
+        let (src, dst) = if flow.rtcp_port {
+            let src = SocketAddrV4::new(*out.local.ip(), out.local.port().wrapping_add(1));
+            let dst = out.remote_rtcp.or_else(|| {
+                out.remote
+                    .map(|r| SocketAddrV4::new(*r.ip(), r.port().wrapping_add(1)))
+            });
+            (src, dst)
+        } else {
+            (out.local, out.remote)
+        };
+        let dst = dst.ok_or(DropReason::NoDestination)?;
+        out.stats.tx_packets += 1;
+        out.stats.tx_bytes += out_len as u64;
+
+        // Route: the port that owns the outgoing local address; next hop on link or gateway.
+        let port = self
+            .ports
+            .iter()
+            .find(|p| p.ipv4 == *src.ip())
+            .ok_or(DropReason::NoRoute)?;
+        let next_hop = if port.on_link(*dst.ip()) {
+            *dst.ip()
+        } else {
+            port.gateway.ok_or(DropReason::NoRoute)?
+        };
+        let (port_id, port_mac, port_vlan) = (port.port, port.mac, port.vlan);
+        let Some(dst_mac) = self.neighbour(next_hop, now_ns) else {
+            if self.pending_arp.len() < MAX_PENDING_ARP
+                && !self.pending_arp.contains(&(port_id, next_hop))
+            {
+                self.pending_arp.push((port_id, next_hop));
+            }
+            return Err(DropReason::NeighbourUnresolved);
+        };
+        // Match the output port's tagging: move the packet if the L2 header length changes.
+        let mut u = *u;
+        let want_l3 = if port_vlan.is_some() { 18 } else { 14 };
+        if want_l3 != u.l2.l3 {
+            let end = u.payload + out_len;
+            if want_l3 > u.l2.l3 && end + (want_l3 - u.l2.l3) > frame.len() {
+                return Err(DropReason::TooBig);
+            }
+            frame.copy_within(u.l2.l3..end, want_l3);
+            let shift = want_l3 as isize - u.l2.l3 as isize;
+            u.l4 = (u.l4 as isize + shift) as usize;
+            u.payload = (u.payload as isize + shift) as usize;
+            u.l2.l3 = want_l3;
+        }
+        if let Some(vlan) = port_vlan {
+            frame[12..14].copy_from_slice(&wire::ETHERTYPE_VLAN.to_be_bytes());
+            frame[14..16].copy_from_slice(&vlan.to_be_bytes());
+            frame[16..18].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        } else {
+            frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        }
+        let len = wire::rewrite_udp4(frame, &u, port_mac, dst_mac, src, dst, out_len);
+        Ok(Verdict::Forward { port: port_id, len })
+    }
+}

@@ -1,0 +1,117 @@
+//! Receive statistics of one RTP stream: loss (RFC 3550 A.1 and A.3) and interarrival jitter
+//! (RFC 3550 A.8), plus counters and the time of the last packet.
+
+const MAX_DROPOUT: u16 = 3000;
+const MAX_MISORDER: u16 = 100;
+
+/// Loss and jitter of one received RTP stream.
+#[derive(Clone, Debug, Default)]
+pub struct RtpReceiveStats {
+    started: bool,
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u64,
+    transit: i64,
+    jitter: f64,
+}
+
+impl RtpReceiveStats {
+    /// Counts a packet with sequence number `seq` and RTP timestamp `ts` that arrived at
+    /// `arrival` (in the same clock units as `ts`).
+    //= https://www.rfc-editor.org/rfc/rfc3550#appendix-A.1
+    //# if (udelta < MAX_DROPOUT) { /* in order, with permissible gap */
+    pub fn update(&mut self, seq: u16, ts: u32, arrival: u32) {
+        if !self.started {
+            self.started = true;
+            self.base_seq = u32::from(seq);
+            self.max_seq = seq;
+            self.received = 1;
+            self.transit = i64::from(arrival.wrapping_sub(ts) as i32);
+            return;
+        }
+        let udelta = seq.wrapping_sub(self.max_seq);
+        if udelta < MAX_DROPOUT {
+            if seq < self.max_seq {
+                self.cycles += 1 << 16;
+            }
+            self.max_seq = seq;
+        } else if udelta <= u16::MAX - MAX_MISORDER {
+            // A very large jump: the source restarted; start counting again from here.
+            self.base_seq = u32::from(seq);
+            self.max_seq = seq;
+            self.cycles = 0;
+            self.received = 0;
+        }
+        // else: duplicate or reordered within MAX_MISORDER: counted, max unchanged.
+        self.received += 1;
+        //= https://www.rfc-editor.org/rfc/rfc3550#appendix-A.8
+        //# int transit = arrival - r->ts;
+        //# int d = transit - s->transit;
+        //# s->transit = transit;
+        //# if (d < 0) d = -d;
+        //# s->jitter += (1./16.) * ((double)d - s->jitter);
+        let transit = i64::from(arrival.wrapping_sub(ts) as i32);
+        let d = (transit - self.transit).abs();
+        self.transit = transit;
+        self.jitter += (d as f64 - self.jitter) / 16.0;
+    }
+
+    /// Packets expected from the highest sequence number seen (RFC 3550 A.3).
+    pub fn expected(&self) -> u64 {
+        if !self.started {
+            return 0;
+        }
+        u64::from(self.cycles) + u64::from(self.max_seq) + 1 - u64::from(self.base_seq)
+    }
+
+    /// Packets received (duplicates included, as RFC 3550 counts them).
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Cumulative packets lost (never negative here; RFC 3550 allows it to be).
+    pub fn lost(&self) -> u64 {
+        self.expected().saturating_sub(self.received)
+    }
+
+    /// Interarrival jitter in RTP timestamp units.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_across_the_wrap() {
+        let mut s = RtpReceiveStats::default();
+        for i in 0..100u32 {
+            let seq = 65_500u16.wrapping_add(i as u16);
+            if i % 10 == 5 {
+                continue; // lost
+            }
+            s.update(seq, i * 160, i * 160 + 1000);
+        }
+        assert_eq!(s.expected(), 100);
+        assert_eq!(s.lost(), 10);
+        assert!(
+            s.jitter() < 0.001,
+            "constant transit, no jitter: {}",
+            s.jitter()
+        );
+    }
+
+    #[test]
+    fn jitter_follows_a_8() {
+        let mut s = RtpReceiveStats::default();
+        // Every other packet 80 units late: |D| = 80 each time after the first.
+        for i in 0..2000u32 {
+            let late = if i % 2 == 1 { 80 } else { 0 };
+            s.update(i as u16, i * 160, i * 160 + late);
+        }
+        assert!((s.jitter() - 80.0).abs() < 1.0, "{}", s.jitter());
+    }
+}

@@ -1,0 +1,199 @@
+//! The session schema (version 1): what the control plane installs in the data plane, over
+//! the control socket or from a `--sessions` file. JSON, documented in `docs/sessions.md`.
+//!
+//! A *call* has one or more *media* pairs; each pair joins leg `a` and leg `b`. For each leg:
+//! the local address the relay receives on (and sends from), the peer's address if known
+//! (learnt from the first authenticated packet otherwise), the crypto of what the leg sends
+//! to us (`receive`) and of what we send to it (`send`): SRTP with an SDES key, or plain RTP.
+
+use std::net::SocketAddrV4;
+
+use relay_srtp::{SdesKey, Suite};
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A sessions file or a control message body.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsFile {
+    /// Must be [`SCHEMA_VERSION`].
+    pub version: u32,
+    /// Static neighbours (IPv4 address to MAC), for tests and pcap runs without ARP.
+    #[serde(default)]
+    pub neighbours: Vec<NeighbourSpec>,
+    /// Calls to install.
+    #[serde(default)]
+    pub calls: Vec<CallSpec>,
+}
+
+/// A static neighbour entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourSpec {
+    /// IPv4 address.
+    pub ip: std::net::Ipv4Addr,
+    /// MAC address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+}
+
+/// One call: its media pairs, installed and removed together.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// The control plane's identifier of the call.
+    pub id: String,
+    /// The media pairs (one per m= line).
+    pub media: Vec<MediaSpec>,
+}
+
+/// Where RTCP travels.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RtcpMode {
+    /// On the RTP port (RFC 5761), told apart by payload type.
+    #[default]
+    Mux,
+    /// On the RTP port plus one.
+    PortPlusOne,
+}
+
+/// One media pair: what leg `a` sends goes to leg `b` and the other way round.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSpec {
+    /// RTCP multiplexed or on port+1 (both legs alike).
+    #[serde(default)]
+    pub rtcp: RtcpMode,
+    /// Leg a.
+    pub a: LegSpec,
+    /// Leg b.
+    pub b: LegSpec,
+}
+
+/// One leg of a media pair.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LegSpec {
+    /// The relay's address and port for this leg.
+    pub local: SocketAddrV4,
+    /// The peer's address and port from SDP; latched from the first authenticated packet.
+    #[serde(default)]
+    pub remote: Option<SocketAddrV4>,
+    /// After latching, drop packets from any other source.
+    #[serde(default)]
+    pub strict_source: bool,
+    /// Crypto of packets this leg sends to the relay (none: plain RTP).
+    #[serde(default)]
+    pub receive: Option<CryptoSpec>,
+    /// Crypto of packets the relay sends to this leg (none: plain RTP).
+    #[serde(default)]
+    pub send: Option<CryptoSpec>,
+    /// RTP clock rate for jitter (default 8000).
+    #[serde(default = "default_clock_rate")]
+    pub clock_rate: u32,
+}
+
+fn default_clock_rate() -> u32 {
+    8000
+}
+
+/// SRTP suite and SDES key.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CryptoSpec {
+    /// SDES suite name, e.g. `AES_CM_128_HMAC_SHA1_80`.
+    pub suite: String,
+    /// SDES key parameter, `inline:...[|lifetime][|mki:len]`.
+    pub key: String,
+}
+
+impl std::fmt::Debug for CryptoSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CryptoSpec({}, <key redacted>)", self.suite)
+    }
+}
+
+impl Drop for CryptoSpec {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+/// Why a session spec was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Unsupported schema version.
+    #[error("unsupported session schema version {0} (this build reads version {SCHEMA_VERSION})")]
+    Version(u32),
+    /// A crypto spec is invalid.
+    #[error("call {call}: {detail}")]
+    Crypto {
+        /// The call.
+        call: String,
+        /// What is wrong (never the key).
+        detail: String,
+    },
+    /// A local address is already used by another leg.
+    #[error("local address {0} is already in use by another leg")]
+    AddressInUse(SocketAddrV4),
+    /// A local address does not belong to any port.
+    #[error("local address {0} is not an address of any relay port")]
+    NotLocal(std::net::Ipv4Addr),
+    /// Same call id twice.
+    #[error("call {0} already exists")]
+    CallExists(String),
+    /// Unknown call id.
+    #[error("no call {0}")]
+    NoSuchCall(String),
+    /// A MAC address is malformed.
+    #[error("bad MAC address {0:?}")]
+    BadMac(String),
+    /// The JSON is not a valid document of the schema.
+    #[error("invalid session document: {0}")]
+    Json(String),
+}
+
+impl CryptoSpec {
+    /// The parsed key.
+    pub fn parse(&self, call: &str) -> Result<SdesKey, SessionError> {
+        let suite: Suite =
+            self.suite
+                .parse()
+                .map_err(|e: relay_srtp::UnknownSuite| SessionError::Crypto {
+                    call: call.to_owned(),
+                    detail: e.to_string(),
+                })?;
+        SdesKey::parse_inline(suite, &self.key).map_err(|e| SessionError::Crypto {
+            call: call.to_owned(),
+            detail: format!("{}: {e}", self.suite),
+        })
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], SessionError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(SessionError::BadMac(s.to_owned()));
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).map_err(|_| SessionError::BadMac(s.to_owned()))?;
+    }
+    Ok(mac)
+}
+
+impl SessionsFile {
+    /// Parses and checks the version.
+    pub fn from_json(text: &str) -> Result<SessionsFile, SessionError> {
+        let f: SessionsFile =
+            serde_json::from_str(text).map_err(|e| SessionError::Json(e.to_string()))?;
+        if f.version != SCHEMA_VERSION {
+            return Err(SessionError::Version(f.version));
+        }
+        Ok(f)
+    }
+}

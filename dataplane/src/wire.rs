@@ -1,0 +1,376 @@
+//! Zero-copy parsing and in-place rewriting of Ethernet (with one optional 802.1Q tag),
+//! IPv4, UDP, ARP and ICMP echo, over the frame's own bytes.
+//!
+//! [`parse`] reads offsets and addresses without copying the packet; the rewrite functions
+//! change headers in place. Every accessor checks lengths first, so no input can panic.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType of an 802.1Q VLAN tag.
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// EtherType of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_UDP: u8 = 17;
+
+/// Why a frame cannot be handled, as far as the headers tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than the headers it announces.
+    Truncated,
+    /// A header field is invalid (version, length, checksum).
+    Malformed,
+    /// A protocol the relay does not carry (not IPv4/ARP; IP options; fragments; not UDP/ICMP).
+    Unsupported,
+}
+
+/// The layer-2 part of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L2 {
+    /// Destination MAC.
+    pub dst: [u8; 6],
+    /// Source MAC.
+    pub src: [u8; 6],
+    /// The VLAN id, if the frame is tagged.
+    pub vlan: Option<u16>,
+    /// EtherType after the tag.
+    pub ethertype: u16,
+    /// Offset of the layer-3 header.
+    pub l3: usize,
+}
+
+/// Reads the Ethernet header (and an 802.1Q tag).
+pub fn parse_l2(frame: &[u8]) -> Result<L2, WireError> {
+    let b = frame.get(..14).ok_or(WireError::Truncated)?;
+    let mut l2 = L2 {
+        dst: b[0..6].try_into().expect("6 bytes"),
+        src: b[6..12].try_into().expect("6 bytes"),
+        vlan: None,
+        ethertype: u16::from_be_bytes([b[12], b[13]]),
+        l3: 14,
+    };
+    if l2.ethertype == ETHERTYPE_VLAN {
+        let tag = frame.get(14..18).ok_or(WireError::Truncated)?;
+        l2.vlan = Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff);
+        l2.ethertype = u16::from_be_bytes([tag[2], tag[3]]);
+        l2.l3 = 18;
+    }
+    Ok(l2)
+}
+
+/// A UDP/IPv4 datagram inside a frame: offsets and addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Udp4 {
+    /// The layer-2 header.
+    pub l2: L2,
+    /// Offset of the UDP header.
+    pub l4: usize,
+    /// Offset of the UDP payload.
+    pub payload: usize,
+    /// UDP payload length.
+    pub payload_len: usize,
+    /// Source address and port.
+    pub src: SocketAddrV4,
+    /// Destination address and port.
+    pub dst: SocketAddrV4,
+}
+
+/// RFC 1071 one's-complement sum, folded to 16 bits (not inverted).
+pub fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for pair in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+/// The IPv4 header of a frame: (header offset, header length, total length, protocol).
+fn ipv4_header(frame: &[u8], l3: usize) -> Result<(usize, usize, u8), WireError> {
+    let ip = frame.get(l3..l3 + 20).ok_or(WireError::Truncated)?;
+    if ip[0] >> 4 != 4 {
+        return Err(WireError::Malformed);
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ihl != 20 {
+        // Options are legal but never used by media peers; refusing keeps rewriting simple.
+        return Err(WireError::Unsupported);
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if total < ihl || frame.len() < l3 + total {
+        return Err(WireError::Truncated);
+    }
+    if checksum_add(0, ip) != 0xffff {
+        return Err(WireError::Malformed);
+    }
+    // More-fragments set or a non-zero offset: RTP is never fragmented by sane peers.
+    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+        return Err(WireError::Unsupported);
+    }
+    Ok((ihl, total, ip[9]))
+}
+
+/// Parses an Ethernet/IPv4/UDP frame and checks the IPv4 header checksum and lengths (the
+/// UDP checksum is checked by [`udp4_checksum_ok`] where it matters).
+pub fn parse_udp4(frame: &[u8]) -> Result<Udp4, WireError> {
+    let l2 = parse_l2(frame)?;
+    if l2.ethertype != ETHERTYPE_IPV4 {
+        return Err(WireError::Unsupported);
+    }
+    let (ihl, total, proto) = ipv4_header(frame, l2.l3)?;
+    if proto != IPPROTO_UDP {
+        return Err(WireError::Unsupported);
+    }
+    let l4 = l2.l3 + ihl;
+    let udp = frame.get(l4..l4 + 8).ok_or(WireError::Truncated)?;
+    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if udp_len < 8 || udp_len != total - ihl {
+        return Err(WireError::Malformed);
+    }
+    let ip = &frame[l2.l3..];
+    Ok(Udp4 {
+        l2,
+        l4,
+        payload: l4 + 8,
+        payload_len: udp_len - 8,
+        src: SocketAddrV4::new(
+            Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            u16::from_be_bytes([udp[0], udp[1]]),
+        ),
+        dst: SocketAddrV4::new(
+            Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            u16::from_be_bytes([udp[2], udp[3]]),
+        ),
+    })
+}
+
+fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: usize) -> u32 {
+    let mut p = [0u8; 12];
+    p[0..4].copy_from_slice(&src.octets());
+    p[4..8].copy_from_slice(&dst.octets());
+    p[9] = IPPROTO_UDP;
+    p[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    checksum_add(0, &p)
+}
+
+/// Whether the UDP checksum is right (or absent: zero is allowed over IPv4).
+pub fn udp4_checksum_ok(frame: &[u8], u: &Udp4) -> bool {
+    let udp = &frame[u.l4..u.payload + u.payload_len];
+    if udp[6] == 0 && udp[7] == 0 {
+        return true;
+    }
+    checksum_add(pseudo_sum(*u.src.ip(), *u.dst.ip(), udp.len()), udp) == 0xffff
+}
+
+/// Rewrites a UDP/IPv4 frame in place for its next hop: MACs, addresses, ports, a payload of
+/// `payload_len` bytes (already written at `u.payload`), TTL reset, and both checksums.
+/// Returns the new frame length. The VLAN tag, if any, is replaced by `vlan` (same tagging).
+pub fn rewrite_udp4(
+    frame: &mut [u8],
+    u: &Udp4,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload_len: usize,
+) -> usize {
+    frame[0..6].copy_from_slice(&dst_mac);
+    frame[6..12].copy_from_slice(&src_mac);
+    let l3 = u.l2.l3;
+    let udp_len = 8 + payload_len;
+    let total = 20 + udp_len;
+    {
+        let ip = &mut frame[l3..l3 + 20];
+        ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&[0, 0]);
+        ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, no fragments
+        ip[8] = 64;
+        ip[10..12].copy_from_slice(&[0, 0]);
+        ip[12..16].copy_from_slice(&src.ip().octets());
+        ip[16..20].copy_from_slice(&dst.ip().octets());
+        let c = !(checksum_add(0, ip) as u16);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let l4 = u.l4;
+    frame[l4..l4 + 2].copy_from_slice(&src.port().to_be_bytes());
+    frame[l4 + 2..l4 + 4].copy_from_slice(&dst.port().to_be_bytes());
+    frame[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    frame[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+    let sum = checksum_add(
+        pseudo_sum(*src.ip(), *dst.ip(), udp_len),
+        &frame[l4..l4 + udp_len],
+    );
+    let c = match !(sum as u16) {
+        0 => 0xffff,
+        c => c,
+    };
+    frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+    l4 + udp_len
+}
+
+/// An ARP request or reply for IPv4 over Ethernet (RFC 826).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arp {
+    /// 1 request, 2 reply.
+    pub op: u16,
+    /// Sender hardware address.
+    pub sha: [u8; 6],
+    /// Sender protocol address.
+    pub spa: Ipv4Addr,
+    /// Target hardware address.
+    pub tha: [u8; 6],
+    /// Target protocol address.
+    pub tpa: Ipv4Addr,
+}
+
+/// Parses an ARP packet for IPv4 over Ethernet.
+pub fn parse_arp(frame: &[u8], l2: &L2) -> Result<Arp, WireError> {
+    let a = frame.get(l2.l3..l2.l3 + 28).ok_or(WireError::Truncated)?;
+    if a[0..2] != [0, 1] || a[2..4] != [0x08, 0x00] || a[4] != 6 || a[5] != 4 {
+        return Err(WireError::Unsupported);
+    }
+    Ok(Arp {
+        op: u16::from_be_bytes([a[6], a[7]]),
+        sha: a[8..14].try_into().expect("6 bytes"),
+        spa: Ipv4Addr::new(a[14], a[15], a[16], a[17]),
+        tha: a[18..24].try_into().expect("6 bytes"),
+        tpa: Ipv4Addr::new(a[24], a[25], a[26], a[27]),
+    })
+}
+
+/// Writes an ARP packet (with an optional VLAN tag) into `buf`; returns its length (42 or 46,
+/// padded to the 60-byte Ethernet minimum).
+pub fn write_arp(buf: &mut [u8], eth_dst: [u8; 6], vlan: Option<u16>, arp: &Arp) -> Option<usize> {
+    let buf = buf.get_mut(..60)?;
+    buf.fill(0);
+    buf[0..6].copy_from_slice(&eth_dst);
+    buf[6..12].copy_from_slice(&arp.sha);
+    let mut at = 12;
+    if let Some(v) = vlan {
+        buf[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        buf[14..16].copy_from_slice(&v.to_be_bytes());
+        at = 16;
+    }
+    buf[at..at + 2].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+    let a = &mut buf[at + 2..at + 30];
+    a[0..8].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 0]);
+    a[6..8].copy_from_slice(&arp.op.to_be_bytes());
+    a[8..14].copy_from_slice(&arp.sha);
+    a[14..18].copy_from_slice(&arp.spa.octets());
+    a[18..24].copy_from_slice(&arp.tha);
+    a[24..28].copy_from_slice(&arp.tpa.octets());
+    Some(60)
+}
+
+/// If `frame` is an ICMP echo request (checked), turns it into the echo reply in place:
+/// swaps MACs and addresses, sets type 0, fixes both checksums. Returns the reply length.
+pub fn icmp_echo_reply_in_place(frame: &mut [u8], l2: &L2) -> Result<usize, WireError> {
+    let (ihl, total, proto) = ipv4_header(frame, l2.l3)?;
+    if proto != IPPROTO_ICMP {
+        return Err(WireError::Unsupported);
+    }
+    let icmp_at = l2.l3 + ihl;
+    let icmp_len = total - ihl;
+    let icmp = frame
+        .get(icmp_at..icmp_at + icmp_len)
+        .ok_or(WireError::Truncated)?;
+    if icmp_len < 8 || icmp[0] != 8 || icmp[1] != 0 {
+        return Err(WireError::Unsupported);
+    }
+    if checksum_add(0, icmp) != 0xffff {
+        return Err(WireError::Malformed);
+    }
+    let (dst, src): ([u8; 6], [u8; 6]) = (
+        frame[0..6].try_into().expect("6"),
+        frame[6..12].try_into().expect("6"),
+    );
+    frame[0..6].copy_from_slice(&src);
+    frame[6..12].copy_from_slice(&dst);
+    let ip = &mut frame[l2.l3..l2.l3 + 20];
+    let (s, d): ([u8; 4], [u8; 4]) = (
+        ip[12..16].try_into().expect("4"),
+        ip[16..20].try_into().expect("4"),
+    );
+    ip[12..16].copy_from_slice(&d);
+    ip[16..20].copy_from_slice(&s);
+    ip[8] = 64;
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let c = !(checksum_add(0, ip) as u16);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let icmp = &mut frame[icmp_at..icmp_at + icmp_len];
+    icmp[0] = 0;
+    icmp[2..4].copy_from_slice(&[0, 0]);
+    let c = !(checksum_add(0, icmp) as u16);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    Ok(l2.l3 + total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{write_udp_ipv4, UdpEndpoints};
+
+    #[test]
+    fn udp_round_trip_and_rewrite() {
+        let ends = UdpEndpoints {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src: "198.18.0.10:5004".parse().unwrap(),
+            dst: "198.18.0.1:40000".parse().unwrap(),
+        };
+        let mut buf = [0u8; 256];
+        let n = write_udp_ipv4(&mut buf, &ends, b"hello").unwrap();
+        let u = parse_udp4(&buf[..n]).unwrap();
+        assert_eq!((u.src, u.dst, u.payload_len), (ends.src, ends.dst, 5));
+        assert!(udp4_checksum_ok(&buf[..n], &u));
+        buf[u.payload..u.payload + 7].copy_from_slice(b"goodbye");
+        let m = rewrite_udp4(
+            &mut buf,
+            &u,
+            [2, 0, 0, 0, 0, 3],
+            [2, 0, 0, 0, 0, 4],
+            "198.19.0.1:41000".parse().unwrap(),
+            "198.19.0.20:6000".parse().unwrap(),
+            7,
+        );
+        let v = parse_udp4(&buf[..m]).unwrap();
+        assert_eq!(v.src, "198.19.0.1:41000".parse().unwrap());
+        assert_eq!(v.dst, "198.19.0.20:6000".parse().unwrap());
+        assert_eq!(&buf[v.payload..v.payload + v.payload_len], b"goodbye");
+        assert!(udp4_checksum_ok(&buf[..m], &v));
+        assert_eq!(v.l2.dst, [2, 0, 0, 0, 0, 4]);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x = 0x1234_5678u32;
+        for len in 0..200 {
+            let mut f: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            if len > 13 {
+                f[12] = 0x08;
+                f[13] = if len % 2 == 0 { 0x00 } else { 0x06 };
+            }
+            let _ = parse_udp4(&f);
+            if let Ok(l2) = parse_l2(&f) {
+                let _ = parse_arp(&f, &l2);
+                let _ = icmp_echo_reply_in_place(&mut f, &l2);
+            }
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! The relay's packet logic without DPDK: frames in, verdicts and rewritten frames out, with
+//! relay-srtp contexts playing the two peers (relay-srtp itself is checked against libsrtp).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
+use relay_dataplane::relay::{DropReason, PortAddr, Relay, RelayConfig, Verdict};
+use relay_dataplane::session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
+use relay_dataplane::wire;
+use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, SrtpError, Suite};
+
+const RELAY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const CALLER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+const CALLEE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x20];
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+
+fn addr(s: &str) -> SocketAddrV4 {
+    s.parse().unwrap()
+}
+
+fn relay() -> Relay {
+    let ports = vec![
+        PortAddr {
+            port: 0,
+            mac: RELAY_MAC,
+            ipv4: "198.18.0.1".parse().unwrap(),
+            prefix_len: 24,
+            gateway: Some("198.18.0.254".parse().unwrap()),
+            vlan: None,
+        },
+        PortAddr {
+            port: 1,
+            mac: [2, 0, 0, 0, 1, 1],
+            ipv4: "198.19.0.1".parse().unwrap(),
+            prefix_len: 24,
+            gateway: None,
+            vlan: Some(42),
+        },
+    ];
+    let mut r = Relay::new(ports, RelayConfig::default());
+    let doc = SessionsFile::from_json(
+        r#"{"version":1,"neighbours":[{"ip":"198.18.0.10","mac":"02:00:00:00:00:10"},{"ip":"198.19.0.20","mac":"02:00:00:00:00:20"},{"ip":"198.18.0.254","mac":"02:00:00:00:00:fe"}]}"#,
+    )
+    .unwrap();
+    r.install(&doc).unwrap();
+    r
+}
+
+fn key(suite: Suite, seed: u8) -> SdesKey {
+    SdesKey::new(
+        MasterKey::new(
+            suite,
+            &vec![seed; suite.key_len()],
+            &vec![seed ^ 0x5a; suite.salt_len()],
+        )
+        .unwrap(),
+    )
+}
+
+fn crypto(k: &SdesKey) -> Option<CryptoSpec> {
+    Some(CryptoSpec {
+        suite: k.master.suite().name().into(),
+        key: k.to_inline(),
+    })
+}
+
+fn leg(
+    local: &str,
+    remote: Option<&str>,
+    receive: Option<&SdesKey>,
+    send: Option<&SdesKey>,
+) -> LegSpec {
+    LegSpec {
+        local: addr(local),
+        remote: remote.map(addr),
+        strict_source: false,
+        receive: receive.and_then(crypto),
+        send: send.and_then(crypto),
+        clock_rate: 8000,
+    }
+}
+
+fn call(id: &str, a: LegSpec, b: LegSpec, rtcp: RtcpMode) -> CallSpec {
+    CallSpec {
+        id: id.into(),
+        media: vec![MediaSpec { rtcp, a, b }],
+    }
+}
+
+fn rtp(seq: u16, payload: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 8];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1122_3344u32.to_be_bytes());
+    p.extend((0..payload).map(|i| (i as u8) ^ (seq as u8)));
+    p
+}
+
+/// A frame from `src` to `dst` carrying `payload`, with 64 bytes of room to grow.
+fn frame(src_mac: [u8; 6], src: &str, dst: &str, payload: &[u8]) -> (Vec<u8>, usize) {
+    let mut buf = vec![0u8; 14 + 20 + 8 + payload.len() + 64];
+    let ends = UdpEndpoints {
+        src_mac,
+        dst_mac: RELAY_MAC,
+        src: addr(src),
+        dst: addr(dst),
+    };
+    let n = write_udp_ipv4(&mut buf, &ends, payload).unwrap();
+    (buf, n)
+}
+
+fn protect(ctx: &mut Context, plain: &[u8]) -> Vec<u8> {
+    let mut b = plain.to_vec();
+    b.resize(plain.len() + 32, 0);
+    let n = ctx.protect_rtp(&mut b, plain.len()).unwrap();
+    b.truncate(n);
+    b
+}
+
+fn forwarded(v: Verdict, buf: &[u8]) -> (u16, wire::Udp4, Vec<u8>) {
+    let Verdict::Forward { port, len } = v else {
+        panic!("not forwarded: {v:?}")
+    };
+    let u = wire::parse_udp4(&buf[..len]).expect("valid output frame");
+    assert!(wire::udp4_checksum_ok(&buf[..len], &u));
+    (port, u, buf[u.payload..u.payload + u.payload_len].to_vec())
+}
+
+#[test]
+fn every_mode_and_suite_relays_and_rewrites() {
+    let suites: Vec<Option<Suite>> = std::iter::once(None)
+        .chain(Suite::ALL.into_iter().map(Some))
+        .collect();
+    let mut n = 0;
+    for &sin in &suites {
+        for &sout in &suites {
+            n += 1;
+            let mut r = relay();
+            let kin = sin.map(|s| key(s, 1));
+            let kout = sout.map(|s| key(s, 2));
+            let id = format!("call{n}");
+            r.add_call(&call(
+                &id,
+                leg(
+                    "198.18.0.1:40000",
+                    Some("198.18.0.10:5004"),
+                    kin.as_ref(),
+                    None,
+                ),
+                leg(
+                    "198.19.0.1:40002",
+                    Some("198.19.0.20:6000"),
+                    None,
+                    kout.as_ref(),
+                ),
+                RtcpMode::Mux,
+            ))
+            .unwrap();
+            let mut caller = kin
+                .as_ref()
+                .map(|k| Context::new(k, ContextConfig::default()));
+            let mut callee = kout
+                .as_ref()
+                .map(|k| Context::new(k, ContextConfig::default()));
+            for seq in [65_534u16, 65_535, 0, 1] {
+                let plain = rtp(seq, 160);
+                let wire_payload = match &mut caller {
+                    Some(c) => protect(c, &plain),
+                    None => plain.clone(),
+                };
+                let (mut buf, len) = frame(
+                    CALLER_MAC,
+                    "198.18.0.10:5004",
+                    "198.18.0.1:40000",
+                    &wire_payload,
+                );
+                let v = r.process(0, &mut buf, len, 1_000_000);
+                let (port, u, mut payload) = forwarded(v, &buf);
+                assert_eq!(port, 1, "{sin:?}->{sout:?}");
+                assert_eq!(
+                    (u.src, u.dst),
+                    (addr("198.19.0.1:40002"), addr("198.19.0.20:6000"))
+                );
+                assert_eq!(u.l2.vlan, Some(42), "tagged for port 1");
+                assert_eq!((u.l2.src, u.l2.dst), ([2, 0, 0, 0, 1, 1], CALLEE_MAC));
+                let got = match &mut callee {
+                    Some(c) => {
+                        let n = c
+                            .unprotect_rtp(&mut payload)
+                            .unwrap_or_else(|e| panic!("{sin:?}->{sout:?}: {e}"));
+                        payload[..n].to_vec()
+                    }
+                    None => payload,
+                };
+                assert_eq!(got, plain, "{sin:?}->{sout:?} seq {seq}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_packets_are_dropped_and_counted_by_reason() {
+    let mut r = relay();
+    let (ka, kb) = (
+        key(Suite::AesCm128HmacSha1_80, 1),
+        key(Suite::AesCm128HmacSha1_80, 2),
+    );
+    r.add_call(&call(
+        "c",
+        leg(
+            "198.18.0.1:40000",
+            Some("198.18.0.10:5004"),
+            Some(&ka),
+            None,
+        ),
+        leg(
+            "198.19.0.1:40002",
+            Some("198.19.0.20:6000"),
+            None,
+            Some(&kb),
+        ),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    let mut caller = Context::new(&ka, ContextConfig::default());
+    let good = protect(&mut caller, &rtp(10, 160));
+    let send = |r: &mut Relay, payload: &[u8], dst: &str| {
+        let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", dst, payload);
+        r.process(0, &mut buf, len, 5)
+    };
+    assert!(matches!(
+        send(&mut r, &good, "198.18.0.1:40000"),
+        Verdict::Forward { .. }
+    ));
+    assert_eq!(
+        send(&mut r, &good, "198.18.0.1:40000"),
+        Verdict::Drop(DropReason::Replayed)
+    );
+    let mut forged = protect(&mut caller, &rtp(11, 160));
+    forged[20] ^= 1;
+    assert_eq!(
+        send(&mut r, &forged, "198.18.0.1:40000"),
+        Verdict::Drop(DropReason::AuthFailed)
+    );
+    let fresh = protect(&mut caller, &rtp(12, 160));
+    assert_eq!(
+        send(&mut r, &fresh[..fresh.len() - 5], "198.18.0.1:40000"),
+        Verdict::Drop(DropReason::AuthFailed)
+    );
+    assert_eq!(
+        send(&mut r, &good[..6], "198.18.0.1:40000"),
+        Verdict::Drop(DropReason::SrtpMalformed)
+    );
+    assert_eq!(
+        send(&mut r, &good, "198.18.0.1:49999"),
+        Verdict::Drop(DropReason::UnknownFlow)
+    );
+    assert_eq!(
+        send(&mut r, &good, "198.18.0.77:40000"),
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:40000", &good);
+    assert_eq!(
+        r.process(0, &mut buf, len - 3, 5),
+        Verdict::Drop(DropReason::Truncated)
+    );
+    buf[len - 1] ^= 0xff;
+    assert_eq!(
+        r.process(0, &mut buf, len, 5),
+        Verdict::Drop(DropReason::BadChecksum)
+    );
+    for garbage_len in 0..80 {
+        let mut g: Vec<u8> = (0..garbage_len).map(|i| (i * 37) as u8).collect();
+        g.resize(garbage_len + 16, 0);
+        assert!(matches!(
+            r.process(0, &mut g, garbage_len, 5),
+            Verdict::Drop(_)
+        ));
+    }
+    let stats = r.call_stats("c").unwrap();
+    let a = &stats.media[0][0];
+    assert_eq!(a.rx_packets, 1);
+    assert_eq!(a.drops[DropReason::Replayed.index()], 1);
+    assert_eq!(a.drops[DropReason::AuthFailed.index()], 2);
+    assert_eq!(r.stats.drops[DropReason::UnknownFlow.index()], 1);
+    assert_eq!(r.stats.drops[DropReason::NotForUs.index()], 1);
+    assert_eq!(r.stats.forwarded, 1);
+}
+
+#[test]
+fn latching_learns_only_from_authenticated_packets_and_strict_source_holds() {
+    let mut r = relay();
+    let (ka, kb) = (
+        key(Suite::AesCm128HmacSha1_80, 1),
+        key(Suite::AesCm128HmacSha1_80, 2),
+    );
+    let mut a = leg("198.18.0.1:40000", None, Some(&ka), Some(&ka));
+    a.strict_source = true;
+    let b = leg(
+        "198.19.0.1:40002",
+        Some("198.19.0.20:6000"),
+        Some(&kb),
+        Some(&kb),
+    );
+    r.add_call(&call("c", a, b, RtcpMode::Mux)).unwrap();
+    let mut from_a = Context::new(&ka, ContextConfig::default());
+    let mut from_b = Context::new(&kb, ContextConfig::default());
+    // B -> A before A's address is known: nowhere to send.
+    let p = protect(&mut from_b, &rtp(1, 20));
+    let (mut buf, len) = frame(CALLEE_MAC, "198.19.0.20:6000", "198.19.0.1:40002", &p);
+    assert_eq!(
+        r.process(1, &mut buf, len, 1),
+        Verdict::Drop(DropReason::NoDestination)
+    );
+    // A forged packet from an attacker does not latch.
+    let mut forged = protect(
+        &mut Context::new(
+            &key(Suite::AesCm128HmacSha1_80, 9),
+            ContextConfig::default(),
+        ),
+        &rtp(1, 20),
+    );
+    forged[15] ^= 1;
+    let (mut buf, len) = frame(
+        [2, 0, 0, 0, 0, 0x66],
+        "198.18.0.66:7777",
+        "198.18.0.1:40000",
+        &forged,
+    );
+    assert_eq!(
+        r.process(0, &mut buf, len, 2),
+        Verdict::Drop(DropReason::AuthFailed)
+    );
+    // The genuine peer's first packet latches (from behind the gateway: NAT).
+    let p = protect(&mut from_a, &rtp(1, 20));
+    let (mut buf, len) = frame(GW_MAC, "203.0.113.5:31000", "198.18.0.1:40000", &p);
+    assert!(matches!(
+        r.process(0, &mut buf, len, 3),
+        Verdict::Forward { .. }
+    ));
+    // Now B -> A goes to the latched address, via the gateway's MAC.
+    let p = protect(&mut from_b, &rtp(2, 20));
+    let (mut buf, len) = frame(CALLEE_MAC, "198.19.0.20:6000", "198.19.0.1:40002", &p);
+    let (port, u, _) = forwarded(r.process(1, &mut buf, len, 4), &buf);
+    assert_eq!(
+        (port, u.dst, u.l2.dst),
+        (0, addr("203.0.113.5:31000"), GW_MAC)
+    );
+    // Strict source: a genuine packet from elsewhere is refused after latching.
+    let p = protect(&mut from_a, &rtp(2, 20));
+    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:40000", &p);
+    assert_eq!(
+        r.process(0, &mut buf, len, 5),
+        Verdict::Drop(DropReason::UnexpectedSource)
+    );
+}
+
+#[test]
+fn arp_and_icmp_for_our_addresses_only() {
+    let mut r = relay();
+    let mut buf = vec![0u8; 128];
+    let req = wire::Arp {
+        op: 1,
+        sha: CALLER_MAC,
+        spa: "198.18.0.10".parse().unwrap(),
+        tha: [0; 6],
+        tpa: "198.18.0.1".parse().unwrap(),
+    };
+    let n = wire::write_arp(&mut buf, [0xff; 6], None, &req).unwrap();
+    let Verdict::Reply { len } = r.process(0, &mut buf, n, 1) else {
+        panic!("no ARP reply")
+    };
+    let l2 = wire::parse_l2(&buf[..len]).unwrap();
+    let reply = wire::parse_arp(&buf[..len], &l2).unwrap();
+    assert_eq!(
+        (reply.op, reply.sha, reply.spa, reply.tha),
+        (2, RELAY_MAC, "198.18.0.1".parse().unwrap(), CALLER_MAC)
+    );
+    assert_eq!(l2.dst, CALLER_MAC);
+    // For an address that is not ours: silence.
+    let other = wire::Arp {
+        tpa: "198.18.0.99".parse().unwrap(),
+        ..req
+    };
+    let n = wire::write_arp(&mut buf, [0xff; 6], None, &other).unwrap();
+    assert_eq!(
+        r.process(0, &mut buf, n, 1),
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    // ICMP echo to us is answered; to someone else dropped.
+    for (dst, answered) in [
+        (Ipv4Addr::new(198, 18, 0, 1), true),
+        (Ipv4Addr::new(198, 18, 0, 99), false),
+    ] {
+        let mut f = vec![0u8; 14 + 20 + 16];
+        f[0..6].copy_from_slice(&RELAY_MAC);
+        f[6..12].copy_from_slice(&CALLER_MAC);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = [0x45, 0, 0, 36, 0, 1, 0, 0, 64, 1, 0, 0, 198, 18, 0, 10];
+        f[14..30].copy_from_slice(&ip);
+        f[30..34].copy_from_slice(&dst.octets());
+        let c = !(wire::checksum_add(0, &f[14..34]) as u16);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[34] = 8;
+        f[38..42].copy_from_slice(&[0, 7, 0, 1]);
+        f[42..50].copy_from_slice(b"pingpong");
+        let c = !(wire::checksum_add(0, &f[34..50]) as u16);
+        f[36..38].copy_from_slice(&c.to_be_bytes());
+        let v = r.process(0, &mut f, 50, 1);
+        if answered {
+            let Verdict::Reply { len } = v else {
+                panic!("no echo reply: {v:?}")
+            };
+            assert_eq!(f[34], 0, "echo reply");
+            assert_eq!(&f[26..30], &[198, 18, 0, 1]);
+            assert_eq!(&f[30..34], &[198, 18, 0, 10]);
+            assert_eq!(wire::checksum_add(0, &f[34..len]), 0xffff);
+            assert_eq!(&f[0..6], &CALLER_MAC);
+        } else {
+            assert!(matches!(v, Verdict::Drop(_)));
+        }
+    }
+}
+
+#[test]
+fn unknown_next_hop_queues_one_arp_request() {
+    let mut r = relay();
+    r.add_call(&call(
+        "c",
+        leg("198.18.0.1:40000", Some("198.18.0.10:5004"), None, None),
+        leg("198.19.0.1:40002", Some("198.19.0.33:6000"), None, None),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    for seq in 0..3 {
+        let (mut buf, len) = frame(
+            CALLER_MAC,
+            "198.18.0.10:5004",
+            "198.18.0.1:40000",
+            &rtp(seq, 20),
+        );
+        assert_eq!(
+            r.process(0, &mut buf, len, 1),
+            Verdict::Drop(DropReason::NeighbourUnresolved)
+        );
+    }
+    let mut requests = Vec::new();
+    r.drain_arp_requests(|port, f| requests.push((port, f.to_vec())));
+    assert_eq!(requests.len(), 1);
+    let (port, f) = &requests[0];
+    let l2 = wire::parse_l2(f).unwrap();
+    let arp = wire::parse_arp(f, &l2).unwrap();
+    assert_eq!(
+        (*port, l2.vlan, arp.op, arp.tpa),
+        (1, Some(42), 1, "198.19.0.33".parse().unwrap())
+    );
+    // The answer teaches the relay, and traffic flows.
+    let mut buf = vec![0u8; 128];
+    let reply = wire::Arp {
+        op: 2,
+        sha: [2, 0, 0, 0, 0, 0x33],
+        spa: "198.19.0.33".parse().unwrap(),
+        tha: [2, 0, 0, 0, 1, 1],
+        tpa: "198.19.0.1".parse().unwrap(),
+    };
+    let n = wire::write_arp(&mut buf, [2, 0, 0, 0, 1, 1], Some(42), &reply).unwrap();
+    assert_eq!(r.process(1, &mut buf, n, 2), Verdict::Consumed);
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:40000",
+        &rtp(3, 20),
+    );
+    let (_, u, _) = forwarded(r.process(0, &mut buf, len, 3), &buf);
+    assert_eq!(u.l2.dst, [2, 0, 0, 0, 0, 0x33]);
+}
+
+#[test]
+fn rtcp_mux_and_port_plus_one() {
+    for mode in [RtcpMode::Mux, RtcpMode::PortPlusOne] {
+        let mut r = relay();
+        let (ka, kb) = (
+            key(Suite::AesCm128HmacSha1_32, 1),
+            key(Suite::AeadAes128Gcm, 2),
+        );
+        r.add_call(&call(
+            "c",
+            leg(
+                "198.18.0.1:40000",
+                Some("198.18.0.10:5004"),
+                Some(&ka),
+                None,
+            ),
+            leg(
+                "198.19.0.1:40002",
+                Some("198.19.0.20:6000"),
+                None,
+                Some(&kb),
+            ),
+            mode,
+        ))
+        .unwrap();
+        let mut caller = Context::new(&ka, ContextConfig::default());
+        let mut callee = Context::new(&kb, ContextConfig::default());
+        let mut sr = vec![0x80, 200, 0, 6, 0x11, 0x22, 0x33, 0x44];
+        sr.extend_from_slice(&[7; 20]);
+        let mut b = sr.clone();
+        b.resize(sr.len() + 32, 0);
+        let n = caller.protect_rtcp(&mut b, sr.len()).unwrap();
+        let (dst, out_src, out_dst) = match mode {
+            RtcpMode::Mux => ("198.18.0.1:40000", "198.19.0.1:40002", "198.19.0.20:6000"),
+            RtcpMode::PortPlusOne => ("198.18.0.1:40001", "198.19.0.1:40003", "198.19.0.20:6001"),
+        };
+        let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5005", dst, &b[..n]);
+        let (_, u, mut payload) = forwarded(r.process(0, &mut buf, len, 1), &buf);
+        assert_eq!((u.src, u.dst), (addr(out_src), addr(out_dst)), "{mode:?}");
+        let m = callee.unprotect_rtcp(&mut payload).unwrap();
+        assert_eq!(&payload[..m], &sr[..]);
+        assert_eq!(r.call_stats("c").unwrap().media[0][0].rx_rtcp, 1);
+    }
+}
+
+#[test]
+fn modify_keeps_the_roc_for_an_unchanged_key_and_remove_frees_the_ports() {
+    let mut r = relay();
+    let (ka, kb, kc) = (
+        key(Suite::AesCm128HmacSha1_80, 1),
+        key(Suite::AesCm128HmacSha1_80, 2),
+        key(Suite::AeadAes256Gcm, 3),
+    );
+    let spec = call(
+        "c",
+        leg(
+            "198.18.0.1:40000",
+            Some("198.18.0.10:5004"),
+            Some(&ka),
+            None,
+        ),
+        leg(
+            "198.19.0.1:40002",
+            Some("198.19.0.20:6000"),
+            None,
+            Some(&kb),
+        ),
+        RtcpMode::Mux,
+    );
+    r.add_call(&spec).unwrap();
+    assert!(r.add_call(&spec).is_err(), "same id twice");
+    let mut caller = Context::new(&ka, ContextConfig::default());
+    for seq in [65_535u16, 0] {
+        let (mut buf, len) = frame(
+            CALLER_MAC,
+            "198.18.0.10:5004",
+            "198.18.0.1:40000",
+            &protect(&mut caller, &rtp(seq, 20)),
+        );
+        assert!(matches!(
+            r.process(0, &mut buf, len, 1),
+            Verdict::Forward { .. }
+        ));
+    }
+    // re-INVITE: same inbound key, new outbound key. The inbound ROC (1) survives: seq 1
+    // decrypts; a fresh context would have estimated ROC 0 and failed.
+    let changed = call(
+        "c",
+        leg(
+            "198.18.0.1:40000",
+            Some("198.18.0.10:5004"),
+            Some(&ka),
+            None,
+        ),
+        leg(
+            "198.19.0.1:40002",
+            Some("198.19.0.20:6000"),
+            None,
+            Some(&kc),
+        ),
+        RtcpMode::Mux,
+    );
+    r.modify_call(&changed).unwrap();
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:40000",
+        &protect(&mut caller, &rtp(1, 20)),
+    );
+    let (_, _, mut payload) = forwarded(r.process(0, &mut buf, len, 1), &buf);
+    let mut callee = Context::new(&kc, ContextConfig::default());
+    assert!(
+        callee.unprotect_rtp(&mut payload).is_ok(),
+        "new outbound key in use"
+    );
+    // A refused change leaves the call alone.
+    let mut bad = changed.clone();
+    bad.media[0].a.local = addr("198.18.0.7:40000");
+    assert!(r.modify_call(&bad).is_err());
+    assert_eq!(r.call_ids(), vec!["c".to_string()]);
+    let stats = r.remove_call("c").unwrap();
+    assert_eq!(
+        stats.media[0][0].rx_packets, 1,
+        "counters restart with the new media"
+    );
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:40000",
+        &rtp(2, 20),
+    );
+    assert_eq!(
+        r.process(0, &mut buf, len, 1),
+        Verdict::Drop(DropReason::UnknownFlow)
+    );
+    assert_eq!(r.media_count(), 0);
+    let _ = SrtpError::Replayed;
+}
