@@ -13,6 +13,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod control;
+pub mod demo;
 pub mod dpdk;
 pub mod frame;
 pub mod portloop;
@@ -20,3 +22,4 @@ pub mod relay;
 pub mod rtpstats;
 pub mod session;
 pub mod wire;
+pub mod worker;

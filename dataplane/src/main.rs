@@ -1,16 +1,27 @@
 //! `relay-dataplane`: the DPDK data plane binary.
 //!
-//! At this stage it runs the port loop (generator -> forwarder -> sink over two DPDK ports)
-//! and prints what it forwarded. EAL arguments follow `--`; without any, an embedded default
-//! runs on two `net_ring` virtual devices with no NIC and no hugepages.
+//! * `demo`: the relay between generated SRTP callers and callees on two looping `net_ring`
+//!   ports (the README's main job; no NIC, no hugepages).
+//! * `run`: the relay on the given ports, with sessions from a file and/or the control socket.
+//! * `portloop`: the bare DPDK port loop (generator, forwarder, sink).
+//!
+//! EAL arguments follow `--`; without any, an embedded default runs on two `net_ring`
+//! virtual devices.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use relay_dataplane::dpdk::{Eal, PktMbufPool, Port, PortConfig};
+use relay_dataplane::demo::{self, DemoConfig};
+use relay_dataplane::dpdk::{Eal, MacAddr, PktMbufPool, Port, PortConfig};
 use relay_dataplane::portloop::{self, PortLoopConfig};
+use relay_dataplane::relay::{PortAddr, Relay, RelayConfig};
+use relay_dataplane::session::{parse_mac, SessionsFile};
+use relay_dataplane::{control, worker};
 
 /// EAL arguments used when none are given: two looping ring devices, no hugepages, no PCI.
 const DEFAULT_EAL_ARGS: &[&str] = &[
@@ -39,9 +50,52 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Relay generated SRTP calls between two looping ring ports and verify every packet.
+    Demo {
+        /// Concurrent calls (at most 20000).
+        #[arg(long, default_value_t = 1000)]
+        calls: u32,
+        /// SRTP packets in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: u64,
+        /// Suite the callers use.
+        #[arg(long, default_value = "AES_CM_128_HMAC_SHA1_80")]
+        inbound: String,
+        /// Suite the callees get.
+        #[arg(long, default_value = "AEAD_AES_128_GCM")]
+        outbound: String,
+        /// Stop after this many seconds even if packets are missing.
+        #[arg(long, default_value_t = 60)]
+        time_limit: u64,
+        /// EAL arguments (after `--`); default: two net_ring vdevs without hugepages.
+        #[arg(last = true)]
+        eal: Vec<String>,
+    },
+    /// Run the relay on DPDK ports.
+    Run {
+        /// A port: `NAME,ipv4=A.B.C.D/LEN[,gw=A.B.C.D][,vlan=ID][,mac=aa:bb:..]` (repeatable).
+        #[arg(long = "port", required = true)]
+        ports: Vec<String>,
+        /// Sessions (schema version 1) to install at start-up.
+        #[arg(long)]
+        sessions: Option<PathBuf>,
+        /// Unix socket for the control plane.
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Stop once nothing arrived for this many milliseconds (after something did).
+        #[arg(long)]
+        idle_exit_ms: Option<u64>,
+        /// Write the final counters (JSON) here.
+        #[arg(long)]
+        stats_json: Option<PathBuf>,
+        /// EAL arguments (after `--`).
+        #[arg(last = true)]
+        eal: Vec<String>,
+    },
     /// Generate frames on port A, forward A -> B rewriting Ethernet addresses, verify on B.
-    ///
-    /// Each port must loop its transmissions back to itself (net_ringN does).
     Portloop {
         /// Frames to generate.
         #[arg(long, default_value_t = 1_000_000)]
@@ -74,8 +128,280 @@ fn main() -> ExitCode {
     }
 }
 
+fn eal_args(eal: Vec<String>) -> Vec<String> {
+    if eal.is_empty() {
+        DEFAULT_EAL_ARGS.iter().map(|s| s.to_string()).collect()
+    } else {
+        eal
+    }
+}
+
+/// A parsed `--port` option.
+struct PortOpt {
+    name: String,
+    ipv4: std::net::Ipv4Addr,
+    prefix_len: u8,
+    gateway: Option<std::net::Ipv4Addr>,
+    vlan: Option<u16>,
+    mac: Option<[u8; 6]>,
+}
+
+fn parse_port(spec: &str) -> Result<PortOpt> {
+    let mut parts = spec.split(',');
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty())
+        .context("--port needs a device name first")?
+        .to_owned();
+    let (mut ipv4, mut prefix_len, mut gateway, mut vlan, mut mac) = (None, 24, None, None, None);
+    for kv in parts {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--port {spec}: {kv:?} is not key=value"))?;
+        match k {
+            "ipv4" => {
+                let (a, p) = v.split_once('/').unwrap_or((v, "24"));
+                ipv4 = Some(
+                    a.parse()
+                        .with_context(|| format!("--port {spec}: bad ipv4 {a:?}"))?,
+                );
+                prefix_len = p
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 32)
+                    .with_context(|| format!("--port {spec}: bad prefix {p:?}"))?;
+            }
+            "gw" => {
+                gateway = Some(
+                    v.parse()
+                        .with_context(|| format!("--port {spec}: bad gw {v:?}"))?,
+                )
+            }
+            "vlan" => {
+                vlan = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|v| (1..4095).contains(v))
+                        .with_context(|| format!("--port {spec}: bad vlan {v:?}"))?,
+                )
+            }
+            "mac" => mac = Some(parse_mac(v).with_context(|| format!("--port {spec}"))?),
+            _ => bail!("--port {spec}: unknown key {k:?} (ipv4, gw, vlan, mac)"),
+        }
+    }
+    let ipv4 = ipv4.with_context(|| format!("--port {spec}: needs ipv4=A.B.C.D/LEN"))?;
+    Ok(PortOpt {
+        name,
+        ipv4,
+        prefix_len,
+        gateway,
+        vlan,
+        mac,
+    })
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Demo {
+            calls,
+            packets,
+            inbound,
+            outbound,
+            time_limit,
+            eal,
+        } => {
+            if calls == 0 || calls > 20_000 {
+                bail!("--calls must be between 1 and 20000");
+            }
+            let config = DemoConfig {
+                calls,
+                packets,
+                inbound: inbound
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--inbound: {e}"))?,
+                outbound: outbound
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--outbound: {e}"))?,
+                time_limit: Duration::from_secs(time_limit),
+            };
+            let eal_args = eal_args(eal);
+            println!("EAL arguments: {}", eal_args.join(" "));
+            let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
+            let pool = PktMbufPool::create(
+                &eal,
+                "demo",
+                16383,
+                256,
+                PktMbufPool::default_data_room(),
+                -1,
+            )
+            .context("creating the mbuf pool (try a larger -m)")?;
+            let a = Port::open(
+                &eal,
+                Port::id_by_name(&eal, "net_ring0")?,
+                &PortConfig::default(),
+                pool,
+            )?;
+            let b = Port::open(
+                &eal,
+                Port::id_by_name(&eal, "net_ring1")?,
+                &PortConfig::default(),
+                pool,
+            )?;
+            println!(
+                "{} calls: callers send {} to {} (198.18.0.1), the relay re-keys to {} for the callees via {} (198.19.0.1)",
+                calls, config.inbound, a.name(), config.outbound, b.name()
+            );
+            let r = demo::run(&eal, pool, &a, &b, &config)?;
+            let secs = r.elapsed.as_secs_f64().max(1e-9);
+            println!(
+                "sent        {:>10} SRTP packets ({}) from the callers",
+                r.sent, config.inbound
+            );
+            println!(
+                "relayed     {:>10} packets, re-keyed to {} ({:.2} Mpps end to end: callers, relay and callees share one core)",
+                r.relay.forwarded,
+                config.outbound,
+                r.relay.forwarded as f64 / secs / 1e6
+            );
+            println!("received    {:>10} packets at the callees", r.received);
+            println!("verified    {:>10} decrypted with the callees' keys, byte-identical to what was sent", r.verified);
+            let drops: Vec<String> = relay_dataplane::relay::DropReason::ALL
+                .iter()
+                .filter(|d| r.relay.drops[d.index()] > 0)
+                .map(|d| format!("{}={}", d.name(), r.relay.drops[d.index()]))
+                .collect();
+            println!(
+                "drops       {}",
+                if drops.is_empty() {
+                    "none".into()
+                } else {
+                    drops.join(" ")
+                }
+            );
+            let ok = r.verified == packets && r.bad == 0;
+            println!("result      {}", if ok { "OK" } else { "INCOMPLETE" });
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Run {
+            ports,
+            sessions,
+            control: control_path,
+            duration,
+            idle_exit_ms,
+            stats_json,
+            eal,
+        } => {
+            let port_opts: Vec<PortOpt> =
+                ports.iter().map(|p| parse_port(p)).collect::<Result<_>>()?;
+            let doc = match &sessions {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading sessions file {}", path.display()))?;
+                    Some(
+                        SessionsFile::from_json(&text)
+                            .with_context(|| format!("sessions file {}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("installing the signal handler")?;
+            }
+            let eal = Eal::init(eal_args(eal)).context("starting the DPDK EAL")?;
+            let pool = PktMbufPool::create(
+                &eal,
+                "relay",
+                16383,
+                256,
+                PktMbufPool::default_data_room(),
+                -1,
+            )
+            .context("creating the mbuf pool (try a larger -m)")?;
+            let mut opened = Vec::new();
+            let mut addrs = Vec::new();
+            for p in &port_opts {
+                let id = Port::id_by_name(&eal, &p.name).with_context(|| {
+                    format!("port {}: pass it with --vdev or bind the NIC", p.name)
+                })?;
+                let port = Port::open(
+                    &eal,
+                    id,
+                    &PortConfig {
+                        promiscuous: true,
+                        ..PortConfig::default()
+                    },
+                    pool,
+                )
+                .with_context(|| format!("opening {}", p.name))?;
+                let mac = p.mac.unwrap_or_else(|| match port.mac() {
+                    MacAddr([0, 0, 0, 0, 0, 0]) => [0x02, 0, 0, 0, 0, id as u8],
+                    m => m.0,
+                });
+                addrs.push(PortAddr {
+                    port: id,
+                    mac,
+                    ipv4: p.ipv4,
+                    prefix_len: p.prefix_len,
+                    gateway: p.gateway,
+                    vlan: p.vlan,
+                });
+                println!(
+                    "port {}: id {id}, {}/{}, mac {}",
+                    p.name,
+                    p.ipv4,
+                    p.prefix_len,
+                    MacAddr(mac)
+                );
+                opened.push(port);
+            }
+            let mut relay = Relay::new(addrs, RelayConfig::default());
+            if let Some(doc) = &doc {
+                relay.install(doc).context("installing the sessions file")?;
+                println!("installed {} calls from the sessions file", doc.calls.len());
+            }
+            let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(1024);
+            let core_map = serde_json::json!({
+                "main_lcore": eal.lcore_id(),
+                "workers": [{"lcore": eal.lcore_id(), "ports": port_opts.iter().map(|p| serde_json::json!({"name": p.name, "queue": 0})).collect::<Vec<_>>()}],
+            });
+            if let Some(path) = &control_path {
+                control::serve(path, ctl_tx.clone(), core_map)
+                    .with_context(|| format!("control socket {}", path.display()))?;
+                println!("control socket {}", path.display());
+            }
+            let limits = worker::Limits {
+                stop: &stop,
+                duration: duration.map(Duration::from_secs_f64),
+                idle_exit: idle_exit_ms.map(Duration::from_millis),
+            };
+            worker::run(&eal, pool, &opened, 0, &mut relay, Some(&ctl_rx), &limits);
+            drop(ctl_tx);
+            let calls: Vec<serde_json::Value> = relay
+                .call_ids()
+                .iter()
+                .filter_map(|id| relay.call_stats(id))
+                .map(|c| control::call_json(&c))
+                .collect();
+            let summary =
+                serde_json::json!({"worker": control::worker_json(&relay.stats), "calls": calls});
+            println!("final counters: {}", control::worker_json(&relay.stats));
+            if let Some(path) = &stats_json {
+                std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            drop(opened);
+            if let Some(path) = &control_path {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Portloop {
             packets,
             payload,
@@ -84,11 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             port_b,
             eal,
         } => {
-            let eal_args: Vec<String> = if eal.is_empty() {
-                DEFAULT_EAL_ARGS.iter().map(|s| s.to_string()).collect()
-            } else {
-                eal
-            };
+            let eal_args = eal_args(eal);
             if !(8..=1458).contains(&payload) {
                 bail!(
                     "--payload must be between 8 and 1458 bytes (one untagged 1500-byte IPv4 MTU)"
@@ -119,7 +441,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("opening {port_b}"))?;
             println!("port A: {} (id {}, mac {})", a.name(), a.id(), a.mac());
             println!("port B: {} (id {}, mac {})", b.name(), b.id(), b.mac());
-
             let loop_config = PortLoopConfig {
                 packets,
                 payload_len: payload,

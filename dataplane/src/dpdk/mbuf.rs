@@ -150,6 +150,37 @@ impl<'eal> Mbuf<'eal> {
         }
     }
 
+    /// The packet bytes followed by the buffer's tailroom: room to grow the packet in place.
+    #[inline]
+    pub fn data_and_tailroom_mut(&mut self) -> &mut [u8] {
+        // SAFETY: we own the mbuf exclusively; buf_addr + data_off starts the data, and the
+        // buffer holds buf_len - data_off bytes from there (data plus tailroom).
+        unsafe {
+            let m = self.raw.as_ref();
+            let start = m.buf_addr.cast::<u8>().add(usize::from(m.data_off));
+            let room = usize::from(m.buf_len - m.data_off);
+            std::slice::from_raw_parts_mut(start, room)
+        }
+    }
+
+    /// Sets the packet length of a single-segment mbuf (after growing or shrinking it in
+    /// place through [`Mbuf::data_and_tailroom_mut`]). Returns false if `len` does not fit.
+    #[inline]
+    pub fn set_len(&mut self, len: usize) -> bool {
+        // SAFETY: we own the mbuf; for a single segment data_len == pkt_len and any length up
+        // to buf_len - data_off keeps the mbuf valid.
+        unsafe {
+            let m = self.raw.as_mut();
+            let room = usize::from(m.buf_len - m.data_off);
+            if m.nb_segs != 1 || len > room {
+                return false;
+            }
+            m.data_len = len as u16;
+            m.pkt_len = len as u32;
+        }
+        true
+    }
+
     /// Shrinks the packet to `len` bytes (no-op if already shorter).
     pub fn truncate(&mut self, len: u16) {
         // SAFETY: we own the mbuf; shortening data_len/pkt_len of a single-segment mbuf keeps

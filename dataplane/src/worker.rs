@@ -1,0 +1,198 @@
+//! The poll-mode worker loop: receive bursts on every port, run each frame through the
+//! worker's [`Relay`], transmit bursts, apply control messages between bursts.
+//!
+//! Run to completion on one core; the only per-packet work is the relay's. Control messages
+//! arrive on a crossbeam channel polled with `try_recv` (atomics, no syscall, no lock).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::dpdk::{Burst, Eal, PktMbufPool, Port};
+use crate::relay::{CallStats, DropReason, Relay, Verdict, WorkerStats};
+use crate::session::{CallSpec, SessionError};
+
+/// A request to a worker; the answer goes back on `reply`.
+pub enum ControlMsg {
+    /// Install a call.
+    AddCall(CallSpec, Sender<Result<(), SessionError>>),
+    /// Change a call (re-INVITE).
+    ModifyCall(CallSpec, Sender<Result<(), SessionError>>),
+    /// Remove a call; answers its final counters.
+    RemoveCall(String, Sender<Result<CallStats, SessionError>>),
+    /// The installed call ids.
+    ListCalls(Sender<Vec<String>>),
+    /// A call's counters.
+    CallStats(String, Sender<Option<CallStats>>),
+    /// The worker's counters.
+    WorkerStats(Sender<WorkerStats>),
+}
+
+/// When the loop ends.
+pub struct Limits<'a> {
+    /// Set from a signal handler or the control thread.
+    pub stop: &'a AtomicBool,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop once nothing was received for this long (after something was): for pcap runs.
+    pub idle_exit: Option<Duration>,
+}
+
+fn apply(relay: &mut Relay, msg: ControlMsg) {
+    // A closed reply channel only means the requester gave up waiting.
+    match msg {
+        ControlMsg::AddCall(spec, reply) => {
+            let _ = reply.send(relay.add_call(&spec));
+        }
+        ControlMsg::ModifyCall(spec, reply) => {
+            let _ = reply.send(relay.modify_call(&spec));
+        }
+        ControlMsg::RemoveCall(id, reply) => {
+            let _ = reply.send(relay.remove_call(&id));
+        }
+        ControlMsg::ListCalls(reply) => {
+            let _ = reply.send(relay.call_ids());
+        }
+        ControlMsg::CallStats(id, reply) => {
+            let _ = reply.send(relay.call_stats(&id));
+        }
+        ControlMsg::WorkerStats(reply) => {
+            let _ = reply.send(relay.stats.clone());
+        }
+    }
+}
+
+/// Runs the worker on the calling lcore over `ports` (queue `queue` of each) until `limits`
+/// say stop; then drains what is queued for transmission.
+pub fn run<'eal>(
+    eal: &'eal Eal,
+    pool: PktMbufPool<'eal>,
+    ports: &[Port<'eal>],
+    queue: u16,
+    relay: &mut Relay,
+    control: Option<&Receiver<ControlMsg>>,
+    limits: &Limits<'_>,
+) {
+    let (_, hz) = eal.tsc();
+    let ns_per_tick = 1e9 / hz.max(1) as f64;
+    let start = eal.tsc().0;
+    let now_ns = || ((eal.tsc().0 - start) as f64 * ns_per_tick) as u64;
+    let mut rx = Burst::new();
+    let mut tx: Vec<Burst<'eal>> = ports.iter().map(|_| Burst::new()).collect();
+    let mut last_rx_ns = None;
+    let mut iterations = 0u64;
+
+    loop {
+        iterations += 1;
+        let now = now_ns();
+        let mut received = 0;
+        for (pi, port) in ports.iter().enumerate() {
+            received += port.rx_burst(queue, &mut rx);
+            for mut m in rx.drain() {
+                let len = m.len();
+                let verdict = relay.process(port.id(), m.data_and_tailroom_mut(), len, now);
+                let (out, len) = match verdict {
+                    Verdict::Forward { port: out, len } => {
+                        match ports.iter().position(|p| p.id() == out) {
+                            Some(oi) => (oi, len),
+                            None => {
+                                relay.stats.drops[DropReason::NoRoute.index()] += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    Verdict::Reply { len } => (pi, len),
+                    Verdict::Consumed | Verdict::Drop(_) => continue,
+                };
+                if !m.set_len(len) {
+                    relay.stats.drops[DropReason::TooBig.index()] += 1;
+                    continue;
+                }
+                if tx[out].is_full() {
+                    flush(
+                        &ports[out],
+                        queue,
+                        &mut tx[out],
+                        &mut relay.stats.drops[DropReason::TxFull.index()],
+                    );
+                }
+                if tx[out].push(m).is_err() {
+                    relay.stats.drops[DropReason::TxFull.index()] += 1;
+                }
+            }
+        }
+        let mut tx_full = 0u64;
+        relay.drain_arp_requests(|port, frame| {
+            let Some(oi) = ports.iter().position(|p| p.id() == port) else {
+                return;
+            };
+            let Some(mut m) = pool.alloc() else { return };
+            let Some(buf) = m.append(frame.len() as u16) else {
+                return;
+            };
+            buf.copy_from_slice(frame);
+            if tx[oi].is_full() {
+                flush(&ports[oi], queue, &mut tx[oi], &mut tx_full);
+            }
+            let _ = tx[oi].push(m);
+        });
+        for (port, burst) in ports.iter().zip(tx.iter_mut()) {
+            flush(port, queue, burst, &mut tx_full);
+        }
+        relay.stats.drops[DropReason::TxFull.index()] += tx_full;
+        if let Some(rx_ctl) = control {
+            // A few messages per loop: forwarding never pauses for long.
+            for _ in 0..8 {
+                match rx_ctl.try_recv() {
+                    Ok(msg) => apply(relay, msg),
+                    Err(_) => break,
+                }
+            }
+        }
+        if received > 0 {
+            last_rx_ns = Some(now);
+        }
+        // Check the clocks and flags every 64 loops: cheap either way, but keep it off the
+        // packet path.
+        if iterations % 64 == 0 {
+            if limits.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if limits.duration.is_some_and(|d| now >= d.as_nanos() as u64) {
+                break;
+            }
+            if let (Some(idle), Some(last)) = (limits.idle_exit, last_rx_ns) {
+                if now.saturating_sub(last) >= idle.as_nanos() as u64 {
+                    break;
+                }
+            }
+        }
+    }
+    for (port, burst) in ports.iter().zip(tx.iter_mut()) {
+        for _ in 0..100 {
+            if burst.is_empty() {
+                break;
+            }
+            port.tx_burst(queue, burst);
+        }
+        flush(
+            port,
+            queue,
+            burst,
+            &mut relay.stats.drops[DropReason::TxFull.index()],
+        );
+    }
+}
+
+/// Transmits a burst; what the device does not take is dropped and counted in `tx_full`.
+fn flush<'eal>(port: &Port<'eal>, queue: u16, burst: &mut Burst<'eal>, tx_full: &mut u64) {
+    if burst.is_empty() {
+        return;
+    }
+    port.tx_burst(queue, burst);
+    if !burst.is_empty() {
+        *tx_full += burst.len() as u64;
+        burst.clear();
+    }
+}
