@@ -72,3 +72,57 @@ fn portloop_rejects_an_oversized_payload_before_starting_dpdk() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--payload must be between 8 and 1458"));
 }
+
+#[test]
+fn demo_relays_and_rekeys_every_packet() {
+    let out = relay()
+        .args([
+            "demo",
+            "--calls",
+            "50",
+            "--packets",
+            "20000",
+            "--time-limit",
+            "30",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = |label: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label}:\n{stdout}"));
+        line[label.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("sent"), 20_000);
+    assert_eq!(count("relayed"), 20_000);
+    assert_eq!(count("verified"), 20_000);
+    assert!(stdout.contains("drops       none"), "{stdout}");
+}
+
+#[test]
+fn demo_refuses_bad_options_before_starting_dpdk() {
+    let out = relay()
+        .args(["demo", "--inbound", "NULL_HMAC_SHA1_80"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported SRTP crypto suite"));
+    let out = relay()
+        .args(["run", "--port", "net_ring0"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs ipv4="));
+}

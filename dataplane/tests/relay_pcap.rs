@@ -34,7 +34,12 @@ struct Call {
 
 fn frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 14 + 28 + payload.len()];
-    let ends = UdpEndpoints { src_mac: PEER_MAC, dst_mac: RELAY_MAC, src, dst };
+    let ends = UdpEndpoints {
+        src_mac: PEER_MAC,
+        dst_mac: RELAY_MAC,
+        src,
+        dst,
+    };
     let n = write_udp_ipv4(&mut buf, &ends, payload).unwrap();
     buf.truncate(n);
     buf
@@ -56,7 +61,9 @@ fn every_mode_and_suite_through_net_pcap() {
     let relay_ip = "198.18.0.1".parse().unwrap();
 
     // One call per (inbound, outbound) pair of {plain RTP, every suite}.
-    let choices: Vec<Option<Suite>> = std::iter::once(None).chain(Suite::ALL.into_iter().map(Some)).collect();
+    let choices: Vec<Option<Suite>> = std::iter::once(None)
+        .chain(Suite::ALL.into_iter().map(Some))
+        .collect();
     let mut calls = Vec::new();
     for (i, &sin) in choices.iter().enumerate() {
         for (j, &sout) in choices.iter().enumerate() {
@@ -69,7 +76,19 @@ fn every_mode_and_suite_through_net_pcap() {
                 b_port: 20_002 + 4 * n,
                 inbound: key(sin),
                 outbound: key(sout),
-                plain: (0..PACKETS_PER_CALL).map(|k| rtp_packet(FIRST_SEQ.wrapping_add(k as u16), ssrc, RtpShape { payload: 160, csrcs: (k % 2) as u8, ..RtpShape::default() })).collect(),
+                plain: (0..PACKETS_PER_CALL)
+                    .map(|k| {
+                        rtp_packet(
+                            FIRST_SEQ.wrapping_add(k as u16),
+                            ssrc,
+                            RtpShape {
+                                payload: 160,
+                                csrcs: (k % 2) as u8,
+                                ..RtpShape::default()
+                            },
+                        )
+                    })
+                    .collect(),
             });
         }
     }
@@ -79,10 +98,14 @@ fn every_mode_and_suite_through_net_pcap() {
     let mut wire_packets: Vec<Vec<Vec<u8>>> = Vec::new();
     for c in &calls {
         wire_packets.push(match &c.inbound {
-            Some(k) => libsrtp::run(Op::Protect, false, k, &c.plain).unwrap().into_iter().map(|o| {
-                assert_eq!(o.status, 0);
-                o.packet
-            }).collect(),
+            Some(k) => libsrtp::run(Op::Protect, false, k, &c.plain)
+                .unwrap()
+                .into_iter()
+                .map(|o| {
+                    assert_eq!(o.status, 0);
+                    o.packet
+                })
+                .collect(),
             None => c.plain.clone(),
         });
     }
@@ -115,7 +138,12 @@ fn every_mode_and_suite_through_net_pcap() {
     {
         let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
         for (i, f) in frames.iter().enumerate() {
-            w.write_packet(&PcapPacket::new(Duration::from_micros(i as u64), f.len() as u32, f)).unwrap();
+            w.write_packet(&PcapPacket::new(
+                Duration::from_micros(i as u64),
+                f.len() as u32,
+                f,
+            ))
+            .unwrap();
         }
     }
 
@@ -136,16 +164,43 @@ fn every_mode_and_suite_through_net_pcap() {
     let stats_path = tmp.path().join("stats.json");
 
     let out = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
-        .args(["run", "--port", "net_pcap0,ipv4=198.18.0.1/16,mac=02:00:00:00:00:01", "--idle-exit-ms", "700", "--duration", "60"])
+        .args([
+            "run",
+            "--port",
+            "net_pcap0,ipv4=198.18.0.1/16,mac=02:00:00:00:00:01",
+            "--idle-exit-ms",
+            "700",
+            "--duration",
+            "60",
+        ])
         .arg("--sessions")
         .arg(&sessions_path)
         .arg("--stats-json")
         .arg(&stats_path)
-        .args(["--", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0", "--log-level=error"])
-        .arg(format!("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", input.display(), output.display()))
+        .args([
+            "--",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            "--log-level=error",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
+            input.display(),
+            output.display()
+        ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Sort what came out by call (the relay sends from leg b's local port).
     let mut by_call: HashMap<u16, Vec<Vec<u8>>> = HashMap::new();
@@ -157,21 +212,43 @@ fn every_mode_and_suite_through_net_pcap() {
         assert_eq!(u.dst, callee);
         assert_eq!(u.l2.src, RELAY_MAC);
         assert_eq!(u.l2.dst, [2, 0, 0, 0, 0, 0x20]);
-        by_call.entry(u.src.port()).or_default().push(data[u.payload..u.payload + u.payload_len].to_vec());
+        by_call
+            .entry(u.src.port())
+            .or_default()
+            .push(data[u.payload..u.payload + u.payload_len].to_vec());
     }
     for c in &calls {
         let got = by_call.remove(&c.b_port).unwrap_or_default();
-        assert_eq!(got.len(), PACKETS_PER_CALL, "{}: {:?} -> {:?}", c.id, c.inbound.as_ref().map(|k| k.master.suite()), c.outbound.as_ref().map(|k| k.master.suite()));
+        assert_eq!(
+            got.len(),
+            PACKETS_PER_CALL,
+            "{}: {:?} -> {:?}",
+            c.id,
+            c.inbound.as_ref().map(|k| k.master.suite()),
+            c.outbound.as_ref().map(|k| k.master.suite())
+        );
         let plain: Vec<Vec<u8>> = match &c.outbound {
-            Some(k) => libsrtp::run(Op::Unprotect, false, k, &got).unwrap().into_iter().map(|o| {
-                assert_eq!(o.status, 0, "{}: libsrtp could not unprotect the relay's output", c.id);
-                o.packet
-            }).collect(),
+            Some(k) => libsrtp::run(Op::Unprotect, false, k, &got)
+                .unwrap()
+                .into_iter()
+                .map(|o| {
+                    assert_eq!(
+                        o.status, 0,
+                        "{}: libsrtp could not unprotect the relay's output",
+                        c.id
+                    );
+                    o.packet
+                })
+                .collect(),
             None => got,
         };
         assert_eq!(plain, c.plain, "{}: payloads differ", c.id);
     }
-    assert!(by_call.is_empty(), "unexpected output from ports {:?}", by_call.keys());
+    assert!(
+        by_call.is_empty(),
+        "unexpected output from ports {:?}",
+        by_call.keys()
+    );
 
     // The bad packets are counted under the right reasons.
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
@@ -180,9 +257,20 @@ fn every_mode_and_suite_through_net_pcap() {
     assert_eq!(drops["auth_failed"], json!(forgeries), "{stats}");
     assert_eq!(drops["truncated"], json!(truncated), "{stats}");
     assert_eq!(drops["unknown_flow"], json!(unknown), "{stats}");
-    assert_eq!(stats["worker"]["forwarded"], json!(calls.len() * PACKETS_PER_CALL));
+    assert_eq!(
+        stats["worker"]["forwarded"],
+        json!(calls.len() * PACKETS_PER_CALL)
+    );
     // Per call: loss 0 across the wrap, every packet counted.
-    let first = stats["calls"].as_array().unwrap().iter().find(|c| c["id"] == "call-0").unwrap();
-    assert_eq!(first["media"][0]["a"]["rx_packets"], json!(PACKETS_PER_CALL));
+    let first = stats["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "call-0")
+        .unwrap();
+    assert_eq!(
+        first["media"][0]["a"]["rx_packets"],
+        json!(PACKETS_PER_CALL)
+    );
     assert_eq!(first["media"][0]["a"]["rtp_lost"], json!(0));
 }

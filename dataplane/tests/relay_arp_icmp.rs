@@ -1,0 +1,116 @@
+//! On real DPDK (`net_pcap`): ARP requests and ICMP echo requests for the relay's address are
+//! answered; those for other addresses are not.
+
+use std::fs::File;
+use std::process::Command;
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use relay_dataplane::wire::{self, Arp};
+
+const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+const RELAY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn arp_request(target: [u8; 4]) -> Vec<u8> {
+    let mut buf = vec![0u8; 64];
+    let req = Arp {
+        op: 1,
+        sha: PEER_MAC,
+        spa: [198, 18, 0, 10].into(),
+        tha: [0; 6],
+        tpa: target.into(),
+    };
+    let n = wire::write_arp(&mut buf, [0xff; 6], None, &req).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn echo_request(dst: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 16];
+    f[0..6].copy_from_slice(&RELAY_MAC);
+    f[6..12].copy_from_slice(&PEER_MAC);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14..26].copy_from_slice(&[0x45, 0, 0, 36, 0, 1, 0, 0, 64, 1, 0, 0]);
+    f[26..30].copy_from_slice(&[198, 18, 0, 10]);
+    f[30..34].copy_from_slice(&dst);
+    let c = !(wire::checksum_add(0, &f[14..34]) as u16);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[34] = 8;
+    f[38..42].copy_from_slice(&[0x12, 0x34, 0, 1]);
+    f[42..50].copy_from_slice(b"relay?  ");
+    let c = !(wire::checksum_add(0, &f[34..50]) as u16);
+    f[36..38].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn arp_and_echo_for_our_address_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, output) = (tmp.path().join("in.pcap"), tmp.path().join("out.pcap"));
+    {
+        let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
+        for f in [
+            arp_request([198, 18, 0, 1]),
+            arp_request([198, 18, 0, 99]),
+            echo_request([198, 18, 0, 1]),
+            echo_request([198, 18, 0, 99]),
+        ] {
+            w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f))
+                .unwrap();
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
+        .args([
+            "run",
+            "--port",
+            "net_pcap0,ipv4=198.18.0.1/24,mac=02:00:00:00:00:01",
+            "--idle-exit-ms",
+            "500",
+            "--duration",
+            "30",
+        ])
+        .args([
+            "--",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            "--log-level=error",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
+            input.display(),
+            output.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut r = PcapReader::new(File::open(&output).unwrap()).unwrap();
+    let mut replies = Vec::new();
+    while let Some(p) = r.next_packet() {
+        replies.push(p.unwrap().data.into_owned());
+    }
+    assert_eq!(replies.len(), 2, "one ARP reply and one echo reply");
+    let l2 = wire::parse_l2(&replies[0]).unwrap();
+    let arp = wire::parse_arp(&replies[0], &l2).unwrap();
+    assert_eq!(
+        (arp.op, arp.sha, arp.spa, arp.tha, l2.dst),
+        (2, RELAY_MAC, [198, 18, 0, 1].into(), PEER_MAC, PEER_MAC)
+    );
+    let echo = &replies[1];
+    assert_eq!((echo[23], echo[34]), (1, 0), "ICMP echo reply");
+    assert_eq!(&echo[26..30], &[198, 18, 0, 1]);
+    assert_eq!(&echo[30..34], &[198, 18, 0, 10]);
+    assert_eq!(&echo[42..50], b"relay?  ");
+    assert_eq!(wire::checksum_add(0, &echo[34..50]), 0xffff);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"replies\":2"), "{stdout}");
+    assert!(stdout.contains("\"not_for_us\":1"), "{stdout}");
+}

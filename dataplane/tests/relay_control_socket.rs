@@ -1,0 +1,208 @@
+//! Calls added and removed over the control socket while packets flow: `net_pcap` replays a
+//! capture forever (`infinite_rx=1`), the relay forwards what belongs to installed calls, and
+//! the counters read over the socket move accordingly. SIGTERM ends the run gracefully.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pcap_file::pcap::{PcapPacket, PcapWriter};
+use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
+use serde_json::{json, Value};
+
+fn frame(dst_port: u16, seq: u16) -> Vec<u8> {
+    let mut rtp = vec![0x80, 0];
+    rtp.extend_from_slice(&seq.to_be_bytes());
+    rtp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    rtp.extend_from_slice(&[0x55; 160]);
+    let mut buf = vec![0u8; 256];
+    let ends = UdpEndpoints {
+        src_mac: [2, 0, 0, 0, 0, 0x10],
+        dst_mac: [2, 0, 0, 0, 0, 1],
+        src: "198.18.1.10:5004".parse().unwrap(),
+        dst: format!("198.18.0.1:{dst_port}").parse().unwrap(),
+    };
+    let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    fn ask(&mut self, req: Value) -> Value {
+        writeln!(self.writer, "{req}").unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+fn call(id: &str, a: u16, b: u16) -> Value {
+    json!({"id": id, "media": [{"a": {"local": format!("198.18.0.1:{a}"), "remote": "198.18.1.10:5004"},
+                                 "b": {"local": format!("198.18.0.1:{b}"), "remote": "198.18.1.20:6000"}}]})
+}
+
+#[test]
+fn sessions_change_over_the_socket_while_packets_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.pcap");
+    {
+        let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
+        for seq in 0..64u16 {
+            for port in [30_000u16, 30_010] {
+                let f = frame(port, seq);
+                w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f))
+                    .unwrap();
+            }
+        }
+    }
+    let socket = tmp.path().join("relay.sock");
+    let sessions = tmp.path().join("neighbours.json");
+    std::fs::write(
+        &sessions,
+        r#"{"version":1,"neighbours":[{"ip":"198.18.1.20","mac":"02:00:00:00:00:20"}]}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
+        .args([
+            "run",
+            "--port",
+            "net_pcap0,ipv4=198.18.0.1/16",
+            "--duration",
+            "30",
+        ])
+        .arg("--sessions")
+        .arg(&sessions)
+        .arg("--control")
+        .arg(&socket)
+        .args([
+            "--",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            "--log-level=error",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1",
+            input.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stream = UnixStream::connect(&socket).expect("control socket");
+    let mut c = Client {
+        reader: BufReader::new(stream.try_clone().unwrap()),
+        writer: stream,
+    };
+
+    let worker = |c: &mut Client| c.ask(json!({"version": 1, "op": "stats"}))["result"].clone();
+    assert_eq!(
+        c.ask(json!({"version": 1, "op": "list_calls"}))["result"],
+        json!([])
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let before = worker(&mut c);
+    assert!(
+        before["drops"]["unknown_flow"].as_u64().unwrap() > 0,
+        "{before}"
+    );
+    assert_eq!(before["forwarded"], json!(0));
+
+    // Bad requests get clear errors.
+    let r = c.ask(json!({"version": 2, "op": "list_calls"}));
+    assert_eq!(r["ok"], json!(false));
+    assert!(r["error"].as_str().unwrap().contains("unsupported version"));
+    let r = c.ask(json!({"version": 1, "op": "add_call", "call": {"id": "x", "media": [{"a": {"local": "203.0.113.1:1"}, "b": {"local": "198.18.0.1:2"}}]}}));
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("not an address of any relay port"),
+        "{r}"
+    );
+
+    // Add a call: its packets start flowing.
+    assert_eq!(
+        c.ask(json!({"version": 1, "op": "add_call", "call": call("c1", 30_000, 30_002)}))["ok"],
+        json!(true)
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let s1 = c.ask(json!({"version": 1, "op": "stats", "id": "c1"}))["result"].clone();
+    let rx1 = s1["media"][0]["a"]["rx_packets"].as_u64().unwrap();
+    assert!(rx1 > 0, "{s1}");
+    assert!(worker(&mut c)["forwarded"].as_u64().unwrap() > 0);
+    // A second one, then remove the first: it answers its final counters.
+    assert_eq!(
+        c.ask(json!({"version": 1, "op": "add_call", "call": call("c2", 30_010, 30_012)}))["ok"],
+        json!(true)
+    );
+    assert_eq!(
+        c.ask(json!({"version": 1, "op": "add_call", "call": call("c3", 30_010, 30_014)}))["ok"],
+        json!(false),
+        "port in use"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let removed = c.ask(json!({"version": 1, "op": "remove_call", "id": "c1"}));
+    assert!(
+        removed["result"]["media"][0]["a"]["rx_packets"]
+            .as_u64()
+            .unwrap()
+            >= rx1,
+        "{removed}"
+    );
+    assert_eq!(
+        c.ask(json!({"version": 1, "op": "list_calls"}))["result"],
+        json!(["c2"])
+    );
+    let s2a = c.ask(json!({"version": 1, "op": "stats", "id": "c2"}))["result"]["media"][0]["a"]
+        ["rx_packets"]
+        .as_u64()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let s2b = c.ask(json!({"version": 1, "op": "stats", "id": "c2"}))["result"]["media"][0]["a"]
+        ["rx_packets"]
+        .as_u64()
+        .unwrap();
+    assert!(s2b > s2a, "c2 keeps flowing ({s2a} -> {s2b})");
+    let map = c.ask(json!({"version": 1, "op": "core_map"}))["result"].clone();
+    assert_eq!(map["workers"][0]["ports"][0]["name"], json!("net_pcap0"));
+
+    // SIGTERM: graceful stop with final counters.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("relay did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("final counters:"), "{out}");
+    assert!(!socket.exists(), "socket removed at exit");
+}
