@@ -13,6 +13,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod control;
 pub mod demo;
 pub mod dpdk;

@@ -95,6 +95,22 @@ enum Command {
         #[arg(last = true)]
         eal: Vec<String>,
     },
+    /// Relay throughput on one core at many concurrent streams, next to `dpdk-testpmd`
+    /// macswap on the same ring devices and the SRTP engine's own re-key rate.
+    Bench {
+        /// Concurrent stream counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+        streams: Vec<u32>,
+        /// Packets relayed per measurement.
+        #[arg(long, default_value_t = 3_000_000)]
+        packets: u64,
+        /// Skip the dpdk-testpmd reference.
+        #[arg(long)]
+        no_testpmd: bool,
+        /// EAL arguments (after `--`); default: two net_ring vdevs, lcore 1, 4 GiB without hugepages.
+        #[arg(last = true)]
+        eal: Vec<String>,
+    },
     /// Generate frames on port A, forward A -> B rewriting Ethernet addresses, verify on B.
     Portloop {
         /// Frames to generate.
@@ -198,6 +214,54 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
         vlan,
         mac,
     })
+}
+
+/// `dpdk-testpmd` macswap forwarding on two net_ring ports, one forwarding core (lcore 1):
+/// packets forwarded per second, summed over both ports.
+fn testpmd_macswap_pps() -> Result<f64> {
+    let out = std::process::Command::new("timeout")
+        .args(["-s", "INT", "7", "dpdk-testpmd", "--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "-l", "0,1", "--log-level=error"])
+        .args(["--vdev=net_ring0", "--vdev=net_ring1", "--", "--forward-mode=macswap", "--tx-first", "--txpkts=214", "--stats-period=2", "--no-flush-rx", "--total-num-mbufs=8192"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running dpdk-testpmd (package dpdk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The last stats period's Rx-pps of each port.
+    let rates: Vec<f64> = text.lines().filter_map(|l| l.trim().strip_prefix("Rx-pps:")).filter_map(|r| r.split_whitespace().next()?.parse().ok()).collect();
+    if rates.len() < 2 {
+        bail!("no Rx-pps in dpdk-testpmd output:\n{text}");
+    }
+    Ok(rates[rates.len() - 2..].iter().sum())
+}
+
+/// The SRTP engine's burst re-key rate (AES_CM_128_HMAC_SHA1_80, 172-byte RTP) on this core.
+fn engine_rekey_pps() -> f64 {
+    use relay_srtp::{rekey_rtp_burst, Context, ContextConfig, MasterKey, SdesKey, Suite};
+    let suite = Suite::AesCm128HmacSha1_80;
+    let ka = SdesKey::new(MasterKey::new(suite, &[1; 16], &[2; 14]).expect("lengths"));
+    let kb = SdesKey::new(MasterKey::new(suite, &[3; 16], &[4; 14]).expect("lengths"));
+    let n = 200_000usize;
+    let mut tx = Context::new(&ka, ContextConfig::default());
+    let mut bufs: Vec<[u8; 256]> = (0..n)
+        .map(|i| {
+            let mut b = [0u8; 256];
+            b[0] = 0x80;
+            b[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            b[8..12].copy_from_slice(&7u32.to_be_bytes());
+            tx.protect_rtp(&mut b, 172).expect("protect");
+            b
+        })
+        .collect();
+    let (mut rx, mut out) = (Context::new(&ka, ContextConfig::default()), Context::new(&kb, ContextConfig::default()));
+    let lens = [182usize; 32];
+    let mut results = [Ok(0); 32];
+    let start = std::time::Instant::now();
+    for chunk in bufs.chunks_mut(32) {
+        let mut views: Vec<&mut [u8]> = chunk.iter_mut().map(|b| &mut b[..]).collect();
+        let k = views.len();
+        rekey_rtp_burst(&mut rx, &mut out, &mut views, &lens[..k], &mut results[..k]);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -399,6 +463,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
             drop(opened);
             if let Some(path) = &control_path {
                 let _ = std::fs::remove_file(path);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { streams, packets, no_testpmd, eal } => {
+            let testpmd = if no_testpmd { None } else { Some(testpmd_macswap_pps()?) };
+            let rekey = engine_rekey_pps();
+            let eal_args = if eal.is_empty() {
+                ["--no-huge", "-m", "4096", "--no-pci", "--no-shconf", "-l", "1", "--log-level=error", "--vdev=net_ring0", "--vdev=net_ring1"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                eal
+            };
+            println!("EAL arguments: {}", eal_args.join(" "));
+            let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
+            let pool = PktMbufPool::create(&eal, "bench", 8191, 256, PktMbufPool::default_data_room(), -1).context("creating the mbuf pool")?;
+            let a = Port::open(&eal, Port::id_by_name(&eal, "net_ring0")?, &PortConfig::default(), pool)?;
+            let b = Port::open(&eal, Port::id_by_name(&eal, "net_ring1")?, &PortConfig::default(), pool)?;
+            if let Some(t) = testpmd {
+                println!("(ref) dpdk-testpmd macswap, net_ring, 1 core      {:>10.2} Mpps", t / 1e6);
+            }
+            println!("(ref) relay-srtp burst re-key, 1 core            {:>10.2} Mpps", rekey / 1e6);
+            println!("{:<10} {:<28} {:>10} {:>14} {:>14}", "streams", "mode", "Mpps", "vs reference", "bytes/stream");
+            let mut first: std::collections::HashMap<bool, f64> = std::collections::HashMap::new();
+            for &n in &streams {
+                for srtp in [false, true] {
+                    let r = relay_dataplane::bench::run(&eal, pool, &a, &b, n, srtp, packets)?;
+                    let (mode, ratio) = if srtp {
+                        ("SRTP re-key (AES_CM_128_80)", format!("{:.2}x re-key", r.pps / rekey))
+                    } else {
+                        ("RTP -> RTP", testpmd.map_or("-".into(), |t| format!("{:.2}x testpmd", r.pps / t)))
+                    };
+                    let base = *first.entry(srtp).or_insert(r.pps);
+                    println!(
+                        "{:<10} {:<28} {:>10.2} {:>14} {:>14.0}   ({:.2}x of {} streams)",
+                        n,
+                        mode,
+                        r.pps / 1e6,
+                        ratio,
+                        r.bytes_per_stream,
+                        r.pps / base,
+                        streams[0]
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

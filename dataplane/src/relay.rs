@@ -4,7 +4,7 @@
 //! or drop it with a counted [`DropReason`]. No allocation, lock or syscall per packet; time
 //! is passed in.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use relay_srtp::{Context, ContextConfig, SdesKey, SrtpError};
@@ -210,8 +210,9 @@ struct Leg {
     remote_rtcp: Option<SocketAddrV4>,
     latched: bool,
     strict: bool,
-    receive: Option<(SdesKey, Context)>,
-    send: Option<(SdesKey, Context)>,
+    // Boxed: a plain-RTP leg then costs a pointer, not a context's worth of key schedules.
+    receive: Option<Box<(SdesKey, Context)>>,
+    send: Option<Box<(SdesKey, Context)>>,
     clock_rate: u32,
     stats: LegStats,
 }
@@ -296,11 +297,11 @@ impl Relay {
         Relay {
             ports,
             config,
-            neighbours: HashMap::new(),
-            flows: HashMap::new(),
+            neighbours: HashMap::default(),
+            flows: HashMap::default(),
             media: Vec::new(),
             free: Vec::new(),
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             pending_arp: Vec::with_capacity(MAX_PENDING_ARP),
             stats: WorkerStats::default(),
         }
@@ -335,18 +336,17 @@ impl Relay {
             Some(l) => (l.receive, l.send),
             None => (None, None),
         };
-        let context = |c: &Option<crate::session::CryptoSpec>,
-                       old: &mut Option<(SdesKey, Context)>|
-         -> Result<Option<(SdesKey, Context)>, SessionError> {
+        type Keyed = Option<Box<(SdesKey, Context)>>;
+        let context = |c: &Option<crate::session::CryptoSpec>, old: &mut Keyed| -> Result<Keyed, SessionError> {
             match c {
                 None => Ok(None),
                 Some(c) => {
                     let key = c.parse(call)?;
                     match old.take() {
-                        Some((k, ctx)) if k == key => Ok(Some((k, ctx))),
+                        Some(kept) if kept.0 == key => Ok(Some(kept)),
                         _ => {
                             let ctx = Context::new(&key, ctx_config.clone());
-                            Ok(Some((key, ctx)))
+                            Ok(Some(Box::new((key, ctx))))
                         }
                     }
                 }
@@ -747,7 +747,7 @@ impl Relay {
         let is_rtcp =
             flow.rtcp_port || (rtcp_mode == RtcpMode::Mux && (192..=223).contains(&payload[1]));
         // Inbound: authenticate and decrypt (or take plain RTP as it is).
-        let plain = match (&mut inb.receive, is_rtcp) {
+        let plain = match (inb.receive.as_deref_mut(), is_rtcp) {
             (Some((_, ctx)), false) => ctx.unprotect_rtp(&mut payload[..plen])?,
             (Some((_, ctx)), true) => ctx.unprotect_rtcp(&mut payload[..plen])?,
             (None, _) => {
@@ -778,7 +778,7 @@ impl Relay {
             inb.stats.rtp.update(seq, ts, arrival);
         }
         // Outbound: protect for the other leg.
-        let out_len = match (&mut out.send, is_rtcp) {
+        let out_len = match (out.send.as_deref_mut(), is_rtcp) {
             (Some((_, ctx)), false) => ctx.protect_rtp(payload, plain)?,
             (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
             (None, _) => plain,

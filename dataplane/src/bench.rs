@@ -1,0 +1,159 @@
+//! `relay-dataplane bench`: relay throughput on one core with many concurrent streams.
+//!
+//! Two looping `net_ring` ports. Untimed, a generator fills port A's ring with fresh frames
+//! (SRTP protected with each stream's caller key, or plain RTP), streams picked at random so
+//! the flow table and contexts are touched as a million real calls would touch them. Timed,
+//! the relay drains port A: receive, look up, re-key (or not), rewrite, transmit on port B.
+//! Port B's ring is emptied untimed. Only the relay's work is on the clock.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, Suite};
+
+use crate::dpdk::{Burst, DpdkError, Eal, PktMbufPool, Port};
+use crate::frame::{write_udp_ipv4_with, UdpEndpoints, UDP_IPV4_HEADERS};
+use crate::relay::{PortAddr, Relay, RelayConfig, Verdict};
+use crate::session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
+
+/// One measurement's result.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    /// Concurrent streams (calls, each relaying leg a to leg b).
+    pub streams: u32,
+    /// SRTP re-key (AES_CM_128_HMAC_SHA1_80 in and out) or plain RTP.
+    pub srtp: bool,
+    /// Packets relayed in the timed phases.
+    pub packets: u64,
+    /// Relayed packets per second.
+    pub pps: f64,
+    /// Resident memory added per stream by installing the calls, bytes.
+    pub bytes_per_stream: f64,
+}
+
+const PORTS_PER_IP: u32 = 30_000;
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn local(i: u32, side: u32) -> SocketAddrV4 {
+    let ip = i / PORTS_PER_IP;
+    let port = 2 * (i % PORTS_PER_IP) + side + 2000;
+    let base = if side == 0 { [198, 18, 0, 0] } else { [198, 19, 0, 0] };
+    SocketAddrV4::new(Ipv4Addr::new(base[0], base[1], (ip / 250) as u8, (ip % 250 + 1) as u8), port as u16)
+}
+
+/// Measures relaying `packets` packets over `streams` concurrent streams.
+pub fn run<'eal>(eal: &'eal Eal, pool: PktMbufPool<'eal>, a: &Port<'eal>, b: &Port<'eal>, streams: u32, srtp: bool, packets: u64) -> Result<BenchResult, DpdkError> {
+    let _ = eal;
+    let ips = streams.div_ceil(PORTS_PER_IP);
+    let mut ports = Vec::new();
+    for ip in 0..ips {
+        for (side, port, mac) in [(0u32, a.id(), [2, 0, 0, 0, 0, 0x0a]), (1, b.id(), [2, 0, 0, 0, 0, 0x0b])] {
+            let addr = *local(ip * PORTS_PER_IP, side).ip();
+            ports.push(PortAddr { port, mac, ipv4: addr, prefix_len: 16, gateway: None, vlan: None });
+        }
+    }
+    let mut relay = Relay::new(ports, RelayConfig::default());
+    let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
+    relay
+        .install(&SessionsFile::from_json(r#"{"version":1,"neighbours":[{"ip":"198.19.200.1","mac":"02:00:00:00:00:20"}]}"#).map_err(bad)?)
+        .map_err(bad)?;
+    let suite = Suite::AesCm128HmacSha1_80;
+    let caller_key = SdesKey::new(MasterKey::new(suite, &[1; 16], &[2; 14]).expect("lengths"));
+    let callee_key = SdesKey::new(MasterKey::new(suite, &[3; 16], &[4; 14]).expect("lengths"));
+    let crypto = |k: &SdesKey| srtp.then(|| CryptoSpec { suite: suite.name().into(), key: k.to_inline() });
+    let before = resident_bytes();
+    let caller = SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004);
+    for i in 0..streams {
+        // Every call has its own contexts, as real calls do, even though the keys repeat here.
+        let spec = CallSpec {
+            id: format!("b{i}"),
+            media: vec![MediaSpec {
+                rtcp: RtcpMode::Mux,
+                a: LegSpec { local: local(i, 0), remote: Some(caller), strict_source: false, receive: crypto(&caller_key), send: None, clock_rate: 8000 },
+                b: LegSpec { local: local(i, 1), remote: Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000)), strict_source: false, receive: None, send: crypto(&callee_key), clock_rate: 8000 },
+            }],
+        };
+        relay.add_call(&spec).map_err(bad)?;
+    }
+    let bytes_per_stream = resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
+    // The callers: one sending context per stream (SRTP), and each stream's next sequence.
+    let mut callers: Vec<Option<Context>> = (0..streams).map(|_| srtp.then(|| Context::new(&caller_key, ContextConfig::default()))).collect();
+    let mut seqs = vec![0u16; streams as usize];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut relayed = 0u64;
+    let mut busy = Duration::ZERO;
+    let (mut gen, mut rx, mut out) = (Burst::new(), Burst::new(), Burst::new());
+    let mut rtp = [0u8; 172];
+    let (_, hz) = eal.tsc();
+    let t0 = eal.tsc().0;
+    while relayed < packets {
+        // Untimed: fill port A's ring (up to 512 frames) with fresh frames.
+        let mut filled = 0;
+        while filled < 512 {
+            while !gen.is_full() {
+                let Some(mut m) = pool.alloc() else { break };
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let s = (rng % u64::from(streams)) as usize;
+                let seq = seqs[s];
+                seqs[s] = seq.wrapping_add(1);
+                rtp[0] = 0x80;
+                rtp[2..4].copy_from_slice(&seq.to_be_bytes());
+                rtp[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                rtp[8..12].copy_from_slice(&(s as u32).to_be_bytes());
+                let room = 172 + if srtp { 10 } else { 0 };
+                let Some(buf) = m.append((UDP_IPV4_HEADERS + room) as u16) else { break };
+                let ends = UdpEndpoints { src_mac: [2, 0, 0, 0, 0, 0x10], dst_mac: [2, 0, 0, 0, 0, 0x0a], src: caller, dst: local(s as u32, 0) };
+                let ctx = &mut callers[s];
+                write_udp_ipv4_with(buf, &ends, room, |p| {
+                    p[..172].copy_from_slice(&rtp);
+                    if let Some(c) = ctx {
+                        let _ = c.protect_rtp(p, 172);
+                    }
+                });
+                let _ = gen.push(m);
+            }
+            let sent = a.tx_burst(0, &mut gen);
+            filled += sent;
+            if sent == 0 {
+                break;
+            }
+        }
+        gen.clear();
+        // Timed: the relay drains port A into port B.
+        let start = Instant::now();
+        loop {
+            if a.rx_burst(0, &mut rx) == 0 {
+                break;
+            }
+            let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
+            for mut m in rx.drain() {
+                let len = m.len();
+                if let Verdict::Forward { len, .. } = relay.process(a.id(), m.data_and_tailroom_mut(), len, now_ns) {
+                    if m.set_len(len) {
+                        let _ = out.push(m);
+                        relayed += 1;
+                    }
+                }
+            }
+            b.tx_burst(0, &mut out);
+            out.clear();
+        }
+        busy += start.elapsed();
+        // Untimed: empty port B's ring.
+        while b.rx_burst(0, &mut rx) > 0 {
+            rx.clear();
+        }
+        if relay.stats.forwarded == 0 && relay.stats.rx > 10_000 {
+            return Err(DpdkError::InvalidArgument(format!("nothing relayed: drops {:?}", relay.stats.drops)));
+        }
+    }
+    Ok(BenchResult { streams, srtp, packets: relayed, pps: relayed as f64 / busy.as_secs_f64(), bytes_per_stream })
+}
