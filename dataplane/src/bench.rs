@@ -36,37 +36,76 @@ const PORTS_PER_IP: u32 = 30_000;
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
 fn local(i: u32, side: u32) -> SocketAddrV4 {
     let ip = i / PORTS_PER_IP;
     let port = 2 * (i % PORTS_PER_IP) + side + 2000;
-    let base = if side == 0 { [198, 18, 0, 0] } else { [198, 19, 0, 0] };
-    SocketAddrV4::new(Ipv4Addr::new(base[0], base[1], (ip / 250) as u8, (ip % 250 + 1) as u8), port as u16)
+    let base = if side == 0 {
+        [198, 18, 0, 0]
+    } else {
+        [198, 19, 0, 0]
+    };
+    SocketAddrV4::new(
+        Ipv4Addr::new(base[0], base[1], (ip / 250) as u8, (ip % 250 + 1) as u8),
+        port as u16,
+    )
 }
 
 /// Measures relaying `packets` packets over `streams` concurrent streams.
-pub fn run<'eal>(eal: &'eal Eal, pool: PktMbufPool<'eal>, a: &Port<'eal>, b: &Port<'eal>, streams: u32, srtp: bool, packets: u64) -> Result<BenchResult, DpdkError> {
+pub fn run<'eal>(
+    eal: &'eal Eal,
+    pool: PktMbufPool<'eal>,
+    a: &Port<'eal>,
+    b: &Port<'eal>,
+    streams: u32,
+    srtp: bool,
+    packets: u64,
+) -> Result<BenchResult, DpdkError> {
     let _ = eal;
     let ips = streams.div_ceil(PORTS_PER_IP);
     let mut ports = Vec::new();
     for ip in 0..ips {
-        for (side, port, mac) in [(0u32, a.id(), [2, 0, 0, 0, 0, 0x0a]), (1, b.id(), [2, 0, 0, 0, 0, 0x0b])] {
+        for (side, port, mac) in [
+            (0u32, a.id(), [2, 0, 0, 0, 0, 0x0a]),
+            (1, b.id(), [2, 0, 0, 0, 0, 0x0b]),
+        ] {
             let addr = *local(ip * PORTS_PER_IP, side).ip();
-            ports.push(PortAddr { port, mac, ipv4: addr, prefix_len: 16, gateway: None, vlan: None });
+            ports.push(PortAddr {
+                port,
+                mac,
+                ipv4: addr,
+                prefix_len: 16,
+                gateway: None,
+                vlan: None,
+            });
         }
     }
     let mut relay = Relay::new(ports, RelayConfig::default());
     let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
     relay
-        .install(&SessionsFile::from_json(r#"{"version":1,"neighbours":[{"ip":"198.19.200.1","mac":"02:00:00:00:00:20"}]}"#).map_err(bad)?)
+        .install(
+            &SessionsFile::from_json(
+                r#"{"version":1,"neighbours":[{"ip":"198.19.200.1","mac":"02:00:00:00:00:20"}]}"#,
+            )
+            .map_err(bad)?,
+        )
         .map_err(bad)?;
     let suite = Suite::AesCm128HmacSha1_80;
     let caller_key = SdesKey::new(MasterKey::new(suite, &[1; 16], &[2; 14]).expect("lengths"));
     let callee_key = SdesKey::new(MasterKey::new(suite, &[3; 16], &[4; 14]).expect("lengths"));
-    let crypto = |k: &SdesKey| srtp.then(|| CryptoSpec { suite: suite.name().into(), key: k.to_inline() });
+    let crypto = |k: &SdesKey| {
+        srtp.then(|| CryptoSpec {
+            suite: suite.name().into(),
+            key: k.to_inline(),
+        })
+    };
     let before = resident_bytes();
     let caller = SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004);
     for i in 0..streams {
@@ -75,15 +114,31 @@ pub fn run<'eal>(eal: &'eal Eal, pool: PktMbufPool<'eal>, a: &Port<'eal>, b: &Po
             id: format!("b{i}"),
             media: vec![MediaSpec {
                 rtcp: RtcpMode::Mux,
-                a: LegSpec { local: local(i, 0), remote: Some(caller), strict_source: false, receive: crypto(&caller_key), send: None, clock_rate: 8000 },
-                b: LegSpec { local: local(i, 1), remote: Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000)), strict_source: false, receive: None, send: crypto(&callee_key), clock_rate: 8000 },
+                a: LegSpec {
+                    local: local(i, 0),
+                    remote: Some(caller),
+                    strict_source: false,
+                    receive: crypto(&caller_key),
+                    send: None,
+                    clock_rate: 8000,
+                },
+                b: LegSpec {
+                    local: local(i, 1),
+                    remote: Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000)),
+                    strict_source: false,
+                    receive: None,
+                    send: crypto(&callee_key),
+                    clock_rate: 8000,
+                },
             }],
         };
         relay.add_call(&spec).map_err(bad)?;
     }
     let bytes_per_stream = resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
     // The callers: one sending context per stream (SRTP), and each stream's next sequence.
-    let mut callers: Vec<Option<Context>> = (0..streams).map(|_| srtp.then(|| Context::new(&caller_key, ContextConfig::default()))).collect();
+    let mut callers: Vec<Option<Context>> = (0..streams)
+        .map(|_| srtp.then(|| Context::new(&caller_key, ContextConfig::default())))
+        .collect();
     let mut seqs = vec![0u16; streams as usize];
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut relayed = 0u64;
@@ -109,8 +164,15 @@ pub fn run<'eal>(eal: &'eal Eal, pool: PktMbufPool<'eal>, a: &Port<'eal>, b: &Po
                 rtp[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
                 rtp[8..12].copy_from_slice(&(s as u32).to_be_bytes());
                 let room = 172 + if srtp { 10 } else { 0 };
-                let Some(buf) = m.append((UDP_IPV4_HEADERS + room) as u16) else { break };
-                let ends = UdpEndpoints { src_mac: [2, 0, 0, 0, 0, 0x10], dst_mac: [2, 0, 0, 0, 0, 0x0a], src: caller, dst: local(s as u32, 0) };
+                let Some(buf) = m.append((UDP_IPV4_HEADERS + room) as u16) else {
+                    break;
+                };
+                let ends = UdpEndpoints {
+                    src_mac: [2, 0, 0, 0, 0, 0x10],
+                    dst_mac: [2, 0, 0, 0, 0, 0x0a],
+                    src: caller,
+                    dst: local(s as u32, 0),
+                };
                 let ctx = &mut callers[s];
                 write_udp_ipv4_with(buf, &ends, room, |p| {
                     p[..172].copy_from_slice(&rtp);
@@ -134,9 +196,12 @@ pub fn run<'eal>(eal: &'eal Eal, pool: PktMbufPool<'eal>, a: &Port<'eal>, b: &Po
                 break;
             }
             let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
+            relay.warm((0..rx.len()).map(|i| rx.packet(i)));
             for mut m in rx.drain() {
                 let len = m.len();
-                if let Verdict::Forward { len, .. } = relay.process(a.id(), m.data_and_tailroom_mut(), len, now_ns) {
+                if let Verdict::Forward { len, .. } =
+                    relay.process(a.id(), m.data_and_tailroom_mut(), len, now_ns)
+                {
                     if m.set_len(len) {
                         let _ = out.push(m);
                         relayed += 1;
@@ -152,8 +217,17 @@ pub fn run<'eal>(eal: &'eal Eal, pool: PktMbufPool<'eal>, a: &Port<'eal>, b: &Po
             rx.clear();
         }
         if relay.stats.forwarded == 0 && relay.stats.rx > 10_000 {
-            return Err(DpdkError::InvalidArgument(format!("nothing relayed: drops {:?}", relay.stats.drops)));
+            return Err(DpdkError::InvalidArgument(format!(
+                "nothing relayed: drops {:?}",
+                relay.stats.drops
+            )));
         }
     }
-    Ok(BenchResult { streams, srtp, packets: relayed, pps: relayed as f64 / busy.as_secs_f64(), bytes_per_stream })
+    Ok(BenchResult {
+        streams,
+        srtp,
+        packets: relayed,
+        pps: relayed as f64 / busy.as_secs_f64(),
+        bytes_per_stream,
+    })
 }

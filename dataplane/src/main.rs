@@ -220,14 +220,41 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
 /// packets forwarded per second, summed over both ports.
 fn testpmd_macswap_pps() -> Result<f64> {
     let out = std::process::Command::new("timeout")
-        .args(["-s", "INT", "7", "dpdk-testpmd", "--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "-l", "0,1", "--log-level=error"])
-        .args(["--vdev=net_ring0", "--vdev=net_ring1", "--", "--forward-mode=macswap", "--tx-first", "--txpkts=214", "--stats-period=2", "--no-flush-rx", "--total-num-mbufs=8192"])
+        .args([
+            "-s",
+            "INT",
+            "7",
+            "dpdk-testpmd",
+            "--no-huge",
+            "-m",
+            "1024",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0,1",
+            "--log-level=error",
+        ])
+        .args([
+            "--vdev=net_ring0",
+            "--vdev=net_ring1",
+            "--",
+            "--forward-mode=macswap",
+            "--tx-first",
+            "--txpkts=214",
+            "--stats-period=2",
+            "--no-flush-rx",
+            "--total-num-mbufs=8192",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .context("running dpdk-testpmd (package dpdk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     // The last stats period's Rx-pps of each port.
-    let rates: Vec<f64> = text.lines().filter_map(|l| l.trim().strip_prefix("Rx-pps:")).filter_map(|r| r.split_whitespace().next()?.parse().ok()).collect();
+    let rates: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
     if rates.len() < 2 {
         bail!("no Rx-pps in dpdk-testpmd output:\n{text}");
     }
@@ -252,7 +279,10 @@ fn engine_rekey_pps() -> f64 {
             b
         })
         .collect();
-    let (mut rx, mut out) = (Context::new(&ka, ContextConfig::default()), Context::new(&kb, ContextConfig::default()));
+    let (mut rx, mut out) = (
+        Context::new(&ka, ContextConfig::default()),
+        Context::new(&kb, ContextConfig::default()),
+    );
     let lens = [182usize; 32];
     let mut results = [Ok(0); 32];
     let start = std::time::Instant::now();
@@ -466,35 +496,88 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { streams, packets, no_testpmd, eal } => {
-            let testpmd = if no_testpmd { None } else { Some(testpmd_macswap_pps()?) };
+        Command::Bench {
+            streams,
+            packets,
+            no_testpmd,
+            eal,
+        } => {
+            let testpmd = if no_testpmd {
+                None
+            } else {
+                Some(testpmd_macswap_pps()?)
+            };
             let rekey = engine_rekey_pps();
             let eal_args = if eal.is_empty() {
-                ["--no-huge", "-m", "4096", "--no-pci", "--no-shconf", "-l", "1", "--log-level=error", "--vdev=net_ring0", "--vdev=net_ring1"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
+                [
+                    "--no-huge",
+                    "-m",
+                    "4096",
+                    "--no-pci",
+                    "--no-shconf",
+                    "-l",
+                    "1",
+                    "--log-level=error",
+                    "--vdev=net_ring0",
+                    "--vdev=net_ring1",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
             } else {
                 eal
             };
             println!("EAL arguments: {}", eal_args.join(" "));
             let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
-            let pool = PktMbufPool::create(&eal, "bench", 8191, 256, PktMbufPool::default_data_room(), -1).context("creating the mbuf pool")?;
-            let a = Port::open(&eal, Port::id_by_name(&eal, "net_ring0")?, &PortConfig::default(), pool)?;
-            let b = Port::open(&eal, Port::id_by_name(&eal, "net_ring1")?, &PortConfig::default(), pool)?;
+            let pool = PktMbufPool::create(
+                &eal,
+                "bench",
+                8191,
+                256,
+                PktMbufPool::default_data_room(),
+                -1,
+            )
+            .context("creating the mbuf pool")?;
+            let a = Port::open(
+                &eal,
+                Port::id_by_name(&eal, "net_ring0")?,
+                &PortConfig::default(),
+                pool,
+            )?;
+            let b = Port::open(
+                &eal,
+                Port::id_by_name(&eal, "net_ring1")?,
+                &PortConfig::default(),
+                pool,
+            )?;
             if let Some(t) = testpmd {
-                println!("(ref) dpdk-testpmd macswap, net_ring, 1 core      {:>10.2} Mpps", t / 1e6);
+                println!(
+                    "(ref) dpdk-testpmd macswap, net_ring, 1 core      {:>10.2} Mpps",
+                    t / 1e6
+                );
             }
-            println!("(ref) relay-srtp burst re-key, 1 core            {:>10.2} Mpps", rekey / 1e6);
-            println!("{:<10} {:<28} {:>10} {:>14} {:>14}", "streams", "mode", "Mpps", "vs reference", "bytes/stream");
+            println!(
+                "(ref) relay-srtp burst re-key, 1 core            {:>10.2} Mpps",
+                rekey / 1e6
+            );
+            println!(
+                "{:<10} {:<28} {:>10} {:>14} {:>14}",
+                "streams", "mode", "Mpps", "vs reference", "bytes/stream"
+            );
             let mut first: std::collections::HashMap<bool, f64> = std::collections::HashMap::new();
             for &n in &streams {
                 for srtp in [false, true] {
                     let r = relay_dataplane::bench::run(&eal, pool, &a, &b, n, srtp, packets)?;
                     let (mode, ratio) = if srtp {
-                        ("SRTP re-key (AES_CM_128_80)", format!("{:.2}x re-key", r.pps / rekey))
+                        (
+                            "SRTP re-key (AES_CM_128_80)",
+                            format!("{:.2}x re-key", r.pps / rekey),
+                        )
                     } else {
-                        ("RTP -> RTP", testpmd.map_or("-".into(), |t| format!("{:.2}x testpmd", r.pps / t)))
+                        (
+                            "RTP -> RTP",
+                            testpmd.map_or("-".into(), |t| format!("{:.2}x testpmd", r.pps / t)),
+                        )
                     };
                     let base = *first.entry(srtp).or_insert(r.pps);
                     println!(

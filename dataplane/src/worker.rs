@@ -89,6 +89,7 @@ pub fn run<'eal>(
         let mut received = 0;
         for (pi, port) in ports.iter().enumerate() {
             received += port.rx_burst(queue, &mut rx);
+            relay.warm((0..rx.len()).map(|i| rx.packet(i)));
             for mut m in rx.drain() {
                 let len = m.len();
                 let verdict = relay.process(port.id(), m.data_and_tailroom_mut(), len, now);
