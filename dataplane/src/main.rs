@@ -144,6 +144,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// A packet pool and the two looping ring ports `net_ring0` and `net_ring1`.
+fn ring_pair<'eal>(
+    eal: &'eal Eal,
+    pool_name: &str,
+    mbufs: u32,
+) -> Result<(PktMbufPool<'eal>, Port<'eal>, Port<'eal>)> {
+    let pool = PktMbufPool::create(
+        eal,
+        pool_name,
+        mbufs,
+        256,
+        PktMbufPool::default_data_room(),
+        -1,
+    )
+    .context("creating the mbuf pool (try a larger -m)")?;
+    let open = |name: &str| -> Result<Port<'eal>> {
+        let id = Port::id_by_name(eal, name)
+            .with_context(|| format!("{name}: pass --vdev={name} in the EAL arguments"))?;
+        Port::open(eal, id, &PortConfig::default(), pool).with_context(|| format!("opening {name}"))
+    };
+    Ok((pool, open("net_ring0")?, open("net_ring1")?))
+}
+
 fn eal_args(eal: Vec<String>) -> Vec<String> {
     if eal.is_empty() {
         DEFAULT_EAL_ARGS.iter().map(|s| s.to_string()).collect()
@@ -321,27 +344,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let eal_args = eal_args(eal);
             println!("EAL arguments: {}", eal_args.join(" "));
             let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
-            let pool = PktMbufPool::create(
-                &eal,
-                "demo",
-                16383,
-                256,
-                PktMbufPool::default_data_room(),
-                -1,
-            )
-            .context("creating the mbuf pool (try a larger -m)")?;
-            let a = Port::open(
-                &eal,
-                Port::id_by_name(&eal, "net_ring0")?,
-                &PortConfig::default(),
-                pool,
-            )?;
-            let b = Port::open(
-                &eal,
-                Port::id_by_name(&eal, "net_ring1")?,
-                &PortConfig::default(),
-                pool,
-            )?;
+            let (pool, a, b) = ring_pair(&eal, "demo", 16383)?;
             println!(
                 "{} calls: callers send {} to {} (198.18.0.1), the relay re-keys to {} for the callees via {} (198.19.0.1)",
                 calls, config.inbound, a.name(), config.outbound, b.name()
@@ -529,27 +532,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!("EAL arguments: {}", eal_args.join(" "));
             let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
-            let pool = PktMbufPool::create(
-                &eal,
-                "bench",
-                8191,
-                256,
-                PktMbufPool::default_data_room(),
-                -1,
-            )
-            .context("creating the mbuf pool")?;
-            let a = Port::open(
-                &eal,
-                Port::id_by_name(&eal, "net_ring0")?,
-                &PortConfig::default(),
-                pool,
-            )?;
-            let b = Port::open(
-                &eal,
-                Port::id_by_name(&eal, "net_ring1")?,
-                &PortConfig::default(),
-                pool,
-            )?;
+            let (pool, a, b) = ring_pair(&eal, "bench", 8191)?;
             if let Some(t) = testpmd {
                 println!(
                     "(ref) dpdk-testpmd macswap, net_ring, 1 core      {:>10.2} Mpps",
