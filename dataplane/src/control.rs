@@ -11,10 +11,12 @@
 //! {"version":1,"op":"core_map"}                              -> {"ok":true,"result":{...}}
 //! ```
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
@@ -80,10 +82,56 @@ pub fn worker_json(w: &WorkerStats) -> Value {
     json!({"rx": w.rx, "forwarded": w.forwarded, "replies": w.replies, "drops": drops_json(&w.drops)})
 }
 
+/// Names the worker a call's local ports map to, or says why none can take it.
+pub type Steer = Box<dyn Fn(&CallSpec) -> Result<usize, String> + Send + Sync>;
+
+/// Which worker owns which call, and where a new call goes.
+pub struct Router {
+    workers: Vec<Sender<ControlMsg>>,
+    steer: Steer,
+    owners: Mutex<HashMap<String, usize>>,
+}
+
+impl Router {
+    /// A router over `workers`; `steer` names the worker a call's ports map to.
+    pub fn new(
+        workers: Vec<Sender<ControlMsg>>,
+        steer: impl Fn(&CallSpec) -> Result<usize, String> + Send + Sync + 'static,
+    ) -> Router {
+        Router {
+            workers,
+            steer: Box::new(steer),
+            owners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records that `id` was installed on `worker` (calls from the sessions file).
+    pub fn register(&self, id: &str, worker: usize) {
+        self.set_owner(id, Some(worker));
+    }
+
+    fn owner(&self, id: &str) -> Result<usize, String> {
+        self.owners
+            .lock()
+            .ok()
+            .and_then(|o| o.get(id).copied())
+            .ok_or_else(|| format!("no call {id}"))
+    }
+
+    fn set_owner(&self, id: &str, worker: Option<usize>) {
+        if let Ok(mut o) = self.owners.lock() {
+            match worker {
+                Some(w) => o.insert(id.to_owned(), w),
+                None => o.remove(id),
+            };
+        }
+    }
+}
+
 /// Serves the control socket at `path` until the process ends, one thread per connection.
 pub fn serve(
     path: &Path,
-    worker: Sender<ControlMsg>,
+    router: Arc<Router>,
     core_map: Value,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     if path.exists() {
@@ -98,17 +146,17 @@ pub fn serve(
         .spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let worker = worker.clone();
+                let router = router.clone();
                 let core_map = core_map.clone();
                 let _ = std::thread::Builder::new()
                     .name("control-conn".into())
-                    .spawn(move || handle(conn, &worker, &core_map));
+                    .spawn(move || handle(conn, &router, &core_map));
             }
             let _ = std::fs::remove_file(&path);
         })
 }
 
-fn handle(conn: UnixStream, worker: &Sender<ControlMsg>, core_map: &Value) {
+fn handle(conn: UnixStream, router: &Router, core_map: &Value) {
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
@@ -117,7 +165,7 @@ fn handle(conn: UnixStream, worker: &Sender<ControlMsg>, core_map: &Value) {
         if line.trim().is_empty() {
             continue;
         }
-        let response = match answer(&line, worker, core_map) {
+        let response = match answer(&line, router, core_map) {
             Ok(result) => json!({"ok": true, "result": result}),
             Err(e) => json!({"ok": false, "error": e}),
         };
@@ -142,7 +190,7 @@ fn ask<T>(
 }
 
 /// Answers one request line.
-pub fn answer(line: &str, worker: &Sender<ControlMsg>, core_map: &Value) -> Result<Value, String> {
+pub fn answer(line: &str, router: &Router, core_map: &Value) -> Result<Value, String> {
     let env: Envelope = serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))?;
     if env.version != SCHEMA_VERSION {
         return Err(format!(
@@ -150,24 +198,64 @@ pub fn answer(line: &str, worker: &Sender<ControlMsg>, core_map: &Value) -> Resu
             env.version
         ));
     }
+    let worker = |w: usize| &router.workers[w];
     match env.request {
-        Request::AddCall { call } => ask(worker, |r| ControlMsg::AddCall(call, r))?
-            .map(|()| Value::Null)
-            .map_err(|e| e.to_string()),
-        Request::ModifyCall { call } => ask(worker, |r| ControlMsg::ModifyCall(call, r))?
-            .map(|()| Value::Null)
-            .map_err(|e| e.to_string()),
-        Request::RemoveCall { id } => ask(worker, |r| ControlMsg::RemoveCall(id, r))?
-            .map(|s| call_json(&s))
-            .map_err(|e| e.to_string()),
-        Request::ListCalls => Ok(json!(ask(worker, ControlMsg::ListCalls)?)),
+        Request::AddCall { call } => {
+            let w = (router.steer)(&call)?;
+            let id = call.id.clone();
+            ask(worker(w), |r| ControlMsg::AddCall(call, r))?.map_err(|e| e.to_string())?;
+            router.set_owner(&id, Some(w));
+            Ok(Value::Null)
+        }
+        Request::ModifyCall { call } => {
+            let w = router.owner(&call.id)?;
+            let to = (router.steer)(&call)?;
+            if to != w {
+                return Err(format!("call {}: its new ports map to worker {to}, not to worker {w} that owns the call", call.id));
+            }
+            ask(worker(w), |r| ControlMsg::ModifyCall(call, r))?
+                .map(|()| Value::Null)
+                .map_err(|e| e.to_string())
+        }
+        Request::RemoveCall { id } => {
+            let w = router.owner(&id)?;
+            let stats = ask(worker(w), |r| ControlMsg::RemoveCall(id.clone(), r))?
+                .map_err(|e| e.to_string())?;
+            router.set_owner(&id, None);
+            Ok(call_json(&stats))
+        }
+        Request::ListCalls => {
+            let mut ids = Vec::new();
+            for w in &router.workers {
+                ids.extend(ask(w, ControlMsg::ListCalls)?);
+            }
+            ids.sort();
+            Ok(json!(ids))
+        }
         Request::Stats { id: Some(id) } => {
-            match ask(worker, |r| ControlMsg::CallStats(id.clone(), r))? {
+            let w = router.owner(&id)?;
+            match ask(worker(w), |r| ControlMsg::CallStats(id.clone(), r))? {
                 Some(s) => Ok(call_json(&s)),
                 None => Err(format!("no call {id}")),
             }
         }
-        Request::Stats { id: None } => Ok(worker_json(&ask(worker, ControlMsg::WorkerStats)?)),
+        Request::Stats { id: None } => {
+            let mut per_worker = Vec::new();
+            let mut total = WorkerStats::default();
+            for w in &router.workers {
+                let s = ask(w, ControlMsg::WorkerStats)?;
+                total.rx += s.rx;
+                total.forwarded += s.forwarded;
+                total.replies += s.replies;
+                for (t, d) in total.drops.iter_mut().zip(s.drops) {
+                    *t += d;
+                }
+                per_worker.push(worker_json(&s));
+            }
+            let mut v = worker_json(&total);
+            v["workers"] = json!(per_worker);
+            Ok(v)
+        }
         Request::CoreMap => Ok(core_map.clone()),
     }
 }

@@ -15,11 +15,13 @@
 
 pub mod bench;
 pub mod control;
+pub mod cores;
 pub mod demo;
 pub mod dpdk;
 pub mod frame;
 pub mod portloop;
 pub mod relay;
+pub mod rss;
 pub mod rtpstats;
 pub mod session;
 pub mod wire;

@@ -21,7 +21,7 @@ use relay_dataplane::dpdk::{Eal, MacAddr, PktMbufPool, Port, PortConfig};
 use relay_dataplane::portloop::{self, PortLoopConfig};
 use relay_dataplane::relay::{PortAddr, Relay, RelayConfig};
 use relay_dataplane::session::{parse_mac, SessionsFile};
-use relay_dataplane::{control, worker};
+use relay_dataplane::{control, cores, rss, worker};
 
 /// EAL arguments used when none are given: two looping ring devices, no hugepages, no PCI.
 const DEFAULT_EAL_ARGS: &[&str] = &[
@@ -46,6 +46,35 @@ const DEFAULT_EAL_ARGS: &[&str] = &[
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Which cores do what.
+#[derive(clap::Args, Clone)]
+struct CoreOpts {
+    /// The main core (control socket, statistics). Default: the first online CPU.
+    #[arg(long)]
+    main_core: Option<u32>,
+    /// Worker cores, one poll loop each, e.g. `2-5` or `1,3`. Without it, one worker runs on
+    /// the main core (and the EAL core arguments are yours to give after `--`).
+    #[arg(long)]
+    workers: Option<String>,
+}
+
+impl CoreOpts {
+    fn plan(&self) -> Result<Option<cores::CorePlan>> {
+        let Some(workers) = &self.workers else {
+            if self.main_core.is_some() {
+                bail!("--main-core needs --workers");
+            }
+            return Ok(None);
+        };
+        let online = cores::online_cpus();
+        let workers = cores::parse_list(workers).map_err(|e| anyhow::anyhow!("--workers: {e}"))?;
+        let main = self.main_core.unwrap_or(online[0]);
+        Ok(Some(
+            cores::plan(main, &workers, &online).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ))
+    }
 }
 
 #[derive(Subcommand)]
@@ -91,9 +120,19 @@ enum Command {
         /// Write the final counters (JSON) here.
         #[arg(long)]
         stats_json: Option<PathBuf>,
+        #[command(flatten)]
+        cores: CoreOpts,
         /// EAL arguments (after `--`).
         #[arg(last = true)]
         eal: Vec<String>,
+    },
+    /// Print the core / port / queue map `run` would use, without starting anything.
+    Plan {
+        /// Ports as for `run` (only the device name is used).
+        #[arg(long = "port", required = true)]
+        ports: Vec<String>,
+        #[command(flatten)]
+        cores: CoreOpts,
     },
     /// Relay throughput on one core at many concurrent streams, next to `dpdk-testpmd`
     /// macswap on the same ring devices and the SRTP engine's own re-key rate.
@@ -384,6 +423,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Plan { ports, cores } => {
+            let plan = cores
+                .plan()?
+                .context("plan needs --workers (and optionally --main-core)")?;
+            let names: Vec<(String, Option<u32>)> = ports
+                .iter()
+                .map(|p| {
+                    let name = p.split(',').next().unwrap_or_default().to_owned();
+                    let node = cores::pci_node(&name);
+                    (name, node)
+                })
+                .collect();
+            let (text, warnings) = plan.describe(&names);
+            print!("{text}");
+            println!("EAL core arguments: {}", plan.eal_args().join(" "));
+            for w in warnings {
+                println!("warning: {w}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             ports,
             sessions,
@@ -391,10 +450,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             duration,
             idle_exit_ms,
             stats_json,
+            cores,
             eal,
         } => {
             let port_opts: Vec<PortOpt> =
                 ports.iter().map(|p| parse_port(p)).collect::<Result<_>>()?;
+            let plan = cores.plan()?;
+            let mut eal = eal_args(eal);
+            if let Some(plan) = &plan {
+                let given = |a: &String| {
+                    matches!(a.as_str(), "-l" | "-c" | "--lcores" | "--main-lcore")
+                        || a.starts_with("--lcores=")
+                        || a.starts_with("-l")
+                };
+                if eal.iter().any(given) {
+                    bail!("give cores with --main-core/--workers, not in the EAL arguments");
+                }
+                eal.extend(plan.eal_args());
+            }
             let doc = match &sessions {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
@@ -411,11 +484,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 signal_hook::flag::register(sig, stop.clone())
                     .context("installing the signal handler")?;
             }
-            let eal = Eal::init(eal_args(eal)).context("starting the DPDK EAL")?;
+            let eal = Eal::init(eal).context("starting the DPDK EAL")?;
+            let worker_lcores: Vec<u32> = if plan.is_some() {
+                eal.worker_lcores()
+            } else {
+                vec![eal.lcore_id()]
+            };
+            let nw = worker_lcores.len();
             let pool = PktMbufPool::create(
                 &eal,
                 "relay",
-                16383,
+                16383 * nw as u32,
                 256,
                 PktMbufPool::default_data_room(),
                 -1,
@@ -423,20 +502,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .context("creating the mbuf pool (try a larger -m)")?;
             let mut opened = Vec::new();
             let mut addrs = Vec::new();
+            let mut reta = Vec::new();
             for p in &port_opts {
                 let id = Port::id_by_name(&eal, &p.name).with_context(|| {
                     format!("port {}: pass it with --vdev or bind the NIC", p.name)
                 })?;
-                let port = Port::open(
-                    &eal,
-                    id,
-                    &PortConfig {
-                        promiscuous: true,
-                        ..PortConfig::default()
-                    },
-                    pool,
-                )
-                .with_context(|| format!("opening {}", p.name))?;
+                let config = PortConfig {
+                    promiscuous: true,
+                    rx_queues: nw as u16,
+                    tx_queues: nw as u16,
+                    rss_udp_dst_port: nw > 1,
+                    ..PortConfig::default()
+                };
+                let port = Port::open(&eal, id, &config, pool)
+                    .with_context(|| format!("opening {}", p.name))?;
                 let mac = p.mac.unwrap_or_else(|| match port.mac() {
                     MacAddr([0, 0, 0, 0, 0, 0]) => [0x02, 0, 0, 0, 0, id as u8],
                     m => m.0,
@@ -450,26 +529,87 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     vlan: p.vlan,
                 });
                 println!(
-                    "port {}: id {id}, {}/{}, mac {}",
+                    "port {}: id {id}, {}/{}, mac {}, {nw} queue(s)",
                     p.name,
                     p.ipv4,
                     p.prefix_len,
                     MacAddr(mac)
                 );
+                reta.push((p.ipv4, port.reta_size()));
                 opened.push(port);
             }
-            let mut relay = Relay::new(addrs, RelayConfig::default());
+            // A call belongs to the worker its local ports map to (RSS on the UDP destination
+            // port); all its local ports must map to the same worker.
+            let steer = move |call: &relay_dataplane::session::CallSpec| -> Result<usize, String> {
+                let mut owner = None;
+                for m in &call.media {
+                    for leg in [&m.a, &m.b] {
+                        let reta_size = reta
+                            .iter()
+                            .find(|(ip, _)| ip == leg.local.ip())
+                            .map_or(0, |(_, r)| *r);
+                        let w = usize::from(rss::queue_for_port(
+                            leg.local.port(),
+                            reta_size,
+                            nw as u16,
+                        ));
+                        match owner {
+                            None => owner = Some(w),
+                            Some(o) if o != w => {
+                                return Err(format!(
+                                    "call {}: local port {} maps to worker {w} but its other ports map to worker {o}; pick local ports that map to one worker",
+                                    call.id,
+                                    leg.local.port()
+                                ))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+                Ok(owner.unwrap_or(0))
+            };
+            let mut relays: Vec<Relay> = (0..nw)
+                .map(|_| Relay::new(addrs.clone(), RelayConfig::default()))
+                .collect();
+            let channels: Vec<_> = (0..nw)
+                .map(|_| crossbeam_channel::bounded::<worker::ControlMsg>(1024))
+                .collect();
+            let mut owners = Vec::new();
             if let Some(doc) = &doc {
-                relay.install(doc).context("installing the sessions file")?;
+                let neighbours = SessionsFile {
+                    version: doc.version,
+                    neighbours: doc.neighbours.clone(),
+                    calls: Vec::new(),
+                };
+                for r in &mut relays {
+                    r.install(&neighbours)
+                        .context("installing the static neighbours")?;
+                }
+                for call in &doc.calls {
+                    let w = steer(call).map_err(|e| anyhow::anyhow!("sessions file: {e}"))?;
+                    relays[w]
+                        .add_call(call)
+                        .with_context(|| format!("sessions file: call {}", call.id))?;
+                    owners.push((call.id.clone(), w));
+                }
                 println!("installed {} calls from the sessions file", doc.calls.len());
             }
-            let (ctl_tx, ctl_rx) = crossbeam_channel::bounded(1024);
+            let router = Arc::new(control::Router::new(
+                channels.iter().map(|(tx, _)| tx.clone()).collect(),
+                steer,
+            ));
+            for (id, w) in &owners {
+                router.register(id, *w);
+            }
             let core_map = serde_json::json!({
                 "main_lcore": eal.lcore_id(),
-                "workers": [{"lcore": eal.lcore_id(), "ports": port_opts.iter().map(|p| serde_json::json!({"name": p.name, "queue": 0})).collect::<Vec<_>>()}],
+                "workers": worker_lcores.iter().enumerate().map(|(i, l)| serde_json::json!({
+                    "lcore": l,
+                    "ports": port_opts.iter().map(|p| serde_json::json!({"name": p.name, "queue": i})).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
             });
             if let Some(path) = &control_path {
-                control::serve(path, ctl_tx.clone(), core_map)
+                control::serve(path, router.clone(), core_map)
                     .with_context(|| format!("control socket {}", path.display()))?;
                 println!("control socket {}", path.display());
             }
@@ -478,17 +618,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 duration: duration.map(Duration::from_secs_f64),
                 idle_exit: idle_exit_ms.map(Duration::from_millis),
             };
-            worker::run(&eal, pool, &opened, 0, &mut relay, Some(&ctl_rx), &limits);
-            drop(ctl_tx);
-            let calls: Vec<serde_json::Value> = relay
-                .call_ids()
-                .iter()
-                .filter_map(|id| relay.call_stats(id))
-                .map(|c| control::call_json(&c))
-                .collect();
-            let summary =
-                serde_json::json!({"worker": control::worker_json(&relay.stats), "calls": calls});
-            println!("final counters: {}", control::worker_json(&relay.stats));
+            {
+                // Queue w of every port goes to worker w.
+                let mut handles: Vec<_> = opened
+                    .iter_mut()
+                    .map(|p| p.queue_handles().into_iter())
+                    .collect();
+                let mut per_worker: Vec<Vec<_>> = (0..nw)
+                    .map(|_| handles.iter_mut().filter_map(Iterator::next).collect())
+                    .collect();
+                if plan.is_none() {
+                    worker::run(
+                        &eal,
+                        pool,
+                        &mut per_worker[0],
+                        &mut relays[0],
+                        Some(&channels[0].1),
+                        &limits,
+                    );
+                } else {
+                    let eal_ref = &eal;
+                    let limits_ref = &limits;
+                    let ((), failed) = eal.scope(|scope| {
+                        for (((queues, relay), (_, rx)), &lcore) in per_worker.iter_mut().zip(relays.iter_mut()).zip(channels.iter()).zip(&worker_lcores) {
+                            if let Err(e) = scope.launch(lcore, move || worker::run(eal_ref, pool, queues, relay, Some(rx), limits_ref)) {
+                                eprintln!("relay-dataplane: cannot start the worker on lcore {lcore}: {e}");
+                            }
+                        }
+                    });
+                    if !failed.is_empty() {
+                        bail!("the workers on lcores {failed:?} failed");
+                    }
+                }
+            }
+            let mut total = relay_dataplane::relay::WorkerStats::default();
+            let mut calls = Vec::new();
+            for r in &relays {
+                total.rx += r.stats.rx;
+                total.forwarded += r.stats.forwarded;
+                total.replies += r.stats.replies;
+                for (t, d) in total.drops.iter_mut().zip(r.stats.drops) {
+                    *t += d;
+                }
+                calls.extend(
+                    r.call_ids()
+                        .iter()
+                        .filter_map(|id| r.call_stats(id))
+                        .map(|c| control::call_json(&c)),
+                );
+            }
+            let summary = serde_json::json!({
+                "worker": control::worker_json(&total),
+                "workers": relays.iter().map(|r| control::worker_json(&r.stats)).collect::<Vec<_>>(),
+                "calls": calls,
+            });
+            println!("final counters: {}", control::worker_json(&total));
             if let Some(path) = &stats_json {
                 std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
                     .with_context(|| format!("writing {}", path.display()))?;

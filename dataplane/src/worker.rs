@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::dpdk::{Burst, Eal, PktMbufPool, Port};
+use crate::dpdk::{Burst, Eal, PktMbufPool, Queue};
 use crate::relay::{CallStats, DropReason, Relay, Verdict, WorkerStats};
 use crate::session::{CallSpec, SessionError};
 
@@ -63,13 +63,12 @@ fn apply(relay: &mut Relay, msg: ControlMsg) {
     }
 }
 
-/// Runs the worker on the calling lcore over `ports` (queue `queue` of each) until `limits`
-/// say stop; then drains what is queued for transmission.
+/// Runs the worker on the calling lcore over `queues` (one queue pair of each port it polls)
+/// until `limits` say stop; then drains what is queued for transmission.
 pub fn run<'eal>(
     eal: &'eal Eal,
     pool: PktMbufPool<'eal>,
-    ports: &[Port<'eal>],
-    queue: u16,
+    queues: &mut [Queue<'_, 'eal>],
     relay: &mut Relay,
     control: Option<&Receiver<ControlMsg>>,
     limits: &Limits<'_>,
@@ -79,7 +78,8 @@ pub fn run<'eal>(
     let start = eal.tsc().0;
     let now_ns = || ((eal.tsc().0 - start) as f64 * ns_per_tick) as u64;
     let mut rx = Burst::new();
-    let mut tx: Vec<Burst<'eal>> = ports.iter().map(|_| Burst::new()).collect();
+    let mut tx: Vec<Burst<'eal>> = queues.iter().map(|_| Burst::new()).collect();
+    let ids: Vec<u16> = queues.iter().map(Queue::port_id).collect();
     let mut last_rx_ns = None;
     let mut iterations = 0u64;
 
@@ -87,22 +87,21 @@ pub fn run<'eal>(
         iterations += 1;
         let now = now_ns();
         let mut received = 0;
-        for (pi, port) in ports.iter().enumerate() {
-            received += port.rx_burst(queue, &mut rx);
+        for pi in 0..queues.len() {
+            received += queues[pi].rx_burst(&mut rx);
             relay.warm((0..rx.len()).map(|i| rx.packet(i)));
             for mut m in rx.drain() {
                 let len = m.len();
-                let verdict = relay.process(port.id(), m.data_and_tailroom_mut(), len, now);
+                let verdict = relay.process(ids[pi], m.data_and_tailroom_mut(), len, now);
                 let (out, len) = match verdict {
-                    Verdict::Forward { port: out, len } => {
-                        match ports.iter().position(|p| p.id() == out) {
-                            Some(oi) => (oi, len),
-                            None => {
-                                relay.stats.drops[DropReason::NoRoute.index()] += 1;
-                                continue;
-                            }
+                    Verdict::Forward { port: out, len } => match ids.iter().position(|&p| p == out)
+                    {
+                        Some(oi) => (oi, len),
+                        None => {
+                            relay.stats.drops[DropReason::NoRoute.index()] += 1;
+                            continue;
                         }
-                    }
+                    },
                     Verdict::Reply { len } => (pi, len),
                     Verdict::Consumed | Verdict::Drop(_) => continue,
                 };
@@ -112,8 +111,7 @@ pub fn run<'eal>(
                 }
                 if tx[out].is_full() {
                     flush(
-                        &ports[out],
-                        queue,
+                        &mut queues[out],
                         &mut tx[out],
                         &mut relay.stats.drops[DropReason::TxFull.index()],
                     );
@@ -125,7 +123,7 @@ pub fn run<'eal>(
         }
         let mut tx_full = 0u64;
         relay.drain_arp_requests(|port, frame| {
-            let Some(oi) = ports.iter().position(|p| p.id() == port) else {
+            let Some(oi) = ids.iter().position(|&p| p == port) else {
                 return;
             };
             let Some(mut m) = pool.alloc() else { return };
@@ -134,12 +132,12 @@ pub fn run<'eal>(
             };
             buf.copy_from_slice(frame);
             if tx[oi].is_full() {
-                flush(&ports[oi], queue, &mut tx[oi], &mut tx_full);
+                flush(&mut queues[oi], &mut tx[oi], &mut tx_full);
             }
             let _ = tx[oi].push(m);
         });
-        for (port, burst) in ports.iter().zip(tx.iter_mut()) {
-            flush(port, queue, burst, &mut tx_full);
+        for (q, burst) in queues.iter_mut().zip(tx.iter_mut()) {
+            flush(q, burst, &mut tx_full);
         }
         relay.stats.drops[DropReason::TxFull.index()] += tx_full;
         if let Some(rx_ctl) = control {
@@ -170,28 +168,23 @@ pub fn run<'eal>(
             }
         }
     }
-    for (port, burst) in ports.iter().zip(tx.iter_mut()) {
+    for (q, burst) in queues.iter_mut().zip(tx.iter_mut()) {
         for _ in 0..100 {
             if burst.is_empty() {
                 break;
             }
-            port.tx_burst(queue, burst);
+            q.tx_burst(burst);
         }
-        flush(
-            port,
-            queue,
-            burst,
-            &mut relay.stats.drops[DropReason::TxFull.index()],
-        );
+        flush(q, burst, &mut relay.stats.drops[DropReason::TxFull.index()]);
     }
 }
 
 /// Transmits a burst; what the device does not take is dropped and counted in `tx_full`.
-fn flush<'eal>(port: &Port<'eal>, queue: u16, burst: &mut Burst<'eal>, tx_full: &mut u64) {
+fn flush<'eal>(queue: &mut Queue<'_, 'eal>, burst: &mut Burst<'eal>, tx_full: &mut u64) {
     if burst.is_empty() {
         return;
     }
-    port.tx_burst(queue, burst);
+    queue.tx_burst(burst);
     if !burst.is_empty() {
         *tx_full += burst.len() as u64;
         burst.clear();

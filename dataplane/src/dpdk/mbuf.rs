@@ -19,6 +19,12 @@ pub struct PktMbufPool<'eal> {
     _eal: PhantomData<&'eal Eal>,
 }
 
+// SAFETY: a pktmbuf pool made by rte_pktmbuf_pool_create uses DPDK's default thread-safe
+// ring and per-lcore caches: alloc and free may be called from any EAL thread at once.
+unsafe impl Send for PktMbufPool<'_> {}
+// SAFETY: as above; the handle itself is an immutable pointer.
+unsafe impl Sync for PktMbufPool<'_> {}
+
 impl<'eal> PktMbufPool<'eal> {
     /// Creates a pool of `count` mbufs with `data_room` bytes each (headroom included) on NUMA
     /// `socket` (`-1` for any), with a per-lcore cache of `cache` buffers.

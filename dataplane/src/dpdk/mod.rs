@@ -17,9 +17,9 @@ mod error;
 mod mbuf;
 mod port;
 
-pub use eal::Eal;
+pub use eal::{Eal, LaunchScope};
 pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf, PktMbufPool, BURST_SIZE};
-pub use port::{MacAddr, Port, PortConfig, PortStats};
+pub use port::{MacAddr, Port, PortConfig, PortStats, Queue};
 
 use error::check;

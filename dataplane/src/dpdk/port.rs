@@ -40,6 +40,9 @@ pub struct PortConfig {
     pub rx_offloads: u64,
     /// Requested `RTE_ETH_TX_OFFLOAD_*` flags; those the device lacks are left off.
     pub tx_offloads: u64,
+    /// With several receive queues: RSS on the UDP destination port only, with
+    /// [`crate::rss::RSS_KEY`] and a redirection table of entry `i` to queue `i % queues`.
+    pub rss_udp_dst_port: bool,
 }
 
 impl Default for PortConfig {
@@ -52,6 +55,7 @@ impl Default for PortConfig {
             promiscuous: false,
             rx_offloads: 0,
             tx_offloads: 0,
+            rss_udp_dst_port: false,
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct PortStats {
 /// also when `net_pcap` finishes writing its output file).
 pub struct Port<'eal> {
     id: u16,
+    reta_size: u16,
     rx_queues: u16,
     tx_queues: u16,
     rx_offloads: u64,
@@ -124,6 +129,25 @@ impl<'eal> Port<'eal> {
         let mut conf = rte_eth_conf::default();
         conf.rxmode.offloads = config.rx_offloads & info.rx_offload_capa;
         conf.txmode.offloads = config.tx_offloads & info.tx_offload_capa;
+        let mut rss_key = crate::rss::RSS_KEY;
+        let rss = config.rss_udp_dst_port && config.rx_queues > 1;
+        if rss {
+            let wanted =
+                relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP | relay_sys::RTE_ETH_RSS_L4_DST_ONLY;
+            if info.flow_type_rss_offloads & relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP == 0
+                || info.reta_size == 0
+            {
+                return Err(DpdkError::InvalidArgument(format!(
+                    "port {id} cannot spread UDP over {} queues (no RSS): use one worker, or a NIC with RSS",
+                    config.rx_queues
+                )));
+            }
+            conf.rxmode.mq_mode = relay_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = rss_key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = rss_key.len() as u8;
+            conf.rx_adv_conf.rss_conf.rss_hf =
+                wanted & (info.flow_type_rss_offloads | relay_sys::RTE_ETH_RSS_L4_DST_ONLY);
+        }
         // SAFETY: conf is a valid, initialised configuration; DPDK copies it.
         check("rte_eth_dev_configure", unsafe {
             relay_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
@@ -131,6 +155,7 @@ impl<'eal> Port<'eal> {
         // From here on, a failure must close the port again: `port` does so on drop.
         let port = Port {
             id,
+            reta_size: 0,
             rx_queues: config.rx_queues,
             tx_queues: config.tx_queues,
             rx_offloads: conf.rxmode.offloads,
@@ -200,7 +225,7 @@ impl<'eal> Port<'eal> {
     }
 
     /// Number of receive and transmit queues.
-    pub fn queues(&self) -> (u16, u16) {
+    pub fn queue_counts(&self) -> (u16, u16) {
         (self.rx_queues, self.tx_queues)
     }
 
@@ -266,6 +291,25 @@ impl<'eal> Port<'eal> {
         usize::from(n)
     }
 
+    /// Entries in the RSS redirection table (0 without RSS).
+    pub fn reta_size(&self) -> u16 {
+        self.reta_size
+    }
+
+    /// One handle per queue pair (receive queue `q` with transmit queue `q`), to hand to the
+    /// worker threads. The port stays borrowed while they exist, so it cannot be used or
+    /// closed meanwhile, and each queue has exactly one owner.
+    pub fn queue_handles(&mut self) -> Vec<Queue<'_, 'eal>> {
+        (0..self.rx_queues.min(self.tx_queues))
+            .map(|queue| Queue {
+                port: self.id,
+                queue,
+                _port: PhantomData,
+                _eal: PhantomData,
+            })
+            .collect()
+    }
+
     /// The port's counters.
     pub fn stats(&self) -> Result<PortStats, DpdkError> {
         let mut s = rte_eth_stats::default();
@@ -294,5 +338,63 @@ impl Drop for Port<'_> {
             relay_sys::rte_eth_dev_stop(self.id);
             relay_sys::rte_eth_dev_close(self.id);
         }
+    }
+}
+
+/// A receive queue and a transmit queue of one port, owned by one worker thread.
+pub struct Queue<'p, 'eal> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'p mut ()>,
+    _eal: PhantomData<&'eal Eal>,
+}
+
+impl<'eal> Queue<'_, 'eal> {
+    /// The port id.
+    pub fn port_id(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue index.
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the free slots of `burst`; returns how many arrived.
+    #[inline]
+    pub fn rx_burst(&mut self, burst: &mut Burst<'eal>) -> usize {
+        let room = (BURST_SIZE - burst.len) as u16;
+        // SAFETY: this handle is the only user of this queue (Port::queues hands out one per
+        // queue and borrows the port meanwhile); the destination has `room` free slots.
+        let n = unsafe {
+            relay_sys::rte_eth_rx_burst(
+                self.port,
+                self.queue,
+                burst.mbufs.as_mut_ptr().add(burst.len),
+                room,
+            )
+        };
+        burst.len += usize::from(n);
+        usize::from(n)
+    }
+
+    /// Queues the packets of `burst` for sending, from the front; returns how many were
+    /// taken. The rest stay in `burst`, in order.
+    #[inline]
+    pub fn tx_burst(&mut self, burst: &mut Burst<'eal>) -> usize {
+        if burst.is_empty() {
+            return 0;
+        }
+        // SAFETY: as for rx_burst; the driver takes ownership of the first n mbufs.
+        let n = unsafe {
+            relay_sys::rte_eth_tx_burst(
+                self.port,
+                self.queue,
+                burst.mbufs.as_mut_ptr(),
+                burst.len as u16,
+            )
+        };
+        burst.consume_front(usize::from(n));
+        usize::from(n)
     }
 }

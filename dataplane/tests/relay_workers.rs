@@ -1,0 +1,195 @@
+//! The relay with its worker on its own core (`--main-core 0 --workers 1`): the worker runs on
+//! lcore 1 through `rte_eal_remote_launch`, the main core serves the control socket, and calls
+//! installed from the sessions file and over the socket are relayed. Core options that cannot
+//! work are refused before DPDK starts.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pcap_file::pcap::{PcapPacket, PcapWriter};
+use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
+use serde_json::{json, Value};
+
+fn relay() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
+}
+
+#[test]
+fn a_worker_on_its_own_core_relays_and_answers_the_socket() {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    if online.trim() == "0" {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.pcap");
+    {
+        let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
+        for seq in 0..32u16 {
+            for port in [31_000u16, 31_010] {
+                let mut rtp = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0, 0, 0, 0, 9];
+                rtp.extend_from_slice(&[0x33; 160]);
+                let mut buf = vec![0u8; 256];
+                let ends = UdpEndpoints {
+                    src_mac: [2, 0, 0, 0, 0, 0x10],
+                    dst_mac: [2, 0, 0, 0, 0, 1],
+                    src: "198.18.1.10:5004".parse().unwrap(),
+                    dst: format!("198.18.0.1:{port}").parse().unwrap(),
+                };
+                let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
+                w.write_packet(&PcapPacket::new(Duration::ZERO, n as u32, &buf[..n]))
+                    .unwrap();
+            }
+        }
+    }
+    let sessions = tmp.path().join("sessions.json");
+    let call = |id: &str, a: u16, b: u16| json!({"id": id, "media": [{"a": {"local": format!("198.18.0.1:{a}")}, "b": {"local": format!("198.18.0.1:{b}"), "remote": "198.18.1.20:6000"}}]});
+    std::fs::write(&sessions, json!({"version": 1, "neighbours": [{"ip": "198.18.1.20", "mac": "02:00:00:00:00:20"}], "calls": [call("file", 31_000, 31_002)]}).to_string()).unwrap();
+    let socket = tmp.path().join("relay.sock");
+    let mut child = relay()
+        .args([
+            "run",
+            "--port",
+            "net_pcap0,ipv4=198.18.0.1/16",
+            "--duration",
+            "30",
+            "--main-core",
+            "0",
+            "--workers",
+            "1",
+        ])
+        .arg("--sessions")
+        .arg(&sessions)
+        .arg("--control")
+        .arg(&socket)
+        .args([
+            "--",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "--log-level=error",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1",
+            input.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stream = UnixStream::connect(&socket).expect("control socket");
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut ask = |req: Value| -> Value {
+        writeln!(writer, "{req}").unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let map = ask(json!({"version": 1, "op": "core_map"}))["result"].clone();
+    assert_eq!(
+        (
+            map["main_lcore"].clone(),
+            map["workers"][0]["lcore"].clone()
+        ),
+        (json!(0), json!(1)),
+        "{map}"
+    );
+    assert_eq!(
+        ask(json!({"version": 1, "op": "add_call", "call": call("socket", 31_010, 31_012)}))["ok"],
+        json!(true)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for id in ["file", "socket"] {
+        let s = ask(json!({"version": 1, "op": "stats", "id": id}))["result"].clone();
+        assert!(
+            s["media"][0]["a"]["rx_packets"].as_u64().unwrap_or(0) > 0,
+            "{id}: {s}"
+        );
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("relay did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("final counters:"), "{out}");
+}
+
+#[test]
+fn core_options_that_cannot_work_are_refused() {
+    for (args, msg) in [
+        (
+            vec!["--workers", "0", "--main-core", "0"],
+            "is the main core",
+        ),
+        (vec!["--workers", "999"], "does not exist or is offline"),
+        (vec!["--workers", "1,1"], "listed twice"),
+        (vec!["--main-core", "0"], "--main-core needs --workers"),
+    ] {
+        let out = relay()
+            .args(["run", "--port", "net_ring0,ipv4=198.18.0.1/24"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+    let out = relay()
+        .args([
+            "run",
+            "--port",
+            "net_ring0,ipv4=198.18.0.1/24",
+            "--workers",
+            "1",
+            "--",
+            "-l",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give cores with --main-core/--workers"));
+    let out = relay()
+        .args([
+            "plan",
+            "--port",
+            "net_ring0",
+            "--workers",
+            "1",
+            "--main-core",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains("worker 0   cpu 1")
+            && text.contains("EAL core arguments: -l 0,1 --main-lcore 0"),
+        "{text}"
+    );
+}
