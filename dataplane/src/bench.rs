@@ -84,6 +84,7 @@ pub fn run<'eal>(
                 prefix_len: 16,
                 gateway: None,
                 vlan: None,
+                ..PortAddr::default()
             });
         }
     }
@@ -115,16 +116,16 @@ pub fn run<'eal>(
             media: vec![MediaSpec {
                 rtcp: RtcpMode::Mux,
                 a: LegSpec {
-                    local: local(i, 0),
-                    remote: Some(caller),
+                    local: local(i, 0).into(),
+                    remote: Some(caller.into()),
                     strict_source: false,
                     receive: crypto(&caller_key),
                     send: None,
                     clock_rate: 8000,
                 },
                 b: LegSpec {
-                    local: local(i, 1),
-                    remote: Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000)),
+                    local: local(i, 1).into(),
+                    remote: Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000).into()),
                     strict_source: false,
                     receive: None,
                     send: crypto(&callee_key),

@@ -90,6 +90,7 @@ pub fn run<'eal>(
             prefix_len: 16,
             gateway: None,
             vlan: None,
+            ..PortAddr::default()
         },
         PortAddr {
             port: b.id(),
@@ -98,6 +99,7 @@ pub fn run<'eal>(
             prefix_len: 16,
             gateway: None,
             vlan: None,
+            ..PortAddr::default()
         },
     ];
     let mut relay = Relay::new(ports, RelayConfig::default());
@@ -124,8 +126,8 @@ pub fn run<'eal>(
             media: vec![MediaSpec {
                 rtcp: RtcpMode::Mux,
                 a: LegSpec {
-                    local: relay_a,
-                    remote: Some(caller_addr),
+                    local: relay_a.into(),
+                    remote: Some(caller_addr.into()),
                     strict_source: false,
                     receive: Some(CryptoSpec {
                         suite: config.inbound.name().into(),
@@ -135,11 +137,10 @@ pub fn run<'eal>(
                     clock_rate: 8000,
                 },
                 b: LegSpec {
-                    local: SocketAddrV4::new("198.19.0.1".parse().expect("ip"), port),
-                    remote: Some(SocketAddrV4::new(
-                        "198.19.0.20".parse().expect("ip"),
-                        30_000,
-                    )),
+                    local: SocketAddrV4::new("198.19.0.1".parse().expect("ip"), port).into(),
+                    remote: Some(
+                        SocketAddrV4::new("198.19.0.20".parse().expect("ip"), 30_000).into(),
+                    ),
                     strict_source: false,
                     receive: None,
                     send: Some(CryptoSpec {

@@ -220,6 +220,8 @@ struct PortOpt {
     ipv4: std::net::Ipv4Addr,
     prefix_len: u8,
     gateway: Option<std::net::Ipv4Addr>,
+    ipv6: Option<(std::net::Ipv6Addr, u8)>,
+    gateway6: Option<std::net::Ipv6Addr>,
     vlan: Option<u16>,
     mac: Option<[u8; 6]>,
 }
@@ -232,6 +234,7 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
         .context("--port needs a device name first")?
         .to_owned();
     let (mut ipv4, mut prefix_len, mut gateway, mut vlan, mut mac) = (None, 24, None, None, None);
+    let (mut ipv6, mut gateway6) = (None, None);
     for kv in parts {
         let (k, v) = kv
             .split_once('=')
@@ -249,6 +252,24 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
                     .filter(|p| *p <= 32)
                     .with_context(|| format!("--port {spec}: bad prefix {p:?}"))?;
             }
+            "ipv6" => {
+                let (a, p) = v.split_once('/').unwrap_or((v, "64"));
+                let addr = a
+                    .parse()
+                    .with_context(|| format!("--port {spec}: bad ipv6 {a:?}"))?;
+                let len = p
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 128)
+                    .with_context(|| format!("--port {spec}: bad prefix {p:?}"))?;
+                ipv6 = Some((addr, len));
+            }
+            "gw6" => {
+                gateway6 = Some(
+                    v.parse()
+                        .with_context(|| format!("--port {spec}: bad gw6 {v:?}"))?,
+                )
+            }
             "gw" => {
                 gateway = Some(
                     v.parse()
@@ -264,15 +285,20 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
                 )
             }
             "mac" => mac = Some(parse_mac(v).with_context(|| format!("--port {spec}"))?),
-            _ => bail!("--port {spec}: unknown key {k:?} (ipv4, gw, vlan, mac)"),
+            _ => bail!("--port {spec}: unknown key {k:?} (ipv4, gw, ipv6, gw6, vlan, mac)"),
         }
     }
-    let ipv4 = ipv4.with_context(|| format!("--port {spec}: needs ipv4=A.B.C.D/LEN"))?;
+    if ipv4.is_none() && ipv6.is_none() {
+        bail!("--port {spec}: needs ipv4=A.B.C.D/LEN and/or ipv6=ADDR/LEN");
+    }
+    let ipv4 = ipv4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
     Ok(PortOpt {
         name,
         ipv4,
         prefix_len,
         gateway,
+        ipv6,
+        gateway6,
         vlan,
         mac,
     })
@@ -527,15 +553,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     prefix_len: p.prefix_len,
                     gateway: p.gateway,
                     vlan: p.vlan,
+                    ipv6: p.ipv6.map(|(a, _)| a),
+                    prefix6_len: p.ipv6.map_or(64, |(_, l)| l),
+                    gateway6: p.gateway6,
                 });
+                let v6 = p.ipv6.map_or(String::new(), |(a, l)| format!(", {a}/{l}"));
                 println!(
-                    "port {}: id {id}, {}/{}, mac {}, {nw} queue(s)",
+                    "port {}: id {id}, {}/{}{v6}, mac {}, {nw} queue(s)",
                     p.name,
                     p.ipv4,
                     p.prefix_len,
                     MacAddr(mac)
                 );
-                reta.push((p.ipv4, port.reta_size()));
+                reta.push((std::net::IpAddr::V4(p.ipv4), port.reta_size()));
+                if let Some((v6, _)) = p.ipv6 {
+                    reta.push((std::net::IpAddr::V6(v6), port.reta_size()));
+                }
                 opened.push(port);
             }
             // A call belongs to the worker its local ports map to (RSS on the UDP destination
@@ -546,7 +579,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     for leg in [&m.a, &m.b] {
                         let reta_size = reta
                             .iter()
-                            .find(|(ip, _)| ip == leg.local.ip())
+                            .find(|(ip, _)| *ip == leg.local.ip())
                             .map_or(0, |(_, r)| *r);
                         let w = usize::from(rss::queue_for_port(
                             leg.local.port(),

@@ -5,13 +5,13 @@
 //! is passed in.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use relay_srtp::{Context, ContextConfig, SdesKey, SrtpError};
 
 use crate::rtpstats::RtpReceiveStats;
 use crate::session::{parse_mac, CallSpec, LegSpec, RtcpMode, SessionError, SessionsFile};
-use crate::wire::{self, Arp, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use crate::wire::{self, Arp, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// Why a frame was dropped. One counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,7 +155,7 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// One of the relay's ports and its address.
+/// One of the relay's ports and its addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortAddr {
     /// The DPDK port id.
@@ -164,22 +164,74 @@ pub struct PortAddr {
     pub mac: [u8; 6],
     /// Its IPv4 address.
     pub ipv4: Ipv4Addr,
-    /// Prefix length of the attached subnet.
+    /// Prefix length of the attached IPv4 subnet.
     pub prefix_len: u8,
-    /// Default gateway, if the port reaches beyond its subnet.
+    /// IPv4 default gateway, if the port reaches beyond its subnet.
     pub gateway: Option<Ipv4Addr>,
     /// VLAN id to tag transmitted frames with (and to expect on received ones).
     pub vlan: Option<u16>,
+    /// Its IPv6 address, if it has one.
+    pub ipv6: Option<Ipv6Addr>,
+    /// Prefix length of the attached IPv6 subnet.
+    pub prefix6_len: u8,
+    /// IPv6 default gateway.
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+impl Default for PortAddr {
+    fn default() -> Self {
+        PortAddr {
+            port: 0,
+            mac: [0; 6],
+            ipv4: Ipv4Addr::UNSPECIFIED,
+            prefix_len: 24,
+            gateway: None,
+            vlan: None,
+            ipv6: None,
+            prefix6_len: 64,
+            gateway6: None,
+        }
+    }
 }
 
 impl PortAddr {
-    fn on_link(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
-        };
-        u32::from(ip) & mask == u32::from(self.ipv4) & mask
+    fn owns(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => v4 == self.ipv4 && !v4.is_unspecified(),
+            IpAddr::V6(v6) => Some(v6) == self.ipv6,
+        }
+    }
+
+    /// The next hop towards `dst`: itself if on link, else the gateway of its family.
+    fn next_hop(&self, dst: IpAddr) -> Option<IpAddr> {
+        match dst {
+            IpAddr::V4(d) => {
+                let mask = if self.prefix_len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
+                };
+                if u32::from(d) & mask == u32::from(self.ipv4) & mask {
+                    Some(dst)
+                } else {
+                    self.gateway.map(IpAddr::V4)
+                }
+            }
+            IpAddr::V6(d) => {
+                let ours = self.ipv6?;
+                let bits = u32::from(self.prefix6_len.min(128));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                if u128::from(d) & mask == u128::from(ours) & mask {
+                    Some(dst)
+                } else {
+                    self.gateway6.map(IpAddr::V6)
+                }
+            }
+        }
     }
 }
 
@@ -205,9 +257,9 @@ pub struct LegStats {
 }
 
 struct Leg {
-    local: SocketAddrV4,
-    remote: Option<SocketAddrV4>,
-    remote_rtcp: Option<SocketAddrV4>,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    remote_rtcp: Option<SocketAddr>,
     latched: bool,
     strict: bool,
     // Boxed: a plain-RTP leg then costs a pointer, not a context's worth of key schedules.
@@ -278,12 +330,12 @@ const MAX_PENDING_ARP: usize = 64;
 pub struct Relay {
     ports: Vec<PortAddr>,
     config: RelayConfig,
-    neighbours: HashMap<Ipv4Addr, ([u8; 6], u64)>,
-    flows: HashMap<SocketAddrV4, FlowRef>,
+    neighbours: HashMap<IpAddr, ([u8; 6], u64)>,
+    flows: HashMap<SocketAddr, FlowRef>,
     media: Vec<Option<Media>>,
     free: Vec<u32>,
     calls: HashMap<String, Vec<u32>>,
-    pending_arp: Vec<(u16, Ipv4Addr)>,
+    pending_arp: Vec<(u16, IpAddr)>,
     /// Per-worker counters.
     pub stats: WorkerStats,
 }
@@ -318,13 +370,13 @@ impl Relay {
         Ok(())
     }
 
-    fn port_of(&self, ip: Ipv4Addr) -> Option<&PortAddr> {
-        self.ports.iter().find(|p| p.ipv4 == ip)
+    fn port_of(&self, ip: IpAddr) -> Option<&PortAddr> {
+        self.ports.iter().find(|p| p.owns(ip))
     }
 
     fn make_leg(&self, call: &str, spec: &LegSpec, old: Option<Leg>) -> Result<Leg, SessionError> {
-        if self.port_of(*spec.local.ip()).is_none() {
-            return Err(SessionError::NotLocal(*spec.local.ip()));
+        if self.port_of(spec.local.ip()).is_none() {
+            return Err(SessionError::NotLocal(spec.local.ip()));
         }
         let ctx_config = ContextConfig {
             replay_window: self.config.replay_window,
@@ -369,14 +421,14 @@ impl Relay {
         })
     }
 
-    fn local_addrs(spec: &CallSpec) -> Vec<(SocketAddrV4, usize, u8, bool)> {
+    fn local_addrs(spec: &CallSpec) -> Vec<(SocketAddr, usize, u8, bool)> {
         let mut out = Vec::new();
         for (i, m) in spec.media.iter().enumerate() {
             for (side, leg) in [(0u8, &m.a), (1u8, &m.b)] {
                 out.push((leg.local, i, side, false));
                 if m.rtcp == RtcpMode::PortPlusOne {
                     out.push((
-                        SocketAddrV4::new(*leg.local.ip(), leg.local.port().wrapping_add(1)),
+                        SocketAddr::new(leg.local.ip(), leg.local.port().wrapping_add(1)),
                         i,
                         side,
                         true,
@@ -460,8 +512,8 @@ impl Relay {
             if let Some(m) = &m {
                 for leg in &m.legs {
                     self.flows.remove(&leg.local);
-                    self.flows.remove(&SocketAddrV4::new(
-                        *leg.local.ip(),
+                    self.flows.remove(&SocketAddr::new(
+                        leg.local.ip(),
                         leg.local.port().wrapping_add(1),
                     ));
                 }
@@ -503,8 +555,8 @@ impl Relay {
         }
         for m in &spec.media {
             for leg in [&m.a, &m.b] {
-                if self.port_of(*leg.local.ip()).is_none() {
-                    return Err(SessionError::NotLocal(*leg.local.ip()));
+                if self.port_of(leg.local.ip()).is_none() {
+                    return Err(SessionError::NotLocal(leg.local.ip()));
                 }
                 for c in [&leg.receive, &leg.send].into_iter().flatten() {
                     c.parse(&spec.id)?;
@@ -541,7 +593,7 @@ impl Relay {
     }
 
     /// Learns (or refreshes) a neighbour, evicting expired entries when full.
-    fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now_ns: u64) {
+    fn learn(&mut self, ip: IpAddr, mac: [u8; 6], now_ns: u64) {
         if let Some(e) = self.neighbours.get_mut(&ip) {
             if e.1 != STATIC {
                 *e = (mac, now_ns.saturating_add(self.config.neighbour_ttl_ns));
@@ -560,28 +612,56 @@ impl Relay {
         );
     }
 
-    fn neighbour(&self, ip: Ipv4Addr, now_ns: u64) -> Option<[u8; 6]> {
+    fn neighbour(&self, ip: IpAddr, now_ns: u64) -> Option<[u8; 6]> {
         self.neighbours
             .get(&ip)
             .filter(|(_, exp)| *exp > now_ns)
             .map(|(mac, _)| *mac)
     }
 
-    /// Builds the ARP requests queued for unresolved next hops, calling `emit(port, frame)`.
+    /// Builds the ARP requests (IPv4) and neighbour solicitations (IPv6) queued for
+    /// unresolved next hops, calling `emit(port, frame)`.
     pub fn drain_arp_requests(&mut self, mut emit: impl FnMut(u16, &[u8])) {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
         for (port, target) in std::mem::take(&mut self.pending_arp) {
-            let Some(p) = self.ports.iter().find(|p| p.port == port) else {
+            let Some(p) = self
+                .ports
+                .iter()
+                .find(|p| p.port == port && (target.is_ipv4() || p.ipv6.is_some()))
+            else {
                 continue;
             };
-            let arp = Arp {
-                op: 1,
-                sha: p.mac,
-                spa: p.ipv4,
-                tha: [0; 6],
-                tpa: target,
+            let n = match target {
+                IpAddr::V4(t) => {
+                    let arp = Arp {
+                        op: 1,
+                        sha: p.mac,
+                        spa: p.ipv4,
+                        tha: [0; 6],
+                        tpa: t,
+                    };
+                    wire::write_arp(&mut buf, [0xff; 6], p.vlan, &arp)
+                }
+                IpAddr::V6(t) => {
+                    //= https://www.rfc-editor.org/rfc/rfc4861#section-7.2.2
+                    //# the solicitation is sent to the solicited-node multicast address
+                    //# corresponding to the target address
+                    let (group, group_mac) = wire::solicited_node(&t);
+                    let mut ns = [0u8; 32];
+                    ns[0] = 135;
+                    ns[8..24].copy_from_slice(&t.octets());
+                    ns[24] = 1;
+                    ns[25] = 1;
+                    ns[26..32].copy_from_slice(&p.mac);
+                    let l2 = wire::L2Out {
+                        src: p.mac,
+                        dst: group_mac,
+                        vlan: p.vlan,
+                    };
+                    wire::write_icmp6(&mut buf, &l2, p.ipv6.expect("checked"), group, 255, &ns)
+                }
             };
-            if let Some(n) = wire::write_arp(&mut buf, [0xff; 6], p.vlan, &arp) {
+            if let Some(n) = n {
                 emit(port, &buf[..n]);
             }
         }
@@ -594,7 +674,7 @@ impl Relay {
     pub fn warm<'f>(&self, frames: impl Iterator<Item = &'f [u8]>) -> u64 {
         let mut acc = 0u64;
         for f in frames {
-            let Ok(u) = wire::parse_udp4(f) else { continue };
+            let Ok(u) = wire::parse_udp(f) else { continue };
             let Some(flow) = self.flows.get(&u.dst) else {
                 continue;
             };
@@ -622,7 +702,7 @@ impl Relay {
     }
 
     /// Handles one received frame in place. `frame[..len]` holds it; the rest of `frame` is
-    /// room to grow (an SRTP tag). `now_ns` is the caller's monotonic clock.
+    /// room to grow (an SRTP tag, a longer IP header). `now_ns` is the caller's monotonic clock.
     pub fn process(&mut self, rx_port: u16, frame: &mut [u8], len: usize, now_ns: u64) -> Verdict {
         self.stats.rx += 1;
         let Some(data) = frame.get(..len) else {
@@ -634,7 +714,7 @@ impl Relay {
         };
         match l2.ethertype {
             ETHERTYPE_ARP => self.arp(rx_port, frame, len, &l2, now_ns),
-            ETHERTYPE_IPV4 => self.ipv4(rx_port, frame, len, &l2, now_ns),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => self.ip(rx_port, frame, len, &l2, now_ns),
             _ => self.drop(DropReason::Unsupported),
         }
     }
@@ -663,7 +743,7 @@ impl Relay {
         //# If the pair <protocol type, sender protocol address> is already in my translation
         //# table, update the sender hardware address field of the entry with the new
         //# information in the packet
-        self.learn(arp.spa, arp.sha, now_ns);
+        self.learn(IpAddr::V4(arp.spa), arp.sha, now_ns);
         if arp.op != 1 {
             return Verdict::Consumed;
         }
@@ -683,7 +763,12 @@ impl Relay {
         }
     }
 
-    fn ipv4(
+    fn is_ours(&self, rx_port: u16, ip: IpAddr) -> bool {
+        self.ports.iter().any(|p| p.port == rx_port && p.owns(ip))
+    }
+
+    /// ICMP echo (v4 and v6) and IPv6 neighbour discovery for our addresses.
+    fn icmp(
         &mut self,
         rx_port: u16,
         frame: &mut [u8],
@@ -691,41 +776,139 @@ impl Relay {
         l2: &wire::L2,
         now_ns: u64,
     ) -> Verdict {
-        let u = match wire::parse_udp4(&frame[..len]) {
-            Ok(u) => u,
-            Err(WireError::Unsupported) => {
-                // Not UDP: an ICMP echo request to one of our addresses gets its reply.
-                let ours = frame
-                    .get(l2.l3 + 16..l2.l3 + 20)
-                    .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]));
-                if ours
-                    .is_some_and(|ip| self.ports.iter().any(|p| p.port == rx_port && p.ipv4 == ip))
-                {
-                    return match wire::icmp_echo_reply_in_place(&mut frame[..len], l2) {
-                        Ok(n) => {
-                            self.stats.replies += 1;
-                            Verdict::Reply { len: n }
-                        }
-                        Err(e) => self.drop(e.into()),
-                    };
-                }
+        if l2.ethertype == ETHERTYPE_IPV4 {
+            let ours = frame
+                .get(l2.l3 + 16..l2.l3 + 20)
+                .map(|d| IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3])));
+            if !ours.is_some_and(|ip| self.is_ours(rx_port, ip)) {
                 return self.drop(DropReason::Unsupported);
             }
+            return match wire::icmp_echo_reply_in_place(&mut frame[..len], l2) {
+                Ok(n) => {
+                    self.stats.replies += 1;
+                    Verdict::Reply { len: n }
+                }
+                Err(e) => self.drop(e.into()),
+            };
+        }
+        let icmp = match wire::parse_icmp6(&frame[..len], l2) {
+            Ok(i) => i,
+            Err(e) => return self.drop(e.into()),
+        };
+        let Some(port) = self
+            .ports
+            .iter()
+            .find(|p| p.port == rx_port && p.ipv6.is_some())
+            .cloned()
+        else {
+            return self.drop(DropReason::NotForUs);
+        };
+        let ours = port.ipv6.expect("checked");
+        let body = frame[icmp.at..icmp.at + icmp.len].to_owned_small();
+        let out_l2 = wire::L2Out {
+            src: port.mac,
+            dst: l2.src,
+            vlan: l2.vlan,
+        };
+        match icmp.kind {
+            // Echo request to our address: echo reply with the same identifier, sequence, data.
+            128 if icmp.dst == ours => {
+                let mut reply = body;
+                reply.bytes[0] = 129;
+                match wire::write_icmp6(frame, &out_l2, ours, icmp.src, 64, reply.as_slice()) {
+                    Some(n) => {
+                        self.stats.replies += 1;
+                        Verdict::Reply { len: n }
+                    }
+                    None => self.drop(DropReason::TooBig),
+                }
+            }
+            //= https://www.rfc-editor.org/rfc/rfc4861#section-7.2.4
+            //# If the Source Address is not the unspecified address and, on link layers
+            //# that have addresses, the solicitation includes a Source Link-Layer Address
+            //# option, then the recipient SHOULD create or update the Neighbor Cache entry
+            135 if icmp.hop_limit == 255
+                && body.len >= 24
+                && body.bytes[8..24] == ours.octets() =>
+            {
+                let unspecified = icmp.src.is_unspecified();
+                if let Some(mac) = wire::nd_link_layer_option(body.as_slice(), 1) {
+                    if !unspecified {
+                        self.learn(IpAddr::V6(icmp.src), mac, now_ns);
+                    }
+                }
+                // Neighbour advertisement: solicited (unless answering DAD), override, with our
+                // link-layer address as the target option.
+                let mut na = [0u8; 32];
+                na[0] = 136;
+                na[4] = if unspecified { 0x20 } else { 0x60 };
+                na[8..24].copy_from_slice(&ours.octets());
+                na[24] = 2;
+                na[25] = 1;
+                na[26..32].copy_from_slice(&port.mac);
+                let dst = if unspecified {
+                    "ff02::1".parse().expect("constant")
+                } else {
+                    icmp.src
+                };
+                let dst_mac = if unspecified {
+                    [0x33, 0x33, 0, 0, 0, 1]
+                } else {
+                    l2.src
+                };
+                let out_l2 = wire::L2Out {
+                    dst: dst_mac,
+                    ..out_l2
+                };
+                match wire::write_icmp6(frame, &out_l2, ours, dst, 255, &na) {
+                    Some(n) => {
+                        self.stats.replies += 1;
+                        Verdict::Reply { len: n }
+                    }
+                    None => self.drop(DropReason::TooBig),
+                }
+            }
+            136 if icmp.hop_limit == 255 && body.len >= 24 => {
+                let target =
+                    Ipv6Addr::from(<[u8; 16]>::try_from(&body.bytes[8..24]).expect("16 bytes"));
+                match wire::nd_link_layer_option(body.as_slice(), 2) {
+                    Some(mac) => {
+                        self.learn(IpAddr::V6(target), mac, now_ns);
+                        Verdict::Consumed
+                    }
+                    None => self.drop(DropReason::Malformed),
+                }
+            }
+            _ => self.drop(DropReason::NotForUs),
+        }
+    }
+
+    fn ip(
+        &mut self,
+        rx_port: u16,
+        frame: &mut [u8],
+        len: usize,
+        l2: &wire::L2,
+        now_ns: u64,
+    ) -> Verdict {
+        let u = match wire::parse_udp(&frame[..len]) {
+            Ok(u) => u,
+            // Not UDP: ICMP echo and neighbour discovery for our addresses.
+            Err(WireError::Unsupported) => return self.icmp(rx_port, frame, len, l2, now_ns),
             Err(e) => return self.drop(e.into()),
         };
         let Some(flow) = self.flows.get(&u.dst).copied() else {
-            let ours = self.ports.iter().any(|p| p.ipv4 == *u.dst.ip());
+            let ours = self.ports.iter().any(|p| p.owns(u.dst.ip()));
             return self.drop(if ours {
                 DropReason::UnknownFlow
             } else {
                 DropReason::NotForUs
             });
         };
-        if !wire::udp4_checksum_ok(&frame[..len], &u) {
+        if !wire::udp_checksum_ok(&frame[..len], &u) {
             return self.drop(DropReason::BadChecksum);
         }
-        let result = self.relay_udp(frame, &u, flow, now_ns);
-        match result {
+        match self.relay_udp(frame, &u, flow, now_ns) {
             Ok(v) => {
                 self.stats.forwarded += 1;
                 v
@@ -742,7 +925,7 @@ impl Relay {
     fn relay_udp(
         &mut self,
         frame: &mut [u8],
-        u: &wire::Udp4,
+        u: &wire::Udp,
         flow: FlowRef,
         now_ns: u64,
     ) -> Result<Verdict, DropReason> {
@@ -814,17 +997,19 @@ impl Relay {
             (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
             (None, _) => plain,
         };
+        let plus_one = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
         let (src, dst) = if flow.rtcp_port {
-            let src = SocketAddrV4::new(*out.local.ip(), out.local.port().wrapping_add(1));
-            let dst = out.remote_rtcp.or_else(|| {
-                out.remote
-                    .map(|r| SocketAddrV4::new(*r.ip(), r.port().wrapping_add(1)))
-            });
-            (src, dst)
+            (
+                plus_one(out.local),
+                out.remote_rtcp.or_else(|| out.remote.map(plus_one)),
+            )
         } else {
             (out.local, out.remote)
         };
         let dst = dst.ok_or(DropReason::NoDestination)?;
+        if dst.is_ipv4() != src.is_ipv4() {
+            return Err(DropReason::NoRoute);
+        }
         out.stats.tx_packets += 1;
         out.stats.tx_bytes += out_len as u64;
 
@@ -832,13 +1017,9 @@ impl Relay {
         let port = self
             .ports
             .iter()
-            .find(|p| p.ipv4 == *src.ip())
+            .find(|p| p.owns(src.ip()))
             .ok_or(DropReason::NoRoute)?;
-        let next_hop = if port.on_link(*dst.ip()) {
-            *dst.ip()
-        } else {
-            port.gateway.ok_or(DropReason::NoRoute)?
-        };
+        let next_hop = port.next_hop(dst.ip()).ok_or(DropReason::NoRoute)?;
         let (port_id, port_mac, port_vlan) = (port.port, port.mac, port.vlan);
         let Some(dst_mac) = self.neighbour(next_hop, now_ns) else {
             if self.pending_arp.len() < MAX_PENDING_ARP
@@ -848,28 +1029,39 @@ impl Relay {
             }
             return Err(DropReason::NeighbourUnresolved);
         };
-        // Match the output port's tagging: move the packet if the L2 header length changes.
-        let mut u = *u;
-        let want_l3 = if port_vlan.is_some() { 18 } else { 14 };
-        if want_l3 != u.l2.l3 {
-            let end = u.payload + out_len;
-            if want_l3 > u.l2.l3 && end + (want_l3 - u.l2.l3) > frame.len() {
-                return Err(DropReason::TooBig);
-            }
-            frame.copy_within(u.l2.l3..end, want_l3);
-            let shift = want_l3 as isize - u.l2.l3 as isize;
-            u.l4 = (u.l4 as isize + shift) as usize;
-            u.payload = (u.payload as isize + shift) as usize;
-            u.l2.l3 = want_l3;
-        }
-        if let Some(vlan) = port_vlan {
-            frame[12..14].copy_from_slice(&wire::ETHERTYPE_VLAN.to_be_bytes());
-            frame[14..16].copy_from_slice(&vlan.to_be_bytes());
-            frame[16..18].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        } else {
-            frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        }
-        let len = wire::rewrite_udp4(frame, &u, port_mac, dst_mac, src, dst, out_len);
+        // New headers in front of the payload (IPv4/IPv6 and tagging may differ from input).
+        let l2 = wire::L2Out {
+            src: port_mac,
+            dst: dst_mac,
+            vlan: port_vlan,
+        };
+        let len =
+            wire::emit_udp(frame, u.payload, out_len, &l2, src, dst).ok_or(DropReason::TooBig)?;
         Ok(Verdict::Forward { port: port_id, len })
+    }
+}
+
+/// A copy of a small ICMPv6 message (echo data up to 1280 bytes), on the stack.
+struct SmallCopy {
+    bytes: [u8; 1280],
+    len: usize,
+}
+
+impl SmallCopy {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+trait ToOwnedSmall {
+    fn to_owned_small(&self) -> SmallCopy;
+}
+
+impl ToOwnedSmall for [u8] {
+    fn to_owned_small(&self) -> SmallCopy {
+        let len = self.len().min(1280);
+        let mut bytes = [0u8; 1280];
+        bytes[..len].copy_from_slice(&self[..len]);
+        SmallCopy { bytes, len }
     }
 }

@@ -6,7 +6,7 @@
 //! (learnt from the first authenticated packet otherwise), the crypto of what the leg sends
 //! to us (`receive`) and of what we send to it (`send`): SRTP with an SDES key, or plain RTP.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use relay_srtp::{SdesKey, Suite};
 use serde::{Deserialize, Serialize};
@@ -32,8 +32,8 @@ pub struct SessionsFile {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NeighbourSpec {
-    /// IPv4 address.
-    pub ip: std::net::Ipv4Addr,
+    /// IPv4 or IPv6 address.
+    pub ip: IpAddr,
     /// MAC address, `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
 }
@@ -76,11 +76,11 @@ pub struct MediaSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LegSpec {
-    /// The relay's address and port for this leg.
-    pub local: SocketAddrV4,
+    /// The relay's address and port for this leg (IPv4 or IPv6).
+    pub local: SocketAddr,
     /// The peer's address and port from SDP; latched from the first authenticated packet.
     #[serde(default)]
-    pub remote: Option<SocketAddrV4>,
+    pub remote: Option<SocketAddr>,
     /// After latching, drop packets from any other source.
     #[serde(default)]
     pub strict_source: bool,
@@ -138,10 +138,10 @@ pub enum SessionError {
     },
     /// A local address is already used by another leg.
     #[error("local address {0} is already in use by another leg")]
-    AddressInUse(SocketAddrV4),
+    AddressInUse(SocketAddr),
     /// A local address does not belong to any port.
     #[error("local address {0} is not an address of any relay port")]
-    NotLocal(std::net::Ipv4Addr),
+    NotLocal(IpAddr),
     /// Same call id twice.
     #[error("call {0} already exists")]
     CallExists(String),

@@ -374,3 +374,378 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Both address families: UDP over IPv4 or IPv6, ICMPv6 echo, neighbour discovery.
+// ---------------------------------------------------------------------------------------------
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+const IPPROTO_ICMPV6: u8 = 58;
+
+/// A UDP datagram over IPv4 or IPv6 inside a frame: offsets and addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Udp {
+    /// The layer-2 header.
+    pub l2: L2,
+    /// Offset of the UDP header.
+    pub l4: usize,
+    /// Offset of the UDP payload.
+    pub payload: usize,
+    /// UDP payload length.
+    pub payload_len: usize,
+    /// Source address and port.
+    pub src: SocketAddr,
+    /// Destination address and port.
+    pub dst: SocketAddr,
+}
+
+/// The IPv6 header of a frame without extension headers: (payload length, next header).
+fn ipv6_header(frame: &[u8], l3: usize) -> Result<(usize, u8), WireError> {
+    let ip = frame.get(l3..l3 + 40).ok_or(WireError::Truncated)?;
+    if ip[0] >> 4 != 6 {
+        return Err(WireError::Malformed);
+    }
+    let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    if frame.len() < l3 + 40 + payload {
+        return Err(WireError::Truncated);
+    }
+    Ok((payload, ip[6]))
+}
+
+fn v6(b: &[u8]) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    Ipv6Addr::from(a)
+}
+
+/// Parses an Ethernet/IPv4/UDP or Ethernet/IPv6/UDP frame (IPv6 extension headers are not
+/// carried: media peers do not use them).
+pub fn parse_udp(frame: &[u8]) -> Result<Udp, WireError> {
+    let l2 = parse_l2(frame)?;
+    match l2.ethertype {
+        ETHERTYPE_IPV4 => {
+            let u = parse_udp4(frame)?;
+            Ok(Udp {
+                l2: u.l2,
+                l4: u.l4,
+                payload: u.payload,
+                payload_len: u.payload_len,
+                src: u.src.into(),
+                dst: u.dst.into(),
+            })
+        }
+        ETHERTYPE_IPV6 => {
+            let (plen, next) = ipv6_header(frame, l2.l3)?;
+            if next != IPPROTO_UDP {
+                return Err(WireError::Unsupported);
+            }
+            let l4 = l2.l3 + 40;
+            let udp = frame.get(l4..l4 + 8).ok_or(WireError::Truncated)?;
+            let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+            if udp_len < 8 || udp_len != plen {
+                return Err(WireError::Malformed);
+            }
+            let ip = &frame[l2.l3..];
+            Ok(Udp {
+                l2,
+                l4,
+                payload: l4 + 8,
+                payload_len: udp_len - 8,
+                src: SocketAddr::new(
+                    IpAddr::V6(v6(&ip[8..24])),
+                    u16::from_be_bytes([udp[0], udp[1]]),
+                ),
+                dst: SocketAddr::new(
+                    IpAddr::V6(v6(&ip[24..40])),
+                    u16::from_be_bytes([udp[2], udp[3]]),
+                ),
+            })
+        }
+        _ => Err(WireError::Unsupported),
+    }
+}
+
+fn pseudo_sum6(src: &Ipv6Addr, dst: &Ipv6Addr, len: usize, proto: u8) -> u32 {
+    let mut p = [0u8; 40];
+    p[0..16].copy_from_slice(&src.octets());
+    p[16..32].copy_from_slice(&dst.octets());
+    p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
+    p[39] = proto;
+    checksum_add(0, &p)
+}
+
+/// Whether the UDP checksum is right (zero allowed over IPv4 only; RFC 8200 section 8.1).
+pub fn udp_checksum_ok(frame: &[u8], u: &Udp) -> bool {
+    let udp = &frame[u.l4..u.payload + u.payload_len];
+    match (u.src.ip(), u.dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            if udp[6] == 0 && udp[7] == 0 {
+                return true;
+            }
+            checksum_add(pseudo_sum(s, d, udp.len()), udp) == 0xffff
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            if udp[6] == 0 && udp[7] == 0 {
+                return false;
+            }
+            checksum_add(pseudo_sum6(&s, &d, udp.len(), IPPROTO_UDP), udp) == 0xffff
+        }
+        _ => false,
+    }
+}
+
+/// The layer-2 header to emit.
+#[derive(Clone, Copy, Debug)]
+pub struct L2Out {
+    /// Source MAC.
+    pub src: [u8; 6],
+    /// Destination MAC.
+    pub dst: [u8; 6],
+    /// 802.1Q tag, if the port uses one.
+    pub vlan: Option<u16>,
+}
+
+/// Builds a complete frame around a UDP payload already in `frame` at `payload_at`
+/// (`payload_len` bytes): moves the payload where the new headers end (IPv4 and IPv6 headers
+/// differ in length, and so do tagged and untagged frames), then writes Ethernet, IP and UDP
+/// headers with both checksums. Returns the frame length, or `None` if `frame` is too short.
+pub fn emit_udp(
+    frame: &mut [u8],
+    payload_at: usize,
+    payload_len: usize,
+    l2: &L2Out,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> Option<usize> {
+    let l3 = if l2.vlan.is_some() { 18 } else { 14 };
+    let ip_len = if src.is_ipv4() { 20 } else { 40 };
+    let l4 = l3 + ip_len;
+    let payload = l4 + 8;
+    let end = payload + payload_len;
+    if end > frame.len() || payload_at + payload_len > frame.len() || src.is_ipv4() != dst.is_ipv4()
+    {
+        return None;
+    }
+    if payload != payload_at {
+        frame.copy_within(payload_at..payload_at + payload_len, payload);
+    }
+    frame[0..6].copy_from_slice(&l2.dst);
+    frame[6..12].copy_from_slice(&l2.src);
+    let ethertype = if src.is_ipv4() {
+        ETHERTYPE_IPV4
+    } else {
+        ETHERTYPE_IPV6
+    };
+    if let Some(v) = l2.vlan {
+        frame[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        frame[14..16].copy_from_slice(&v.to_be_bytes());
+    }
+    frame[l3 - 2..l3].copy_from_slice(&ethertype.to_be_bytes());
+    let udp_len = 8 + payload_len;
+    frame[l4..l4 + 2].copy_from_slice(&src.port().to_be_bytes());
+    frame[l4 + 2..l4 + 4].copy_from_slice(&dst.port().to_be_bytes());
+    frame[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    frame[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+    let pseudo = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let ip = &mut frame[l3..l3 + 20];
+            ip.copy_from_slice(&[
+                0x45,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0x40,
+                0,
+                64,
+                IPPROTO_UDP,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ]);
+            ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let c = !(checksum_add(0, ip) as u16);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            pseudo_sum(s, d, udp_len)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let ip = &mut frame[l3..l3 + 40];
+            ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+            ip[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+            ip[6] = IPPROTO_UDP;
+            ip[7] = 64;
+            ip[8..24].copy_from_slice(&s.octets());
+            ip[24..40].copy_from_slice(&d.octets());
+            pseudo_sum6(&s, &d, udp_len, IPPROTO_UDP)
+        }
+        _ => return None,
+    };
+    let sum = checksum_add(pseudo, &frame[l4..end]);
+    let c = match !(sum as u16) {
+        0 => 0xffff,
+        c => c,
+    };
+    frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+    Some(end)
+}
+
+/// An ICMPv6 message inside an IPv6 frame: offsets, addresses, type.
+#[derive(Clone, Copy, Debug)]
+pub struct Icmp6 {
+    /// Offset of the ICMPv6 header.
+    pub at: usize,
+    /// ICMPv6 length.
+    pub len: usize,
+    /// IPv6 source.
+    pub src: Ipv6Addr,
+    /// IPv6 destination.
+    pub dst: Ipv6Addr,
+    /// ICMPv6 type.
+    pub kind: u8,
+    /// IPv6 hop limit.
+    pub hop_limit: u8,
+}
+
+/// Parses an ICMPv6 message and checks its checksum.
+pub fn parse_icmp6(frame: &[u8], l2: &L2) -> Result<Icmp6, WireError> {
+    let (plen, next) = ipv6_header(frame, l2.l3)?;
+    if next != IPPROTO_ICMPV6 {
+        return Err(WireError::Unsupported);
+    }
+    let ip = &frame[l2.l3..l2.l3 + 40];
+    let (src, dst) = (v6(&ip[8..24]), v6(&ip[24..40]));
+    let at = l2.l3 + 40;
+    let icmp = frame.get(at..at + plen).ok_or(WireError::Truncated)?;
+    if plen < 8 || checksum_add(pseudo_sum6(&src, &dst, plen, IPPROTO_ICMPV6), icmp) != 0xffff {
+        return Err(WireError::Malformed);
+    }
+    Ok(Icmp6 {
+        at,
+        len: plen,
+        src,
+        dst,
+        kind: icmp[0],
+        hop_limit: ip[7],
+    })
+}
+
+/// Writes an IPv6 + ICMPv6 frame whose ICMPv6 body (`body`, from the type byte on, checksum
+/// zero) is placed after the headers; returns the frame length.
+pub fn write_icmp6(
+    frame: &mut [u8],
+    l2: &L2Out,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    body: &[u8],
+) -> Option<usize> {
+    let l3 = if l2.vlan.is_some() { 18 } else { 14 };
+    let at = l3 + 40;
+    let end = at + body.len();
+    let out = frame.get_mut(..end)?;
+    out[0..6].copy_from_slice(&l2.dst);
+    out[6..12].copy_from_slice(&l2.src);
+    if let Some(v) = l2.vlan {
+        out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        out[14..16].copy_from_slice(&v.to_be_bytes());
+    }
+    out[l3 - 2..l3].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    let ip = &mut out[l3..at];
+    ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    ip[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
+    ip[6] = IPPROTO_ICMPV6;
+    ip[7] = hop_limit;
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
+    out[at..end].copy_from_slice(body);
+    out[at + 2..at + 4].copy_from_slice(&[0, 0]);
+    let c = !(checksum_add(
+        pseudo_sum6(&src, &dst, body.len(), IPPROTO_ICMPV6),
+        &out[at..end],
+    ) as u16);
+    out[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+    Some(end)
+}
+
+/// The solicited-node multicast address of `ip` (RFC 4291 section 2.7.1) and its MAC.
+pub fn solicited_node(ip: &Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
+    let o = ip.octets();
+    let addr = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    );
+    let a = addr.octets();
+    (addr, [0x33, 0x33, a[12], a[13], a[14], a[15]])
+}
+
+/// The link-layer address option (type 1 source, 2 target) of an NS/NA, if present.
+pub fn nd_link_layer_option(icmp: &[u8], wanted: u8) -> Option<[u8; 6]> {
+    let mut at = 24;
+    while at + 8 <= icmp.len() {
+        let (kind, len) = (icmp[at], usize::from(icmp[at + 1]) * 8);
+        if len == 0 {
+            return None;
+        }
+        if kind == wanted && len >= 8 {
+            return icmp[at + 2..at + 8].try_into().ok();
+        }
+        at += len;
+    }
+    None
+}
+
+#[cfg(test)]
+mod v6_tests {
+    use super::*;
+
+    #[test]
+    fn emit_and_parse_both_families() {
+        let l2 = L2Out {
+            src: [2, 0, 0, 0, 0, 1],
+            dst: [2, 0, 0, 0, 0, 2],
+            vlan: Some(7),
+        };
+        for (src, dst) in [
+            ("198.18.0.1:4000", "198.18.0.9:5000"),
+            ("[2001:2::1]:4000", "[2001:2::9]:5000"),
+        ] {
+            let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let mut frame = [0u8; 256];
+            frame[100..105].copy_from_slice(b"media");
+            let n = emit_udp(&mut frame, 100, 5, &l2, src, dst).unwrap();
+            let u = parse_udp(&frame[..n]).unwrap();
+            assert_eq!(
+                (u.src, u.dst, u.l2.vlan, u.payload_len),
+                (src, dst, Some(7), 5)
+            );
+            assert_eq!(&frame[u.payload..u.payload + 5], b"media");
+            assert!(udp_checksum_ok(&frame[..n], &u));
+            frame[n - 1] ^= 1;
+            assert!(!udp_checksum_ok(&frame[..n], &u));
+        }
+    }
+
+    #[test]
+    fn solicited_node_address() {
+        let (a, mac) = solicited_node(&"2001:2::1:abcd".parse().unwrap());
+        assert_eq!(a, "ff02::1:ff01:abcd".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(mac, [0x33, 0x33, 0xff, 0x01, 0xab, 0xcd]);
+    }
+}

@@ -43,6 +43,34 @@ fn echo_request(dst: [u8; 4]) -> Vec<u8> {
     f
 }
 
+fn neighbour_solicitation(target: &str) -> Vec<u8> {
+    let mut b = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    b.extend_from_slice(&target.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    b.extend_from_slice(&[1, 1]);
+    b.extend_from_slice(&PEER_MAC);
+    b
+}
+
+fn icmp6(body: &[u8], dst: &str, hop_limit: u8) -> Vec<u8> {
+    let mut buf = vec![0u8; 128];
+    let l2 = wire::L2Out {
+        src: PEER_MAC,
+        dst: RELAY_MAC,
+        vlan: None,
+    };
+    let n = wire::write_icmp6(
+        &mut buf,
+        &l2,
+        "2001:2::10".parse().unwrap(),
+        dst.parse().unwrap(),
+        hop_limit,
+        body,
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
 #[test]
 fn arp_and_echo_for_our_address_only() {
     let tmp = tempfile::tempdir().unwrap();
@@ -54,6 +82,13 @@ fn arp_and_echo_for_our_address_only() {
             arp_request([198, 18, 0, 99]),
             echo_request([198, 18, 0, 1]),
             echo_request([198, 18, 0, 99]),
+            icmp6(&neighbour_solicitation("2001:2::1"), "ff02::1:ff00:1", 255),
+            icmp6(
+                &neighbour_solicitation("2001:2::99"),
+                "ff02::1:ff00:99",
+                255,
+            ),
+            icmp6(&[128, 0, 0, 0, 0, 7, 0, 1, b'v', b'6'], "2001:2::1", 64),
         ] {
             w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f))
                 .unwrap();
@@ -63,7 +98,7 @@ fn arp_and_echo_for_our_address_only() {
         .args([
             "run",
             "--port",
-            "net_pcap0,ipv4=198.18.0.1/24,mac=02:00:00:00:00:01",
+            "net_pcap0,ipv4=198.18.0.1/24,ipv6=2001:2::1/64,mac=02:00:00:00:00:01",
             "--idle-exit-ms",
             "500",
             "--duration",
@@ -97,7 +132,12 @@ fn arp_and_echo_for_our_address_only() {
     while let Some(p) = r.next_packet() {
         replies.push(p.unwrap().data.into_owned());
     }
-    assert_eq!(replies.len(), 2, "one ARP reply and one echo reply");
+    assert_eq!(
+        replies.len(),
+        4,
+        "ARP reply, echo reply, neighbour advertisement, echo6 reply: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let l2 = wire::parse_l2(&replies[0]).unwrap();
     let arp = wire::parse_arp(&replies[0], &l2).unwrap();
     assert_eq!(
@@ -110,7 +150,12 @@ fn arp_and_echo_for_our_address_only() {
     assert_eq!(&echo[30..34], &[198, 18, 0, 10]);
     assert_eq!(&echo[42..50], b"relay?  ");
     assert_eq!(wire::checksum_add(0, &echo[34..50]), 0xffff);
+    for (reply, kind) in [(&replies[2], 136u8), (&replies[3], 129)] {
+        let l2 = wire::parse_l2(reply).unwrap();
+        let icmp = wire::parse_icmp6(reply, &l2).unwrap();
+        assert_eq!((icmp.kind, icmp.src), (kind, "2001:2::1".parse().unwrap()));
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("\"replies\":2"), "{stdout}");
-    assert!(stdout.contains("\"not_for_us\":1"), "{stdout}");
+    assert!(stdout.contains("\"replies\":4"), "{stdout}");
+    assert!(stdout.contains("\"not_for_us\":2"), "{stdout}");
 }

@@ -1,9 +1,8 @@
 //! The relay's packet logic without DPDK: frames in, verdicts and rewritten frames out, with
 //! relay-srtp contexts playing the two peers (relay-srtp itself is checked against libsrtp).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 
-use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
 use relay_dataplane::relay::{DropReason, PortAddr, Relay, RelayConfig, Verdict};
 use relay_dataplane::session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
 use relay_dataplane::wire;
@@ -14,7 +13,7 @@ const CALLER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
 const CALLEE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x20];
 const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 
-fn addr(s: &str) -> SocketAddrV4 {
+fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -27,6 +26,9 @@ fn relay() -> Relay {
             prefix_len: 24,
             gateway: Some("198.18.0.254".parse().unwrap()),
             vlan: None,
+            ipv6: Some("2001:2::1".parse().unwrap()),
+            prefix6_len: 64,
+            gateway6: None,
         },
         PortAddr {
             port: 1,
@@ -35,11 +37,14 @@ fn relay() -> Relay {
             prefix_len: 24,
             gateway: None,
             vlan: Some(42),
+            ipv6: Some("2001:2:0:1::1".parse().unwrap()),
+            prefix6_len: 64,
+            gateway6: None,
         },
     ];
     let mut r = Relay::new(ports, RelayConfig::default());
     let doc = SessionsFile::from_json(
-        r#"{"version":1,"neighbours":[{"ip":"198.18.0.10","mac":"02:00:00:00:00:10"},{"ip":"198.19.0.20","mac":"02:00:00:00:00:20"},{"ip":"198.18.0.254","mac":"02:00:00:00:00:fe"}]}"#,
+        r#"{"version":1,"neighbours":[{"ip":"198.18.0.10","mac":"02:00:00:00:00:10"},{"ip":"198.19.0.20","mac":"02:00:00:00:00:20"},{"ip":"198.18.0.254","mac":"02:00:00:00:00:fe"},{"ip":"2001:2::10","mac":"02:00:00:00:00:10"},{"ip":"2001:2:0:1::20","mac":"02:00:00:00:00:20"}]}"#,
     )
     .unwrap();
     r.install(&doc).unwrap();
@@ -98,14 +103,16 @@ fn rtp(seq: u16, payload: usize) -> Vec<u8> {
 
 /// A frame from `src` to `dst` carrying `payload`, with 64 bytes of room to grow.
 fn frame(src_mac: [u8; 6], src: &str, dst: &str, payload: &[u8]) -> (Vec<u8>, usize) {
-    let mut buf = vec![0u8; 14 + 20 + 8 + payload.len() + 64];
-    let ends = UdpEndpoints {
-        src_mac,
-        dst_mac: RELAY_MAC,
-        src: addr(src),
-        dst: addr(dst),
+    let (s, d) = (addr(src), addr(dst));
+    let at = if s.is_ipv4() { 42 } else { 62 };
+    let mut buf = vec![0u8; at + payload.len() + 64];
+    buf[at..at + payload.len()].copy_from_slice(payload);
+    let l2 = wire::L2Out {
+        src: src_mac,
+        dst: RELAY_MAC,
+        vlan: None,
     };
-    let n = write_udp_ipv4(&mut buf, &ends, payload).unwrap();
+    let n = wire::emit_udp(&mut buf, at, payload.len(), &l2, s, d).unwrap();
     (buf, n)
 }
 
@@ -117,12 +124,12 @@ fn protect(ctx: &mut Context, plain: &[u8]) -> Vec<u8> {
     b
 }
 
-fn forwarded(v: Verdict, buf: &[u8]) -> (u16, wire::Udp4, Vec<u8>) {
+fn forwarded(v: Verdict, buf: &[u8]) -> (u16, wire::Udp, Vec<u8>) {
     let Verdict::Forward { port, len } = v else {
         panic!("not forwarded: {v:?}")
     };
-    let u = wire::parse_udp4(&buf[..len]).expect("valid output frame");
-    assert!(wire::udp4_checksum_ok(&buf[..len], &u));
+    let u = wire::parse_udp(&buf[..len]).expect("valid output frame");
+    assert!(wire::udp_checksum_ok(&buf[..len], &u));
     (port, u, buf[u.payload..u.payload + u.payload_len].to_vec())
 }
 
@@ -612,4 +619,221 @@ fn modify_keeps_the_roc_for_an_unchanged_key_and_remove_frees_the_ports() {
     );
     assert_eq!(r.media_count(), 0);
     let _ = SrtpError::Replayed;
+}
+
+#[test]
+fn ipv6_legs_and_ipv4_to_ipv6_interworking() {
+    let (ka, kb) = (
+        key(Suite::AesCm128HmacSha1_80, 1),
+        key(Suite::AeadAes256Gcm, 2),
+    );
+    for (a_local, a_peer, b_local, b_peer) in [
+        (
+            "[2001:2::1]:40000",
+            "[2001:2::10]:5004",
+            "[2001:2:0:1::1]:40002",
+            "[2001:2:0:1::20]:6000",
+        ),
+        (
+            "198.18.0.1:40000",
+            "198.18.0.10:5004",
+            "[2001:2:0:1::1]:40002",
+            "[2001:2:0:1::20]:6000",
+        ),
+        (
+            "[2001:2::1]:40000",
+            "[2001:2::10]:5004",
+            "198.19.0.1:40002",
+            "198.19.0.20:6000",
+        ),
+    ] {
+        let mut r = relay();
+        r.add_call(&call(
+            "c",
+            leg(a_local, Some(a_peer), Some(&ka), None),
+            leg(b_local, Some(b_peer), None, Some(&kb)),
+            RtcpMode::Mux,
+        ))
+        .unwrap();
+        let mut caller = Context::new(&ka, ContextConfig::default());
+        let mut callee = Context::new(&kb, ContextConfig::default());
+        for seq in [65_535u16, 0, 1] {
+            let plain = rtp(seq, 160);
+            let (mut buf, len) = frame(CALLER_MAC, a_peer, a_local, &protect(&mut caller, &plain));
+            let (port, u, mut payload) = forwarded(r.process(0, &mut buf, len, 1), &buf);
+            assert_eq!(
+                (port, u.src, u.dst),
+                (1, addr(b_local), addr(b_peer)),
+                "{a_local} -> {b_local}"
+            );
+            assert_eq!(u.l2.vlan, Some(42));
+            let n = callee.unprotect_rtp(&mut payload).unwrap();
+            assert_eq!(&payload[..n], &plain[..]);
+        }
+    }
+}
+
+fn icmp6_frame(
+    src: &str,
+    dst: &str,
+    dst_mac: [u8; 6],
+    hop_limit: u8,
+    body: &[u8],
+) -> (Vec<u8>, usize) {
+    let mut buf = vec![0u8; 256];
+    let l2 = wire::L2Out {
+        src: CALLER_MAC,
+        dst: dst_mac,
+        vlan: None,
+    };
+    let n = wire::write_icmp6(
+        &mut buf,
+        &l2,
+        src.parse().unwrap(),
+        dst.parse().unwrap(),
+        hop_limit,
+        body,
+    )
+    .unwrap();
+    (buf, n)
+}
+
+fn ns(target: &str, source_mac: Option<[u8; 6]>) -> Vec<u8> {
+    let mut b = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    b.extend_from_slice(&target.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    if let Some(mac) = source_mac {
+        b.extend_from_slice(&[1, 1]);
+        b.extend_from_slice(&mac);
+    }
+    b
+}
+
+#[test]
+fn neighbour_discovery_and_icmpv6_echo() {
+    let mut r = relay();
+    // A solicitation for our address is answered with our MAC, and teaches us the sender's.
+    let (mut buf, n) = icmp6_frame(
+        "2001:2::77",
+        "ff02::1:ff00:1",
+        [0x33, 0x33, 0xff, 0, 0, 1],
+        255,
+        &ns("2001:2::1", Some(CALLER_MAC)),
+    );
+    let Verdict::Reply { len } = r.process(0, &mut buf, n, 1) else {
+        panic!("no advertisement")
+    };
+    let l2 = wire::parse_l2(&buf[..len]).unwrap();
+    let na = wire::parse_icmp6(&buf[..len], &l2).unwrap();
+    assert_eq!(
+        (na.kind, na.hop_limit, na.dst),
+        (136, 255, "2001:2::77".parse().unwrap())
+    );
+    let body = &buf[na.at..na.at + na.len];
+    assert_eq!(body[4] & 0x60, 0x60, "solicited and override");
+    assert_eq!(
+        &body[8..24],
+        &"2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(wire::nd_link_layer_option(body, 2), Some(RELAY_MAC));
+    assert_eq!(l2.dst, CALLER_MAC);
+    // Not ours, or not hop limit 255 (RFC 4861 7.1.1): no answer.
+    let (mut buf, n) = icmp6_frame(
+        "2001:2::77",
+        "ff02::1:ff00:99",
+        [0x33, 0x33, 0xff, 0, 0, 0x99],
+        255,
+        &ns("2001:2::99", Some(CALLER_MAC)),
+    );
+    assert!(matches!(r.process(0, &mut buf, n, 1), Verdict::Drop(_)));
+    let (mut buf, n) = icmp6_frame(
+        "2001:2::77",
+        "ff02::1:ff00:1",
+        [0x33, 0x33, 0xff, 0, 0, 1],
+        64,
+        &ns("2001:2::1", Some(CALLER_MAC)),
+    );
+    assert!(matches!(r.process(0, &mut buf, n, 1), Verdict::Drop(_)));
+    // Echo request to us: reply with the same data.
+    let mut echo = vec![128, 0, 0, 0, 0x12, 0x34, 0, 1];
+    echo.extend_from_slice(b"ping6");
+    let (mut buf, n) = icmp6_frame("2001:2::77", "2001:2::1", RELAY_MAC, 64, &echo);
+    let Verdict::Reply { len } = r.process(0, &mut buf, n, 1) else {
+        panic!("no echo reply")
+    };
+    let l2 = wire::parse_l2(&buf[..len]).unwrap();
+    let reply = wire::parse_icmp6(&buf[..len], &l2).unwrap();
+    assert_eq!(
+        (reply.kind, reply.src, reply.dst),
+        (
+            129,
+            "2001:2::1".parse().unwrap(),
+            "2001:2::77".parse().unwrap()
+        )
+    );
+    assert_eq!(&buf[reply.at + 4..reply.at + reply.len], &echo[4..]);
+    // An unresolved IPv6 next hop: one solicitation to its solicited-node group, then the
+    // advertisement resolves it.
+    r.add_call(&call(
+        "c",
+        leg("198.18.0.1:40000", Some("198.18.0.10:5004"), None, None),
+        leg(
+            "[2001:2:0:1::1]:40002",
+            Some("[2001:2:0:1::33]:6000"),
+            None,
+            None,
+        ),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:40000",
+        &rtp(1, 20),
+    );
+    assert_eq!(
+        r.process(0, &mut buf, len, 1),
+        Verdict::Drop(DropReason::NeighbourUnresolved)
+    );
+    let mut sent = Vec::new();
+    r.drain_arp_requests(|port, f| sent.push((port, f.to_vec())));
+    assert_eq!(sent.len(), 1);
+    let l2 = wire::parse_l2(&sent[0].1).unwrap();
+    let sol = wire::parse_icmp6(&sent[0].1, &l2).unwrap();
+    assert_eq!(
+        (sent[0].0, sol.kind, sol.dst, l2.dst),
+        (
+            1,
+            135,
+            "ff02::1:ff00:33".parse().unwrap(),
+            [0x33, 0x33, 0xff, 0, 0, 0x33]
+        )
+    );
+    let mut na = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    na.extend_from_slice(
+        &"2001:2:0:1::33"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    na.extend_from_slice(&[2, 1, 2, 0, 0, 0, 0, 0x33]);
+    let (mut buf, n) = icmp6_frame(
+        "2001:2:0:1::33",
+        "2001:2:0:1::1",
+        [2, 0, 0, 0, 1, 1],
+        255,
+        &na,
+    );
+    assert_eq!(r.process(1, &mut buf, n, 2), Verdict::Consumed);
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:40000",
+        &rtp(2, 20),
+    );
+    let (_, u, _) = forwarded(r.process(0, &mut buf, len, 3), &buf);
+    assert_eq!(
+        (u.dst, u.l2.dst),
+        (addr("[2001:2:0:1::33]:6000"), [2, 0, 0, 0, 0, 0x33])
+    );
 }
