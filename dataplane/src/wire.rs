@@ -80,18 +80,28 @@ pub struct Udp4 {
 }
 
 /// RFC 1071 one's-complement sum, folded to 16 bits (not inverted).
-pub fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+///
+/// Adds eight bytes at a time as two 32-bit big-endian words into a 64-bit accumulator:
+/// because 2^16 = 1 (mod 2^16 - 1), sums of wider words fold to the same 16-bit result
+/// (RFC 1071 section 2(B)), at a quarter of the additions.
+pub fn checksum_add(sum: u32, data: &[u8]) -> u32 {
+    let mut acc = u64::from(sum);
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (v >> 32) + (v & 0xffff_ffff);
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+    let mut words = chunks.remainder().chunks_exact(2);
+    for pair in &mut words {
+        acc += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
     }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+    if let [last] = words.remainder() {
+        acc += u64::from(*last) << 8;
     }
-    sum
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u32
 }
 
 /// The IPv4 header of a frame: (header offset, header length, total length, protocol).
@@ -351,6 +361,39 @@ mod tests {
     }
 
     #[test]
+    fn wide_checksum_equals_rfc1071_word_sum() {
+        let reference = |sum: u32, data: &[u8]| {
+            let mut sum = sum;
+            for pair in data.chunks(2) {
+                sum += u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+            }
+            sum
+        };
+        let mut x = 0x9e37_79b9u32;
+        for len in 0..300 {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            for start in [0u32, 1, 0xfffe, 0xffff] {
+                assert_eq!(
+                    checksum_add(start, &data),
+                    reference(start, &data),
+                    "len {len} start {start}"
+                );
+            }
+        }
+        assert_eq!(checksum_add(0, &[0xff; 4096]), 0xffff);
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut x = 0x1234_5678u32;
         for len in 0..200 {
@@ -473,6 +516,37 @@ fn pseudo_sum6(src: &Ipv6Addr, dst: &Ipv6Addr, len: usize, proto: u8) -> u32 {
     p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
     p[39] = proto;
     checksum_add(0, &p)
+}
+
+/// The destination address and port of a UDP frame, read without any validation: for
+/// prefetch-style warm-up only (the real parse validates everything).
+#[inline]
+pub fn peek_udp_dst(frame: &[u8]) -> Option<SocketAddr> {
+    let mut l3 = 14;
+    let mut ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    if ethertype == ETHERTYPE_VLAN {
+        ethertype = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
+        l3 = 18;
+    }
+    match ethertype {
+        ETHERTYPE_IPV4 => {
+            let ip = frame.get(l3..l3 + 24)?;
+            let l4 = l3 + usize::from(ip[0] & 0x0f) * 4;
+            let port = frame.get(l4 + 2..l4 + 4)?;
+            Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+                u16::from_be_bytes([port[0], port[1]]),
+            ))
+        }
+        ETHERTYPE_IPV6 => {
+            let ip = frame.get(l3..l3 + 44)?;
+            Some(SocketAddr::new(
+                IpAddr::V6(v6(&ip[24..40])),
+                u16::from_be_bytes([ip[42], ip[43]]),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Whether the UDP checksum is right (zero allowed over IPv4 only; RFC 8200 section 8.1).
