@@ -2,6 +2,8 @@
 //! capture forever (`infinite_rx=1`), the relay forwards what belongs to installed calls, and
 //! the counters read over the socket move accordingly. SIGTERM ends the run gracefully.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -183,25 +185,7 @@ fn sessions_change_over_the_socket_while_packets_flow() {
     assert_eq!(map["workers"][0]["ports"][0]["name"], json!("net_pcap0"));
 
     // SIGTERM: graceful stop with final counters.
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("relay did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let (status, out) = common::stop_by_signal(&mut child, "-TERM");
     assert!(status.success(), "{out}");
     assert!(out.contains("final counters:"), "{out}");
     assert!(!socket.exists(), "socket removed at exit");

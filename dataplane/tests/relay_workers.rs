@@ -3,6 +3,8 @@
 //! installed from the sessions file and over the socket are relayed. Core options that cannot
 //! work are refused before DPDK starts.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -116,25 +118,7 @@ fn a_worker_on_its_own_core_relays_and_answers_the_socket() {
             "{id}: {s}"
         );
     }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("relay did not stop on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let (status, out) = common::stop_by_signal(&mut child, "-INT");
     assert!(status.success(), "{out}");
     assert!(out.contains("final counters:"), "{out}");
 }

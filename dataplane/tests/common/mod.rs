@@ -48,3 +48,34 @@ pub fn test_frame(i: usize) -> Vec<u8> {
     assert_eq!(n, len);
     frame
 }
+
+/// Sends `signal` (e.g. `-TERM`) to `child` by its PID and waits (at most 10 s) for it to exit;
+/// returns its exit status and standard output. Kills it and panics if it does not stop.
+pub fn stop_by_signal(
+    child: &mut std::process::Child,
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::time::{Duration, Instant};
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill {signal} {pid}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {pid} did not stop on {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(stdout) = child.stdout.as_mut() {
+        let _ = std::io::Read::read_to_string(stdout, &mut out);
+    }
+    (status, out)
+}
