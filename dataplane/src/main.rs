@@ -482,8 +482,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let port_opts: Vec<PortOpt> =
                 ports.iter().map(|p| parse_port(p)).collect::<Result<_>>()?;
             let plan = cores.plan()?;
+            let defaults = eal.is_empty();
             let mut eal = eal_args(eal);
             if let Some(plan) = &plan {
+                if defaults {
+                    // The embedded default names core 0; the plan decides the cores instead.
+                    if let Some(i) = eal.iter().position(|a| a == "-l") {
+                        eal.drain(i..i + 2);
+                    }
+                }
                 let given = |a: &String| {
                     matches!(a.as_str(), "-l" | "-c" | "--lcores" | "--main-lcore")
                         || a.starts_with("--lcores=")

@@ -176,4 +176,28 @@ fn core_options_that_cannot_work_are_refused() {
             && text.contains("EAL core arguments: -l 0,1 --main-lcore 0"),
         "{text}"
     );
+    // With the embedded default EAL arguments, the core options decide the cores.
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    if online.trim() != "0" {
+        let out = relay()
+            .args([
+                "run",
+                "--port",
+                "net_ring0,ipv4=198.18.0.1/24",
+                "--main-core",
+                "0",
+                "--workers",
+                "1",
+                "--duration",
+                "0.5",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("final counters"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
