@@ -343,9 +343,10 @@ setup_systemd() {
   if [ -f "$ETC/default/relay-dataplane" ]; then
     note "$ETC/default/relay-dataplane exists; leaving the operator's settings alone"
   else
-    write_file "$ETC/default/relay-dataplane" "# Arguments of relay-dataplane (EAL arguments after --).
-# Until the relay command lands, the data plane runs its port loop over two ring devices.
-RELAY_DATAPLANE_ARGS=\"portloop --packets 1000000\""
+    write_file "$ETC/default/relay-dataplane" "# Arguments of relay-dataplane (EAL arguments after --). Until this is set, the unit
+# runs the self-test demo on virtual devices once. For the relay, for example:
+# RELAY_DATAPLANE_ARGS=\"run --port 0000:03:00.0,ipv4=198.18.0.1/24,gw=198.18.0.254 --control /run/relay/dataplane.sock --main-core 1 --workers 2-3 -- --in-memory\"
+RELAY_DATAPLANE_ARGS=\"demo\""
   fi
   write_file "$ETC/systemd/system/relay-dataplane.service" "[Unit]
 Description=SRTP media relay: DPDK data plane
