@@ -753,10 +753,15 @@ impl Relay {
             tha: arp.sha,
             tpa: arp.spa,
         };
-        match wire::write_arp(frame, arp.sha, l2.vlan, &reply) {
-            Some(n) => {
+        self.reply(wire::write_arp(frame, arp.sha, l2.vlan, &reply))
+    }
+
+    /// A reply of `len` bytes written in place, or a drop if it did not fit.
+    fn reply(&mut self, len: Option<usize>) -> Verdict {
+        match len {
+            Some(len) => {
                 self.stats.replies += 1;
-                Verdict::Reply { len: n }
+                Verdict::Reply { len }
             }
             None => self.drop(DropReason::TooBig),
         }
@@ -814,13 +819,14 @@ impl Relay {
             128 if icmp.dst == ours => {
                 let mut reply = body;
                 reply.bytes[0] = 129;
-                match wire::write_icmp6(frame, &out_l2, ours, icmp.src, 64, reply.as_slice()) {
-                    Some(n) => {
-                        self.stats.replies += 1;
-                        Verdict::Reply { len: n }
-                    }
-                    None => self.drop(DropReason::TooBig),
-                }
+                self.reply(wire::write_icmp6(
+                    frame,
+                    &out_l2,
+                    ours,
+                    icmp.src,
+                    64,
+                    reply.as_slice(),
+                ))
             }
             //= https://www.rfc-editor.org/rfc/rfc4861#section-7.2.4
             //# If the Source Address is not the unspecified address and, on link layers
@@ -859,13 +865,7 @@ impl Relay {
                     dst: dst_mac,
                     ..out_l2
                 };
-                match wire::write_icmp6(frame, &out_l2, ours, dst, 255, &na) {
-                    Some(n) => {
-                        self.stats.replies += 1;
-                        Verdict::Reply { len: n }
-                    }
-                    None => self.drop(DropReason::TooBig),
-                }
+                self.reply(wire::write_icmp6(frame, &out_l2, ours, dst, 255, &na))
             }
             136 if icmp.hop_limit == 255 && body.len >= 24 => {
                 let target =

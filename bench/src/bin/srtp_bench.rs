@@ -69,6 +69,22 @@ impl Packets {
         }
     }
 
+    /// Calls `f` with each run of up to [`BURST`] packets as slices: each the packet's bytes
+    /// (`trim`) or its whole stride (room to grow), with the packets' lengths.
+    fn for_each_burst(&mut self, trim: bool, mut f: impl FnMut(&mut [&mut [u8]], &[usize])) {
+        for (bufs, lens) in self
+            .buf
+            .chunks_mut(BURST * STRIDE)
+            .zip(self.lens.chunks(BURST))
+        {
+            let mut views: [&mut [u8]; BURST] = Default::default();
+            for ((v, chunk), &len) in views.iter_mut().zip(bufs.chunks_mut(STRIDE)).zip(lens) {
+                *v = if trim { &mut chunk[..len] } else { chunk };
+            }
+            f(&mut views[..lens.len()], lens);
+        }
+    }
+
     fn protected(n: usize, key: &SdesKey) -> Packets {
         let mut p = Packets::plain(n);
         let mut tx = Context::new(key, ContextConfig::default());
@@ -182,18 +198,9 @@ fn measure(suite: Suite, n: usize, passes: usize) -> Figures {
         },
         |(mut p, mut tx)| {
             let mut results = [Ok(0); BURST];
-            for (bufs, lens) in p
-                .buf
-                .chunks_mut(BURST * STRIDE)
-                .zip(p.lens.chunks_mut(BURST))
-            {
-                let mut views: [&mut [u8]; BURST] = Default::default();
-                let k = lens.len();
-                for (v, chunk) in views.iter_mut().zip(bufs.chunks_mut(STRIDE)) {
-                    *v = chunk;
-                }
-                tx.protect_rtp_burst(&mut views[..k], lens, &mut results[..k]);
-            }
+            p.for_each_burst(false, |views, lens| {
+                tx.protect_rtp_burst(views, lens, &mut results[..lens.len()])
+            });
         },
     );
     let unprotect_burst = best_rate(
@@ -207,22 +214,9 @@ fn measure(suite: Suite, n: usize, passes: usize) -> Figures {
         },
         |(mut p, mut rx)| {
             let mut results = [Ok(0); BURST];
-            for (bufs, lens) in p
-                .buf
-                .chunks_mut(BURST * STRIDE)
-                .zip(p.lens.chunks_mut(BURST))
-            {
-                let mut views: [&mut [u8]; BURST] = Default::default();
-                let k = lens.len();
-                for ((v, chunk), len) in views
-                    .iter_mut()
-                    .zip(bufs.chunks_mut(STRIDE))
-                    .zip(lens.iter())
-                {
-                    *v = &mut chunk[..*len];
-                }
-                rx.unprotect_rtp_burst(&mut views[..k], &mut results[..k]);
-            }
+            p.for_each_burst(true, |views, lens| {
+                rx.unprotect_rtp_burst(views, &mut results[..lens.len()])
+            });
         },
     );
     let rekey_burst = best_rate(
@@ -237,24 +231,15 @@ fn measure(suite: Suite, n: usize, passes: usize) -> Figures {
         },
         |(mut p, mut rx, mut tx)| {
             let mut results = [Ok(0); BURST];
-            for (bufs, lens) in p
-                .buf
-                .chunks_mut(BURST * STRIDE)
-                .zip(p.lens.chunks_mut(BURST))
-            {
-                let mut views: [&mut [u8]; BURST] = Default::default();
-                let k = lens.len();
-                for (v, chunk) in views.iter_mut().zip(bufs.chunks_mut(STRIDE)) {
-                    *v = chunk;
-                }
+            p.for_each_burst(false, |views, lens| {
                 relay_srtp::rekey_rtp_burst(
                     &mut rx,
                     &mut tx,
-                    &mut views[..k],
+                    views,
                     lens,
-                    &mut results[..k],
-                );
-            }
+                    &mut results[..lens.len()],
+                )
+            });
         },
     );
     Figures {
