@@ -1,11 +1,10 @@
 //! On real DPDK (`net_pcap`): ARP requests and ICMP echo requests for the relay's address are
 //! answered; those for other addresses are not.
 
-use std::fs::File;
-use std::process::Command;
-use std::time::Duration;
+mod common;
 
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use std::process::Command;
+
 use relay_dataplane::wire::{self, Arp};
 
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
@@ -75,9 +74,9 @@ fn icmp6(body: &[u8], dst: &str, hop_limit: u8) -> Vec<u8> {
 fn arp_and_echo_for_our_address_only() {
     let tmp = tempfile::tempdir().unwrap();
     let (input, output) = (tmp.path().join("in.pcap"), tmp.path().join("out.pcap"));
-    {
-        let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
-        for f in [
+    common::write_pcap(
+        &input,
+        [
             arp_request([198, 18, 0, 1]),
             arp_request([198, 18, 0, 99]),
             echo_request([198, 18, 0, 1]),
@@ -89,11 +88,8 @@ fn arp_and_echo_for_our_address_only() {
                 255,
             ),
             icmp6(&[128, 0, 0, 0, 0, 7, 0, 1, b'v', b'6'], "2001:2::1", 64),
-        ] {
-            w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f))
-                .unwrap();
-        }
-    }
+        ],
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
         .args([
             "run",
@@ -104,22 +100,8 @@ fn arp_and_echo_for_our_address_only() {
             "--duration",
             "30",
         ])
-        .args([
-            "--",
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            "--log-level=error",
-        ])
-        .arg(format!(
-            "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-            input.display(),
-            output.display()
-        ))
+        .arg("--")
+        .args(common::eal_args(&[&common::pcap_vdev(&input, &output)]))
         .output()
         .unwrap();
     assert!(
@@ -127,11 +109,7 @@ fn arp_and_echo_for_our_address_only() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut r = PcapReader::new(File::open(&output).unwrap()).unwrap();
-    let mut replies = Vec::new();
-    while let Some(p) = r.next_packet() {
-        replies.push(p.unwrap().data.into_owned());
-    }
+    let replies = common::read_pcap(&output);
     assert_eq!(
         replies.len(),
         4,

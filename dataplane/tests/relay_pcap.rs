@@ -4,13 +4,12 @@
 //! each stream crossing the sequence number wrap. Duplicates, forgeries, truncated frames and
 //! packets for unknown flows do not come out and are counted under their reason.
 
+mod common;
+
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::SocketAddrV4;
 use std::process::Command;
-use std::time::Duration;
 
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use relay_bench::libsrtp::{self, Op};
 use relay_bench::rtp::{rtp_packet, RtpShape};
 use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
@@ -135,17 +134,7 @@ fn every_mode_and_suite_through_net_pcap() {
             }
         }
     }
-    {
-        let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
-        for (i, f) in frames.iter().enumerate() {
-            w.write_packet(&PcapPacket::new(
-                Duration::from_micros(i as u64),
-                f.len() as u32,
-                f,
-            ))
-            .unwrap();
-        }
-    }
+    common::write_pcap(&input, &frames);
 
     let sessions = json!({
         "version": 1,
@@ -177,22 +166,8 @@ fn every_mode_and_suite_through_net_pcap() {
         .arg(&sessions_path)
         .arg("--stats-json")
         .arg(&stats_path)
-        .args([
-            "--",
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            "--log-level=error",
-        ])
-        .arg(format!(
-            "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-            input.display(),
-            output.display()
-        ))
+        .arg("--")
+        .args(common::eal_args(&[&common::pcap_vdev(&input, &output)]))
         .output()
         .unwrap();
     assert!(
@@ -204,9 +179,7 @@ fn every_mode_and_suite_through_net_pcap() {
 
     // Sort what came out by call (the relay sends from leg b's local port).
     let mut by_call: HashMap<u16, Vec<Vec<u8>>> = HashMap::new();
-    let mut r = PcapReader::new(File::open(&output).unwrap()).unwrap();
-    while let Some(p) = r.next_packet() {
-        let data = p.unwrap().data.into_owned();
+    for data in common::read_pcap(&output) {
         let u = wire::parse_udp4(&data).expect("relay output is valid UDP/IPv4");
         assert!(wire::udp4_checksum_ok(&data, &u));
         assert_eq!(u.dst, callee);

@@ -79,3 +79,39 @@ pub fn stop_by_signal(
     }
     (status, out)
 }
+
+/// Writes `frames` to a pcap file (timestamps 1 µs apart; only the bytes matter).
+pub fn write_pcap<F: AsRef<[u8]>>(path: &std::path::Path, frames: impl IntoIterator<Item = F>) {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let mut w =
+        PcapWriter::new(std::fs::File::create(path).expect("create pcap")).expect("pcap header");
+    for (i, f) in frames.into_iter().enumerate() {
+        let f = f.as_ref();
+        w.write_packet(&PcapPacket::new(
+            std::time::Duration::from_micros(i as u64),
+            f.len() as u32,
+            f,
+        ))
+        .expect("write packet");
+    }
+}
+
+/// Every packet of a pcap file.
+pub fn read_pcap(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(path).expect("open pcap"))
+        .expect("pcap header");
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.expect("valid packet").data.into_owned());
+    }
+    out
+}
+
+/// The `net_pcap0` vdev reading `input` and writing `output`.
+pub fn pcap_vdev(input: &std::path::Path, output: &std::path::Path) -> String {
+    format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        input.display(),
+        output.display()
+    )
+}
