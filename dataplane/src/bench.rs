@@ -197,7 +197,7 @@ pub fn run<'eal>(
                 break;
             }
             let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
-            relay.warm((0..rx.len()).map(|i| rx.packet(i)));
+            relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
             for mut m in rx.drain() {
                 let len = m.len();
                 if let Verdict::Forward { len, .. } =

@@ -18,6 +18,7 @@ pub mod control;
 pub mod cores;
 pub mod demo;
 pub mod dpdk;
+pub mod flows;
 pub mod frame;
 pub mod portloop;
 pub mod relay;

@@ -146,6 +146,9 @@ enum Command {
         /// Skip the dpdk-testpmd reference.
         #[arg(long)]
         no_testpmd: bool,
+        /// Modes to measure: `rtp` (RTP -> RTP), `srtp` (AES_CM_128_HMAC_SHA1_80 re-key).
+        #[arg(long, value_delimiter = ',', default_value = "rtp,srtp", value_parser = ["rtp", "srtp"])]
+        modes: Vec<String>,
         /// EAL arguments (after `--`); default: two net_ring vdevs, lcore 1, 4 GiB without hugepages.
         #[arg(last = true)]
         eal: Vec<String>,
@@ -727,6 +730,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             streams,
             packets,
             no_testpmd,
+            modes,
             eal,
         } => {
             let testpmd = if no_testpmd {
@@ -774,6 +778,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut first: std::collections::HashMap<bool, f64> = std::collections::HashMap::new();
             for &n in &streams {
                 for srtp in [false, true] {
+                    if !modes.iter().any(|m| (m == "srtp") == srtp) {
+                        continue;
+                    }
                     let r = relay_dataplane::bench::run(&eal, pool, &a, &b, n, srtp, packets)?;
                     let (mode, ratio) = if srtp {
                         (

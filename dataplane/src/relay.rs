@@ -9,9 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use relay_srtp::{Context, ContextConfig, SdesKey, SrtpError};
 
+use crate::dpdk::{prefetch, prefetch_range};
+use crate::flows::{FlowKey, FlowRef, FlowTable};
 use crate::rtpstats::RtpReceiveStats;
 use crate::session::{parse_mac, CallSpec, LegSpec, RtcpMode, SessionError, SessionsFile};
-use crate::wire::{self, Arp, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::wire::{self, Arp, TxHeader, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// Why a frame was dropped. One counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,7 +238,9 @@ impl PortAddr {
 }
 
 /// Counters of one direction of one leg.
+// `repr(C)`: the counters every packet updates first, the drop counters last.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct LegStats {
     /// Packets received from the leg and accepted.
     pub rx_packets: u64,
@@ -256,29 +260,56 @@ pub struct LegStats {
     pub last_rx_ns: u64,
 }
 
+/// A leg's outgoing headers as last built, and what they were built from.
+#[derive(Clone, Copy)]
+struct TxCache {
+    header: TxHeader,
+    port: u16,
+    /// The neighbour table's generation when built: any MAC change since rebuilds.
+    neighbour_gen: u64,
+    /// When the next hop's neighbour entry expires.
+    expires_ns: u64,
+}
+
+// `repr(C)`, in the order the hot path reads: flags and contexts, peer addresses, counters,
+// built headers; the local address (read when building headers) last. A packet then touches
+// three or four of the leg's ten cache lines (see `Relay::prefetch_burst`).
+#[repr(C)]
 struct Leg {
-    local: SocketAddr,
-    remote: Option<SocketAddr>,
-    remote_rtcp: Option<SocketAddr>,
     latched: bool,
     strict: bool,
     // Boxed: a plain-RTP leg then costs a pointer, not a context's worth of key schedules.
     receive: Option<Box<(SdesKey, Context)>>,
     send: Option<Box<(SdesKey, Context)>>,
-    clock_rate: u32,
+    remote: Option<SocketAddr>,
+    remote_rtcp: Option<SocketAddr>,
+    /// RTP timestamp units per nanosecond, times 2^40 (no division per packet).
+    clock_per_ns: u64,
     stats: LegStats,
+    /// Headers for packets sent to this leg: RTP, RTCP port (RFC 3550 port + 1).
+    tx: [Option<TxCache>; 2],
+    local: SocketAddr,
 }
 
+impl Leg {
+    /// The peer address changed (latching): the headers towards it must be rebuilt.
+    fn set_remote(&mut self, rtcp_port: bool, src: SocketAddr) {
+        let slot = if rtcp_port {
+            &mut self.remote_rtcp
+        } else {
+            &mut self.remote
+        };
+        if *slot != Some(src) {
+            *slot = Some(src);
+            self.tx = [None, None];
+        }
+    }
+}
+
+#[repr(C)]
 struct Media {
-    legs: [Leg; 2],
     rtcp: RtcpMode,
-}
-
-#[derive(Clone, Copy)]
-struct FlowRef {
-    media: u32,
-    side: u8,
-    rtcp_port: bool,
+    legs: [Leg; 2],
 }
 
 /// Tunables of a worker's relay.
@@ -326,12 +357,21 @@ pub struct CallStats {
 
 const MAX_PENDING_ARP: usize = 64;
 
+/// At most this many bytes of each SRTP context's hot memory are prefetched.
+const CONTEXT_HOT: usize = 512;
+/// A leg's bytes every packet reads: flags, contexts, peers and the counters up to the RTP
+/// statistics (`repr(C)` order), not the drop counters.
+const LEG_HOT: usize = std::mem::offset_of!(Leg, stats)
+    + std::mem::offset_of!(LegStats, drops);
+
 /// One worker's relay state and packet logic.
 pub struct Relay {
     ports: Vec<PortAddr>,
     config: RelayConfig,
     neighbours: HashMap<IpAddr, ([u8; 6], u64)>,
-    flows: HashMap<SocketAddr, FlowRef>,
+    /// Bumped whenever a neighbour's MAC is added or changes, invalidating built headers.
+    neighbour_gen: u64,
+    flows: FlowTable,
     media: Vec<Option<Media>>,
     free: Vec<u32>,
     calls: HashMap<String, Vec<u32>>,
@@ -350,7 +390,8 @@ impl Relay {
             ports,
             config,
             neighbours: HashMap::default(),
-            flows: HashMap::default(),
+            neighbour_gen: 0,
+            flows: FlowTable::default(),
             media: Vec::new(),
             free: Vec::new(),
             calls: HashMap::default(),
@@ -363,6 +404,7 @@ impl Relay {
     pub fn install(&mut self, doc: &SessionsFile) -> Result<(), SessionError> {
         for n in &doc.neighbours {
             self.neighbours.insert(n.ip, (parse_mac(&n.mac)?, STATIC));
+            self.neighbour_gen += 1;
         }
         for call in &doc.calls {
             self.add_call(call)?;
@@ -408,6 +450,7 @@ impl Relay {
         };
         let receive = context(&spec.receive, &mut old_rx)?;
         let send = context(&spec.send, &mut old_tx)?;
+        let clock_rate = spec.clock_rate.max(1);
         Ok(Leg {
             local: spec.local,
             remote: spec.remote,
@@ -416,7 +459,8 @@ impl Relay {
             strict: spec.strict_source,
             receive,
             send,
-            clock_rate: spec.clock_rate.max(1),
+            clock_per_ns: ((u128::from(clock_rate) << 40) / 1_000_000_000) as u64,
+            tx: [None, None],
             stats: LegStats::default(),
         })
     }
@@ -454,7 +498,7 @@ impl Relay {
     ) -> Result<(), SessionError> {
         let addrs = Self::local_addrs(spec);
         for (i, (a, ..)) in addrs.iter().enumerate() {
-            if self.flows.contains_key(a) || addrs[..i].iter().any(|(b, ..)| b == a) {
+            if self.flows.contains((*a).into()) || addrs[..i].iter().any(|(b, ..)| b == a) {
                 return Err(SessionError::AddressInUse(*a));
             }
         }
@@ -489,7 +533,7 @@ impl Relay {
         }
         for (addr, i, side, rtcp_port) in addrs {
             self.flows.insert(
-                addr,
+                addr.into(),
                 FlowRef {
                     media: slots[i],
                     side,
@@ -511,11 +555,9 @@ impl Relay {
             let m = self.media[s as usize].take();
             if let Some(m) = &m {
                 for leg in &m.legs {
-                    self.flows.remove(&leg.local);
-                    self.flows.remove(&SocketAddr::new(
-                        leg.local.ip(),
-                        leg.local.port().wrapping_add(1),
-                    ));
+                    self.flows.remove(leg.local.into());
+                    self.flows
+                        .remove(SocketAddr::new(leg.local.ip(), leg.local.port().wrapping_add(1)).into());
                 }
             }
             self.free.push(s);
@@ -548,7 +590,10 @@ impl Relay {
         // Check everything first, so a refused change leaves the call as it was.
         let addrs = Self::local_addrs(spec);
         for (i, (a, ..)) in addrs.iter().enumerate() {
-            let taken_by_other = self.flows.get(a).is_some_and(|f| !own.contains(&f.media));
+            let taken_by_other = self
+                .flows
+                .get((*a).into())
+                .is_some_and(|f| !own.contains(&f.media));
             if taken_by_other || addrs[..i].iter().any(|(b, ..)| b == a) {
                 return Err(SessionError::AddressInUse(*a));
             }
@@ -596,6 +641,9 @@ impl Relay {
     fn learn(&mut self, ip: IpAddr, mac: [u8; 6], now_ns: u64) {
         if let Some(e) = self.neighbours.get_mut(&ip) {
             if e.1 != STATIC {
+                if e.0 != mac {
+                    self.neighbour_gen += 1;
+                }
                 *e = (mac, now_ns.saturating_add(self.config.neighbour_ttl_ns));
             }
             return;
@@ -610,13 +658,7 @@ impl Relay {
             ip,
             (mac, now_ns.saturating_add(self.config.neighbour_ttl_ns)),
         );
-    }
-
-    fn neighbour(&self, ip: IpAddr, now_ns: u64) -> Option<[u8; 6]> {
-        self.neighbours
-            .get(&ip)
-            .filter(|(_, exp)| *exp > now_ns)
-            .map(|(mac, _)| *mac)
+        self.neighbour_gen += 1;
     }
 
     /// Builds the ARP requests (IPv4) and neighbour solicitations (IPv6) queued for
@@ -667,32 +709,72 @@ impl Relay {
         }
     }
 
-    /// Touches, for every frame of a burst, the state its processing will need (flow entry,
-    /// media slot, legs, SRTP contexts and their per-SSRC state), so the cache misses of the
-    /// burst's independent packets overlap instead of following one another. Changes nothing;
-    /// the returned value only keeps the loads from being optimised away.
-    pub fn warm<'f>(&self, frames: impl Iterator<Item = &'f [u8]>) -> u64 {
-        let mut acc = 0u64;
-        for f in frames {
-            let Some(dst) = wire::peek_udp_dst(f) else {
+    /// Prefetches, for the frames of a burst (up to 32), the state their processing will
+    /// read: flow table slots first, then media and legs, then SRTP keys and per-SSRC state,
+    /// each stage for the whole burst before the next, so the burst's cache misses overlap
+    /// (the staged prefetch of DPDK's `l3fwd`) instead of following one another. Changes
+    /// nothing; call it before [`Relay::process`] on each frame of the burst.
+    pub fn prefetch_burst<'f>(&self, frames: impl Iterator<Item = &'f [u8]>) {
+        let mut keys = [None; 32];
+        let mut n = 0;
+        for (slot, f) in keys.iter_mut().zip(frames) {
+            *slot = wire::peek_udp_dst(f).map(FlowKey::from);
+            if let Some(k) = *slot {
+                prefetch(self.flows.slot_addr(k));
+            }
+            n += 1;
+        }
+        // Stage 2: the media entries, by address only. Reading an entry's `Option` tag here
+        // would be a demand load that stalls on every miss; the fields' addresses are computed
+        // from the entry's (the `Option` adds no header, see the `media_entry_layout` test).
+        let mut flows = [None; 32];
+        for (f, k) in flows.iter_mut().zip(&keys[..n]) {
+            let Some(flow) = k.and_then(|k| self.flows.get(k)) else {
                 continue;
             };
-            let Some(flow) = self.flows.get(&dst) else {
+            let Some(entry) = self.media.get(flow.media as usize) else {
                 continue;
             };
-            let Some(Some(m)) = self.media.get(flow.media as usize) else {
+            let entry: *const u8 = (entry as *const Option<Media>).cast();
+            let side = usize::from(flow.side);
+            let leg = |side: usize, field: usize| {
+                entry.wrapping_add(
+                    std::mem::offset_of!(Media, legs) + side * size_of::<Leg>() + field,
+                )
+            };
+            prefetch(entry.wrapping_add(std::mem::offset_of!(Media, rtcp)));
+            // Inbound: flags, contexts, peer addresses, receive counters.
+            prefetch_range(leg(side, 0), LEG_HOT);
+            // Outbound: its context, send counters, the headers this packet will get.
+            let tx = std::mem::offset_of!(Leg, tx)
+                + usize::from(flow.rtcp_port) * size_of::<Option<TxCache>>();
+            prefetch_range(leg(1 - side, 0), LEG_HOT);
+            prefetch_range(leg(1 - side, tx), size_of::<Option<TxCache>>());
+            *f = Some(flow);
+        }
+        // Stage 3: the SRTP contexts, whose addresses the (now cached) legs hold.
+        let mut contexts: [[Option<&Context>; 2]; 32] = [[None; 2]; 32];
+        for (c, flow) in contexts.iter_mut().zip(&flows[..n]) {
+            let Some(flow) = flow else { continue };
+            let Some(Some(pair)) = self.media.get(flow.media as usize) else {
                 continue;
             };
             let side = usize::from(flow.side);
-            let (inb, out) = (&m.legs[side], &m.legs[1 - side]);
-            acc = acc
-                .wrapping_add(inb.stats.rx_packets)
-                .wrapping_add(out.stats.tx_packets);
-            for keyed in [&inb.receive, &out.send].into_iter().flatten() {
-                acc = acc.wrapping_add(keyed.1.suite() as u64);
+            let (inb, out) = (&pair.legs[side], &pair.legs[1 - side]);
+            for (slot, keyed) in c.iter_mut().zip([&inb.receive, &out.send]) {
+                if let Some(keyed) = keyed {
+                    let (at, bytes) = keyed.1.hot_fields();
+                    prefetch_range(at, bytes);
+                    *slot = Some(&keyed.1);
+                }
             }
         }
-        std::hint::black_box(acc)
+        // Stage 4: what the (now cached) contexts point to: per-SSRC state, GCM schedules.
+        for ctx in contexts[..n].iter().flatten().flatten() {
+            for (at, bytes) in ctx.hot_memory() {
+                prefetch_range(at, bytes.min(CONTEXT_HOT));
+            }
+        }
     }
 
     fn drop(&mut self, reason: DropReason) -> Verdict {
@@ -896,7 +978,7 @@ impl Relay {
             Err(WireError::Unsupported) => return self.icmp(rx_port, frame, len, l2, now_ns),
             Err(e) => return self.drop(e.into()),
         };
-        let Some(flow) = self.flows.get(&u.dst).copied() else {
+        let Some(flow) = self.flows.get(u.dst.into()) else {
             let ours = self.ports.iter().any(|p| p.owns(u.dst.ip()));
             return self.drop(if ours {
                 DropReason::UnknownFlow
@@ -904,9 +986,6 @@ impl Relay {
                 DropReason::NotForUs
             });
         };
-        if !wire::udp_checksum_ok(&frame[..len], &u) {
-            return self.drop(DropReason::BadChecksum);
-        }
         match self.relay_udp(frame, &u, flow, now_ns) {
             Ok(v) => {
                 self.stats.forwarded += 1;
@@ -928,8 +1007,15 @@ impl Relay {
         flow: FlowRef,
         now_ns: u64,
     ) -> Result<Verdict, DropReason> {
-        let media = self
-            .media
+        let Relay {
+            media,
+            ports,
+            neighbours,
+            neighbour_gen,
+            pending_arp,
+            ..
+        } = self;
+        let media = media
             .get_mut(flow.media as usize)
             .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownFlow)?;
@@ -950,6 +1036,25 @@ impl Relay {
         if inb.strict && inb.latched && expected.is_some_and(|r| r != u.src) {
             return Err(DropReason::UnexpectedSource);
         }
+        // The UDP checksum. SRTP in: the authentication tag already proves the payload
+        // intact (RFC 3711 section 3.4), the checksum adds nothing. Plain RTP out unchanged:
+        // the payload's sum is recovered from the checksum and carried to the new one (an
+        // error stays detectable end to end). Plain RTP to be encrypted: verified here, or
+        // the corruption would leave authenticated.
+        let carried_sum = match (&inb.receive, &out.send) {
+            (Some(_), _) => None,
+            (None, None) => match wire::udp_payload_sum(frame, u) {
+                Some(sum) => Some(sum),
+                None if u.src.is_ipv4() => None,
+                None => return Err(DropReason::BadChecksum),
+            },
+            (None, Some(_)) => {
+                if !wire::udp_checksum_ok(frame, u) {
+                    return Err(DropReason::BadChecksum);
+                }
+                None
+            }
+        };
         let payload = &mut frame[u.payload..];
         let plen = u.payload_len;
         if plen < 2 {
@@ -973,9 +1078,9 @@ impl Relay {
         // Authenticated (or plain): latch the peer's address from this packet.
         if !inb.latched || !inb.strict {
             if flow.rtcp_port {
-                inb.remote_rtcp = Some(u.src);
+                inb.set_remote(true, u.src);
             } else if !inb.latched {
-                inb.remote = Some(u.src);
+                inb.set_remote(false, u.src);
             }
             inb.latched = true;
         }
@@ -987,7 +1092,7 @@ impl Relay {
         } else if plain >= 12 {
             let seq = u16::from_be_bytes([payload[2], payload[3]]);
             let ts = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
-            let arrival = (u128::from(now_ns) * u128::from(inb.clock_rate) / 1_000_000_000) as u32;
+            let arrival = ((u128::from(now_ns) * u128::from(inb.clock_per_ns)) >> 40) as u32;
             inb.stats.rtp.update(seq, ts, arrival);
         }
         // Outbound: protect for the other leg.
@@ -996,48 +1101,86 @@ impl Relay {
             (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
             (None, _) => plain,
         };
-        let plus_one = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
-        let (src, dst) = if flow.rtcp_port {
-            (
-                plus_one(out.local),
-                out.remote_rtcp.or_else(|| out.remote.map(plus_one)),
-            )
-        } else {
-            (out.local, out.remote)
+        let payload_sum = match carried_sum {
+            Some(sum) => sum,
+            None => wire::checksum_add(0, &payload[..out_len]),
         };
-        let dst = dst.ok_or(DropReason::NoDestination)?;
-        if dst.is_ipv4() != src.is_ipv4() {
-            return Err(DropReason::NoRoute);
-        }
+        let tx = usize::from(flow.rtcp_port);
+        let cache = match out.tx[tx] {
+            Some(c) if c.neighbour_gen == *neighbour_gen && c.expires_ns > now_ns => c,
+            _ => {
+                let c = build_tx(out, flow.rtcp_port, ports, neighbours, now_ns, pending_arp)?;
+                let c = TxCache {
+                    neighbour_gen: *neighbour_gen,
+                    ..c
+                };
+                out.tx[tx] = Some(c);
+                c
+            }
+        };
         out.stats.tx_packets += 1;
         out.stats.tx_bytes += out_len as u64;
-
-        // Route: the port that owns the outgoing local address; next hop on link or gateway.
-        let port = self
-            .ports
-            .iter()
-            .find(|p| p.owns(src.ip()))
-            .ok_or(DropReason::NoRoute)?;
-        let next_hop = port.next_hop(dst.ip()).ok_or(DropReason::NoRoute)?;
-        let (port_id, port_mac, port_vlan) = (port.port, port.mac, port.vlan);
-        let Some(dst_mac) = self.neighbour(next_hop, now_ns) else {
-            if self.pending_arp.len() < MAX_PENDING_ARP
-                && !self.pending_arp.contains(&(port_id, next_hop))
-            {
-                self.pending_arp.push((port_id, next_hop));
-            }
-            return Err(DropReason::NeighbourUnresolved);
-        };
-        // New headers in front of the payload (IPv4/IPv6 and tagging may differ from input).
-        let l2 = wire::L2Out {
-            src: port_mac,
-            dst: dst_mac,
-            vlan: port_vlan,
-        };
-        let len =
-            wire::emit_udp(frame, u.payload, out_len, &l2, src, dst).ok_or(DropReason::TooBig)?;
-        Ok(Verdict::Forward { port: port_id, len })
+        let len = cache
+            .header
+            .write(frame, u.payload, out_len, payload_sum)
+            .ok_or(DropReason::TooBig)?;
+        Ok(Verdict::Forward {
+            port: cache.port,
+            len,
+        })
     }
+}
+
+/// Builds the headers for packets sent to `out` (its RTP or RTCP port): route by the port that
+/// owns the leg's local address, next hop on link or the gateway, its MAC from the neighbour
+/// table (or an ARP request / neighbour solicitation queued, and the packet dropped).
+fn build_tx(
+    out: &Leg,
+    rtcp_port: bool,
+    ports: &[PortAddr],
+    neighbours: &HashMap<IpAddr, ([u8; 6], u64)>,
+    now_ns: u64,
+    pending_arp: &mut Vec<(u16, IpAddr)>,
+) -> Result<TxCache, DropReason> {
+    let plus_one = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
+    let (src, dst) = if rtcp_port {
+        (
+            plus_one(out.local),
+            out.remote_rtcp.or_else(|| out.remote.map(plus_one)),
+        )
+    } else {
+        (out.local, out.remote)
+    };
+    let dst = dst.ok_or(DropReason::NoDestination)?;
+    if dst.is_ipv4() != src.is_ipv4() {
+        return Err(DropReason::NoRoute);
+    }
+    let port = ports
+        .iter()
+        .find(|p| p.owns(src.ip()))
+        .ok_or(DropReason::NoRoute)?;
+    let next_hop = port.next_hop(dst.ip()).ok_or(DropReason::NoRoute)?;
+    let Some((dst_mac, expires_ns)) = neighbours
+        .get(&next_hop)
+        .filter(|(_, exp)| *exp > now_ns)
+        .copied()
+    else {
+        if pending_arp.len() < MAX_PENDING_ARP && !pending_arp.contains(&(port.port, next_hop)) {
+            pending_arp.push((port.port, next_hop));
+        }
+        return Err(DropReason::NeighbourUnresolved);
+    };
+    let l2 = wire::L2Out {
+        src: port.mac,
+        dst: dst_mac,
+        vlan: port.vlan,
+    };
+    Ok(TxCache {
+        header: TxHeader::new(&l2, src, dst).ok_or(DropReason::NoRoute)?,
+        port: port.port,
+        neighbour_gen: 0,
+        expires_ns,
+    })
 }
 
 /// A copy of a small ICMPv6 message (echo data up to 1280 bytes), on the stack.
@@ -1062,5 +1205,32 @@ impl ToOwnedSmall for [u8] {
         let mut bytes = [0u8; 1280];
         bytes[..len].copy_from_slice(&self[..len]);
         SmallCopy { bytes, len }
+    }
+}
+#[cfg(test)]
+mod layout {
+    use super::*;
+
+    /// `Relay::prefetch_burst` computes field addresses inside `Option<Media>` entries as if
+    /// the `Option` added nothing in front of the `Media`; a layout change would only make the
+    /// prefetches miss, and this test says so.
+    #[test]
+    fn media_entry_layout() {
+        assert_eq!(size_of::<Option<Media>>(), size_of::<Media>());
+        let mut relay = Relay::new(
+            vec![PortAddr {
+                ipv4: Ipv4Addr::new(198, 18, 0, 1),
+                ..PortAddr::default()
+            }],
+            RelayConfig::default(),
+        );
+        let doc = SessionsFile::from_json(
+            r#"{"version":1,"calls":[{"id":"c","media":[{"a":{"local":"198.18.0.1:4000"},"b":{"local":"198.18.0.1:4002"}}]}]}"#,
+        )
+        .unwrap();
+        relay.install(&doc).unwrap();
+        let entry = &relay.media[0];
+        let inner: *const Media = entry.as_ref().unwrap();
+        assert_eq!(inner.cast::<u8>(), (entry as *const Option<Media>).cast::<u8>());
     }
 }

@@ -580,6 +580,186 @@ pub struct L2Out {
     pub vlan: Option<u16>,
 }
 
+/// Folds a one's-complement accumulator to 16 bits (end-around carry, RFC 1071).
+#[inline]
+fn fold(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The part of a UDP checksum that does not depend on lengths or payload: the pseudo-header's
+/// addresses and protocol, and the two ports (RFC 768; RFC 8200 section 8.1 for IPv6).
+fn udp_address_sum(src: SocketAddr, dst: SocketAddr) -> u64 {
+    let ips = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            u64::from(u32::from(s) >> 16)
+                + u64::from(u32::from(s) & 0xffff)
+                + u64::from(u32::from(d) >> 16)
+                + u64::from(u32::from(d) & 0xffff)
+        }
+        (s, d) => {
+            let words = |ip: IpAddr| match ip {
+                IpAddr::V6(v6) => u128::from(v6),
+                IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            };
+            let (s, d) = (words(s), words(d));
+            (0..8)
+                .map(|i| ((s >> (16 * i)) & 0xffff) as u64 + ((d >> (16 * i)) & 0xffff) as u64)
+                .sum()
+        }
+    };
+    ips + u64::from(IPPROTO_UDP) + u64::from(src.port()) + u64::from(dst.port())
+}
+
+/// The one's-complement sum of a received datagram's UDP payload, recovered from its UDP
+/// checksum instead of by reading the payload (`None` if the sender sent no checksum).
+///
+/// The checksum covers pseudo-header, UDP header and payload; taking the known header words
+/// back out leaves the payload's sum. A relay that forwards the payload unchanged can then
+/// checksum the new headers without touching the payload (the incremental update of
+/// RFC 1624), and a datagram corrupted on the way in stays detectably corrupt on the way out.
+pub fn udp_payload_sum(frame: &[u8], u: &Udp) -> Option<u32> {
+    let c = u16::from_be_bytes([frame[u.l4 + 6], frame[u.l4 + 7]]);
+    if c == 0 {
+        return None;
+    }
+    let udp_len = (8 + u.payload_len) as u64;
+    let headers = fold(udp_address_sum(u.src, u.dst) + 2 * udp_len);
+    // sum(payload) = sum(all) - sum(headers), with sum(all) = !checksum.
+    Some(u32::from(fold(u64::from(!c) + u64::from(!headers))))
+}
+
+/// The Ethernet (+ 802.1Q), IPv4 or IPv6, and UDP headers of one outgoing leg, built once
+/// (when the leg's addresses or next hop change) and stamped onto every packet: only the
+/// lengths and checksums change per packet, and the checksums start from sums taken here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxHeader {
+    bytes: [u8; 66],
+    len: u8,
+    l3: u8,
+    v4: bool,
+    /// Sum of the IPv4 header with total length and checksum zero.
+    ip_sum: u32,
+    /// [`udp_address_sum`] of the addresses and ports.
+    udp_sum: u64,
+}
+
+impl TxHeader {
+    /// Headers from `src` to `dst` (same family) behind `l2`.
+    pub fn new(l2: &L2Out, src: SocketAddr, dst: SocketAddr) -> Option<TxHeader> {
+        if src.is_ipv4() != dst.is_ipv4() {
+            return None;
+        }
+        let mut b = [0u8; 66];
+        let l3 = if l2.vlan.is_some() { 18 } else { 14 };
+        let ip_len = if src.is_ipv4() { 20 } else { 40 };
+        let l4 = l3 + ip_len;
+        b[0..6].copy_from_slice(&l2.dst);
+        b[6..12].copy_from_slice(&l2.src);
+        if let Some(v) = l2.vlan {
+            b[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            b[14..16].copy_from_slice(&v.to_be_bytes());
+        }
+        let ethertype = if src.is_ipv4() {
+            ETHERTYPE_IPV4
+        } else {
+            ETHERTYPE_IPV6
+        };
+        b[l3 - 2..l3].copy_from_slice(&ethertype.to_be_bytes());
+        let mut ip_sum = 0;
+        match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let ip = &mut b[l3..l3 + 20];
+                // Version 4, IHL 5; DF set (RFC 6864: atomic datagram, ID 0); TTL 64.
+                ip[0] = 0x45;
+                ip[6] = 0x40;
+                ip[8] = 64;
+                ip[9] = IPPROTO_UDP;
+                ip[12..16].copy_from_slice(&s.octets());
+                ip[16..20].copy_from_slice(&d.octets());
+                ip_sum = checksum_add(0, ip);
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let ip = &mut b[l3..l3 + 40];
+                ip[0] = 0x60;
+                ip[6] = IPPROTO_UDP;
+                ip[7] = 64;
+                ip[8..24].copy_from_slice(&s.octets());
+                ip[24..40].copy_from_slice(&d.octets());
+            }
+            _ => return None,
+        }
+        b[l4..l4 + 2].copy_from_slice(&src.port().to_be_bytes());
+        b[l4 + 2..l4 + 4].copy_from_slice(&dst.port().to_be_bytes());
+        Some(TxHeader {
+            bytes: b,
+            len: (l4 + 8) as u8,
+            l3: l3 as u8,
+            v4: src.is_ipv4(),
+            ip_sum,
+            udp_sum: udp_address_sum(src, dst),
+        })
+    }
+
+    /// Length of the headers (where the payload starts).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Never: there is always at least an Ethernet header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Builds the frame around a UDP payload already in `frame` at `payload_at`
+    /// (`payload_len` bytes) whose one's-complement sum is `payload_sum` (see
+    /// [`checksum_add`], [`udp_payload_sum`]): moves the payload where these headers end if
+    /// needed (IPv4 and IPv6, tagged and untagged headers differ in length), writes the
+    /// headers, lengths and both checksums. Returns the frame length, or `None` if `frame` is
+    /// too short.
+    #[inline]
+    pub fn write(
+        &self,
+        frame: &mut [u8],
+        payload_at: usize,
+        payload_len: usize,
+        payload_sum: u32,
+    ) -> Option<usize> {
+        let hlen = self.len();
+        let end = hlen + payload_len;
+        if end > frame.len() || payload_at + payload_len > frame.len() {
+            return None;
+        }
+        if hlen != payload_at {
+            frame.copy_within(payload_at..payload_at + payload_len, hlen);
+        }
+        frame[..hlen].copy_from_slice(&self.bytes[..hlen]);
+        let l3 = usize::from(self.l3);
+        let udp_len = 8 + payload_len;
+        let l4 = if self.v4 {
+            let total = (20 + udp_len) as u16;
+            frame[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+            let c = !fold(u64::from(self.ip_sum) + u64::from(total));
+            frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+            l3 + 20
+        } else {
+            frame[l3 + 4..l3 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+            l3 + 40
+        };
+        frame[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        let sum = fold(self.udp_sum + 2 * udp_len as u64 + u64::from(payload_sum));
+        // RFC 768: a computed checksum of zero is sent as all ones (zero means "none").
+        let c = match !sum {
+            0 => 0xffff,
+            c => c,
+        };
+        frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        Some(end)
+    }
+}
+
 /// Builds a complete frame around a UDP payload already in `frame` at `payload_at`
 /// (`payload_len` bytes): moves the payload where the new headers end (IPv4 and IPv6 headers
 /// differ in length, and so do tagged and untagged frames), then writes Ethernet, IP and UDP
@@ -592,86 +772,10 @@ pub fn emit_udp(
     src: SocketAddr,
     dst: SocketAddr,
 ) -> Option<usize> {
-    let l3 = if l2.vlan.is_some() { 18 } else { 14 };
-    let ip_len = if src.is_ipv4() { 20 } else { 40 };
-    let l4 = l3 + ip_len;
-    let payload = l4 + 8;
-    let end = payload + payload_len;
-    if end > frame.len() || payload_at + payload_len > frame.len() || src.is_ipv4() != dst.is_ipv4()
-    {
-        return None;
-    }
-    if payload != payload_at {
-        frame.copy_within(payload_at..payload_at + payload_len, payload);
-    }
-    frame[0..6].copy_from_slice(&l2.dst);
-    frame[6..12].copy_from_slice(&l2.src);
-    let ethertype = if src.is_ipv4() {
-        ETHERTYPE_IPV4
-    } else {
-        ETHERTYPE_IPV6
-    };
-    if let Some(v) = l2.vlan {
-        frame[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-        frame[14..16].copy_from_slice(&v.to_be_bytes());
-    }
-    frame[l3 - 2..l3].copy_from_slice(&ethertype.to_be_bytes());
-    let udp_len = 8 + payload_len;
-    frame[l4..l4 + 2].copy_from_slice(&src.port().to_be_bytes());
-    frame[l4 + 2..l4 + 4].copy_from_slice(&dst.port().to_be_bytes());
-    frame[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    frame[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-    let pseudo = match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let ip = &mut frame[l3..l3 + 20];
-            ip.copy_from_slice(&[
-                0x45,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0x40,
-                0,
-                64,
-                IPPROTO_UDP,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            ]);
-            ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let c = !(checksum_add(0, ip) as u16);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            pseudo_sum(s, d, udp_len)
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let ip = &mut frame[l3..l3 + 40];
-            ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-            ip[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-            ip[6] = IPPROTO_UDP;
-            ip[7] = 64;
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            pseudo_sum6(&s, &d, udp_len, IPPROTO_UDP)
-        }
-        _ => return None,
-    };
-    let sum = checksum_add(pseudo, &frame[l4..end]);
-    let c = match !(sum as u16) {
-        0 => 0xffff,
-        c => c,
-    };
-    frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-    Some(end)
+    let header = TxHeader::new(l2, src, dst)?;
+    let payload = frame.get(payload_at..payload_at + payload_len)?;
+    let sum = checksum_add(0, payload);
+    header.write(frame, payload_at, payload_len, sum)
 }
 
 /// An ICMPv6 message inside an IPv6 frame: offsets, addresses, type.
@@ -813,6 +917,66 @@ mod v6_tests {
             assert!(udp_checksum_ok(&frame[..n], &u));
             frame[n - 1] ^= 1;
             assert!(!udp_checksum_ok(&frame[..n], &u));
+        }
+    }
+
+    /// The payload sum recovered from a checksum gives the same frame as summing the payload,
+    /// for both families, tagged or not, odd and even lengths, and keeps a corrupted payload
+    /// detectably corrupt after the headers are rewritten.
+    #[test]
+    fn payload_sum_from_checksum_matches_full_sum() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let addrs: [(&str, &str); 3] = [
+            ("198.18.0.1:4000", "198.18.0.9:5000"),
+            ("198.19.255.254:65535", "198.18.0.0:1"),
+            ("[2001:2::1]:4000", "[2001:2::ffff:9]:5000"),
+        ];
+        for round in 0..600 {
+            let (a, b) = addrs[round % 3];
+            let (c, d) = addrs[(round / 3) % 3];
+            let (src, dst): (SocketAddr, SocketAddr) = (a.parse().unwrap(), b.parse().unwrap());
+            let (src2, dst2): (SocketAddr, SocketAddr) = (c.parse().unwrap(), d.parse().unwrap());
+            let vlan = (round % 2 == 0).then_some(100);
+            let l2 = L2Out {
+                src: [2, 0, 0, 0, 0, 1],
+                dst: [2, 0, 0, 0, 0, 2],
+                vlan,
+            };
+            let len = (next() % 300) as usize;
+            let mut frame = [0u8; 512];
+            for byte in &mut frame[100..100 + len] {
+                *byte = next() as u8;
+            }
+            let n = emit_udp(&mut frame, 100, len, &l2, src, dst).unwrap();
+            let u = parse_udp(&frame[..n]).unwrap();
+            let sum = udp_payload_sum(&frame[..n], &u).unwrap();
+            let full = checksum_add(0, &frame[u.payload..u.payload + len]);
+            assert_eq!(fold(u64::from(sum)) % 0xffff, fold(u64::from(full)) % 0xffff);
+            // Rewrite to the second address pair from the recovered sum; compare to a full emit.
+            let out = TxHeader::new(&L2Out { vlan: None, ..l2 }, src2, dst2).unwrap();
+            let mut fast = frame;
+            let m = out.write(&mut fast, u.payload, len, sum).unwrap();
+            let mut slow = frame;
+            let m2 = emit_udp(&mut slow, u.payload, len, &L2Out { vlan: None, ..l2 }, src2, dst2)
+                .unwrap();
+            assert_eq!((m, &fast[..m]), (m2, &slow[..m2]), "round {round}");
+            let v = parse_udp(&fast[..m]).unwrap();
+            assert!(udp_checksum_ok(&fast[..m], &v));
+            // A payload bit flipped on the way in is still caught after the rewrite.
+            if len > 0 {
+                let mut bad = frame;
+                bad[u.payload + len / 2] ^= 0x10;
+                let sum = udp_payload_sum(&bad[..n], &u).unwrap();
+                let m = out.write(&mut bad, u.payload, len, sum).unwrap();
+                let v = parse_udp(&bad[..m]).unwrap();
+                assert!(!udp_checksum_ok(&bad[..m], &v), "round {round}");
+            }
         }
     }
 

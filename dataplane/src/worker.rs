@@ -89,7 +89,7 @@ pub fn run<'eal>(
         let mut received = 0;
         for pi in 0..queues.len() {
             received += queues[pi].rx_burst(&mut rx);
-            relay.warm((0..rx.len()).map(|i| rx.packet(i)));
+            relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
             for mut m in rx.drain() {
                 let len = m.len();
                 let verdict = relay.process(ids[pi], m.data_and_tailroom_mut(), len, now);

@@ -271,10 +271,13 @@ fn bad_packets_are_dropped_and_counted_by_reason() {
         r.process(0, &mut buf, len - 3, 5),
         Verdict::Drop(DropReason::Truncated)
     );
-    buf[len - 1] ^= 0xff;
+    // Corrupted in flight (UDP checksum now wrong too): SRTP authentication catches it.
+    let fresh = protect(&mut caller, &rtp(13, 160));
+    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:40000", &fresh);
+    buf[len - 30] ^= 0xff;
     assert_eq!(
         r.process(0, &mut buf, len, 5),
-        Verdict::Drop(DropReason::BadChecksum)
+        Verdict::Drop(DropReason::AuthFailed)
     );
     for garbage_len in 0..80 {
         let mut g: Vec<u8> = (0..garbage_len).map(|i| (i * 37) as u8).collect();
@@ -288,10 +291,84 @@ fn bad_packets_are_dropped_and_counted_by_reason() {
     let a = &stats.media[0][0];
     assert_eq!(a.rx_packets, 1);
     assert_eq!(a.drops[DropReason::Replayed.index()], 1);
-    assert_eq!(a.drops[DropReason::AuthFailed.index()], 2);
+    assert_eq!(a.drops[DropReason::AuthFailed.index()], 3);
     assert_eq!(r.stats.drops[DropReason::UnknownFlow.index()], 1);
     assert_eq!(r.stats.drops[DropReason::NotForUs.index()], 1);
     assert_eq!(r.stats.forwarded, 1);
+}
+
+/// The UDP checksum: plain RTP that is about to be encrypted is verified (else corruption
+/// would leave authenticated); plain RTP relayed as it is carries its payload's sum to the new
+/// checksum, so a corrupted datagram is still detectably corrupt at the far end; IPv6 without
+/// a checksum is refused (RFC 8200 section 8.1); IPv4 without one is relayed with a real one.
+#[test]
+fn udp_checksums_are_verified_or_carried() {
+    let mut r = relay();
+    let kb = key(Suite::AesCm128HmacSha1_80, 2);
+    r.add_call(&call(
+        "to-srtp",
+        leg("198.18.0.1:40000", None, None, None),
+        leg("198.19.0.1:40002", Some("198.19.0.20:6000"), None, Some(&kb)),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    r.add_call(&call(
+        "plain",
+        leg("198.18.0.1:41000", None, None, None),
+        leg("198.19.0.1:41002", Some("198.19.0.20:6000"), None, None),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    r.add_call(&call(
+        "plain6",
+        leg("[2001:2::1]:42000", None, None, None),
+        leg("[2001:2:0:1::1]:42002", Some("[2001:2:0:1::20]:6000"), None, None),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    let corrupt = |dst: &str, src: &str, seq: u16| {
+        let (mut buf, len) = frame(CALLER_MAC, src, dst, &rtp(seq, 160));
+        buf[len - 7] ^= 0x40;
+        (buf, len)
+    };
+    // Plain in, SRTP out: verified.
+    let (mut buf, len) = corrupt("198.18.0.1:40000", "198.18.0.10:5004", 1);
+    assert_eq!(
+        r.process(0, &mut buf, len, 5),
+        Verdict::Drop(DropReason::BadChecksum)
+    );
+    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:40000", &rtp(2, 160));
+    assert!(matches!(r.process(0, &mut buf, len, 5), Verdict::Forward { .. }));
+    // Plain in, plain out: intact stays intact, corrupt stays corrupt, both rewritten.
+    for (seq, bad) in [(1u16, false), (2, true), (3, false)] {
+        let (mut buf, len) = if bad {
+            corrupt("198.18.0.1:41000", "198.18.0.10:5004", seq)
+        } else {
+            frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:41000", &rtp(seq, 160))
+        };
+        let Verdict::Forward { len, .. } = r.process(0, &mut buf, len, 5) else {
+            panic!("plain RTP is relayed");
+        };
+        let u = wire::parse_udp(&buf[..len]).unwrap();
+        assert_eq!(u.dst, addr("198.19.0.20:6000"));
+        assert_eq!(wire::udp_checksum_ok(&buf[..len], &u), !bad, "seq {seq}");
+    }
+    // IPv4 without a checksum: relayed with one.
+    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:41000", &rtp(4, 160));
+    buf[40..42].copy_from_slice(&[0, 0]);
+    let Verdict::Forward { len, .. } = r.process(0, &mut buf, len, 5) else {
+        panic!("IPv4 without a UDP checksum is relayed");
+    };
+    let u = wire::parse_udp(&buf[..len]).unwrap();
+    assert!(buf[u.l4 + 6..u.l4 + 8] != [0, 0] && wire::udp_checksum_ok(&buf[..len], &u));
+    // IPv6 without a checksum: refused.
+    let (mut buf, len) = frame(CALLER_MAC, "[2001:2::10]:5004", "[2001:2::1]:42000", &rtp(1, 160));
+    buf[60..62].copy_from_slice(&[0, 0]);
+    assert_eq!(
+        r.process(0, &mut buf, len, 5),
+        Verdict::Drop(DropReason::BadChecksum)
+    );
+    assert_eq!(r.stats.drops[DropReason::BadChecksum.index()], 2);
 }
 
 #[test]

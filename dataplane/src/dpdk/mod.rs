@@ -16,10 +16,12 @@ mod eal;
 mod error;
 mod mbuf;
 mod port;
+mod prefetch;
 
 pub use eal::{Eal, LaunchScope};
 pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf, PktMbufPool, BURST_SIZE};
 pub use port::{MacAddr, Port, PortConfig, PortStats, Queue};
+pub use prefetch::{prefetch, prefetch_range};
 
 use error::check;

@@ -1,7 +1,7 @@
 //! SRTP and SRTCP crypto contexts: protect and unprotect in place (RFC 3711, 6188, 7714).
 
 use aes::cipher::{BlockEncrypt, KeyInit};
-use aes::{Aes128, Aes256, Block};
+use aes::{Aes128Enc, Aes256Enc, Block};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use subtle::ConstantTimeEq;
@@ -43,19 +43,20 @@ impl Default for ContextConfig {
     }
 }
 
-/// AES in counter mode over the session key, with the key schedule expanded once.
+/// AES in counter mode over the session key, with the key schedule expanded once (the
+/// encryption schedule only: counter mode never decrypts a block).
 // Inline rather than boxed: boxing would add a pointer chase to every packet.
 #[allow(clippy::large_enum_variant)]
 enum CmCipher {
-    A128(Aes128),
-    A256(Aes256),
+    A128(Aes128Enc),
+    A256(Aes256Enc),
 }
 
 impl CmCipher {
     fn new(key: &[u8]) -> Self {
         match key.len() {
-            16 => CmCipher::A128(Aes128::new(key.into())),
-            _ => CmCipher::A256(Aes256::new(key.into())),
+            16 => CmCipher::A128(Aes128Enc::new(key.into())),
+            _ => CmCipher::A256(Aes256Enc::new(key.into())),
         }
     }
 
@@ -128,12 +129,15 @@ impl GcmCipher {
 
 /// The session keys of one direction of SRTP or SRTCP.
 // The AES-CM variant stays inline for the same reason as `CmCipher`; GCM is boxed.
+// `repr(C)`, fields in this order: the MAC state and salt sit next to the start of the key
+// schedule, so a packet's keys span few cache lines (see `Context::hot_memory`).
 #[allow(clippy::large_enum_variant)]
+#[repr(C)]
 enum Transform {
     Cm {
-        cipher: CmCipher,
-        salt: Zeroizing<[u8; 14]>,
         auth: HmacSha1,
+        salt: Zeroizing<[u8; 14]>,
+        cipher: CmCipher,
     },
     Gcm {
         cipher: GcmCipher,
@@ -269,6 +273,17 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// Bytes from the start of a [`Context`] that cover its fields and the SRTP transform's MAC
+/// state, salt and AES-CM key schedule (up to AES-256's 15 round keys, after the variant tags).
+const HOT_FIELDS: usize = {
+    let wanted = std::mem::offset_of!(Context, srtp) + 16 + 64 + 16 + 15 * 16;
+    if wanted < size_of::<Context>() {
+        wanted
+    } else {
+        size_of::<Context>()
+    }
+};
+
 /// What one context remembers about one SSRC.
 struct SsrcState {
     ssrc: u32,
@@ -283,16 +298,19 @@ struct SsrcState {
 ///
 /// State per SSRC (rollover counter, replay windows, SRTCP index) lives inside; it changes
 /// only when a packet has authenticated (unprotect) or been protected.
+// `repr(C)`, hot first: what every SRTP packet reads (counters, SSRC states, the SRTP keys)
+// comes before the SRTCP keys.
+#[repr(C)]
 pub struct Context {
     suite: Suite,
-    srtp: Transform,
-    srtcp: Transform,
     mki: Option<([u8; 4], usize)>,
-    config: ContextConfig,
     srtp_limit: u64,
     srtp_count: u64,
-    ssrcs: Vec<SsrcState>,
     tick: u64,
+    ssrcs: Vec<SsrcState>,
+    config: ContextConfig,
+    srtp: Transform,
+    srtcp: Transform,
 }
 
 impl std::fmt::Debug for Context {
@@ -371,7 +389,9 @@ impl Context {
             config,
             srtp_limit: MAX_SRTP_PACKETS,
             srtp_count: 0,
-            ssrcs: Vec::new(),
+            // Room for the usual single SSRC now, next to the context in memory, rather than at
+            // the first packet wherever the allocator then is (one page fewer per packet).
+            ssrcs: Vec::with_capacity(1),
             tick: 0,
         }
     }
@@ -389,6 +409,34 @@ impl Context {
     /// Bytes `protect_rtcp` adds to a packet (tag, E flag and index, MKI).
     pub fn srtcp_overhead(&self) -> usize {
         self.suite.srtcp_tag_len() + SRTCP_INDEX_LEN + self.mki_len()
+    }
+
+    /// The context's own bytes an SRTP packet reads, as (address, length), found without
+    /// reading the context: its fields, then (`repr(C)`) the SRTP MAC state, salt and AES-CM
+    /// key schedule. For prefetching a burst's contexts; the address is only ever a hint.
+    pub fn hot_fields(&self) -> (*const u8, usize) {
+        let this: *const Context = self;
+        (this.cast(), HOT_FIELDS)
+    }
+
+    /// The other memory an SRTP packet reads, as (address, length) ranges: the per-SSRC
+    /// states and, for GCM, the boxed key schedule. Reads the context (call it once
+    /// [`Context::hot_fields`] has been prefetched); the addresses are only ever hints.
+    pub fn hot_memory(&self) -> [(*const u8, usize); 2] {
+        let boxed: (*const u8, usize) = match &self.srtp {
+            Transform::Cm { .. } => (std::ptr::null(), 0),
+            Transform::Gcm { cipher, .. } => match cipher {
+                GcmCipher::G128(c) => ((&**c as *const Aes128Gcm).cast(), size_of::<Aes128Gcm>()),
+                GcmCipher::G256(c) => ((&**c as *const Aes256Gcm).cast(), size_of::<Aes256Gcm>()),
+            },
+        };
+        [
+            (
+                self.ssrcs.as_ptr().cast(),
+                size_of_val(self.ssrcs.as_slice()),
+            ),
+            boxed,
+        ]
     }
 
     /// The rollover counter this context holds for `ssrc`, if it has seen it.
