@@ -735,7 +735,14 @@ impl TxHeader {
         if hlen != payload_at {
             frame.copy_within(payload_at..payload_at + payload_len, hlen);
         }
-        frame[..hlen].copy_from_slice(&self.bytes[..hlen]);
+        // One fixed-size copy per header shape (the compiler inlines those; a variable
+        // length would be a `memmove` call per packet).
+        match hlen {
+            42 => frame[..42].copy_from_slice(&self.bytes[..42]),
+            46 => frame[..46].copy_from_slice(&self.bytes[..46]),
+            62 => frame[..62].copy_from_slice(&self.bytes[..62]),
+            _ => frame[..hlen].copy_from_slice(&self.bytes[..hlen]),
+        }
         let l3 = usize::from(self.l3);
         let udp_len = 8 + payload_len;
         let l4 = if self.v4 {
