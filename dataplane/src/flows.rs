@@ -244,7 +244,10 @@ mod tests {
         assert_eq!(t.get(v6.into()), None);
         // The mapped form is the same local address, by design.
         assert_eq!(t.get(mapped.into()), Some(flow(1)));
-        assert_eq!(t.get("198.18.0.1:4001".parse::<SocketAddr>().unwrap().into()), None);
+        assert_eq!(
+            t.get("198.18.0.1:4001".parse::<SocketAddr>().unwrap().into()),
+            None
+        );
     }
 
     /// A random mix of inserts, replacements and removals, checked against `HashMap` after

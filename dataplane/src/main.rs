@@ -521,11 +521,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .context("installing the signal handler")?;
             }
             let eal = Eal::init(eal).context("starting the DPDK EAL")?;
-            let worker_lcores: Vec<u32> = if plan.is_some() {
-                eal.worker_lcores()
-            } else {
-                vec![eal.lcore_id()]
+            // Workers: the planned cores, else the EAL's worker lcores (`-l`/`--lcores` passed
+            // through), else the main lcore itself.
+            let worker_lcores: Vec<u32> = match eal.worker_lcores() {
+                w if w.is_empty() => vec![eal.lcore_id()],
+                w => w,
             };
+            let on_main = worker_lcores == [eal.lcore_id()];
             let nw = worker_lcores.len();
             let pool = PktMbufPool::create(
                 &eal,
@@ -539,15 +541,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut opened = Vec::new();
             let mut addrs = Vec::new();
             let mut reta = Vec::new();
+            let mut dispatched = Vec::new();
             for p in &port_opts {
                 let id = Port::id_by_name(&eal, &p.name).with_context(|| {
                     format!("port {}: pass it with --vdev or bind the NIC", p.name)
                 })?;
+                // Several workers: RSS on the UDP destination port if the port has it, else
+                // one receive queue that worker 0 dispatches from (see worker::Handoff).
+                let rss = nw > 1
+                    && Port::can_rss_udp(&eal, id)
+                        .with_context(|| format!("querying {}", p.name))?;
+                if nw > 1 && !rss {
+                    dispatched.push(id);
+                }
                 let config = PortConfig {
                     promiscuous: true,
-                    rx_queues: nw as u16,
+                    rx_queues: if rss { nw as u16 } else { 1 },
                     tx_queues: nw as u16,
-                    rss_udp_dst_port: nw > 1,
+                    rss_udp_dst_port: rss,
                     ..PortConfig::default()
                 };
                 let port = Port::open(&eal, id, &config, pool)
@@ -568,16 +579,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     gateway6: p.gateway6,
                 });
                 let v6 = p.ipv6.map_or(String::new(), |(a, l)| format!(", {a}/{l}"));
+                let steering = match (nw, rss) {
+                    (1, _) => String::new(),
+                    (_, true) => ", RSS on the UDP destination port".into(),
+                    (_, false) => {
+                        ", no RSS: worker 0 receives and hands packets to their workers".into()
+                    }
+                };
                 println!(
-                    "port {}: id {id}, {}/{}{v6}, mac {}, {nw} queue(s)",
+                    "port {}: id {id}, {}/{}{v6}, mac {}, {nw} queue(s){steering}",
                     p.name,
                     p.ipv4,
                     p.prefix_len,
                     MacAddr(mac)
                 );
-                reta.push((std::net::IpAddr::V4(p.ipv4), port.reta_size()));
+                let reta_size = if rss {
+                    port.reta_size()
+                } else {
+                    rss::SOFTWARE_RETA_SIZE
+                };
+                reta.push((std::net::IpAddr::V4(p.ipv4), reta_size));
                 if let Some((v6, _)) = p.ipv6 {
-                    reta.push((std::net::IpAddr::V6(v6), port.reta_size()));
+                    reta.push((std::net::IpAddr::V6(v6), reta_size));
                 }
                 opened.push(port);
             }
@@ -670,21 +693,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let mut per_worker: Vec<Vec<_>> = (0..nw)
                     .map(|_| handles.iter_mut().filter_map(Iterator::next).collect())
                     .collect();
-                if plan.is_none() {
+                // Software dispatch rings, worker 0 -> worker w, for ports without RSS.
+                let mut rings = Vec::new();
+                if !dispatched.is_empty() {
+                    for w in 1..nw {
+                        rings.push(
+                            relay_dataplane::dpdk::MbufRing::create(
+                                &eal,
+                                &format!("handoff{w}"),
+                                4096,
+                            )
+                            .context("creating the dispatch rings (try a larger -m)")?,
+                        );
+                    }
+                }
+                let mut handoffs: Vec<worker::Handoff<'_, '_>> = (0..nw)
+                    .map(|w| worker::Handoff {
+                        me: w,
+                        workers: nw as u16,
+                        dispatch_ports: if w == 0 {
+                            dispatched.clone()
+                        } else {
+                            Vec::new()
+                        },
+                        to: (0..nw).map(|_| None).collect(),
+                        from: Vec::new(),
+                        peers: channels
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i != w)
+                            .map(|(_, (tx, _))| tx.clone())
+                            .collect(),
+                    })
+                    .collect();
+                for (w, ring) in rings.iter_mut().enumerate() {
+                    let (producer, consumer) = ring.ends();
+                    handoffs[0].to[w + 1] = Some(producer);
+                    handoffs[w + 1].from.push(consumer);
+                }
+                if on_main {
                     worker::run(
                         &eal,
                         pool,
                         &mut per_worker[0],
                         &mut relays[0],
                         Some(&channels[0].1),
+                        &mut handoffs[0],
                         &limits,
                     );
                 } else {
                     let eal_ref = &eal;
                     let limits_ref = &limits;
                     let ((), failed) = eal.scope(|scope| {
-                        for (((queues, relay), (_, rx)), &lcore) in per_worker.iter_mut().zip(relays.iter_mut()).zip(channels.iter()).zip(&worker_lcores) {
-                            if let Err(e) = scope.launch(lcore, move || worker::run(eal_ref, pool, queues, relay, Some(rx), limits_ref)) {
+                        for ((((queues, relay), (_, rx)), handoff), &lcore) in per_worker.iter_mut().zip(relays.iter_mut()).zip(channels.iter()).zip(handoffs.iter_mut()).zip(&worker_lcores) {
+                            if let Err(e) = scope.launch(lcore, move || worker::run(eal_ref, pool, queues, relay, Some(rx), handoff, limits_ref)) {
                                 eprintln!("relay-dataplane: cannot start the worker on lcore {lcore}: {e}");
                             }
                         }
@@ -794,6 +856,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         )
                     };
                     let base = *first.entry(srtp).or_insert(r.pps);
+                    let footprint = (r.bytes_per_stream * f64::from(n)) as usize;
+                    let line_ns = relay_dataplane::bench::random_line_ns(footprint);
+                    let floor = |lines: f64| 1e3 / (lines * line_ns);
                     println!(
                         "{:<10} {:<28} {:>10.2} {:>14} {:>14.0}   ({:.2}x of {} streams)",
                         n,
@@ -803,6 +868,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         r.bytes_per_stream,
                         r.pps / base,
                         streams[0]
+                    );
+                    // The memory reference: what reading the lines a packet needs, and
+                    // nothing else, would allow at this footprint.
+                    let lines = if srtp { 25.0 } else { 10.0 };
+                    println!(
+                        "{:<10} {:<28} {:>10.2} {:>14}   (ref: {line_ns:.1} ns per random line in {} MB, {lines} lines per packet)",
+                        "",
+                        "  memory floor",
+                        floor(lines),
+                        format!("{:.2}x floor", r.pps / 1e6 / floor(lines)),
+                        footprint >> 20
                     );
                 }
             }

@@ -55,11 +55,13 @@ pub enum DropReason {
     TooBig,
     /// The transmit queue was full (counted by the I/O layer).
     TxFull,
+    /// The ring to the worker owning the packet's stream was full (software dispatch).
+    HandoffFull,
 }
 
 impl DropReason {
     /// Every reason, in [`DropReason::index`] order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::NotForUs,
         DropReason::Unsupported,
         DropReason::Malformed,
@@ -78,6 +80,7 @@ impl DropReason {
         DropReason::KeyExpired,
         DropReason::TooBig,
         DropReason::TxFull,
+        DropReason::HandoffFull,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -108,6 +111,7 @@ impl DropReason {
             DropReason::KeyExpired => "key_expired",
             DropReason::TooBig => "too_big",
             DropReason::TxFull => "tx_full",
+            DropReason::HandoffFull => "handoff_full",
         }
     }
 }
@@ -252,12 +256,12 @@ pub struct LegStats {
     pub tx_packets: u64,
     /// Bytes sent to the leg (UDP payload).
     pub tx_bytes: u64,
-    /// Packets from the leg dropped, per [`DropReason`].
-    pub drops: [u64; DropReason::COUNT],
     /// RTP loss and jitter of what the leg sends.
     pub rtp: RtpReceiveStats,
     /// When the last accepted packet arrived (ns, the caller's clock), 0 if never.
     pub last_rx_ns: u64,
+    /// Packets from the leg dropped, per [`DropReason`] (last: rarely touched).
+    pub drops: [u64; DropReason::COUNT],
 }
 
 /// A leg's outgoing headers as last built, and what they were built from.
@@ -306,10 +310,36 @@ impl Leg {
     }
 }
 
+// Stored in place (`Vec<Media>`, not `Vec<Option<Media>>`): an `Option`'s tag would sit wherever
+// the compiler finds a niche (inside a leg, lines away from what a packet reads), and reading
+// it would cost a cache miss per packet. A removed call leaves a vacant entry instead.
 #[repr(C)]
 struct Media {
+    live: bool,
     rtcp: RtcpMode,
     legs: [Leg; 2],
+}
+
+impl Media {
+    fn vacant() -> Media {
+        let leg = || Leg {
+            latched: false,
+            strict: false,
+            receive: None,
+            send: None,
+            remote: None,
+            remote_rtcp: None,
+            clock_per_ns: 0,
+            stats: LegStats::default(),
+            tx: [None, None],
+            local: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        Media {
+            live: false,
+            rtcp: RtcpMode::Mux,
+            legs: [leg(), leg()],
+        }
+    }
 }
 
 /// Tunables of a worker's relay.
@@ -361,8 +391,7 @@ const MAX_PENDING_ARP: usize = 64;
 const CONTEXT_HOT: usize = 512;
 /// A leg's bytes every packet reads: flags, contexts, peers and the counters up to the RTP
 /// statistics (`repr(C)` order), not the drop counters.
-const LEG_HOT: usize = std::mem::offset_of!(Leg, stats)
-    + std::mem::offset_of!(LegStats, drops);
+const LEG_HOT: usize = std::mem::offset_of!(Leg, stats) + std::mem::offset_of!(LegStats, drops);
 
 /// One worker's relay state and packet logic.
 pub struct Relay {
@@ -372,10 +401,11 @@ pub struct Relay {
     /// Bumped whenever a neighbour's MAC is added or changes, invalidating built headers.
     neighbour_gen: u64,
     flows: FlowTable,
-    media: Vec<Option<Media>>,
+    media: Vec<Media>,
     free: Vec<u32>,
     calls: HashMap<String, Vec<u32>>,
     pending_arp: Vec<(u16, IpAddr)>,
+    learnt: Vec<(IpAddr, [u8; 6])>,
     /// Per-worker counters.
     pub stats: WorkerStats,
 }
@@ -396,6 +426,7 @@ impl Relay {
             free: Vec::new(),
             calls: HashMap::default(),
             pending_arp: Vec::with_capacity(MAX_PENDING_ARP),
+            learnt: Vec::with_capacity(MAX_PENDING_ARP),
             stats: WorkerStats::default(),
         }
     }
@@ -510,6 +541,7 @@ impl Relay {
                 None => (None, None),
             };
             built.push(Media {
+                live: true,
                 legs: [
                     self.make_leg(&spec.id, &m.a, old_a)?,
                     self.make_leg(&spec.id, &m.b, old_b)?,
@@ -521,11 +553,11 @@ impl Relay {
         for m in built {
             let slot = match self.free.pop() {
                 Some(s) => {
-                    self.media[s as usize] = Some(m);
+                    self.media[s as usize] = m;
                     s
                 }
                 None => {
-                    self.media.push(Some(m));
+                    self.media.push(m);
                     (self.media.len() - 1) as u32
                 }
             };
@@ -552,12 +584,14 @@ impl Relay {
             .ok_or_else(|| SessionError::NoSuchCall(id.to_owned()))?;
         let mut media = Vec::with_capacity(slots.len());
         for s in slots {
-            let m = self.media[s as usize].take();
+            let m = std::mem::replace(&mut self.media[s as usize], Media::vacant());
+            let m = m.live.then_some(m);
             if let Some(m) = &m {
                 for leg in &m.legs {
                     self.flows.remove(leg.local.into());
-                    self.flows
-                        .remove(SocketAddr::new(leg.local.ip(), leg.local.port().wrapping_add(1)).into());
+                    self.flows.remove(
+                        SocketAddr::new(leg.local.ip(), leg.local.port().wrapping_add(1)).into(),
+                    );
                 }
             }
             self.free.push(s);
@@ -626,7 +660,8 @@ impl Relay {
             id: id.to_owned(),
             media: slots
                 .iter()
-                .filter_map(|&s| self.media[s as usize].as_ref())
+                .map(|&s| &self.media[s as usize])
+                .filter(|m| m.live)
                 .map(|m| [m.legs[0].stats.clone(), m.legs[1].stats.clone()])
                 .collect(),
         })
@@ -637,8 +672,25 @@ impl Relay {
         self.media.len() - self.free.len()
     }
 
+    /// Learns a neighbour from a received ARP or neighbour discovery message, and remembers
+    /// it for [`Relay::drain_learnt`]: with several workers, the one that receives ARP and ND
+    /// (RSS sends them to queue 0) tells the others.
+    fn learn_from_wire(&mut self, ip: IpAddr, mac: [u8; 6], now_ns: u64) {
+        self.learn(ip, mac, now_ns);
+        if self.learnt.len() < MAX_PENDING_ARP {
+            self.learnt.push((ip, mac));
+        }
+    }
+
+    /// Calls `f` with each neighbour learnt from the wire since the last call.
+    pub fn drain_learnt(&mut self, mut f: impl FnMut(IpAddr, [u8; 6])) {
+        for (ip, mac) in self.learnt.drain(..) {
+            f(ip, mac);
+        }
+    }
+
     /// Learns (or refreshes) a neighbour, evicting expired entries when full.
-    fn learn(&mut self, ip: IpAddr, mac: [u8; 6], now_ns: u64) {
+    pub fn learn(&mut self, ip: IpAddr, mac: [u8; 6], now_ns: u64) {
         if let Some(e) = self.neighbours.get_mut(&ip) {
             if e.1 != STATIC {
                 if e.0 != mac {
@@ -724,39 +776,33 @@ impl Relay {
             }
             n += 1;
         }
-        // Stage 2: the media entries, by address only. Reading an entry's `Option` tag here
-        // would be a demand load that stalls on every miss; the fields' addresses are computed
-        // from the entry's (the `Option` adds no header, see the `media_entry_layout` test).
+        // Stage 2: the legs' hot lines. Field addresses are computed, not loaded.
         let mut flows = [None; 32];
         for (f, k) in flows.iter_mut().zip(&keys[..n]) {
             let Some(flow) = k.and_then(|k| self.flows.get(k)) else {
                 continue;
             };
-            let Some(entry) = self.media.get(flow.media as usize) else {
+            let Some(pair) = self.media.get(flow.media as usize) else {
                 continue;
             };
-            let entry: *const u8 = (entry as *const Option<Media>).cast();
             let side = usize::from(flow.side);
-            let leg = |side: usize, field: usize| {
-                entry.wrapping_add(
-                    std::mem::offset_of!(Media, legs) + side * size_of::<Leg>() + field,
-                )
-            };
-            prefetch(entry.wrapping_add(std::mem::offset_of!(Media, rtcp)));
+            let (inb, out) = (&pair.legs[side], &pair.legs[1 - side]);
+            prefetch(&pair.live);
             // Inbound: flags, contexts, peer addresses, receive counters.
-            prefetch_range(leg(side, 0), LEG_HOT);
+            prefetch_range(inb, LEG_HOT);
             // Outbound: its context, send counters, the headers this packet will get.
-            let tx = std::mem::offset_of!(Leg, tx)
-                + usize::from(flow.rtcp_port) * size_of::<Option<TxCache>>();
-            prefetch_range(leg(1 - side, 0), LEG_HOT);
-            prefetch_range(leg(1 - side, tx), size_of::<Option<TxCache>>());
+            prefetch_range(out, LEG_HOT);
+            prefetch_range(
+                &out.tx[usize::from(flow.rtcp_port)],
+                size_of::<Option<TxCache>>(),
+            );
             *f = Some(flow);
         }
         // Stage 3: the SRTP contexts, whose addresses the (now cached) legs hold.
         let mut contexts: [[Option<&Context>; 2]; 32] = [[None; 2]; 32];
         for (c, flow) in contexts.iter_mut().zip(&flows[..n]) {
             let Some(flow) = flow else { continue };
-            let Some(Some(pair)) = self.media.get(flow.media as usize) else {
+            let Some(pair) = self.media.get(flow.media as usize).filter(|m| m.live) else {
                 continue;
             };
             let side = usize::from(flow.side);
@@ -824,7 +870,7 @@ impl Relay {
         //# If the pair <protocol type, sender protocol address> is already in my translation
         //# table, update the sender hardware address field of the entry with the new
         //# information in the packet
-        self.learn(IpAddr::V4(arp.spa), arp.sha, now_ns);
+        self.learn_from_wire(IpAddr::V4(arp.spa), arp.sha, now_ns);
         if arp.op != 1 {
             return Verdict::Consumed;
         }
@@ -921,7 +967,7 @@ impl Relay {
                 let unspecified = icmp.src.is_unspecified();
                 if let Some(mac) = wire::nd_link_layer_option(body.as_slice(), 1) {
                     if !unspecified {
-                        self.learn(IpAddr::V6(icmp.src), mac, now_ns);
+                        self.learn_from_wire(IpAddr::V6(icmp.src), mac, now_ns);
                     }
                 }
                 // Neighbour advertisement: solicited (unless answering DAD), override, with our
@@ -954,7 +1000,7 @@ impl Relay {
                     Ipv6Addr::from(<[u8; 16]>::try_from(&body.bytes[8..24]).expect("16 bytes"));
                 match wire::nd_link_layer_option(body.as_slice(), 2) {
                     Some(mac) => {
-                        self.learn(IpAddr::V6(target), mac, now_ns);
+                        self.learn_from_wire(IpAddr::V6(target), mac, now_ns);
                         Verdict::Consumed
                     }
                     None => self.drop(DropReason::Malformed),
@@ -992,7 +1038,7 @@ impl Relay {
                 v
             }
             Err(reason) => {
-                if let Some(Some(m)) = self.media.get_mut(flow.media as usize) {
+                if let Some(m) = self.media.get_mut(flow.media as usize) {
                     m.legs[usize::from(flow.side)].stats.drops[reason.index()] += 1;
                 }
                 self.drop(reason)
@@ -1017,7 +1063,7 @@ impl Relay {
         } = self;
         let media = media
             .get_mut(flow.media as usize)
-            .and_then(Option::as_mut)
+            .filter(|m| m.live)
             .ok_or(DropReason::UnknownFlow)?;
         let rtcp_mode = media.rtcp;
         let (first, second) = media.legs.split_at_mut(1);
@@ -1205,32 +1251,5 @@ impl ToOwnedSmall for [u8] {
         let mut bytes = [0u8; 1280];
         bytes[..len].copy_from_slice(&self[..len]);
         SmallCopy { bytes, len }
-    }
-}
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    /// `Relay::prefetch_burst` computes field addresses inside `Option<Media>` entries as if
-    /// the `Option` added nothing in front of the `Media`; a layout change would only make the
-    /// prefetches miss, and this test says so.
-    #[test]
-    fn media_entry_layout() {
-        assert_eq!(size_of::<Option<Media>>(), size_of::<Media>());
-        let mut relay = Relay::new(
-            vec![PortAddr {
-                ipv4: Ipv4Addr::new(198, 18, 0, 1),
-                ..PortAddr::default()
-            }],
-            RelayConfig::default(),
-        );
-        let doc = SessionsFile::from_json(
-            r#"{"version":1,"calls":[{"id":"c","media":[{"a":{"local":"198.18.0.1:4000"},"b":{"local":"198.18.0.1:4002"}}]}]}"#,
-        )
-        .unwrap();
-        relay.install(&doc).unwrap();
-        let entry = &relay.media[0];
-        let inner: *const Media = entry.as_ref().unwrap();
-        assert_eq!(inner.cast::<u8>(), (entry as *const Option<Media>).cast::<u8>());
     }
 }

@@ -42,6 +42,10 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     result
 }
 
+/// The redirection table size assumed for ports without RSS, whose packets the receiving
+/// worker hands to the owning worker itself (software dispatch) by the same hash.
+pub const SOFTWARE_RETA_SIZE: u16 = 128;
+
 /// The receive queue (= worker index) of packets to local UDP port `port`, with a
 /// redirection table of `reta_size` entries over `queues` queues.
 pub fn queue_for_port(port: u16, reta_size: u16, queues: u16) -> u16 {

@@ -964,14 +964,24 @@ mod v6_tests {
             let u = parse_udp(&frame[..n]).unwrap();
             let sum = udp_payload_sum(&frame[..n], &u).unwrap();
             let full = checksum_add(0, &frame[u.payload..u.payload + len]);
-            assert_eq!(fold(u64::from(sum)) % 0xffff, fold(u64::from(full)) % 0xffff);
+            assert_eq!(
+                fold(u64::from(sum)) % 0xffff,
+                fold(u64::from(full)) % 0xffff
+            );
             // Rewrite to the second address pair from the recovered sum; compare to a full emit.
             let out = TxHeader::new(&L2Out { vlan: None, ..l2 }, src2, dst2).unwrap();
             let mut fast = frame;
             let m = out.write(&mut fast, u.payload, len, sum).unwrap();
             let mut slow = frame;
-            let m2 = emit_udp(&mut slow, u.payload, len, &L2Out { vlan: None, ..l2 }, src2, dst2)
-                .unwrap();
+            let m2 = emit_udp(
+                &mut slow,
+                u.payload,
+                len,
+                &L2Out { vlan: None, ..l2 },
+                src2,
+                dst2,
+            )
+            .unwrap();
             assert_eq!((m, &fast[..m]), (m2, &slow[..m2]), "round {round}");
             let v = parse_udp(&fast[..m]).unwrap();
             assert!(udp_checksum_ok(&fast[..m], &v));

@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::dpdk::{Burst, Eal, PktMbufPool, Queue};
+use std::net::IpAddr;
+
+use crate::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Queue, RingConsumer, RingProducer};
 use crate::relay::{CallStats, DropReason, Relay, Verdict, WorkerStats};
+use crate::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use crate::session::{CallSpec, SessionError};
+use crate::wire;
 
 /// A request to a worker; the answer goes back on `reply`.
 pub enum ControlMsg {
@@ -27,6 +31,8 @@ pub enum ControlMsg {
     CallStats(String, Sender<Option<CallStats>>),
     /// The worker's counters.
     WorkerStats(Sender<WorkerStats>),
+    /// A neighbour another worker learnt from the wire (no answer).
+    Neighbour(IpAddr, [u8; 6]),
 }
 
 /// When the loop ends.
@@ -39,7 +45,32 @@ pub struct Limits<'a> {
     pub idle_exit: Option<Duration>,
 }
 
-fn apply(relay: &mut Relay, msg: ControlMsg) {
+/// How workers share ports and what they learn.
+///
+/// A port with RSS gives every worker its own receive queue and the NIC steers each packet to
+/// the worker owning its stream. A port without RSS has one receive queue, polled by worker 0,
+/// which hands each UDP packet owned by another worker to it over a single-producer,
+/// single-consumer ring (software dispatch), using the same hash of the destination port
+/// ([`crate::rss::queue_for_port`] over [`crate::rss::SOFTWARE_RETA_SIZE`] entries) by which
+/// calls are placed. Either way a stream's state is only ever touched by its owner. ARP and
+/// neighbour discovery arrive at one worker; what it learns reaches the others by message.
+#[derive(Default)]
+pub struct Handoff<'r, 'eal> {
+    /// This worker's index.
+    pub me: usize,
+    /// Number of workers.
+    pub workers: u16,
+    /// Ports whose packets this worker receives for everyone (ports without RSS).
+    pub dispatch_ports: Vec<u16>,
+    /// Rings towards each worker, by worker index (`None` for itself and where not needed).
+    pub to: Vec<Option<RingProducer<'r, 'eal>>>,
+    /// Rings from workers that dispatch to this one.
+    pub from: Vec<RingConsumer<'r, 'eal>>,
+    /// The other workers' control channels, for neighbours learnt here.
+    pub peers: Vec<Sender<ControlMsg>>,
+}
+
+fn apply(relay: &mut Relay, msg: ControlMsg, now_ns: u64) {
     // A closed reply channel only means the requester gave up waiting.
     match msg {
         ControlMsg::AddCall(spec, reply) => {
@@ -60,6 +91,7 @@ fn apply(relay: &mut Relay, msg: ControlMsg) {
         ControlMsg::WorkerStats(reply) => {
             let _ = reply.send(relay.stats.clone());
         }
+        ControlMsg::Neighbour(ip, mac) => relay.learn(ip, mac, now_ns),
     }
 }
 
@@ -71,6 +103,7 @@ pub fn run<'eal>(
     queues: &mut [Queue<'_, 'eal>],
     relay: &mut Relay,
     control: Option<&Receiver<ControlMsg>>,
+    handoff: &mut Handoff<'_, 'eal>,
     limits: &Limits<'_>,
 ) {
     let (_, hz) = eal.tsc();
@@ -79,7 +112,12 @@ pub fn run<'eal>(
     let now_ns = || ((eal.tsc().0 - start) as f64 * ns_per_tick) as u64;
     let mut rx = Burst::new();
     let mut tx: Vec<Burst<'eal>> = queues.iter().map(|_| Burst::new()).collect();
+    let mut to_workers: Vec<Burst<'eal>> = handoff.to.iter().map(|_| Burst::new()).collect();
     let ids: Vec<u16> = queues.iter().map(Queue::port_id).collect();
+    let dispatch: Vec<bool> = ids
+        .iter()
+        .map(|id| handoff.dispatch_ports.contains(id))
+        .collect();
     let mut last_rx_ns = None;
     let mut iterations = 0u64;
 
@@ -89,35 +127,22 @@ pub fn run<'eal>(
         let mut received = 0;
         for pi in 0..queues.len() {
             received += queues[pi].rx_burst(&mut rx);
+            if dispatch[pi] && handoff.workers > 1 {
+                hand_over(&mut rx, ids[pi], handoff, &mut to_workers, relay);
+            }
             relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
-            for mut m in rx.drain() {
-                let len = m.len();
-                let verdict = relay.process(ids[pi], m.data_and_tailroom_mut(), len, now);
-                let (out, len) = match verdict {
-                    Verdict::Forward { port: out, len } => match ids.iter().position(|&p| p == out)
-                    {
-                        Some(oi) => (oi, len),
-                        None => {
-                            relay.stats.drops[DropReason::NoRoute.index()] += 1;
-                            continue;
-                        }
-                    },
-                    Verdict::Reply { len } => (pi, len),
-                    Verdict::Consumed | Verdict::Drop(_) => continue,
-                };
-                if !m.set_len(len) {
-                    relay.stats.drops[DropReason::TooBig.index()] += 1;
-                    continue;
-                }
-                if tx[out].is_full() {
-                    flush(
-                        &mut queues[out],
-                        &mut tx[out],
-                        &mut relay.stats.drops[DropReason::TxFull.index()],
-                    );
-                }
-                if tx[out].push(m).is_err() {
-                    relay.stats.drops[DropReason::TxFull.index()] += 1;
+            for m in rx.drain() {
+                forward(relay, m, pi, &ids, queues, &mut tx, now);
+            }
+        }
+        // Packets other workers received for this one.
+        for ring in &mut handoff.from {
+            received += ring.dequeue_burst(&mut rx);
+            relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
+            for m in rx.drain() {
+                match ids.iter().position(|&p| p == m.rx_port()) {
+                    Some(pi) => forward(relay, m, pi, &ids, queues, &mut tx, now),
+                    None => relay.stats.drops[DropReason::NoRoute.index()] += 1,
                 }
             }
         }
@@ -140,11 +165,19 @@ pub fn run<'eal>(
             flush(q, burst, &mut tx_full);
         }
         relay.stats.drops[DropReason::TxFull.index()] += tx_full;
+        // Neighbours learnt here, for the other workers (a full channel only delays them: the
+        // next ARP or ND exchange tells them again).
+        let peers = &handoff.peers;
+        relay.drain_learnt(|ip, mac| {
+            for p in peers {
+                let _ = p.try_send(ControlMsg::Neighbour(ip, mac));
+            }
+        });
         if let Some(rx_ctl) = control {
             // A few messages per loop: forwarding never pauses for long.
             for _ in 0..8 {
                 match rx_ctl.try_recv() {
-                    Ok(msg) => apply(relay, msg),
+                    Ok(msg) => apply(relay, msg, now),
                     Err(_) => break,
                 }
             }
@@ -176,6 +209,88 @@ pub fn run<'eal>(
             q.tx_burst(burst);
         }
         flush(q, burst, &mut relay.stats.drops[DropReason::TxFull.index()]);
+    }
+}
+
+/// Software dispatch: moves the UDP packets of `rx` that belong to other workers onto their
+/// rings (a full ring drops and counts them); the rest stay in `rx`, in order.
+fn hand_over<'eal>(
+    rx: &mut Burst<'eal>,
+    port: u16,
+    handoff: &mut Handoff<'_, 'eal>,
+    to_workers: &mut [Burst<'eal>],
+    relay: &mut Relay,
+) {
+    let mut keep = Burst::new();
+    for mut m in rx.drain() {
+        let owner = wire::peek_udp_dst(m.data()).map_or(handoff.me, |dst| {
+            usize::from(queue_for_port(
+                dst.port(),
+                SOFTWARE_RETA_SIZE,
+                handoff.workers,
+            ))
+        });
+        let out = match to_workers.get_mut(owner) {
+            Some(out) if owner != handoff.me && handoff.to[owner].is_some() => out,
+            _ => {
+                // Ours (or nobody else's): `keep` has room, it only takes what `rx` held.
+                let _ = keep.push(m);
+                continue;
+            }
+        };
+        m.set_rx_port(port);
+        if let Err(m) = out.push(m) {
+            drop(m);
+            relay.stats.drops[DropReason::HandoffFull.index()] += 1;
+        }
+    }
+    for (out, ring) in to_workers.iter_mut().zip(handoff.to.iter_mut()) {
+        if let Some(ring) = ring {
+            ring.enqueue_burst(out);
+            relay.stats.drops[DropReason::HandoffFull.index()] += out.len() as u64;
+            out.clear();
+        }
+    }
+    *rx = keep;
+}
+
+/// Runs one received frame through the relay and queues what comes out for transmission.
+#[inline]
+fn forward<'eal>(
+    relay: &mut Relay,
+    mut m: Mbuf<'eal>,
+    pi: usize,
+    ids: &[u16],
+    queues: &mut [Queue<'_, 'eal>],
+    tx: &mut [Burst<'eal>],
+    now: u64,
+) {
+    let len = m.len();
+    let verdict = relay.process(ids[pi], m.data_and_tailroom_mut(), len, now);
+    let (out, len) = match verdict {
+        Verdict::Forward { port: out, len } => match ids.iter().position(|&p| p == out) {
+            Some(oi) => (oi, len),
+            None => {
+                relay.stats.drops[DropReason::NoRoute.index()] += 1;
+                return;
+            }
+        },
+        Verdict::Reply { len } => (pi, len),
+        Verdict::Consumed | Verdict::Drop(_) => return,
+    };
+    if !m.set_len(len) {
+        relay.stats.drops[DropReason::TooBig.index()] += 1;
+        return;
+    }
+    if tx[out].is_full() {
+        flush(
+            &mut queues[out],
+            &mut tx[out],
+            &mut relay.stats.drops[DropReason::TxFull.index()],
+        );
+    }
+    if tx[out].push(m).is_err() {
+        relay.stats.drops[DropReason::TxFull.index()] += 1;
     }
 }
 

@@ -308,7 +308,12 @@ fn udp_checksums_are_verified_or_carried() {
     r.add_call(&call(
         "to-srtp",
         leg("198.18.0.1:40000", None, None, None),
-        leg("198.19.0.1:40002", Some("198.19.0.20:6000"), None, Some(&kb)),
+        leg(
+            "198.19.0.1:40002",
+            Some("198.19.0.20:6000"),
+            None,
+            Some(&kb),
+        ),
         RtcpMode::Mux,
     ))
     .unwrap();
@@ -322,7 +327,12 @@ fn udp_checksums_are_verified_or_carried() {
     r.add_call(&call(
         "plain6",
         leg("[2001:2::1]:42000", None, None, None),
-        leg("[2001:2:0:1::1]:42002", Some("[2001:2:0:1::20]:6000"), None, None),
+        leg(
+            "[2001:2:0:1::1]:42002",
+            Some("[2001:2:0:1::20]:6000"),
+            None,
+            None,
+        ),
         RtcpMode::Mux,
     ))
     .unwrap();
@@ -337,14 +347,27 @@ fn udp_checksums_are_verified_or_carried() {
         r.process(0, &mut buf, len, 5),
         Verdict::Drop(DropReason::BadChecksum)
     );
-    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:40000", &rtp(2, 160));
-    assert!(matches!(r.process(0, &mut buf, len, 5), Verdict::Forward { .. }));
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:40000",
+        &rtp(2, 160),
+    );
+    assert!(matches!(
+        r.process(0, &mut buf, len, 5),
+        Verdict::Forward { .. }
+    ));
     // Plain in, plain out: intact stays intact, corrupt stays corrupt, both rewritten.
     for (seq, bad) in [(1u16, false), (2, true), (3, false)] {
         let (mut buf, len) = if bad {
             corrupt("198.18.0.1:41000", "198.18.0.10:5004", seq)
         } else {
-            frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:41000", &rtp(seq, 160))
+            frame(
+                CALLER_MAC,
+                "198.18.0.10:5004",
+                "198.18.0.1:41000",
+                &rtp(seq, 160),
+            )
         };
         let Verdict::Forward { len, .. } = r.process(0, &mut buf, len, 5) else {
             panic!("plain RTP is relayed");
@@ -354,7 +377,12 @@ fn udp_checksums_are_verified_or_carried() {
         assert_eq!(wire::udp_checksum_ok(&buf[..len], &u), !bad, "seq {seq}");
     }
     // IPv4 without a checksum: relayed with one.
-    let (mut buf, len) = frame(CALLER_MAC, "198.18.0.10:5004", "198.18.0.1:41000", &rtp(4, 160));
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "198.18.0.10:5004",
+        "198.18.0.1:41000",
+        &rtp(4, 160),
+    );
     buf[40..42].copy_from_slice(&[0, 0]);
     let Verdict::Forward { len, .. } = r.process(0, &mut buf, len, 5) else {
         panic!("IPv4 without a UDP checksum is relayed");
@@ -362,7 +390,12 @@ fn udp_checksums_are_verified_or_carried() {
     let u = wire::parse_udp(&buf[..len]).unwrap();
     assert!(buf[u.l4 + 6..u.l4 + 8] != [0, 0] && wire::udp_checksum_ok(&buf[..len], &u));
     // IPv6 without a checksum: refused.
-    let (mut buf, len) = frame(CALLER_MAC, "[2001:2::10]:5004", "[2001:2::1]:42000", &rtp(1, 160));
+    let (mut buf, len) = frame(
+        CALLER_MAC,
+        "[2001:2::10]:5004",
+        "[2001:2::1]:42000",
+        &rtp(1, 160),
+    );
     buf[60..62].copy_from_slice(&[0, 0]);
     assert_eq!(
         r.process(0, &mut buf, len, 5),

@@ -219,6 +219,14 @@ impl<'eal> Mbuf<'eal> {
         unsafe { self.raw.as_ref().port }
     }
 
+    /// Records the port the packet was received on (for a packet handed to another worker,
+    /// as not every driver fills the field).
+    #[inline]
+    pub fn set_rx_port(&mut self, port: u16) {
+        // SAFETY: we own the mbuf; writing a plain field.
+        unsafe { self.raw.as_mut().port = port }
+    }
+
     fn into_raw(self) -> *mut rte_mbuf {
         let raw = self.raw.as_ptr();
         std::mem::forget(self);

@@ -108,6 +108,22 @@ impl<'eal> Port<'eal> {
         Ok(id)
     }
 
+    /// Whether port `id` can spread UDP over several receive queues by a hash of the
+    /// destination port (RSS with a redirection table); if not, several workers share it by
+    /// software dispatch.
+    pub fn can_rss_udp(_eal: &'eal Eal, id: u16) -> Result<bool, DpdkError> {
+        let mut info = rte_eth_dev_info::default();
+        // SAFETY: info is a valid out-pointer for the duration of the call.
+        check("rte_eth_dev_info_get", unsafe {
+            relay_sys::rte_eth_dev_info_get(id, &mut info)
+        })?;
+        Ok(
+            info.flow_type_rss_offloads & relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP != 0
+                && info.reta_size > 0
+                && info.max_rx_queues > 1,
+        )
+    }
+
     /// Configures port `id` with `config`, gives its receive queues buffers from `pool`, and
     /// starts it.
     pub fn open(
@@ -296,14 +312,15 @@ impl<'eal> Port<'eal> {
         self.reta_size
     }
 
-    /// One handle per queue pair (receive queue `q` with transmit queue `q`), to hand to the
-    /// worker threads. The port stays borrowed while they exist, so it cannot be used or
-    /// closed meanwhile, and each queue has exactly one owner.
+    /// One handle per transmit queue `q`, with receive queue `q` if the port has it, to hand
+    /// to the worker threads. The port stays borrowed while they exist, so it cannot be used
+    /// or closed meanwhile, and each queue has exactly one owner.
     pub fn queue_handles(&mut self) -> Vec<Queue<'_, 'eal>> {
-        (0..self.rx_queues.min(self.tx_queues))
+        (0..self.tx_queues)
             .map(|queue| Queue {
                 port: self.id,
                 queue,
+                receives: queue < self.rx_queues,
                 _port: PhantomData,
                 _eal: PhantomData,
             })
@@ -341,10 +358,11 @@ impl Drop for Port<'_> {
     }
 }
 
-/// A receive queue and a transmit queue of one port, owned by one worker thread.
+/// A transmit queue and (usually) a receive queue of one port, owned by one worker thread.
 pub struct Queue<'p, 'eal> {
     port: u16,
     queue: u16,
+    receives: bool,
     _port: PhantomData<&'p mut ()>,
     _eal: PhantomData<&'eal Eal>,
 }
@@ -360,9 +378,18 @@ impl<'eal> Queue<'_, 'eal> {
         self.queue
     }
 
+    /// Whether the handle has a receive queue (a port shared by software dispatch has one
+    /// receive queue and a transmit queue per worker).
+    pub fn receives(&self) -> bool {
+        self.receives
+    }
+
     /// Receives into the free slots of `burst`; returns how many arrived.
     #[inline]
     pub fn rx_burst(&mut self, burst: &mut Burst<'eal>) -> usize {
+        if !self.receives {
+            return 0;
+        }
         let room = (BURST_SIZE - burst.len) as u16;
         // SAFETY: this handle is the only user of this queue (Port::queues hands out one per
         // queue and borrows the port meanwhile); the destination has `room` free slots.

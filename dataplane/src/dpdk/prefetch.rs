@@ -12,9 +12,7 @@ pub fn prefetch<T: ?Sized>(addr: *const T) {
     // baseline features). A prefetch is only a hint: it does not fault on any address and reads
     // nothing the program can observe, so no pointer validity is required.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            addr.cast::<i8>(),
-        );
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = addr;

@@ -1,0 +1,159 @@
+//! Two workers sharing a port without RSS (`net_pcap`): worker 0 receives everything and
+//! hands each packet to the worker that owns its call (software dispatch); the callee's MAC,
+//! learnt from an ARP reply only worker 0 sees, reaches worker 1 by message. Three lcores
+//! on CPU 0 (`--lcores`), so the test runs on a one-CPU machine too.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
+use relay_dataplane::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
+use relay_dataplane::wire::{self, Arp};
+use serde_json::{json, Value};
+
+const CALLEE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x20];
+
+/// Local port pairs (a, a + 2) that both land on `worker` of 2.
+fn ports_of(worker: u16, count: usize) -> Vec<u16> {
+    (20_000u16..)
+        .step_by(4)
+        .filter(|&p| {
+            queue_for_port(p, SOFTWARE_RETA_SIZE, 2) == worker
+                && queue_for_port(p + 2, SOFTWARE_RETA_SIZE, 2) == worker
+        })
+        .take(count)
+        .collect()
+}
+
+fn rtp_to(port: u16, seq: u16) -> Vec<u8> {
+    let mut rtp = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0, 0, 0, 0, 9];
+    rtp.extend_from_slice(&[0x5a; 160]);
+    let mut buf = vec![0u8; 256];
+    let ends = UdpEndpoints {
+        src_mac: [2, 0, 0, 0, 0, 0x10],
+        dst_mac: [2, 0, 0, 0, 0, 1],
+        src: "198.18.1.10:5004".parse().unwrap(),
+        dst: format!("198.18.0.1:{port}").parse().unwrap(),
+    };
+    let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn relayed_to_callee(path: &Path) -> usize {
+    common::read_pcap(path)
+        .iter()
+        .filter(|f| {
+            f[..6] == CALLEE_MAC
+                && wire::parse_udp(f).is_ok_and(|u| u.dst == "198.18.1.20:6000".parse().unwrap())
+        })
+        .count()
+}
+
+#[test]
+fn two_workers_share_a_port_without_rss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (w0, w1) = (ports_of(0, 2), ports_of(1, 2));
+    // The callee announces itself once (an unsolicited ARP reply to the relay's address).
+    let mut arp = vec![0u8; 64];
+    let n = wire::write_arp(
+        &mut arp,
+        [2, 0, 0, 0, 0, 1],
+        None,
+        &Arp {
+            op: 2,
+            sha: CALLEE_MAC,
+            spa: "198.18.1.20".parse().unwrap(),
+            tha: [2, 0, 0, 0, 0, 1],
+            tpa: "198.18.0.1".parse().unwrap(),
+        },
+    )
+    .unwrap();
+    arp.truncate(n);
+    let mut frames = vec![arp];
+    for seq in 0..50u16 {
+        for &p in w0.iter().chain(&w1) {
+            frames.push(rtp_to(p, seq));
+        }
+    }
+    let input = tmp.path().join("in.pcap");
+    common::write_pcap(&input, &frames);
+
+    let call = |p: u16| json!({"id": format!("c{p}"), "media": [{"a": {"local": format!("198.18.0.1:{p}")}, "b": {"local": format!("198.18.0.1:{}", p + 2), "remote": "198.18.1.20:6000"}}]});
+    let sessions = tmp.path().join("sessions.json");
+    let calls: Vec<Value> = w0.iter().chain(&w1).map(|&p| call(p)).collect();
+    std::fs::write(&sessions, json!({"version": 1, "calls": calls}).to_string()).unwrap();
+    let (out0, out1) = (tmp.path().join("out0.pcap"), tmp.path().join("out1.pcap"));
+    let stats = tmp.path().join("stats.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
+        .args(["run", "--port", "net_pcap0,ipv4=198.18.0.1/16"])
+        .arg("--sessions")
+        .arg(&sessions)
+        .arg("--stats-json")
+        .arg(&stats)
+        .args(["--idle-exit-ms", "1500", "--duration", "30", "--"])
+        .args([
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "--log-level=error",
+            "--lcores=0@0,1@0,2@0",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}",
+            input.display(),
+            out0.display(),
+            out1.display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("no RSS: worker 0 receives and hands packets"),
+        "{text}"
+    );
+    let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    let workers = stats["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{stats}");
+    // Worker 0 received every frame from the port; worker 1 only what was handed to it.
+    assert_eq!(workers[0]["rx"], json!(frames.len() - 100), "{stats}");
+    assert_eq!(workers[1]["rx"], json!(100), "{stats}");
+    // Every packet of every call reached its call's worker and was relayed, except those that
+    // came before the worker knew the callee's MAC (worker 1 learns it from worker 0's
+    // message, so its first packets may be early; how many depends on scheduling).
+    let mut relayed = [0u64; 2];
+    for call in stats["calls"].as_array().unwrap() {
+        let a = &call["media"][0]["a"];
+        let b = &call["media"][0]["b"];
+        let tx = b["tx_packets"].as_u64().unwrap();
+        let early = a["drops"]["neighbour_unresolved"].as_u64().unwrap_or(0);
+        assert_eq!(a["rx_packets"], json!(50), "{call}");
+        assert_eq!(tx + early, 50, "{call}");
+        assert!(
+            tx > 0,
+            "the callee's MAC never reached this call's worker: {call}"
+        );
+        let port: u16 = call["id"].as_str().unwrap()[1..].parse().unwrap();
+        relayed[usize::from(w1.contains(&port))] += tx;
+    }
+    // Each worker transmits on its own queue (tx_pcap one and two), with the MAC only worker
+    // 0 received.
+    assert_eq!(relayed_to_callee(&out0) as u64, relayed[0]);
+    assert_eq!(relayed_to_callee(&out1) as u64, relayed[1]);
+    assert_eq!(
+        stats["worker"]["drops"]["handoff_full"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{stats}"
+    );
+}
