@@ -11,24 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pcap_file::pcap::{PcapPacket, PcapWriter};
-use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
 use serde_json::{json, Value};
 
 fn frame(dst_port: u16, seq: u16) -> Vec<u8> {
-    let mut rtp = vec![0x80, 0];
-    rtp.extend_from_slice(&seq.to_be_bytes());
-    rtp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
-    rtp.extend_from_slice(&[0x55; 160]);
-    let mut buf = vec![0u8; 256];
-    let ends = UdpEndpoints {
-        src_mac: [2, 0, 0, 0, 0, 0x10],
-        dst_mac: [2, 0, 0, 0, 0, 1],
-        src: "198.18.1.10:5004".parse().unwrap(),
-        dst: format!("198.18.0.1:{dst_port}").parse().unwrap(),
-    };
-    let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
-    buf.truncate(n);
-    buf
+    common::caller_rtp_frame(dst_port, seq)
 }
 
 struct Client {

@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
 use relay_dataplane::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use relay_dataplane::wire::{self, Arp};
 use serde_json::{json, Value};
@@ -25,21 +24,6 @@ fn ports_of(worker: u16, count: usize) -> Vec<u16> {
         })
         .take(count)
         .collect()
-}
-
-fn rtp_to(port: u16, seq: u16) -> Vec<u8> {
-    let mut rtp = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0, 0, 0, 0, 9];
-    rtp.extend_from_slice(&[0x5a; 160]);
-    let mut buf = vec![0u8; 256];
-    let ends = UdpEndpoints {
-        src_mac: [2, 0, 0, 0, 0, 0x10],
-        dst_mac: [2, 0, 0, 0, 0, 1],
-        src: "198.18.1.10:5004".parse().unwrap(),
-        dst: format!("198.18.0.1:{port}").parse().unwrap(),
-    };
-    let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
-    buf.truncate(n);
-    buf
 }
 
 fn relayed_to_callee(path: &Path) -> usize {
@@ -75,7 +59,7 @@ fn two_workers_share_a_port_without_rss() {
     let mut frames = vec![arp];
     for seq in 0..50u16 {
         for &p in w0.iter().chain(&w1) {
-            frames.push(rtp_to(p, seq));
+            frames.push(common::caller_rtp_frame(p, seq));
         }
     }
     let input = tmp.path().join("in.pcap");

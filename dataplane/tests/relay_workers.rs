@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pcap_file::pcap::{PcapPacket, PcapWriter};
-use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
 use serde_json::{json, Value};
 
 fn relay() -> Command {
@@ -28,25 +25,9 @@ fn a_worker_on_its_own_core_relays_and_answers_the_socket() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.pcap");
-    {
-        let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
-        for seq in 0..32u16 {
-            for port in [31_000u16, 31_010] {
-                let mut rtp = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0, 0, 0, 0, 9];
-                rtp.extend_from_slice(&[0x33; 160]);
-                let mut buf = vec![0u8; 256];
-                let ends = UdpEndpoints {
-                    src_mac: [2, 0, 0, 0, 0, 0x10],
-                    dst_mac: [2, 0, 0, 0, 0, 1],
-                    src: "198.18.1.10:5004".parse().unwrap(),
-                    dst: format!("198.18.0.1:{port}").parse().unwrap(),
-                };
-                let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
-                w.write_packet(&PcapPacket::new(Duration::ZERO, n as u32, &buf[..n]))
-                    .unwrap();
-            }
-        }
-    }
+    let frames = (0..32u16)
+        .flat_map(|seq| [31_000u16, 31_010].map(|port| common::caller_rtp_frame(port, seq)));
+    common::write_pcap(&input, frames);
     let sessions = tmp.path().join("sessions.json");
     let call = |id: &str, a: u16, b: u16| json!({"id": id, "media": [{"a": {"local": format!("198.18.0.1:{a}")}, "b": {"local": format!("198.18.0.1:{b}"), "remote": "198.18.1.20:6000"}}]});
     std::fs::write(&sessions, json!({"version": 1, "neighbours": [{"ip": "198.18.1.20", "mac": "02:00:00:00:00:20"}], "calls": [call("file", 31_000, 31_002)]}).to_string()).unwrap();

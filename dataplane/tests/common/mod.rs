@@ -115,3 +115,23 @@ pub fn pcap_vdev(input: &std::path::Path, output: &std::path::Path) -> String {
         output.display()
     )
 }
+
+/// A plain RTP packet (sequence `seq`, 160 bytes of payload) from the test caller
+/// 198.18.1.10:5004 to the relay's 198.18.0.1:`dst_port`, as an Ethernet frame.
+pub fn caller_rtp_frame(dst_port: u16, seq: u16) -> Vec<u8> {
+    use relay_dataplane::frame::write_udp_ipv4;
+    let mut rtp = vec![0x80, 0];
+    rtp.extend_from_slice(&seq.to_be_bytes());
+    rtp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    rtp.extend_from_slice(&[0x55; 160]);
+    let mut buf = vec![0u8; 256];
+    let ends = UdpEndpoints {
+        src_mac: [2, 0, 0, 0, 0, 0x10],
+        dst_mac: [2, 0, 0, 0, 0, 1],
+        src: "198.18.1.10:5004".parse().unwrap(),
+        dst: format!("198.18.0.1:{dst_port}").parse().unwrap(),
+    };
+    let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
+    buf.truncate(n);
+    buf
+}
