@@ -927,6 +927,44 @@ mod v6_tests {
         }
     }
 
+    /// `checksum_add` against RFC 1071's definition (big-endian 16-bit words, end-around
+    /// carry, one at a time) on every length up to 300 and random contents and start sums.
+    #[test]
+    fn checksum_matches_the_rfc_1071_definition() {
+        let reference = |sum: u32, data: &[u8]| -> u32 {
+            let mut acc = sum;
+            for pair in data.chunks(2) {
+                let w = u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
+                acc += w;
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc
+        };
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for len in 0..300 {
+            for _ in 0..20 {
+                let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                let start = (next() % 0x1_0000) as u32;
+                // Equal as one's-complement values (0 and 0xffff are both zero).
+                let (a, b) = (checksum_add(start, &data), reference(start, &data));
+                assert_eq!(a % 0xffff, b % 0xffff, "len {len}");
+            }
+            assert_eq!(
+                checksum_add(0, &vec![0xff; len]) % 0xffff,
+                reference(0, &vec![0xff; len]) % 0xffff
+            );
+        }
+    }
+
     /// The payload sum recovered from a checksum gives the same frame as summing the payload,
     /// for both families, tagged or not, odd and even lengths, and keeps a corrupted payload
     /// detectably corrupt after the headers are rewritten.
