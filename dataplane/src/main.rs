@@ -671,7 +671,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "main_lcore": eal.lcore_id(),
                 "workers": worker_lcores.iter().enumerate().map(|(i, l)| serde_json::json!({
                     "lcore": l,
-                    "ports": port_opts.iter().map(|p| serde_json::json!({"name": p.name, "queue": i})).collect::<Vec<_>>(),
+                    // How packets reach this worker's queue: the only queue, RSS, or handed over
+                    // by worker 0 (software dispatch; worker 0 receives, the others transmit).
+                    "ports": port_opts.iter().zip(&opened).map(|(p, port)| {
+                        let steering = match (nw, dispatched.contains(&port.id())) {
+                            (1, _) => "single",
+                            (_, false) => "rss",
+                            (_, true) => "dispatch",
+                        };
+                        serde_json::json!({"name": p.name, "queue": i, "steering": steering})
+                    }).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
             if let Some(path) = &control_path {

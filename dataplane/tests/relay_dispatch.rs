@@ -5,8 +5,11 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use relay_dataplane::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use relay_dataplane::wire::{self, Arp};
@@ -71,12 +74,15 @@ fn two_workers_share_a_port_without_rss() {
     std::fs::write(&sessions, json!({"version": 1, "calls": calls}).to_string()).unwrap();
     let (out0, out1) = (tmp.path().join("out0.pcap"), tmp.path().join("out1.pcap"));
     let stats = tmp.path().join("stats.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
+    let socket = tmp.path().join("relay.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
         .args(["run", "--port", "net_pcap0,ipv4=198.18.0.1/16"])
         .arg("--sessions")
         .arg(&sessions)
         .arg("--stats-json")
         .arg(&stats)
+        .arg("--control")
+        .arg(&socket)
         .args(["--idle-exit-ms", "1500", "--duration", "30", "--"])
         .args([
             "--no-huge",
@@ -93,8 +99,29 @@ fn two_workers_share_a_port_without_rss() {
             out0.display(),
             out1.display()
         ))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // The core map says how each worker's packets arrive.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stream = UnixStream::connect(&socket).expect("control socket");
+    writeln!(stream, "{}", json!({"version": 1, "op": "core_map"})).unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).unwrap();
+    let map: Value = serde_json::from_str(&line).unwrap();
+    for w in 0..2 {
+        assert_eq!(
+            map["result"]["workers"][w]["ports"][0]["steering"],
+            json!("dispatch"),
+            "{map}"
+        );
+    }
+    drop(stream);
+    let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

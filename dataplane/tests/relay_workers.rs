@@ -88,6 +88,11 @@ fn a_worker_on_its_own_core_relays_and_answers_the_socket() {
         "{map}"
     );
     assert_eq!(
+        map["workers"][0]["ports"][0]["steering"],
+        json!("single"),
+        "{map}"
+    );
+    assert_eq!(
         ask(json!({"version": 1, "op": "add_call", "call": call("socket", 31_010, 31_012)}))["ok"],
         json!(true)
     );
