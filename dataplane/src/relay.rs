@@ -275,69 +275,135 @@ struct TxCache {
     expires_ns: u64,
 }
 
-// `repr(C)`, in the order the hot path reads: flags and contexts, peer addresses, counters,
-// built headers; the local address (read when building headers) last. A packet then touches
-// three or four of the leg's ten cache lines (see `Relay::prefetch_burst`).
+type Keyed = Option<Box<(SdesKey, Context)>>;
+
+/// What the hot path reads of a leg when a packet arrives from it.
+// `repr(C)`: the fields in the order the hot path reads them.
+#[derive(Default)]
 #[repr(C)]
-struct Leg {
+struct Receiving {
     latched: bool,
     strict: bool,
     // Boxed: a plain-RTP leg then costs a pointer, not a context's worth of key schedules.
-    receive: Option<Box<(SdesKey, Context)>>,
-    send: Option<Box<(SdesKey, Context)>>,
-    remote: Option<SocketAddr>,
-    remote_rtcp: Option<SocketAddr>,
+    receive: Keyed,
     /// RTP timestamp units per nanosecond, times 2^40 (no division per packet).
     clock_per_ns: u64,
-    stats: LegStats,
-    /// Headers for packets sent to this leg: RTP, RTCP port (RFC 3550 port + 1).
-    tx: [Option<TxCache>; 2],
-    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    remote_rtcp: Option<SocketAddr>,
+    rx_packets: u64,
+    rx_bytes: u64,
+    rx_rtcp: u64,
+    last_rx_ns: u64,
+    rtp: RtpReceiveStats,
 }
 
-impl Leg {
-    /// The peer address changed (latching): the headers towards it must be rebuilt.
-    fn set_remote(&mut self, rtcp_port: bool, src: SocketAddr) {
+impl Receiving {
+    /// Latches the peer's address for the RTP or RTCP port; true if it changed (the headers
+    /// towards the leg must then be rebuilt).
+    fn set_remote(&mut self, rtcp_port: bool, src: SocketAddr) -> bool {
         let slot = if rtcp_port {
             &mut self.remote_rtcp
         } else {
             &mut self.remote
         };
-        if *slot != Some(src) {
-            *slot = Some(src);
-            self.tx = [None, None];
-        }
+        let changed = *slot != Some(src);
+        *slot = Some(src);
+        changed
     }
 }
 
+/// What the hot path reads of a leg when a packet is sent to it.
+#[derive(Default)]
+#[repr(C)]
+struct Sending {
+    send: Keyed,
+    tx_packets: u64,
+    tx_bytes: u64,
+    /// Headers for packets sent to this leg: RTP, RTCP port (RFC 3550 port + 1).
+    tx: [Option<TxCache>; 2],
+}
+
+/// One direction of a media pair in one piece: the receiving side of the leg packets arrive
+/// from, then the sending side of the leg they leave to. A packet reads one run of about five
+/// cache lines of it (see `Relay::prefetch_burst`) instead of lines spread over two legs.
+#[derive(Default)]
+#[repr(C)]
+struct Direction {
+    from: Receiving,
+    to: Sending,
+}
+
+/// A leg as built from its spec, before its halves go into the two directions.
+struct LegParts {
+    receiving: Receiving,
+    sending: Sending,
+    local: SocketAddr,
+}
+
 // Stored in place (`Vec<Media>`, not `Vec<Option<Media>>`): an `Option`'s tag would sit wherever
-// the compiler finds a niche (inside a leg, lines away from what a packet reads), and reading
-// it would cost a cache miss per packet. A removed call leaves a vacant entry instead.
+// the compiler finds a niche (lines away from what a packet reads), and reading it would cost a
+// cache miss per packet. A removed call leaves a vacant entry instead.
 #[repr(C)]
 struct Media {
     live: bool,
     rtcp: RtcpMode,
-    legs: [Leg; 2],
+    /// `dirs[s]`: packets arriving on leg `s` (0 = a, 1 = b) and leaving to the other leg.
+    dirs: [Direction; 2],
+    locals: [SocketAddr; 2],
+    /// Drops of packets from each leg, per reason.
+    drops: [[u64; DropReason::COUNT]; 2],
 }
 
 impl Media {
+    fn new(a: LegParts, b: LegParts, rtcp: RtcpMode) -> Media {
+        Media {
+            live: true,
+            rtcp,
+            dirs: [
+                Direction {
+                    from: a.receiving,
+                    to: b.sending,
+                },
+                Direction {
+                    from: b.receiving,
+                    to: a.sending,
+                },
+            ],
+            locals: [a.local, b.local],
+            drops: [[0; DropReason::COUNT]; 2],
+        }
+    }
+
     fn vacant() -> Media {
-        let leg = || Leg {
-            latched: false,
-            strict: false,
-            receive: None,
-            send: None,
-            remote: None,
-            remote_rtcp: None,
-            clock_per_ns: 0,
-            stats: LegStats::default(),
-            tx: [None, None],
-            local: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
         Media {
             live: false,
             rtcp: RtcpMode::Mux,
-            legs: [leg(), leg()],
+            dirs: Default::default(),
+            locals: [SocketAddr::from(([0, 0, 0, 0], 0)); 2],
+            drops: [[0; DropReason::COUNT]; 2],
+        }
+    }
+
+    /// Leg `s`'s contexts (receive, send), taken out for a re-INVITE.
+    fn take_contexts(&mut self, s: usize) -> (Keyed, Keyed) {
+        (
+            self.dirs[s].from.receive.take(),
+            self.dirs[1 - s].to.send.take(),
+        )
+    }
+
+    /// Leg `s`'s counters.
+    fn leg_stats(&self, s: usize) -> LegStats {
+        let (rx, tx) = (&self.dirs[s].from, &self.dirs[1 - s].to);
+        LegStats {
+            rx_packets: rx.rx_packets,
+            rx_bytes: rx.rx_bytes,
+            rx_rtcp: rx.rx_rtcp,
+            tx_packets: tx.tx_packets,
+            tx_bytes: tx.tx_bytes,
+            rtp: rx.rtp.clone(),
+            last_rx_ns: rx.last_rx_ns,
+            drops: self.drops[s],
         }
     }
 }
@@ -389,9 +455,8 @@ const MAX_PENDING_ARP: usize = 64;
 
 /// At most this many bytes of each SRTP context's hot memory are prefetched.
 const CONTEXT_HOT: usize = 512;
-/// A leg's bytes every packet reads: flags, contexts, peers and the counters up to the RTP
-/// statistics (`repr(C)` order), not the drop counters.
-const LEG_HOT: usize = std::mem::offset_of!(Leg, stats) + std::mem::offset_of!(LegStats, drops);
+/// The bytes of a direction's sending side before its built headers: context and counters.
+const DIRECTION_TO_HOT: usize = std::mem::offset_of!(Sending, tx);
 
 /// One worker's relay state and packet logic.
 pub struct Relay {
@@ -447,7 +512,12 @@ impl Relay {
         self.ports.iter().find(|p| p.owns(ip))
     }
 
-    fn make_leg(&self, call: &str, spec: &LegSpec, old: Option<Leg>) -> Result<Leg, SessionError> {
+    fn make_leg(
+        &self,
+        call: &str,
+        spec: &LegSpec,
+        (mut old_rx, mut old_tx): (Keyed, Keyed),
+    ) -> Result<LegParts, SessionError> {
         if self.port_of(spec.local.ip()).is_none() {
             return Err(SessionError::NotLocal(spec.local.ip()));
         }
@@ -457,11 +527,6 @@ impl Relay {
         };
         // Keeping a key keeps its context, and so its ROC and replay window (RFC 3711 3.3.1);
         // a new key starts a fresh context.
-        let (mut old_rx, mut old_tx) = match old {
-            Some(l) => (l.receive, l.send),
-            None => (None, None),
-        };
-        type Keyed = Option<Box<(SdesKey, Context)>>;
         let context = |c: &Option<crate::session::CryptoSpec>,
                        old: &mut Keyed|
          -> Result<Keyed, SessionError> {
@@ -482,17 +547,19 @@ impl Relay {
         let receive = context(&spec.receive, &mut old_rx)?;
         let send = context(&spec.send, &mut old_tx)?;
         let clock_rate = spec.clock_rate.max(1);
-        Ok(Leg {
+        Ok(LegParts {
+            receiving: Receiving {
+                strict: spec.strict_source,
+                receive,
+                clock_per_ns: ((u128::from(clock_rate) << 40) / 1_000_000_000) as u64,
+                remote: spec.remote,
+                ..Receiving::default()
+            },
+            sending: Sending {
+                send,
+                ..Sending::default()
+            },
             local: spec.local,
-            remote: spec.remote,
-            remote_rtcp: None,
-            latched: false,
-            strict: spec.strict_source,
-            receive,
-            send,
-            clock_per_ns: ((u128::from(clock_rate) << 40) / 1_000_000_000) as u64,
-            tx: [None, None],
-            stats: LegStats::default(),
         })
     }
 
@@ -535,19 +602,15 @@ impl Relay {
         }
         let mut built = Vec::with_capacity(spec.media.len());
         for (i, m) in spec.media.iter().enumerate() {
-            let old = old_media.get_mut(i).and_then(Option::take);
-            let (old_a, old_b) = match old {
-                Some(Media { legs: [a, b], .. }) => (Some(a), Some(b)),
-                None => (None, None),
+            let (old_a, old_b) = match old_media.get_mut(i).and_then(Option::as_mut) {
+                Some(old) => (old.take_contexts(0), old.take_contexts(1)),
+                None => ((None, None), (None, None)),
             };
-            built.push(Media {
-                live: true,
-                legs: [
-                    self.make_leg(&spec.id, &m.a, old_a)?,
-                    self.make_leg(&spec.id, &m.b, old_b)?,
-                ],
-                rtcp: m.rtcp,
-            });
+            built.push(Media::new(
+                self.make_leg(&spec.id, &m.a, old_a)?,
+                self.make_leg(&spec.id, &m.b, old_b)?,
+                m.rtcp,
+            ));
         }
         let mut slots = Vec::with_capacity(built.len());
         for m in built {
@@ -587,11 +650,10 @@ impl Relay {
             let m = std::mem::replace(&mut self.media[s as usize], Media::vacant());
             let m = m.live.then_some(m);
             if let Some(m) = &m {
-                for leg in &m.legs {
-                    self.flows.remove(leg.local.into());
-                    self.flows.remove(
-                        SocketAddr::new(leg.local.ip(), leg.local.port().wrapping_add(1)).into(),
-                    );
+                for local in m.locals {
+                    self.flows.remove(local.into());
+                    self.flows
+                        .remove(SocketAddr::new(local.ip(), local.port().wrapping_add(1)).into());
                 }
             }
             self.free.push(s);
@@ -608,7 +670,7 @@ impl Relay {
             media: media
                 .into_iter()
                 .flatten()
-                .map(|m| [m.legs[0].stats.clone(), m.legs[1].stats.clone()])
+                .map(|m| [m.leg_stats(0), m.leg_stats(1)])
                 .collect(),
         })
     }
@@ -662,7 +724,7 @@ impl Relay {
                 .iter()
                 .map(|&s| &self.media[s as usize])
                 .filter(|m| m.live)
-                .map(|m| [m.legs[0].stats.clone(), m.legs[1].stats.clone()])
+                .map(|m| [m.leg_stats(0), m.leg_stats(1)])
                 .collect(),
         })
     }
@@ -785,15 +847,13 @@ impl Relay {
             let Some(pair) = self.media.get(flow.media as usize) else {
                 continue;
             };
-            let side = usize::from(flow.side);
-            let (inb, out) = (&pair.legs[side], &pair.legs[1 - side]);
+            let dir = &pair.dirs[usize::from(flow.side)];
             prefetch(&pair.live);
-            // Inbound: flags, contexts, peer addresses, receive counters.
-            prefetch_range(inb, LEG_HOT);
-            // Outbound: its context, send counters, the headers this packet will get.
-            prefetch_range(out, LEG_HOT);
+            // The arriving leg's receiving side, the leaving leg's context and counters, and
+            // the headers this packet will get: one run of lines.
+            prefetch_range(dir, std::mem::offset_of!(Direction, to) + DIRECTION_TO_HOT);
             prefetch_range(
-                &out.tx[usize::from(flow.rtcp_port)],
+                &dir.to.tx[usize::from(flow.rtcp_port)],
                 size_of::<Option<TxCache>>(),
             );
             *f = Some(flow);
@@ -805,9 +865,8 @@ impl Relay {
             let Some(pair) = self.media.get(flow.media as usize).filter(|m| m.live) else {
                 continue;
             };
-            let side = usize::from(flow.side);
-            let (inb, out) = (&pair.legs[side], &pair.legs[1 - side]);
-            for (slot, keyed) in c.iter_mut().zip([&inb.receive, &out.send]) {
+            let dir = &pair.dirs[usize::from(flow.side)];
+            for (slot, keyed) in c.iter_mut().zip([&dir.from.receive, &dir.to.send]) {
                 if let Some(keyed) = keyed {
                     let (at, bytes) = keyed.1.hot_fields();
                     prefetch_range(at, bytes);
@@ -1039,7 +1098,7 @@ impl Relay {
             }
             Err(reason) => {
                 if let Some(m) = self.media.get_mut(flow.media as usize) {
-                    m.legs[usize::from(flow.side)].stats.drops[reason.index()] += 1;
+                    m.drops[usize::from(flow.side)][reason.index()] += 1;
                 }
                 self.drop(reason)
             }
@@ -1066,12 +1125,17 @@ impl Relay {
             .filter(|m| m.live)
             .ok_or(DropReason::UnknownFlow)?;
         let rtcp_mode = media.rtcp;
-        let (first, second) = media.legs.split_at_mut(1);
-        let (inb, out) = if flow.side == 0 {
+        // `here`: this packet's direction (arriving leg's receiving side, leaving leg's sending
+        // side); `back`: the other one (the leaving leg's peer addresses, the arriving leg's
+        // headers, which latching invalidates).
+        let Media { dirs, locals, .. } = media;
+        let (first, second) = dirs.split_at_mut(1);
+        let (here, back) = if flow.side == 0 {
             (&mut first[0], &mut second[0])
         } else {
             (&mut second[0], &mut first[0])
         };
+        let (inb, out) = (&mut here.from, &mut here.to);
 
         // Strict source after latching.
         let expected = if flow.rtcp_port {
@@ -1123,23 +1187,26 @@ impl Relay {
         };
         // Authenticated (or plain): latch the peer's address from this packet.
         if !inb.latched || !inb.strict {
-            if flow.rtcp_port {
-                inb.set_remote(true, u.src);
-            } else if !inb.latched {
-                inb.set_remote(false, u.src);
+            let changed = if flow.rtcp_port {
+                inb.set_remote(true, u.src)
+            } else {
+                !inb.latched && inb.set_remote(false, u.src)
+            };
+            if changed {
+                back.to.tx = [None, None];
             }
             inb.latched = true;
         }
-        inb.stats.rx_packets += 1;
-        inb.stats.rx_bytes += plen as u64;
-        inb.stats.last_rx_ns = now_ns;
+        inb.rx_packets += 1;
+        inb.rx_bytes += plen as u64;
+        inb.last_rx_ns = now_ns;
         if is_rtcp {
-            inb.stats.rx_rtcp += 1;
+            inb.rx_rtcp += 1;
         } else if plain >= 12 {
             let seq = u16::from_be_bytes([payload[2], payload[3]]);
             let ts = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
             let arrival = ((u128::from(now_ns) * u128::from(inb.clock_per_ns)) >> 40) as u32;
-            inb.stats.rtp.update(seq, ts, arrival);
+            inb.rtp.update(seq, ts, arrival);
         }
         // Outbound: protect for the other leg.
         let out_len = match (out.send.as_deref_mut(), is_rtcp) {
@@ -1155,7 +1222,17 @@ impl Relay {
         let cache = match out.tx[tx] {
             Some(c) if c.neighbour_gen == *neighbour_gen && c.expires_ns > now_ns => c,
             _ => {
-                let c = build_tx(out, flow.rtcp_port, ports, neighbours, now_ns, pending_arp)?;
+                let peer = (back.from.remote, back.from.remote_rtcp);
+                // (Only here: the local addresses are in a line no other packet reads.)
+                let c = build_tx(
+                    locals[1 - usize::from(flow.side)],
+                    peer,
+                    flow.rtcp_port,
+                    ports,
+                    neighbours,
+                    now_ns,
+                    pending_arp,
+                )?;
                 let c = TxCache {
                     neighbour_gen: *neighbour_gen,
                     ..c
@@ -1164,8 +1241,8 @@ impl Relay {
                 c
             }
         };
-        out.stats.tx_packets += 1;
-        out.stats.tx_bytes += out_len as u64;
+        out.tx_packets += 1;
+        out.tx_bytes += out_len as u64;
         let len = cache
             .header
             .write(frame, u.payload, out_len, payload_sum)
@@ -1177,11 +1254,13 @@ impl Relay {
     }
 }
 
-/// Builds the headers for packets sent to `out` (its RTP or RTCP port): route by the port that
-/// owns the leg's local address, next hop on link or the gateway, its MAC from the neighbour
-/// table (or an ARP request / neighbour solicitation queued, and the packet dropped).
+/// Builds the headers for packets sent from `local` to a leg's peer (`remote`, `remote_rtcp`),
+/// RTP or RTCP port: route by the port that owns the local address, next hop on link or the
+/// gateway, its MAC from the neighbour table (or an ARP request / neighbour solicitation
+/// queued, and the packet dropped).
 fn build_tx(
-    out: &Leg,
+    local: SocketAddr,
+    (remote, remote_rtcp): (Option<SocketAddr>, Option<SocketAddr>),
     rtcp_port: bool,
     ports: &[PortAddr],
     neighbours: &HashMap<IpAddr, ([u8; 6], u64)>,
@@ -1191,11 +1270,11 @@ fn build_tx(
     let plus_one = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
     let (src, dst) = if rtcp_port {
         (
-            plus_one(out.local),
-            out.remote_rtcp.or_else(|| out.remote.map(plus_one)),
+            plus_one(local),
+            remote_rtcp.or_else(|| remote.map(plus_one)),
         )
     } else {
-        (out.local, out.remote)
+        (local, remote)
     };
     let dst = dst.ok_or(DropReason::NoDestination)?;
     if dst.is_ipv4() != src.is_ipv4() {
