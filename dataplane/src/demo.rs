@@ -33,6 +33,9 @@ pub struct DemoConfig {
     pub outbound: Suite,
     /// Give up after this long.
     pub time_limit: Duration,
+    /// Where to write the generated sessions file (kept); `None`: a private temporary file,
+    /// deleted once loaded.
+    pub sessions_file: Option<std::path::PathBuf>,
 }
 
 /// What the demo saw.
@@ -50,6 +53,8 @@ pub struct DemoReport {
     pub elapsed: Duration,
     /// The relay's counters.
     pub relay: WorkerStats,
+    /// The sessions file the calls were loaded from, if it was kept.
+    pub sessions_file: Option<std::path::PathBuf>,
 }
 
 const CALLER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xca, 0x11];
@@ -104,11 +109,11 @@ pub fn run<'eal>(
     ];
     let mut relay = Relay::new(ports, RelayConfig::default());
     let bad_setup = |e: SessionError| DpdkError::InvalidArgument(e.to_string());
-    let neighbours = SessionsFile::from_json(
+    // The generated sessions document: the callees' and callers' neighbours and every call.
+    let mut doc = SessionsFile::from_json(
         r#"{"version":1,"neighbours":[{"ip":"198.18.0.10","mac":"02:00:00:00:ca:11"},{"ip":"198.19.0.20","mac":"02:00:00:00:ca:22"}]}"#,
     )
     .map_err(bad_setup)?;
-    relay.install(&neighbours).map_err(bad_setup)?;
     let mut peers = Vec::with_capacity(config.calls as usize);
     for i in 0..config.calls {
         let (kin, kout) = (
@@ -151,7 +156,7 @@ pub fn run<'eal>(
                 },
             }],
         };
-        relay.add_call(&spec).map_err(bad_setup)?;
+        doc.calls.push(spec);
         peers.push(Peer {
             caller: Context::new(&kin, ContextConfig::default()),
             callee: Context::new(&kout, ContextConfig::default()),
@@ -161,7 +166,32 @@ pub fn run<'eal>(
         });
     }
 
-    let mut report = DemoReport::default();
+    // Through a file, loaded as `relay-dataplane run --sessions FILE` loads it (owner-only: it
+    // holds the calls' keys).
+    let (path, keep) = match &config.sessions_file {
+        Some(p) => (p.clone(), true),
+        None => (
+            std::env::temp_dir().join(format!("relay-demo-sessions-{}.json", std::process::id())),
+            false,
+        ),
+    };
+    let io = |e: std::io::Error| {
+        DpdkError::InvalidArgument(format!("sessions file {}: {e}", path.display()))
+    };
+    doc.write_private(&path).map_err(io)?;
+    drop(doc);
+    let loaded = SessionsFile::load(&path);
+    if !keep {
+        std::fs::remove_file(&path).map_err(io)?;
+    }
+    relay
+        .install(&loaded.map_err(bad_setup)?)
+        .map_err(bad_setup)?;
+
+    let mut report = DemoReport {
+        sessions_file: keep.then_some(path),
+        ..DemoReport::default()
+    };
     let (mut gen, mut rx, mut fwd) = (Burst::new(), Burst::new(), Burst::new());
     let start = Instant::now();
     let deadline = start + config.time_limit;

@@ -96,6 +96,11 @@ enum Command {
         /// Stop after this many seconds even if packets are missing.
         #[arg(long, default_value_t = 60)]
         time_limit: u64,
+        /// Keep the generated sessions file here (mode 0600; it holds the calls' keys), e.g. to
+        /// run `relay-dataplane run --sessions` on it. By default a temporary file is used and
+        /// deleted once loaded.
+        #[arg(long)]
+        sessions_file: Option<PathBuf>,
         /// EAL arguments (after `--`); default: two net_ring vdevs without hugepages.
         #[arg(last = true)]
         eal: Vec<String>,
@@ -393,6 +398,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             inbound,
             outbound,
             time_limit,
+            sessions_file,
             eal,
         } => {
             if calls == 0 || calls > 20_000 {
@@ -408,6 +414,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--outbound: {e}"))?,
                 time_limit: Duration::from_secs(time_limit),
+                sessions_file,
             };
             let eal_args = eal_args(eal);
             println!("EAL arguments: {}", eal_args.join(" "));
@@ -419,6 +426,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             let r = demo::run(&eal, pool, &a, &b, &config)?;
             let secs = r.elapsed.as_secs_f64().max(1e-9);
+            match &r.sessions_file {
+                Some(p) => println!(
+                    "sessions    {calls:>10} calls in a generated sessions file, kept at {} (mode 0600)",
+                    p.display()
+                ),
+                None => println!(
+                    "sessions    {calls:>10} calls in a generated sessions file (mode 0600, loaded as `run --sessions` does, then deleted)"
+                ),
+            }
             println!(
                 "sent        {:>10} SRTP packets ({}) from the callers",
                 r.sent, config.inbound
@@ -505,14 +521,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eal.extend(plan.eal_args());
             }
             let doc = match &sessions {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading sessions file {}", path.display()))?;
-                    Some(
-                        SessionsFile::from_json(&text)
-                            .with_context(|| format!("sessions file {}", path.display()))?,
-                    )
-                }
+                Some(path) => Some(
+                    SessionsFile::load(path)
+                        .with_context(|| format!("sessions file {}", path.display()))?,
+                ),
                 None => None,
             };
             let stop = Arc::new(AtomicBool::new(false));

@@ -154,6 +154,25 @@ pub enum SessionError {
     /// The JSON is not a valid document of the schema.
     #[error("invalid session document: {0}")]
     Json(String),
+    /// The sessions file cannot be read.
+    #[error("cannot read sessions file {path}: {detail}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// The sessions file holds SRTP keys but others may read it.
+    #[error(
+        "sessions file {path} holds SRTP keys but is readable by group or others (mode {mode:o}): \
+         run `chmod 600 {path}`"
+    )]
+    KeysExposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 impl CryptoSpec {
@@ -187,6 +206,57 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], SessionError> {
 }
 
 impl SessionsFile {
+    /// Whether any leg carries an SRTP key.
+    pub fn has_keys(&self) -> bool {
+        self.calls.iter().any(|c| {
+            c.media.iter().any(|m| {
+                [&m.a, &m.b]
+                    .iter()
+                    .any(|l| l.receive.is_some() || l.send.is_some())
+            })
+        })
+    }
+
+    /// Reads a sessions file (`run --sessions`). A file that holds SRTP keys must be readable
+    /// by its owner only, as the CDR key is: it is refused otherwise, with the fix.
+    pub fn load(path: &std::path::Path) -> Result<SessionsFile, SessionError> {
+        use std::os::unix::fs::PermissionsExt;
+        let unreadable = |e: std::io::Error| SessionError::Unreadable {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let mode = std::fs::metadata(path)
+            .map_err(unreadable)?
+            .permissions()
+            .mode();
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(unreadable)?);
+        let doc = SessionsFile::from_json(&text)?;
+        if doc.has_keys() && mode & 0o077 != 0 {
+            return Err(SessionError::KeysExposed {
+                path: path.display().to_string(),
+                mode: mode & 0o777,
+            });
+        }
+        Ok(doc)
+    }
+
+    /// Writes the document to a new file readable by its owner only (mode 0600); refuses to
+    /// replace an existing file.
+    pub fn write_private(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = zeroize::Zeroizing::new(
+            serde_json::to_string_pretty(self).map_err(std::io::Error::other)?,
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    }
+
     /// Parses and checks the version.
     pub fn from_json(text: &str) -> Result<SessionsFile, SessionError> {
         let f: SessionsFile =

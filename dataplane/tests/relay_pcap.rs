@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::process::Command;
@@ -150,6 +152,8 @@ fn every_mode_and_suite_through_net_pcap() {
     });
     let sessions_path = tmp.path().join("sessions.json");
     std::fs::write(&sessions_path, serde_json::to_vec(&sessions).unwrap()).unwrap();
+    // It holds keys: owner-only, or the relay refuses it (tests/relay_workers.rs).
+    std::fs::set_permissions(&sessions_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let stats_path = tmp.path().join("stats.json");
 
     let out = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))

@@ -187,3 +187,77 @@ fn core_options_that_cannot_work_are_refused() {
         );
     }
 }
+
+/// A sessions file holding SRTP keys must be readable by its owner only; the refusal names
+/// the file and the fix, and comes before DPDK starts.
+#[test]
+fn a_sessions_file_with_keys_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("keys.json");
+    let keyed = json!({"version": 1, "calls": [{"id": "k", "media": [{
+        "a": {"local": "198.18.0.1:4000", "receive": {"suite": "AES_CM_128_HMAC_SHA1_80",
+              "key": "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"}},
+        "b": {"local": "198.18.0.1:4002", "remote": "198.18.1.20:6000"}}]}]});
+    std::fs::write(&path, keyed.to_string()).unwrap();
+    let run = || {
+        relay()
+            .args([
+                "run",
+                "--port",
+                "net_ring0,ipv4=198.18.0.1/24",
+                "--duration",
+                "0.2",
+            ])
+            .arg("--sessions")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = run();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{mode:o}: {err}");
+        assert!(
+            err.contains("holds SRTP keys")
+                && err.contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
+        assert!(
+            !err.contains("WVNfX19"),
+            "the key must not be printed: {err}"
+        );
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without keys the mode does not matter.
+    std::fs::write(
+        tmp.path().join("plain.json"),
+        json!({"version": 1}).to_string(),
+    )
+    .unwrap();
+    let out = relay()
+        .args([
+            "run",
+            "--port",
+            "net_ring0,ipv4=198.18.0.1/24",
+            "--duration",
+            "0.2",
+        ])
+        .arg("--sessions")
+        .arg(tmp.path().join("plain.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
