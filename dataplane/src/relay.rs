@@ -1077,7 +1077,7 @@ impl Relay {
         l2: &wire::L2,
         now_ns: u64,
     ) -> Verdict {
-        let u = match wire::parse_udp(&frame[..len]) {
+        let u = match wire::parse_udp_after(&frame[..len], l2) {
             Ok(u) => u,
             // Not UDP: ICMP echo and neighbour discovery for our addresses.
             Err(WireError::Unsupported) => return self.icmp(rx_port, frame, len, l2, now_ns),

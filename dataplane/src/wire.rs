@@ -132,7 +132,11 @@ fn ipv4_header(frame: &[u8], l3: usize) -> Result<(usize, usize, u8), WireError>
 /// Parses an Ethernet/IPv4/UDP frame and checks the IPv4 header checksum and lengths (the
 /// UDP checksum is checked by [`udp4_checksum_ok`] where it matters).
 pub fn parse_udp4(frame: &[u8]) -> Result<Udp4, WireError> {
-    let l2 = parse_l2(frame)?;
+    parse_udp4_after(frame, parse_l2(frame)?)
+}
+
+/// [`parse_udp4`] for a frame whose layer-2 header is already parsed.
+fn parse_udp4_after(frame: &[u8], l2: L2) -> Result<Udp4, WireError> {
     if l2.ethertype != ETHERTYPE_IPV4 {
         return Err(WireError::Unsupported);
     }
@@ -465,10 +469,16 @@ fn v6(b: &[u8]) -> Ipv6Addr {
 /// Parses an Ethernet/IPv4/UDP or Ethernet/IPv6/UDP frame (IPv6 extension headers are not
 /// carried: media peers do not use them).
 pub fn parse_udp(frame: &[u8]) -> Result<Udp, WireError> {
-    let l2 = parse_l2(frame)?;
+    parse_udp_after(frame, &parse_l2(frame)?)
+}
+
+/// [`parse_udp`] for a frame whose layer-2 header is already parsed (the relay's path: the
+/// Ethernet header is read once per frame).
+pub fn parse_udp_after(frame: &[u8], l2: &L2) -> Result<Udp, WireError> {
+    let l2 = *l2;
     match l2.ethertype {
         ETHERTYPE_IPV4 => {
-            let u = parse_udp4(frame)?;
+            let u = parse_udp4_after(frame, l2)?;
             Ok(Udp {
                 l2: u.l2,
                 l4: u.l4,
