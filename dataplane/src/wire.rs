@@ -528,8 +528,9 @@ fn pseudo_sum6(src: &Ipv6Addr, dst: &Ipv6Addr, len: usize, proto: u8) -> u32 {
     checksum_add(0, &p)
 }
 
-/// The destination address and port of a UDP frame, read without any validation: for
-/// prefetch-style warm-up only (the real parse validates everything).
+/// The destination address and port of a UDP frame (`None` for anything else), read without
+/// validating lengths or checksums: for prefetching and for software dispatch, which only need
+/// to know where a frame goes (the owning worker's full parse validates everything).
 #[inline]
 pub fn peek_udp_dst(frame: &[u8]) -> Option<SocketAddr> {
     let mut l3 = 14;
@@ -541,6 +542,9 @@ pub fn peek_udp_dst(frame: &[u8]) -> Option<SocketAddr> {
     match ethertype {
         ETHERTYPE_IPV4 => {
             let ip = frame.get(l3..l3 + 24)?;
+            if ip[9] != IPPROTO_UDP {
+                return None;
+            }
             let l4 = l3 + usize::from(ip[0] & 0x0f) * 4;
             let port = frame.get(l4 + 2..l4 + 4)?;
             Some(SocketAddr::new(
@@ -550,6 +554,9 @@ pub fn peek_udp_dst(frame: &[u8]) -> Option<SocketAddr> {
         }
         ETHERTYPE_IPV6 => {
             let ip = frame.get(l3..l3 + 44)?;
+            if ip[6] != IPPROTO_UDP {
+                return None;
+            }
             Some(SocketAddr::new(
                 IpAddr::V6(v6(&ip[24..40])),
                 u16::from_be_bytes([ip[42], ip[43]]),
@@ -1043,6 +1050,47 @@ mod v6_tests {
                 assert!(!udp_checksum_ok(&bad[..m], &v), "round {round}");
             }
         }
+    }
+
+    /// `peek_udp_dst` (prefetch and software dispatch) names the destination of UDP frames of
+    /// either family, tagged or not, and of nothing else.
+    #[test]
+    fn peek_names_udp_destinations_only() {
+        for (src, dst) in [
+            ("198.18.0.1:4000", "198.18.0.9:5000"),
+            ("[2001:2::1]:4000", "[2001:2::9]:5000"),
+        ] {
+            let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            for vlan in [None, Some(7)] {
+                let l2 = L2Out {
+                    src: [2, 0, 0, 0, 0, 1],
+                    dst: [2, 0, 0, 0, 0, 2],
+                    vlan,
+                };
+                let mut frame = [0u8; 256];
+                let n = emit_udp(&mut frame, 100, 20, &l2, src, dst).unwrap();
+                assert_eq!(peek_udp_dst(&frame[..n]), Some(dst));
+                assert_eq!(peek_udp_dst(&frame[..20]), None, "truncated");
+                // The same frame as another protocol (ICMP / ICMPv6 in the protocol field).
+                let l3 = if vlan.is_some() { 18 } else { 14 };
+                if src.is_ipv4() {
+                    frame[l3 + 9] = 1;
+                } else {
+                    frame[l3 + 6] = IPPROTO_ICMPV6;
+                }
+                assert_eq!(peek_udp_dst(&frame[..n]), None);
+            }
+        }
+        let mut arp = [0u8; 64];
+        let arp_frame = Arp {
+            op: 1,
+            sha: [2, 0, 0, 0, 0, 1],
+            spa: "198.18.0.2".parse().unwrap(),
+            tha: [0; 6],
+            tpa: "198.18.0.1".parse().unwrap(),
+        };
+        let n = write_arp(&mut arp, [0xff; 6], None, &arp_frame).unwrap();
+        assert_eq!(peek_udp_dst(&arp[..n]), None);
     }
 
     #[test]
