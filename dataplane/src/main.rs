@@ -559,16 +559,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format!("port {}: pass it with --vdev or bind the NIC", p.name)
                 })?;
                 // Several workers: RSS on the UDP destination port if the port has it, else
-                // one receive queue that worker 0 dispatches from (see worker::Handoff).
-                let rss = nw > 1
-                    && Port::can_rss_udp(&eal, id)
-                        .with_context(|| format!("querying {}", p.name))?;
+                // software dispatch (see worker::Handoff): a receive queue per worker where the
+                // port has enough (however it spreads packets over them), else one, and the
+                // workers that receive hand each frame to its owner.
+                let caps = Port::caps(&eal, id).with_context(|| format!("querying {}", p.name))?;
+                if usize::from(caps.max_tx_queues) < nw {
+                    bail!(
+                        "port {}: {nw} workers need {nw} transmit queues, it has {}; use fewer workers",
+                        p.name,
+                        caps.max_tx_queues
+                    );
+                }
+                let rss = nw > 1 && caps.rss_udp;
+                let rx_queues = if rss || usize::from(caps.max_rx_queues) >= nw {
+                    nw as u16
+                } else {
+                    1
+                };
                 if nw > 1 && !rss {
-                    dispatched.push(id);
+                    dispatched.push((id, rx_queues));
                 }
                 let config = PortConfig {
                     promiscuous: true,
-                    rx_queues: if rss { nw as u16 } else { 1 },
+                    rx_queues,
                     tx_queues: nw as u16,
                     rss_udp_dst_port: rss,
                     ..PortConfig::default()
@@ -594,8 +607,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let steering = match (nw, rss) {
                     (1, _) => String::new(),
                     (_, true) => ", RSS on the UDP destination port".into(),
-                    (_, false) => {
+                    (_, false) if rx_queues == 1 => {
                         ", no RSS: worker 0 receives and hands packets to their workers".into()
+                    }
+                    (_, false) => {
+                        ", no RSS: each worker receives on its queue and hands packets to their workers".into()
                     }
                 };
                 println!(
@@ -686,7 +702,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     // How packets reach this worker's queue: the only queue, RSS, or handed over
                     // by worker 0 (software dispatch; worker 0 receives, the others transmit).
                     "ports": port_opts.iter().zip(&opened).map(|(p, port)| {
-                        let steering = match (nw, dispatched.contains(&port.id())) {
+                        let steering = match (nw, dispatched.iter().any(|&(id, _)| id == port.id())) {
                             (1, _) => "single",
                             (_, false) => "rss",
                             (_, true) => "dispatch",
@@ -715,28 +731,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|_| handles.iter_mut().filter_map(Iterator::next).collect())
                     .collect();
                 // Software dispatch rings, worker 0 -> worker w, for ports without RSS.
+                // Software dispatch rings, one per (receiving worker, owning worker) pair.
+                let receivers = dispatched
+                    .iter()
+                    .map(|&(_, rx)| usize::from(rx))
+                    .max()
+                    .unwrap_or(0);
                 let mut rings = Vec::new();
-                if !dispatched.is_empty() {
-                    for w in 1..nw {
-                        rings.push(
-                            relay_dataplane::dpdk::MbufRing::create(
-                                &eal,
-                                &format!("handoff{w}"),
-                                4096,
-                            )
-                            .context("creating the dispatch rings (try a larger -m)")?,
-                        );
+                for from in 0..receivers {
+                    for to in (0..nw).filter(|&to| to != from) {
+                        let ring = relay_dataplane::dpdk::MbufRing::create(
+                            &eal,
+                            &format!("handoff{from}to{to}"),
+                            4096,
+                        )
+                        .context("creating the dispatch rings (try a larger -m)")?;
+                        rings.push((from, to, ring));
                     }
                 }
                 let mut handoffs: Vec<worker::Handoff<'_, '_>> = (0..nw)
                     .map(|w| worker::Handoff {
                         me: w,
                         workers: nw as u16,
-                        dispatch_ports: if w == 0 {
-                            dispatched.clone()
-                        } else {
-                            Vec::new()
-                        },
+                        dispatch_ports: dispatched
+                            .iter()
+                            .filter(|&&(_, rx)| w < usize::from(rx))
+                            .map(|&(id, _)| id)
+                            .collect(),
                         to: (0..nw).map(|_| None).collect(),
                         from: Vec::new(),
                         peers: channels
@@ -747,10 +768,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             .collect(),
                     })
                     .collect();
-                for (w, ring) in rings.iter_mut().enumerate() {
+                for (from, to, ring) in &mut rings {
                     let (producer, consumer) = ring.ends();
-                    handoffs[0].to[w + 1] = Some(producer);
-                    handoffs[w + 1].from.push(consumer);
+                    handoffs[*from].to[*to] = Some(producer);
+                    handoffs[*to].from.push(consumer);
                 }
                 if on_main {
                     worker::run(

@@ -1,6 +1,7 @@
-//! Two workers sharing a port without RSS (`net_pcap`): worker 0 receives everything and
-//! hands each packet to the worker that owns its call (software dispatch); the callee's MAC,
-//! learnt from an ARP reply only worker 0 sees, reaches worker 1 by message. Three lcores
+//! Two workers sharing a port without RSS (`net_pcap`): the workers that receive (worker 0
+//! only, or each on its own queue) hand each packet to the worker that owns its call
+//! (software dispatch); the callee's MAC, learnt from an ARP reply only worker 0 sees, reaches
+//! worker 1 by message. Three lcores
 //! on CPU 0 (`--lcores`), so the test runs on a one-CPU machine too.
 
 mod common;
@@ -39,8 +40,20 @@ fn relayed_to_callee(path: &Path) -> usize {
         .count()
 }
 
+/// Worker 0 receives everything (the port has one receive queue) and hands over.
 #[test]
-fn two_workers_share_a_port_without_rss() {
+fn two_workers_share_a_port_with_one_receive_queue() {
+    two_workers_share_a_port_without_rss(1);
+}
+
+/// Each worker receives part of the traffic on its own queue (as a multi-queue port without
+/// RSS spreads it) and hands the other worker's frames over: rings both ways.
+#[test]
+fn two_workers_share_a_port_with_a_receive_queue_each() {
+    two_workers_share_a_port_without_rss(2);
+}
+
+fn two_workers_share_a_port_without_rss(rx_queues: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let (w0, w1) = (ports_of(0, 2), ports_of(1, 2));
     // The callee announces itself once (an unsolicited ARP reply to the relay's address).
@@ -65,8 +78,14 @@ fn two_workers_share_a_port_without_rss() {
             frames.push(common::caller_rtp_frame(p, seq));
         }
     }
-    let input = tmp.path().join("in.pcap");
-    common::write_pcap(&input, &frames);
+    // One input file per receive queue; the frames alternate between them (the ARP reply,
+    // first, to queue 0).
+    let inputs: Vec<_> = (0..rx_queues)
+        .map(|q| tmp.path().join(format!("in{q}.pcap")))
+        .collect();
+    for (q, input) in inputs.iter().enumerate() {
+        common::write_pcap(input, frames.iter().skip(q).step_by(rx_queues));
+    }
 
     let call = |p: u16| json!({"id": format!("c{p}"), "media": [{"a": {"local": format!("198.18.0.1:{p}")}, "b": {"local": format!("198.18.0.1:{}", p + 2), "remote": "198.18.1.20:6000"}}]});
     let sessions = tmp.path().join("sessions.json");
@@ -94,8 +113,11 @@ fn two_workers_share_a_port_without_rss() {
             "--lcores=0@0,1@0,2@0",
         ])
         .arg(format!(
-            "--vdev=net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}",
-            input.display(),
+            "--vdev=net_pcap0,{}tx_pcap={},tx_pcap={}",
+            inputs
+                .iter()
+                .map(|i| format!("rx_pcap={},", i.display()))
+                .collect::<String>(),
             out0.display(),
             out1.display()
         ))
@@ -128,14 +150,17 @@ fn two_workers_share_a_port_without_rss() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        text.contains("no RSS: worker 0 receives and hands packets"),
-        "{text}"
-    );
+    let mode = if rx_queues == 1 {
+        "no RSS: worker 0 receives and hands packets"
+    } else {
+        "no RSS: each worker receives on its queue and hands packets"
+    };
+    assert!(text.contains(mode), "{text}");
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     let workers = stats["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 2, "{stats}");
-    // Worker 0 received every frame from the port; worker 1 only what was handed to it.
+    // Each worker processed its own calls' frames, wherever they were received (and worker
+    // 0 the ARP reply, which came in on its queue).
     assert_eq!(workers[0]["rx"], json!(frames.len() - 100), "{stats}");
     assert_eq!(workers[1]["rx"], json!(100), "{stats}");
     // Every packet of every call reached its call's worker and was relayed, except those that

@@ -22,7 +22,7 @@ mod ring;
 pub use eal::{Eal, LaunchScope};
 pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf, PktMbufPool, BURST_SIZE};
-pub use port::{MacAddr, Port, PortConfig, PortStats, Queue};
+pub use port::{MacAddr, Port, PortCaps, PortConfig, PortStats, Queue};
 pub use prefetch::{prefetch, prefetch_range};
 pub use ring::{MbufRing, RingConsumer, RingProducer};
 

@@ -108,20 +108,20 @@ impl<'eal> Port<'eal> {
         Ok(id)
     }
 
-    /// Whether port `id` can spread UDP over several receive queues by a hash of the
-    /// destination port (RSS with a redirection table); if not, several workers share it by
-    /// software dispatch.
-    pub fn can_rss_udp(_eal: &'eal Eal, id: u16) -> Result<bool, DpdkError> {
+    /// What port `id` can do with queues, before it is configured.
+    pub fn caps(_eal: &'eal Eal, id: u16) -> Result<PortCaps, DpdkError> {
         let mut info = rte_eth_dev_info::default();
         // SAFETY: info is a valid out-pointer for the duration of the call.
         check("rte_eth_dev_info_get", unsafe {
             relay_sys::rte_eth_dev_info_get(id, &mut info)
         })?;
-        Ok(
-            info.flow_type_rss_offloads & relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP != 0
+        Ok(PortCaps {
+            rss_udp: info.flow_type_rss_offloads & relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP != 0
                 && info.reta_size > 0
                 && info.max_rx_queues > 1,
-        )
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+        })
     }
 
     /// Configures port `id` with `config`, gives its receive queues buffers from `pool`, and
@@ -356,6 +356,18 @@ impl Drop for Port<'_> {
             relay_sys::rte_eth_dev_close(self.id);
         }
     }
+}
+
+/// What a port can do with queues ([`Port::caps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortCaps {
+    /// It can spread UDP over its receive queues by a hash of the destination port (RSS with
+    /// a redirection table); if not, several workers share it by software dispatch.
+    pub rss_udp: bool,
+    /// Most receive queues.
+    pub max_rx_queues: u16,
+    /// Most transmit queues.
+    pub max_tx_queues: u16,
 }
 
 /// A transmit queue and (usually) a receive queue of one port, owned by one worker thread.
