@@ -48,11 +48,12 @@ pub struct Limits<'a> {
 /// How workers share ports and what they learn.
 ///
 /// A port with RSS gives every worker its own receive queue and the NIC steers each packet to
-/// the worker owning its stream. A port without RSS has one receive queue, polled by worker 0,
-/// which hands each UDP packet owned by another worker to it over a single-producer,
-/// single-consumer ring (software dispatch), using the same hash of the destination port
-/// ([`crate::rss::queue_for_port`] over [`crate::rss::SOFTWARE_RETA_SIZE`] entries) by which
-/// calls are placed. Either way a stream's state is only ever touched by its owner. ARP and
+/// the worker owning its stream. A port without RSS has a receive queue per worker if it can
+/// (spread however the device spreads them) or one, polled by worker 0; a worker that receives
+/// hands each UDP packet owned by another worker to it over a single-producer,
+/// single-consumer ring, one per pair of workers (software dispatch), using the same hash of
+/// the destination port ([`crate::rss::queue_for_port`] over
+/// [`crate::rss::SOFTWARE_RETA_SIZE`] entries) by which calls are placed. Either way a stream's state is only ever touched by its owner. ARP and
 /// neighbour discovery arrive at one worker; what it learns reaches the others by message.
 #[derive(Default)]
 pub struct Handoff<'r, 'eal> {
@@ -60,11 +61,11 @@ pub struct Handoff<'r, 'eal> {
     pub me: usize,
     /// Number of workers.
     pub workers: u16,
-    /// Ports whose packets this worker receives for everyone (ports without RSS).
+    /// Ports without RSS on which this worker receives (for everyone).
     pub dispatch_ports: Vec<u16>,
     /// Rings towards each worker, by worker index (`None` for itself and where not needed).
     pub to: Vec<Option<RingProducer<'r, 'eal>>>,
-    /// Rings from workers that dispatch to this one.
+    /// Rings from the workers that hand packets to this one.
     pub from: Vec<RingConsumer<'r, 'eal>>,
     /// The other workers' control channels, for neighbours learnt here.
     pub peers: Vec<Sender<ControlMsg>>,
