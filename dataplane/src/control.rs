@@ -79,7 +79,7 @@ pub fn call_json(c: &CallStats) -> Value {
 
 /// A worker's counters as JSON.
 pub fn worker_json(w: &WorkerStats) -> Value {
-    json!({"rx": w.rx, "forwarded": w.forwarded, "replies": w.replies, "drops": drops_json(&w.drops)})
+    json!({"rx": w.rx, "forwarded": w.forwarded, "replies": w.replies, "handed_over": w.handed_over, "drops": drops_json(&w.drops)})
 }
 
 /// Names the worker a call's local ports map to, or says why none can take it.

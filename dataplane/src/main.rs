@@ -804,6 +804,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 total.rx += r.stats.rx;
                 total.forwarded += r.stats.forwarded;
                 total.replies += r.stats.replies;
+                total.handed_over += r.stats.handed_over;
                 for (t, d) in total.drops.iter_mut().zip(r.stats.drops) {
                     *t += d;
                 }

@@ -438,6 +438,9 @@ pub struct WorkerStats {
     pub forwarded: u64,
     /// Replies sent (ARP, ICMP).
     pub replies: u64,
+    /// Frames received here and handed to the worker owning their stream (software
+    /// dispatch); counted again in that worker's `rx`, not in this one's.
+    pub handed_over: u64,
     /// Drops per [`DropReason`].
     pub drops: [u64; DropReason::COUNT],
 }

@@ -247,7 +247,7 @@ fn hand_over<'eal>(
     }
     for (out, ring) in to_workers.iter_mut().zip(handoff.to.iter_mut()) {
         if let Some(ring) = ring {
-            ring.enqueue_burst(out);
+            relay.stats.handed_over += ring.enqueue_burst(out) as u64;
             relay.stats.drops[DropReason::HandoffFull.index()] += out.len() as u64;
             out.clear();
         }

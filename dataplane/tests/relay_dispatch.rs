@@ -185,6 +185,15 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
     // 0 received.
     assert_eq!(relayed_to_callee(&out0) as u64, relayed[0]);
     assert_eq!(relayed_to_callee(&out1) as u64, relayed[1]);
+    // Who handed how much to whom: with one receive queue worker 0 handed over all of worker
+    // 1's frames; with one each, each worker handed over the half of the other's frames that
+    // arrived on its queue.
+    let handed = |w: usize| workers[w]["handed_over"].as_u64().unwrap();
+    if rx_queues == 1 {
+        assert_eq!((handed(0), handed(1)), (100, 0), "{stats}");
+    } else {
+        assert_eq!((handed(0), handed(1)), (50, 50), "{stats}");
+    }
     assert_eq!(
         stats["worker"]["drops"]["handoff_full"]
             .as_u64()
