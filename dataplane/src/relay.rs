@@ -827,7 +827,8 @@ impl Relay {
     }
 
     /// Prefetches, for the frames of a burst (up to 32), the state their processing will
-    /// read: flow table slots first, then media and legs, then SRTP keys and per-SSRC state,
+    /// read: flow table slots first, then each packet's direction record, then SRTP keys, then
+    /// per-SSRC state,
     /// each stage for the whole burst before the next, so the burst's cache misses overlap
     /// (the staged prefetch of DPDK's `l3fwd`) instead of following one another. Changes
     /// nothing; call it before [`Relay::process`] on each frame of the burst.
@@ -841,7 +842,8 @@ impl Relay {
             }
             n += 1;
         }
-        // Stage 2: the legs' hot lines. Field addresses are computed, not loaded.
+        // Stage 1 above: the flow slots. Stage 2: each packet's direction record (field
+        // addresses are computed, not loaded).
         let mut flows = [None; 32];
         for (f, k) in flows.iter_mut().zip(&keys[..n]) {
             let Some(flow) = k.and_then(|k| self.flows.get(k)) else {
@@ -861,7 +863,7 @@ impl Relay {
             );
             *f = Some(flow);
         }
-        // Stage 3: the SRTP contexts, whose addresses the (now cached) legs hold.
+        // Stage 3: the SRTP contexts, whose addresses the (now cached) direction records hold.
         let mut contexts: [[Option<&Context>; 2]; 32] = [[None; 2]; 32];
         for (c, flow) in contexts.iter_mut().zip(&flows[..n]) {
             let Some(flow) = flow else { continue };
