@@ -828,10 +828,9 @@ impl Relay {
 
     /// Prefetches, for the frames of a burst (up to 32), the state their processing will
     /// read: flow table slots first, then each packet's direction record, then SRTP keys, then
-    /// per-SSRC state,
-    /// each stage for the whole burst before the next, so the burst's cache misses overlap
-    /// (the staged prefetch of DPDK's `l3fwd`) instead of following one another. Changes
-    /// nothing; call it before [`Relay::process`] on each frame of the burst.
+    /// per-SSRC state, each stage for the whole burst before the next, so the burst's cache
+    /// misses overlap (the staged prefetch of DPDK's `l3fwd`) instead of following one
+    /// another. Changes nothing; call it before [`Relay::process`] on each frame of the burst.
     pub fn prefetch_burst<'f>(&self, frames: impl Iterator<Item = &'f [u8]>) {
         let mut keys = [None; 32];
         let mut n = 0;
