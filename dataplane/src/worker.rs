@@ -4,12 +4,11 @@
 //! Run to completion on one core; the only per-packet work is the relay's. Control messages
 //! arrive on a crossbeam channel polled with `try_recv` (atomics, no syscall, no lock).
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-
-use std::net::IpAddr;
 
 use crate::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Queue, RingConsumer, RingProducer};
 use crate::relay::{CallStats, DropReason, Relay, Verdict, WorkerStats};
@@ -53,8 +52,9 @@ pub struct Limits<'a> {
 /// hands each UDP packet owned by another worker to it over a single-producer,
 /// single-consumer ring, one per pair of workers (software dispatch), using the same hash of
 /// the destination port ([`crate::rss::queue_for_port`] over
-/// [`crate::rss::SOFTWARE_RETA_SIZE`] entries) by which calls are placed. Either way a stream's state is only ever touched by its owner. ARP and
-/// neighbour discovery arrive at one worker; what it learns reaches the others by message.
+/// [`crate::rss::SOFTWARE_RETA_SIZE`] entries) by which calls are placed. Either way a
+/// stream's state is only ever touched by its owner. ARP and neighbour discovery arrive at one
+/// worker; what it learns reaches the others by message.
 #[derive(Default)]
 pub struct Handoff<'r, 'eal> {
     /// This worker's index.
