@@ -59,16 +59,34 @@ fn local(i: u32, side: u32) -> SocketAddrV4 {
     )
 }
 
-/// Measures relaying `packets` packets over `streams` concurrent streams.
+/// What to measure.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchCase {
+    /// Concurrent streams.
+    pub streams: u32,
+    /// SRTP re-key (else plain RTP).
+    pub srtp: bool,
+    /// Packets relayed in the timed phases.
+    pub packets: u64,
+    /// Run the relay's staged prefetch before each burst (as the worker does); off only to
+    /// measure what it is worth.
+    pub prefetch: bool,
+}
+
+/// Measures relaying `case.packets` packets over `case.streams` concurrent streams.
 pub fn run<'eal>(
     eal: &'eal Eal,
     pool: PktMbufPool<'eal>,
     a: &Port<'eal>,
     b: &Port<'eal>,
-    streams: u32,
-    srtp: bool,
-    packets: u64,
+    case: BenchCase,
 ) -> Result<BenchResult, DpdkError> {
+    let BenchCase {
+        streams,
+        srtp,
+        packets,
+        prefetch,
+    } = case;
     let _ = eal;
     let ips = streams.div_ceil(PORTS_PER_IP);
     let mut ports = Vec::new();
@@ -218,7 +236,9 @@ pub fn run<'eal>(
                 break;
             }
             let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
-            relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
+            if prefetch {
+                relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
+            }
             for mut m in rx.drain() {
                 let len = m.len();
                 if let Verdict::Forward { len, .. } =

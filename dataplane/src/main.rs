@@ -154,6 +154,9 @@ enum Command {
         /// Modes to measure: `rtp` (RTP -> RTP), `srtp` (AES_CM_128_HMAC_SHA1_80 re-key).
         #[arg(long, value_delimiter = ',', default_value = "rtp,srtp", value_parser = ["rtp", "srtp"])]
         modes: Vec<String>,
+        /// Leave out the relay's staged prefetch (to measure what it is worth).
+        #[arg(long)]
+        no_prefetch: bool,
         /// EAL arguments (after `--`); default: two net_ring vdevs, lcore 1, 4 GiB without hugepages.
         #[arg(last = true)]
         eal: Vec<String>,
@@ -836,6 +839,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             packets,
             no_testpmd,
             modes,
+            no_prefetch,
             eal,
         } => {
             let testpmd = if no_testpmd {
@@ -886,7 +890,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     if !modes.iter().any(|m| (m == "srtp") == srtp) {
                         continue;
                     }
-                    let r = relay_dataplane::bench::run(&eal, pool, &a, &b, n, srtp, packets)?;
+                    let case = relay_dataplane::bench::BenchCase {
+                        streams: n,
+                        srtp,
+                        packets,
+                        prefetch: !no_prefetch,
+                    };
+                    let r = relay_dataplane::bench::run(&eal, pool, &a, &b, case)?;
                     let (mode, ratio) = if srtp {
                         (
                             "SRTP re-key (AES_CM_128_80)",
