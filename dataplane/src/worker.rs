@@ -125,6 +125,17 @@ pub fn run<'eal>(
     loop {
         iterations += 1;
         let now = now_ns();
+        // Control first: a few messages per loop, so forwarding never pauses for long, and
+        // applied before the packets that follow them (a neighbour another worker learnt
+        // arrives here before the packets it handed over after learning it).
+        if let Some(rx_ctl) = control {
+            for _ in 0..8 {
+                match rx_ctl.try_recv() {
+                    Ok(msg) => apply(relay, msg, now),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut received = 0;
         for pi in 0..queues.len() {
             received += queues[pi].rx_burst(&mut rx);
@@ -174,15 +185,6 @@ pub fn run<'eal>(
                 let _ = p.try_send(ControlMsg::Neighbour(ip, mac));
             }
         });
-        if let Some(rx_ctl) = control {
-            // A few messages per loop: forwarding never pauses for long.
-            for _ in 0..8 {
-                match rx_ctl.try_recv() {
-                    Ok(msg) => apply(relay, msg, now),
-                    Err(_) => break,
-                }
-            }
-        }
         if received > 0 {
             last_rx_ns = Some(now);
         }

@@ -1,8 +1,8 @@
 //! Two workers sharing a port without RSS (`net_pcap`): the workers that receive (worker 0
 //! only, or each on its own queue) hand each packet to the worker that owns its call
-//! (software dispatch); the callee's MAC, learnt from an ARP reply only worker 0 sees, reaches
-//! worker 1 by message. Three lcores
-//! on CPU 0 (`--lcores`), so the test runs on a one-CPU machine too.
+//! (software dispatch). With one queue, the callee's MAC, learnt from an ARP reply only worker 0
+//! sees, reaches worker 1 by message. Three lcores on CPU 0 (`--lcores`), so the test runs on
+//! a one-CPU machine too.
 
 mod common;
 
@@ -78,14 +78,20 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
             frames.push(common::caller_rtp_frame(p, seq));
         }
     }
-    // One input file per receive queue; the frames alternate between them (the ARP reply,
-    // first, to queue 0).
+    // One input file per receive queue; the media frames alternate between them. The ARP
+    // reply comes first on queue 0 only with one queue: worker 1 then learns the MAC from
+    // worker 0's message before worker 0 hands it any packet. With a queue each, worker 1 may
+    // run through its whole file before worker 0 starts (all lcores share one CPU), so both
+    // files start with the ARP reply (sharing in that setting: tests/relay_kernel_peers.rs).
+    let arp = frames.remove(0);
     let inputs: Vec<_> = (0..rx_queues)
         .map(|q| tmp.path().join(format!("in{q}.pcap")))
         .collect();
     for (q, input) in inputs.iter().enumerate() {
-        common::write_pcap(input, frames.iter().skip(q).step_by(rx_queues));
+        let media = frames.iter().skip(q).step_by(rx_queues);
+        common::write_pcap(input, std::iter::once(&arp).chain(media));
     }
+    frames.insert(0, arp);
 
     let call = |p: u16| json!({"id": format!("c{p}"), "media": [{"a": {"local": format!("198.18.0.1:{p}")}, "b": {"local": format!("198.18.0.1:{}", p + 2), "remote": "198.18.1.20:6000"}}]});
     let sessions = tmp.path().join("sessions.json");
@@ -159,10 +165,10 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     let workers = stats["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 2, "{stats}");
-    // Each worker processed its own calls' frames, wherever they were received (and worker
-    // 0 the ARP reply, which came in on its queue).
-    assert_eq!(workers[0]["rx"], json!(frames.len() - 100), "{stats}");
-    assert_eq!(workers[1]["rx"], json!(100), "{stats}");
+    // Each worker processed its own calls' frames, wherever they were received, and the ARP
+    // replies that came in on its queue.
+    assert_eq!(workers[0]["rx"], json!(100 + 1), "{stats}");
+    assert_eq!(workers[1]["rx"], json!(100 + rx_queues - 1), "{stats}");
     // Every packet of every call reached its call's worker and was relayed, except those that
     // came before the worker knew the callee's MAC (worker 1 learns it from worker 0's
     // message, so its first packets may be early; how many depends on scheduling).
