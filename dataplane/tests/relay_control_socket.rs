@@ -5,30 +5,14 @@
 mod common;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use serde_json::{json, Value};
 
 fn frame(dst_port: u16, seq: u16) -> Vec<u8> {
     common::caller_rtp_frame(dst_port, seq)
-}
-
-struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Client {
-    fn ask(&mut self, req: Value) -> Value {
-        writeln!(self.writer, "{req}").unwrap();
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
 }
 
 fn call(id: &str, a: u16, b: u16) -> Value {
@@ -88,17 +72,11 @@ fn sessions_change_over_the_socket_while_packets_flow() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let stream = UnixStream::connect(&socket).expect("control socket");
-    let mut c = Client {
-        reader: BufReader::new(stream.try_clone().unwrap()),
-        writer: stream,
-    };
+    let mut c = common::ControlClient::connect(&socket);
 
-    let worker = |c: &mut Client| c.ask(json!({"version": 1, "op": "stats"}))["result"].clone();
+    let worker = |c: &mut common::ControlClient| {
+        c.ask(json!({"version": 1, "op": "stats"}))["result"].clone()
+    };
     assert_eq!(
         c.ask(json!({"version": 1, "op": "list_calls"}))["result"],
         json!([])

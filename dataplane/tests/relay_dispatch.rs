@@ -6,29 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use relay_dataplane::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use relay_dataplane::wire::{self, Arp};
 use serde_json::{json, Value};
 
 const CALLEE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x20];
-
-/// Local port pairs (a, a + 2) that both land on `worker` of 2.
-fn ports_of(worker: u16, count: usize) -> Vec<u16> {
-    (20_000u16..)
-        .step_by(4)
-        .filter(|&p| {
-            queue_for_port(p, SOFTWARE_RETA_SIZE, 2) == worker
-                && queue_for_port(p + 2, SOFTWARE_RETA_SIZE, 2) == worker
-        })
-        .take(count)
-        .collect()
-}
 
 fn relayed_to_callee(path: &Path) -> usize {
     common::read_pcap(path)
@@ -55,7 +39,10 @@ fn two_workers_share_a_port_with_a_receive_queue_each() {
 
 fn two_workers_share_a_port_without_rss(rx_queues: usize) {
     let tmp = tempfile::tempdir().unwrap();
-    let (w0, w1) = (ports_of(0, 2), ports_of(1, 2));
+    let (w0, w1) = (
+        common::ports_on_worker(0, 2, 20_000),
+        common::ports_on_worker(1, 2, 20_000),
+    );
     // The callee announces itself once (an unsolicited ARP reply to the relay's address).
     let mut arp = vec![0u8; 64];
     let n = wire::write_arp(
@@ -132,15 +119,7 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
         .spawn()
         .unwrap();
     // The core map says how each worker's packets arrive.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut stream = UnixStream::connect(&socket).expect("control socket");
-    writeln!(stream, "{}", json!({"version": 1, "op": "core_map"})).unwrap();
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line).unwrap();
-    let map: Value = serde_json::from_str(&line).unwrap();
+    let map = common::ControlClient::connect(&socket).ask(json!({"version": 1, "op": "core_map"}));
     for w in 0..2 {
         assert_eq!(
             map["result"]["workers"][w]["ports"][0]["steering"],
@@ -148,7 +127,6 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
             "{map}"
         );
     }
-    drop(stream);
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -15,25 +15,12 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use relay_dataplane::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use serde_json::{json, Value};
 
 const RELAY: &str = "198.18.7.1";
 const CALLER: &str = "198.18.7.2";
 const CALLEE: &str = "198.18.7.3";
 const PACKETS: u16 = 200;
-
-/// Local port pairs (a, a + 2) that both land on `worker` of 2.
-fn ports_of(worker: u16, count: usize) -> Vec<u16> {
-    (24_000u16..)
-        .step_by(4)
-        .filter(|&p| {
-            queue_for_port(p, SOFTWARE_RETA_SIZE, 2) == worker
-                && queue_for_port(p + 2, SOFTWARE_RETA_SIZE, 2) == worker
-        })
-        .take(count)
-        .collect()
-}
 
 fn payload(port: u16, seq: u16) -> Vec<u8> {
     let mut p = vec![0x80, 0];
@@ -178,7 +165,10 @@ fn kernel_udp_peers_through_two_workers() {
     ]);
 
     let tmp = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = ports_of(0, 2).into_iter().chain(ports_of(1, 2)).collect();
+    let ports: Vec<u16> = common::ports_on_worker(0, 2, 24_000)
+        .into_iter()
+        .chain(common::ports_on_worker(1, 2, 24_000))
+        .collect();
     let calls: Vec<Value> = ports
         .iter()
         .map(|&p| {

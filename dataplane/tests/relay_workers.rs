@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -65,19 +63,9 @@ fn a_worker_on_its_own_core_relays_and_answers_the_socket() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let stream = UnixStream::connect(&socket).expect("control socket");
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut ask = |req: Value| -> Value {
-        writeln!(writer, "{req}").unwrap();
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
-    };
+    let mut control = common::ControlClient::connect(&socket);
+    let mut ask = |req: Value| control.ask(req);
+
     let map = ask(json!({"version": 1, "op": "core_map"}))["result"].clone();
     assert_eq!(
         (

@@ -135,3 +135,48 @@ pub fn caller_rtp_frame(dst_port: u16, seq: u16) -> Vec<u8> {
     buf.truncate(n);
     buf
 }
+
+/// A client of the relay's control socket (JSON lines).
+pub struct ControlClient {
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+    writer: std::os::unix::net::UnixStream,
+}
+
+impl ControlClient {
+    /// Connects to `socket`, waiting up to 15 s for the relay to create it.
+    pub fn connect(socket: &std::path::Path) -> ControlClient {
+        use std::time::{Duration, Instant};
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !socket.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stream = std::os::unix::net::UnixStream::connect(socket).expect("control socket");
+        ControlClient {
+            reader: std::io::BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+        }
+    }
+
+    /// Sends one request and returns the answer.
+    pub fn ask(&mut self, req: serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        writeln!(self.writer, "{req}").expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("answer");
+        serde_json::from_str(&line).expect("JSON answer")
+    }
+}
+
+/// `count` local port pairs (p, p + 2), from `start` on in steps of 4, that both land on
+/// `worker` of two (by the hash calls are placed and dispatched with).
+pub fn ports_on_worker(worker: u16, count: usize, start: u16) -> Vec<u16> {
+    use relay_dataplane::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
+    (start..)
+        .step_by(4)
+        .filter(|&p| {
+            queue_for_port(p, SOFTWARE_RETA_SIZE, 2) == worker
+                && queue_for_port(p + 2, SOFTWARE_RETA_SIZE, 2) == worker
+        })
+        .take(count)
+        .collect()
+}
