@@ -8,8 +8,102 @@ use std::fmt::Write as _;
 pub struct CorePlan {
     /// The main lcore's CPU: control socket, statistics, start-up.
     pub main: u32,
-    /// One worker per CPU, in order; worker `i` polls queue `i` of every port.
+    /// One worker per CPU, in ascending order (the order DPDK walks its lcores); without a
+    /// map, worker `i` polls receive queue `i` of every port.
     pub workers: Vec<u32>,
+    /// An explicit map of receive queues to worker cores (`--map`).
+    pub rx: Option<RxMap>,
+}
+
+/// Which core polls each receive queue of each port (`--map PORT:QUEUE@CORE,...`).
+///
+/// Every port has receive queues `0..n`, each polled by exactly one core. Every worker has
+/// a transmit queue on every port whatever the map says (a call's outbound leg may leave on
+/// any port). A worker that receives a packet of a call another worker owns hands it over
+/// (software dispatch), so any map keeps each stream on its one owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RxMap {
+    /// `by_port[p][q]`: the core polling receive queue `q` of the `p`-th `--port`.
+    pub by_port: Vec<Vec<u32>>,
+}
+
+impl RxMap {
+    /// Parses `--map` against the `--port` device names, in order. A port is named as in
+    /// `--port` (a PCI address's own colons are fine: queue and core are split off the end)
+    /// or by its position in the `--port` list.
+    pub fn parse(s: &str, ports: &[String]) -> Result<RxMap, String> {
+        let mut by_port: Vec<Vec<Option<u32>>> = vec![Vec::new(); ports.len()];
+        for entry in s.split(',').map(str::trim) {
+            let bad =
+                || format!("--map entry {entry:?} is not PORT:QUEUE@CORE (e.g. net_ring0:1@3)");
+            let (port_queue, core) = entry.rsplit_once('@').ok_or_else(bad)?;
+            let (port, queue) = port_queue.rsplit_once(':').ok_or_else(bad)?;
+            let queue: u16 = queue.parse().map_err(|_| bad())?;
+            let core: u32 = core.parse().map_err(|_| bad())?;
+            let p = ports
+                .iter()
+                .position(|name| name == port)
+                .or_else(|| port.parse::<usize>().ok().filter(|&i| i < ports.len()))
+                .ok_or_else(|| {
+                    format!(
+                        "--map entry {entry:?}: no --port named {port:?} (ports: {})",
+                        ports.join(", ")
+                    )
+                })?;
+            let queues = &mut by_port[p];
+            if queues.len() <= usize::from(queue) {
+                queues.resize(usize::from(queue) + 1, None);
+            }
+            if let Some(other) = queues[usize::from(queue)].replace(core) {
+                return Err(format!(
+                    "--map: receive queue {queue} of {} is given to core {other} and core {core}; one core polls each queue",
+                    ports[p]
+                ));
+            }
+        }
+        let by_port = by_port
+            .into_iter()
+            .zip(ports)
+            .map(|(queues, name)| {
+                if queues.is_empty() {
+                    return Err(format!(
+                        "--map names no receive queue of {name}: give it at least {name}:0@CORE"
+                    ));
+                }
+                queues
+                    .iter()
+                    .enumerate()
+                    .map(|(q, c)| {
+                        c.ok_or_else(|| {
+                            format!(
+                                "--map: receive queue {q} of {name} has no core (its queues {} need one each, or nothing arrives on them)",
+                                if queues.len() == 2 { "0 and 1".to_owned() } else { format!("0-{}", queues.len() - 1) }
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<u32>, String>>()
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(RxMap { by_port })
+    }
+
+    /// The cores the map names, ascending.
+    pub fn cores(&self) -> Vec<u32> {
+        let mut cores: Vec<u32> = self.by_port.iter().flatten().copied().collect();
+        cores.sort_unstable();
+        cores.dedup();
+        cores
+    }
+
+    /// The receive queues of the `port`-th port that `core` polls.
+    pub fn queues_of(&self, port: usize, core: u32) -> Vec<u16> {
+        self.by_port[port]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c == core)
+            .map(|(q, _)| q as u16)
+            .collect()
+    }
 }
 
 /// Parses a CPU list such as `2-5` or `1,3,7-8`.
@@ -68,6 +162,19 @@ pub fn pci_node(addr: &str) -> Option<u32> {
 
 /// Checks `--main-core` and `--workers` against the online CPUs.
 pub fn plan(main: u32, workers: &[u32], online: &[u32]) -> Result<CorePlan, String> {
+    let mut plan = plan_cores(main, workers, online)?;
+    plan.workers.sort_unstable();
+    Ok(plan)
+}
+
+/// Checks `--main-core` and the cores of `--map` against the online CPUs.
+pub fn plan_map(main: u32, map: RxMap, online: &[u32]) -> Result<CorePlan, String> {
+    let mut plan = plan_cores(main, &map.cores(), online)?;
+    plan.rx = Some(map);
+    Ok(plan)
+}
+
+fn plan_cores(main: u32, workers: &[u32], online: &[u32]) -> Result<CorePlan, String> {
     if workers.is_empty() {
         return Err("--workers needs at least one CPU".into());
     }
@@ -92,6 +199,7 @@ pub fn plan(main: u32, workers: &[u32], online: &[u32]) -> Result<CorePlan, Stri
     Ok(CorePlan {
         main,
         workers: workers.to_vec(),
+        rx: None,
     })
 }
 
@@ -129,31 +237,49 @@ impl CorePlan {
         );
         for (i, &w) in self.workers.iter().enumerate() {
             let wn = cpu_node(w);
-            let queues: Vec<String> = ports
-                .iter()
-                .map(|(name, _)| format!("{name} rx/tx queue {i}"))
-                .collect();
-            let _ = writeln!(
-                out,
-                "worker {i:<3} cpu {w:<3} (NUMA {}): {}",
-                node(wn),
-                queues.join(", ")
-            );
-            for (name, pn) in ports {
+            let mut polls = Vec::new();
+            for (p, (name, pn)) in ports.iter().enumerate() {
+                let rx = match &self.rx {
+                    Some(map) => map.queues_of(p, w),
+                    None => vec![i as u16],
+                };
+                if rx.is_empty() {
+                    continue;
+                }
+                let list: Vec<String> = rx.iter().map(u16::to_string).collect();
+                polls.push(format!(
+                    "{name} rx queue{} {}",
+                    if rx.len() > 1 { "s" } else { "" },
+                    list.join(",")
+                ));
                 if let (Some(a), Some(b)) = (wn, *pn) {
                     if a != b {
                         warnings.push(format!("worker {i} on cpu {w} (NUMA {a}) polls {name} on NUMA {b}: cross-node memory traffic"));
                     }
                 }
             }
+            if polls.is_empty() {
+                polls.push("no receive queue (packets are handed to it)".into());
+            }
+            let _ = writeln!(
+                out,
+                "worker {i:<3} cpu {w:<3} (NUMA {}): {}; tx queue {i} of every port",
+                node(wn),
+                polls.join(", ")
+            );
         }
+        let identity = self.rx.as_ref().is_none_or(|map| {
+            map.by_port
+                .iter()
+                .all(|cores| cores.as_slice() == self.workers.as_slice())
+        });
         let _ = writeln!(
             out,
             "steering   {}",
-            if self.workers.len() > 1 {
-                "RSS on the UDP destination port; a call is installed on the worker its local ports map to"
-            } else {
-                "one worker: every call on it"
+            match (self.workers.len(), identity) {
+                (1, _) => "one worker: every call on it",
+                (_, true) => "RSS on the UDP destination port where the port has it, else software dispatch; a call is installed on the worker its local ports map to",
+                (_, false) => "software dispatch (the map is not one queue per worker in order): the worker that receives a packet hands it to the worker owning its call",
             }
         );
         (out, warnings)
@@ -185,5 +311,44 @@ mod tests {
             .unwrap_err()
             .contains("listed twice"));
         assert!(plan(0, &[], &online).is_err());
+        assert_eq!(plan(0, &[3, 1], &online).unwrap().workers, vec![1, 3]);
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn queue_maps() {
+        let ports = names(&["0000:03:00.0", "net_ring1"]);
+        let map = RxMap::parse("0000:03:00.0:0@2, 0000:03:00.0:1@3,1:0@2", &ports).unwrap();
+        assert_eq!(map.by_port, vec![vec![2, 3], vec![2]]);
+        assert_eq!(map.cores(), vec![2, 3]);
+        assert_eq!(map.queues_of(0, 3), vec![1]);
+        assert_eq!(map.queues_of(1, 3), Vec::<u16>::new());
+        let plan = plan_map(1, map.clone(), &[0, 1, 2, 3]).unwrap();
+        assert_eq!(plan.workers, vec![2, 3]);
+        let (text, _) = plan.describe(&[(ports[0].clone(), None), (ports[1].clone(), None)]);
+        assert!(text.contains("cpu 3   (NUMA"), "{text}");
+        assert!(
+            text.contains("0000:03:00.0 rx queue 1; tx queue 1"),
+            "{text}"
+        );
+        assert!(text.contains("software dispatch (the map"), "{text}");
+        assert!(plan_map(2, map, &[0, 1, 2, 3])
+            .unwrap_err()
+            .contains("is the main core"));
+        let refused = [
+            ("net_ring1:0@2", "names no receive queue of 0000:03:00.0"),
+            ("0:0@2,0:0@3,1:0@2", "given to core 2 and core 3"),
+            ("0:1@2,1:0@2", "receive queue 0 of 0000:03:00.0 has no core"),
+            ("net_ring7:0@2", "no --port named \"net_ring7\""),
+            ("0:0", "is not PORT:QUEUE@CORE"),
+            ("0:x@1", "is not PORT:QUEUE@CORE"),
+        ];
+        for (text, why) in refused {
+            let e = RxMap::parse(text, &ports).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
     }
 }

@@ -58,23 +58,51 @@ struct CoreOpts {
     /// the main core (and the EAL core arguments are yours to give after `--`).
     #[arg(long)]
     workers: Option<String>,
+    /// Which core polls which receive queue, instead of `--workers`: `PORT:QUEUE@CORE,...`
+    /// (PORT as named in `--port`, or its position there), e.g.
+    /// `net_ring0:0@2,net_ring0:1@3,net_ring1:0@2`. Every receive queue of every port needs
+    /// exactly one core; the map's cores are the workers, each with a transmit queue on every
+    /// port. With EAL core arguments after `--` (`--lcores`), CORE is an EAL lcore id.
+    #[arg(long, conflicts_with = "workers")]
+    map: Option<String>,
 }
 
 impl CoreOpts {
-    fn plan(&self) -> Result<Option<cores::CorePlan>> {
+    /// The receive-queue map, checked against the `--port` device names.
+    fn map(&self, ports: &[String]) -> Result<Option<cores::RxMap>> {
+        self.map
+            .as_deref()
+            .map(|m| cores::RxMap::parse(m, ports).map_err(|e| anyhow::anyhow!("{e}")))
+            .transpose()
+    }
+
+    fn plan(&self, map: Option<cores::RxMap>) -> Result<Option<cores::CorePlan>> {
+        let online = cores::online_cpus();
+        let main = self.main_core.unwrap_or(online[0]);
+        if let Some(map) = map {
+            return Ok(Some(
+                cores::plan_map(main, map, &online).map_err(|e| anyhow::anyhow!("{e}"))?,
+            ));
+        }
         let Some(workers) = &self.workers else {
             if self.main_core.is_some() {
-                bail!("--main-core needs --workers");
+                bail!("--main-core needs --workers or --map");
             }
             return Ok(None);
         };
-        let online = cores::online_cpus();
         let workers = cores::parse_list(workers).map_err(|e| anyhow::anyhow!("--workers: {e}"))?;
-        let main = self.main_core.unwrap_or(online[0]);
         Ok(Some(
             cores::plan(main, &workers, &online).map_err(|e| anyhow::anyhow!("{e}"))?,
         ))
     }
+}
+
+/// The device name of each `--port` option, in order.
+fn port_names(ports: &[String]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|p| p.split(',').next().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[derive(Subcommand)]
@@ -472,13 +500,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Plan { ports, cores } => {
+            let names = port_names(&ports);
             let plan = cores
-                .plan()?
-                .context("plan needs --workers (and optionally --main-core)")?;
-            let names: Vec<(String, Option<u32>)> = ports
-                .iter()
-                .map(|p| {
-                    let name = p.split(',').next().unwrap_or_default().to_owned();
+                .plan(cores.map(&names)?)?
+                .context("plan needs --workers or --map (and optionally --main-core)")?;
+            let names: Vec<(String, Option<u32>)> = names
+                .into_iter()
+                .map(|name| {
                     let node = cores::pci_node(&name);
                     (name, node)
                 })
@@ -503,9 +531,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let port_opts: Vec<PortOpt> =
                 ports.iter().map(|p| parse_port(p)).collect::<Result<_>>()?;
-            let plan = cores.plan()?;
+            let names = port_names(&ports);
+            let map = cores.map(&names)?;
             let defaults = eal.is_empty();
             let mut eal = eal_args(eal);
+            let eal_cores = |a: &String| {
+                matches!(a.as_str(), "-l" | "-c" | "--lcores" | "--main-lcore")
+                    || a.starts_with("--lcores=")
+                    || a.starts_with("-l")
+            };
+            // `--map` with the EAL's own core arguments names EAL lcores (checked once the
+            // EAL is up); otherwise the plan names CPUs and gives DPDK its core arguments.
+            let lcore_map = map.is_some()
+                && !defaults
+                && eal.iter().any(eal_cores)
+                && cores.main_core.is_none();
+            let plan = if lcore_map {
+                None
+            } else {
+                cores.plan(map.clone())?
+            };
             if let Some(plan) = &plan {
                 if defaults {
                     // The embedded default names core 0; the plan decides the cores instead.
@@ -513,13 +558,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         eal.drain(i..i + 2);
                     }
                 }
-                let given = |a: &String| {
-                    matches!(a.as_str(), "-l" | "-c" | "--lcores" | "--main-lcore")
-                        || a.starts_with("--lcores=")
-                        || a.starts_with("-l")
-                };
-                if eal.iter().any(given) {
-                    bail!("give cores with --main-core/--workers, not in the EAL arguments");
+                if eal.iter().any(eal_cores) {
+                    bail!("give cores with --main-core/--workers (or --map), not in the EAL arguments");
                 }
                 eal.extend(plan.eal_args());
             }
@@ -544,6 +584,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let on_main = worker_lcores == [eal.lcore_id()];
             let nw = worker_lcores.len();
+            if let Some(map) = &map {
+                for core in map.cores() {
+                    if !worker_lcores.contains(&core) {
+                        bail!(
+                            "--map names core {core}, which is not a worker lcore of the EAL (workers: {:?}); with --lcores, every CORE in --map must be one of its worker lcores",
+                            worker_lcores
+                        );
+                    }
+                }
+            }
             let pool = PktMbufPool::create(
                 &eal,
                 "relay",
@@ -556,15 +606,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut opened = Vec::new();
             let mut addrs = Vec::new();
             let mut reta = Vec::new();
-            let mut dispatched = Vec::new();
-            for p in &port_opts {
+            // Per port: the receive queues each worker polls, and whether the workers that
+            // receive hand packets over (software dispatch) rather than the NIC steering them.
+            let mut rx_of: Vec<Vec<Vec<u16>>> = Vec::new();
+            let mut dispatched: Vec<bool> = Vec::new();
+            for (pi, p) in port_opts.iter().enumerate() {
                 let id = Port::id_by_name(&eal, &p.name).with_context(|| {
                     format!("port {}: pass it with --vdev or bind the NIC", p.name)
                 })?;
                 // Several workers: RSS on the UDP destination port if the port has it, else
                 // software dispatch (see worker::Handoff): a receive queue per worker where the
                 // port has enough (however it spreads packets over them), else one, and the
-                // workers that receive hand each frame to its owner.
+                // workers that receive hand each frame to its owner. An explicit --map says
+                // which worker polls which queue; unless that is queue i on worker i of a port
+                // with RSS, its ports are shared by dispatch.
                 let caps = Port::caps(&eal, id).with_context(|| format!("querying {}", p.name))?;
                 if usize::from(caps.max_tx_queues) < nw {
                     bail!(
@@ -573,15 +628,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         caps.max_tx_queues
                     );
                 }
-                let rss = nw > 1 && caps.rss_udp;
-                let rx_queues = if rss || usize::from(caps.max_rx_queues) >= nw {
-                    nw as u16
-                } else {
-                    1
+                let polls: Vec<Vec<u16>> = match &map {
+                    Some(map) => worker_lcores
+                        .iter()
+                        .map(|&l| map.queues_of(pi, l))
+                        .collect(),
+                    None if usize::from(caps.max_rx_queues) >= nw => {
+                        (0..nw as u16).map(|q| vec![q]).collect()
+                    }
+                    None => (0..nw)
+                        .map(|w| if w == 0 { vec![0] } else { Vec::new() })
+                        .collect(),
                 };
-                if nw > 1 && !rss {
-                    dispatched.push((id, rx_queues));
+                let rx_queues = polls.iter().map(Vec::len).sum::<usize>() as u16;
+                if rx_queues > caps.max_rx_queues {
+                    bail!(
+                        "port {}: --map gives it {rx_queues} receive queues, it has {}",
+                        p.name,
+                        caps.max_rx_queues
+                    );
                 }
+                let rss = nw > 1 && caps.rss_udp && rx_queues > 1;
+                let one_each = polls
+                    .iter()
+                    .enumerate()
+                    .all(|(w, q)| q.as_slice() == [w as u16]);
+                let dispatch = nw > 1 && !(rss && one_each);
                 let config = PortConfig {
                     promiscuous: true,
                     rx_queues,
@@ -607,32 +679,50 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     gateway6: p.gateway6,
                 });
                 let v6 = p.ipv6.map_or(String::new(), |(a, l)| format!(", {a}/{l}"));
-                let steering = match (nw, rss) {
+                let steering = match (nw, dispatch) {
                     (1, _) => String::new(),
-                    (_, true) => ", RSS on the UDP destination port".into(),
-                    (_, false) if rx_queues == 1 => {
-                        ", no RSS: worker 0 receives and hands packets to their workers".into()
-                    }
-                    (_, false) => {
-                        ", no RSS: each worker receives on its queue and hands packets to their workers".into()
+                    (_, false) => ", RSS on the UDP destination port".into(),
+                    (_, true) => {
+                        let receivers: Vec<String> = polls
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, q)| !q.is_empty())
+                            .map(|(w, _)| w.to_string())
+                            .collect();
+                        let (who, verbs) = match receivers.as_slice() {
+                            [one] => (format!("worker {one}"), "receives and hands"),
+                            many => (format!("workers {}", many.join(",")), "receive and hand"),
+                        };
+                        format!(
+                            ", {}software dispatch: {who} {verbs} packets to their workers",
+                            if rss {
+                                "RSS over the queues, "
+                            } else {
+                                "no RSS, "
+                            },
+                        )
                     }
                 };
                 println!(
-                    "port {}: id {id}, {}/{}{v6}, mac {}, {nw} queue(s){steering}",
+                    "port {}: id {id}, {}/{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}",
                     p.name,
                     p.ipv4,
                     p.prefix_len,
                     MacAddr(mac)
                 );
-                let reta_size = if rss {
-                    port.reta_size()
-                } else {
+                // The table the owner of a destination port is computed with: the NIC's
+                // where it steers, else the software dispatch's (worker::hand_over).
+                let reta_size = if dispatch {
                     rss::SOFTWARE_RETA_SIZE
+                } else {
+                    port.reta_size()
                 };
                 reta.push((std::net::IpAddr::V4(p.ipv4), reta_size));
                 if let Some((v6, _)) = p.ipv6 {
                     reta.push((std::net::IpAddr::V6(v6), reta_size));
                 }
+                rx_of.push(polls);
+                dispatched.push(dispatch);
                 opened.push(port);
             }
             // A call belongs to the worker its local ports map to (RSS on the UDP destination
@@ -702,15 +792,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "main_lcore": eal.lcore_id(),
                 "workers": worker_lcores.iter().enumerate().map(|(i, l)| serde_json::json!({
                     "lcore": l,
-                    // How packets reach this worker's queue: the only queue, RSS, or handed over
-                    // by worker 0 (software dispatch; worker 0 receives, the others transmit).
-                    "ports": port_opts.iter().zip(&opened).map(|(p, port)| {
-                        let steering = match (nw, dispatched.iter().any(|&(id, _)| id == port.id())) {
+                    // How packets reach this worker: the only worker, RSS, or software dispatch
+                    // (workers receive on the queues they poll and hand packets to their owners).
+                    "ports": port_opts.iter().enumerate().map(|(pi, p)| {
+                        let steering = match (nw, dispatched[pi]) {
                             (1, _) => "single",
                             (_, false) => "rss",
                             (_, true) => "dispatch",
                         };
-                        serde_json::json!({"name": p.name, "queue": i, "steering": steering})
+                        serde_json::json!({"name": p.name, "queue": i, "rx_queues": rx_of[pi][i], "steering": steering})
                     }).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
@@ -725,23 +815,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 idle_exit: idle_exit_ms.map(Duration::from_millis),
             };
             {
-                // Queue w of every port goes to worker w.
-                let mut handles: Vec<_> = opened
-                    .iter_mut()
-                    .map(|p| p.queue_handles().into_iter())
-                    .collect();
+                // Transmit queue w of every port, and the receive queues the map gives it, go
+                // to worker w.
+                let port_ids: Vec<u16> = opened.iter().map(Port::id).collect();
+                let mut handles: Vec<_> = Vec::new();
+                for (port, polls) in opened.iter_mut().zip(&rx_of) {
+                    let name = port.id();
+                    handles.push(
+                        port.queue_handles_with(polls)
+                            .with_context(|| format!("port {name}: receive queues"))?
+                            .into_iter(),
+                    );
+                }
                 let mut per_worker: Vec<Vec<_>> = (0..nw)
                     .map(|_| handles.iter_mut().filter_map(Iterator::next).collect())
                     .collect();
-                // Software dispatch rings, worker 0 -> worker w, for ports without RSS.
+                // Per worker, the ports on which it receives for others (software dispatch).
+                let dispatch_ports: Vec<Vec<u16>> = (0..nw)
+                    .map(|w| {
+                        port_ids
+                            .iter()
+                            .enumerate()
+                            .filter(|&(pi, _)| dispatched[pi] && !rx_of[pi][w].is_empty())
+                            .map(|(_, &id)| id)
+                            .collect()
+                    })
+                    .collect();
                 // Software dispatch rings, one per (receiving worker, owning worker) pair.
-                let receivers = dispatched
-                    .iter()
-                    .map(|&(_, rx)| usize::from(rx))
-                    .max()
-                    .unwrap_or(0);
                 let mut rings = Vec::new();
-                for from in 0..receivers {
+                for from in (0..nw).filter(|&w| !dispatch_ports[w].is_empty()) {
                     for to in (0..nw).filter(|&to| to != from) {
                         let ring = relay_dataplane::dpdk::MbufRing::create(
                             &eal,
@@ -756,11 +858,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|w| worker::Handoff {
                         me: w,
                         workers: nw as u16,
-                        dispatch_ports: dispatched
-                            .iter()
-                            .filter(|&&(_, rx)| w < usize::from(rx))
-                            .map(|&(id, _)| id)
-                            .collect(),
+                        dispatch_ports: dispatch_ports[w].clone(),
                         to: (0..nw).map(|_| None).collect(),
                         from: Vec::new(),
                         peers: channels

@@ -135,9 +135,9 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
         String::from_utf8_lossy(&out.stderr)
     );
     let mode = if rx_queues == 1 {
-        "no RSS: worker 0 receives and hands packets"
+        "no RSS, software dispatch: worker 0 receives and hands packets"
     } else {
-        "no RSS: each worker receives on its queue and hands packets"
+        "no RSS, software dispatch: workers 0,1 receive and hand packets"
     };
     assert!(text.contains(mode), "{text}");
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
@@ -185,4 +185,145 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
         0,
         "{stats}"
     );
+}
+
+/// An explicit `--map`: both receive queues of the callers' port on one worker (lcore 2), the
+/// callees' port's only queue on the other (lcore 1). Worker 0 then receives none of its
+/// calls' packets itself: worker 1 hands them over, and each worker sends on its own transmit
+/// queue of the callees' port.
+#[test]
+fn a_queue_map_gives_one_worker_every_receive_queue_of_a_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (w0, w1) = (
+        common::ports_on_worker(0, 2, 20_000),
+        common::ports_on_worker(1, 2, 20_000),
+    );
+    let mut frames = Vec::new();
+    for seq in 0..50u16 {
+        for &p in w0.iter().chain(&w1) {
+            frames.push(common::caller_rtp_frame(p, seq));
+        }
+    }
+    let inputs: Vec<_> = (0..2)
+        .map(|q| tmp.path().join(format!("in{q}.pcap")))
+        .collect();
+    for (q, input) in inputs.iter().enumerate() {
+        common::write_pcap(input, frames.iter().skip(q).step_by(2));
+    }
+    let quiet = tmp.path().join("quiet.pcap");
+    common::write_pcap(&quiet, std::iter::empty::<&Vec<u8>>());
+    let call = |p: u16| json!({"id": format!("c{p}"), "media": [{"a": {"local": format!("198.18.0.1:{p}")}, "b": {"local": format!("198.19.0.1:{}", p + 2), "remote": "198.19.1.20:6000"}}]});
+    let calls: Vec<Value> = w0.iter().chain(&w1).map(|&p| call(p)).collect();
+    let sessions = tmp.path().join("sessions.json");
+    std::fs::write(
+        &sessions,
+        json!({"version": 1, "neighbours": [{"ip": "198.19.1.20", "mac": "02:00:00:00:00:20"}], "calls": calls}).to_string(),
+    )
+    .unwrap();
+    let (out0, out1) = (tmp.path().join("out0.pcap"), tmp.path().join("out1.pcap"));
+    let (back0, back1) = (tmp.path().join("back0.pcap"), tmp.path().join("back1.pcap"));
+    let stats = tmp.path().join("stats.json");
+    let socket = tmp.path().join("relay.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
+        .args([
+            "run",
+            "--port",
+            "net_pcap0,ipv4=198.18.0.1/16",
+            "--port",
+            "net_pcap1,ipv4=198.19.0.1/16",
+            "--map",
+            "net_pcap0:0@2,net_pcap0:1@2,net_pcap1:0@1",
+        ])
+        .arg("--sessions")
+        .arg(&sessions)
+        .arg("--stats-json")
+        .arg(&stats)
+        .arg("--control")
+        .arg(&socket)
+        .args(["--idle-exit-ms", "1500", "--duration", "30", "--"])
+        .args([
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "--log-level=error",
+            "--lcores=0@0,1@0,2@0",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
+            inputs[0].display(),
+            inputs[1].display(),
+            back0.display(),
+            back1.display()
+        ))
+        .arg(format!(
+            "--vdev=net_pcap1,rx_pcap={},tx_pcap={},tx_pcap={}",
+            quiet.display(),
+            out0.display(),
+            out1.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let map = common::ControlClient::connect(&socket).ask(json!({"version": 1, "op": "core_map"}));
+    let workers = &map["result"]["workers"];
+    assert_eq!(workers[0]["lcore"], json!(1), "{map}");
+    assert_eq!(workers[0]["ports"][0]["rx_queues"], json!([]), "{map}");
+    assert_eq!(workers[0]["ports"][1]["rx_queues"], json!([0]), "{map}");
+    assert_eq!(workers[1]["ports"][0]["rx_queues"], json!([0, 1]), "{map}");
+    assert_eq!(workers[1]["ports"][1]["rx_queues"], json!([]), "{map}");
+    for w in 0..2 {
+        for p in 0..2 {
+            assert_eq!(
+                workers[w]["ports"][p]["steering"],
+                json!("dispatch"),
+                "{map}"
+            );
+            assert_eq!(workers[w]["ports"][p]["queue"], json!(w), "{map}");
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("net_pcap0: id 0, 198.18.0.1/16, mac")
+            && text.contains("2 rx / 2 tx queue(s), no RSS, software dispatch: worker 1 receives and hands packets"),
+        "{text}"
+    );
+    let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    let per_worker = stats["workers"].as_array().unwrap();
+    // Worker 1 received every frame and handed worker 0's 100 over; each relayed its own.
+    let handed = |w: usize| per_worker[w]["handed_over"].as_u64().unwrap();
+    assert_eq!((handed(0), handed(1)), (0, 100), "{stats}");
+    assert_eq!(per_worker[0]["rx"], json!(100), "{stats}");
+    assert_eq!(per_worker[1]["rx"], json!(100), "{stats}");
+    for call in stats["calls"].as_array().unwrap() {
+        assert_eq!(call["media"][0]["a"]["rx_packets"], json!(50), "{call}");
+        assert_eq!(call["media"][0]["b"]["tx_packets"], json!(50), "{call}");
+    }
+    // Each worker's output went out on its own transmit queue of the callees' port.
+    assert_eq!(relayed_to(&out0, "198.19.1.20:6000"), 100);
+    assert_eq!(relayed_to(&out1, "198.19.1.20:6000"), 100);
+    assert_eq!(
+        stats["worker"]["drops"]["handoff_full"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{stats}"
+    );
+}
+
+fn relayed_to(path: &Path, dst: &str) -> usize {
+    common::read_pcap(path)
+        .iter()
+        .filter(|f| {
+            f[..6] == CALLEE_MAC && wire::parse_udp(f).is_ok_and(|u| u.dst == dst.parse().unwrap())
+        })
+        .count()
 }

@@ -242,7 +242,7 @@ fn kernel_udp_peers_through_two_workers() {
     let (status, out) = common::stop_by_signal(&mut child, "-TERM");
     assert!(status.success(), "{out}");
     assert!(
-        out.contains("each worker receives on its queue and hands packets"),
+        out.contains("software dispatch: workers 0,1 receive and hand packets"),
         "{out}"
     );
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();

@@ -107,6 +107,23 @@ fn core_options_that_cannot_work_are_refused() {
         (vec!["--workers", "999"], "does not exist or is offline"),
         (vec!["--workers", "1,1"], "listed twice"),
         (vec!["--main-core", "0"], "--main-core needs --workers"),
+        (
+            vec!["--map", "net_ring0:1@1"],
+            "receive queue 0 of net_ring0 has no core",
+        ),
+        (
+            vec!["--map", "net_ring0:0@1,net_ring0:0@2"],
+            "given to core 1 and core 2",
+        ),
+        (vec!["--map", "net_ring9:0@1"], "no --port named"),
+        (
+            vec!["--map", "net_ring0:0@0", "--main-core", "0"],
+            "is the main core",
+        ),
+        (
+            vec!["--map", "net_ring0:0@1", "--workers", "1"],
+            "cannot be used with",
+        ),
     ] {
         let out = relay()
             .args(["run", "--port", "net_ring0,ipv4=198.18.0.1/24"])
@@ -131,6 +148,58 @@ fn core_options_that_cannot_work_are_refused() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("give cores with --main-core/--workers"));
+    // With the EAL's own lcores, --map names lcores, and only worker lcores will do.
+    let out = relay()
+        .args([
+            "run",
+            "--port",
+            "net_ring0,ipv4=198.18.0.1/24",
+            "--map",
+            "net_ring0:0@5",
+            "--",
+        ])
+        .args([
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "--log-level=error",
+            "--vdev=net_ring0",
+            "--lcores=0@0,1@0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2)
+            && err.contains("--map names core 5, which is not a worker lcore of the EAL"),
+        "{err}"
+    );
+    let out = relay()
+        .args([
+            "plan",
+            "--port",
+            "0000:03:00.0",
+            "--port",
+            "net_ring1",
+            "--main-core",
+            "0",
+            "--map",
+            "0000:03:00.0:0@1,0000:03:00.0:1@1,net_ring1:0@1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains(
+                "0000:03:00.0 rx queues 0,1, net_ring1 rx queue 0; tx queue 0 of every port"
+            )
+            && text.contains("EAL core arguments: -l 0,1 --main-lcore 0"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = relay()
         .args([
             "plan",

@@ -316,15 +316,63 @@ impl<'eal> Port<'eal> {
     /// to the worker threads. The port stays borrowed while they exist, so it cannot be used
     /// or closed meanwhile, and each queue has exactly one owner.
     pub fn queue_handles(&mut self) -> Vec<Queue<'_, 'eal>> {
-        (0..self.tx_queues)
+        let rx: Vec<Vec<u16>> = (0..self.tx_queues)
+            .map(|q| {
+                if q < self.rx_queues {
+                    vec![q]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        self.queue_handles_with(&rx)
+            .expect("queue q of a port is valid for every q below its queue count")
+    }
+
+    /// One handle per transmit queue `q`, polling the receive queues `rx[q]` (any number,
+    /// none included): for explicit queue maps. Every receive queue must be below the
+    /// configured count and given to at most one handle, else [`DpdkError::InvalidArgument`]:
+    /// two threads polling one queue would race inside the driver.
+    pub fn queue_handles_with(
+        &mut self,
+        rx: &[Vec<u16>],
+    ) -> Result<Vec<Queue<'_, 'eal>>, DpdkError> {
+        if rx.len() > usize::from(self.tx_queues) {
+            return Err(DpdkError::InvalidArgument(format!(
+                "port {}: {} queue handles asked for, it has {} transmit queues",
+                self.id,
+                rx.len(),
+                self.tx_queues
+            )));
+        }
+        let mut taken = vec![false; usize::from(self.rx_queues)];
+        for &q in rx.iter().flatten() {
+            match taken.get_mut(usize::from(q)) {
+                Some(t) if !*t => *t = true,
+                Some(_) => {
+                    return Err(DpdkError::InvalidArgument(format!(
+                        "port {}: receive queue {q} given to two handles",
+                        self.id
+                    )))
+                }
+                None => {
+                    return Err(DpdkError::InvalidArgument(format!(
+                        "port {}: receive queue {q} does not exist (it has {})",
+                        self.id, self.rx_queues
+                    )))
+                }
+            }
+        }
+        Ok((0..self.tx_queues)
             .map(|queue| Queue {
                 port: self.id,
                 queue,
-                receives: queue < self.rx_queues,
+                rx_queues: rx.get(usize::from(queue)).cloned().unwrap_or_default(),
+                next_rx: 0,
                 _port: PhantomData,
                 _eal: PhantomData,
             })
-            .collect()
+            .collect())
     }
 
     /// The port's counters.
@@ -370,11 +418,15 @@ pub struct PortCaps {
     pub max_tx_queues: u16,
 }
 
-/// A transmit queue and (usually) a receive queue of one port, owned by one worker thread.
+/// A transmit queue and the receive queues (usually one, possibly none or several) of one
+/// port, owned by one worker thread.
 pub struct Queue<'p, 'eal> {
     port: u16,
     queue: u16,
-    receives: bool,
+    rx_queues: Vec<u16>,
+    /// The receive queue polled first next time (round robin, so a busy queue does not starve
+    /// the others of burst room).
+    next_rx: usize,
     _port: PhantomData<&'p mut ()>,
     _eal: PhantomData<&'eal Eal>,
 }
@@ -385,36 +437,52 @@ impl<'eal> Queue<'_, 'eal> {
         self.port
     }
 
-    /// The queue index.
+    /// The transmit queue's index.
     pub fn queue_id(&self) -> u16 {
         self.queue
     }
 
-    /// Whether the handle has a receive queue (a port shared by software dispatch has one
-    /// receive queue and a transmit queue per worker).
-    pub fn receives(&self) -> bool {
-        self.receives
+    /// The receive queues this handle polls.
+    pub fn rx_queue_ids(&self) -> &[u16] {
+        &self.rx_queues
     }
 
-    /// Receives into the free slots of `burst`; returns how many arrived.
+    /// Whether the handle has a receive queue (a port shared by software dispatch may have
+    /// fewer receive queues than workers).
+    pub fn receives(&self) -> bool {
+        !self.rx_queues.is_empty()
+    }
+
+    /// Receives into the free slots of `burst` from this handle's receive queues, each polled
+    /// once while room remains; returns how many arrived.
     #[inline]
     pub fn rx_burst(&mut self, burst: &mut Burst<'eal>) -> usize {
-        if !self.receives {
-            return 0;
+        let polled = self.rx_queues.len();
+        let mut arrived = 0;
+        for i in 0..polled {
+            if burst.len == BURST_SIZE {
+                break;
+            }
+            let queue = self.rx_queues[(self.next_rx + i) % polled];
+            let room = (BURST_SIZE - burst.len) as u16;
+            // SAFETY: this handle is the only user of this receive queue (queue_handles_with
+            // gives each to one handle and borrows the port meanwhile); the destination has
+            // `room` free slots.
+            let n = unsafe {
+                relay_sys::rte_eth_rx_burst(
+                    self.port,
+                    queue,
+                    burst.mbufs.as_mut_ptr().add(burst.len),
+                    room,
+                )
+            };
+            burst.len += usize::from(n);
+            arrived += usize::from(n);
         }
-        let room = (BURST_SIZE - burst.len) as u16;
-        // SAFETY: this handle is the only user of this queue (Port::queues hands out one per
-        // queue and borrows the port meanwhile); the destination has `room` free slots.
-        let n = unsafe {
-            relay_sys::rte_eth_rx_burst(
-                self.port,
-                self.queue,
-                burst.mbufs.as_mut_ptr().add(burst.len),
-                room,
-            )
-        };
-        burst.len += usize::from(n);
-        usize::from(n)
+        if polled > 1 {
+            self.next_rx = (self.next_rx + 1) % polled;
+        }
+        arrived
     }
 
     /// Queues the packets of `burst` for sending, from the front; returns how many were
