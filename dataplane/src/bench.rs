@@ -26,8 +26,11 @@ pub struct BenchResult {
     pub srtp: bool,
     /// Packets relayed in the timed phases.
     pub packets: u64,
-    /// Relayed packets per second.
+    /// Relayed packets per second, over all timed rounds.
     pub pps: f64,
+    /// Each timed round: relayed packets per second, and the reference measured right after
+    /// it (if one was given), so ratios compare runs seconds apart on a shared machine.
+    pub rounds: Vec<(f64, Option<f64>)>,
     /// Resident memory added per stream by installing the calls, bytes.
     pub bytes_per_stream: f64,
 }
@@ -71,22 +74,59 @@ pub struct BenchCase {
     /// Run the relay's staged prefetch before each burst (as the worker does); off only to
     /// measure what it is worth.
     pub prefetch: bool,
+    /// Timed rounds the packets are split into, with the reference measured after each.
+    pub rounds: u32,
 }
 
-/// Measures relaying `case.packets` packets over `case.streams` concurrent streams.
+impl BenchResult {
+    /// The median round's packets per second.
+    pub fn median_pps(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.0).collect())
+    }
+
+    /// The median, lowest and highest of the rounds' ratios to their references.
+    pub fn ratios(&self) -> Option<(f64, f64, f64)> {
+        let ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|&(pps, reference)| Some(pps / reference?))
+            .collect();
+        let lo = ratios.iter().copied().reduce(f64::min)?;
+        let hi = ratios.iter().copied().reduce(f64::max)?;
+        Some((median(ratios), lo, hi))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Measures relaying `case.packets` packets over `case.streams` concurrent streams, in
+/// `case.rounds` timed rounds; after each, untimed, `reference` measures what the round is
+/// compared with.
 pub fn run<'eal>(
     eal: &'eal Eal,
     pool: PktMbufPool<'eal>,
     a: &Port<'eal>,
     b: &Port<'eal>,
     case: BenchCase,
+    mut reference: impl FnMut() -> Option<f64>,
 ) -> Result<BenchResult, DpdkError> {
     let BenchCase {
         streams,
         srtp,
         packets,
         prefetch,
+        rounds,
     } = case;
+    let per_round = packets.div_ceil(u64::from(rounds.max(1)));
+    let mut timed_rounds = Vec::new();
+    let (mut round_relayed, mut round_busy) = (0u64, Duration::ZERO);
     let _ = eal;
     let ips = streams.div_ceil(PORTS_PER_IP);
     let mut ports = Vec::new();
@@ -254,12 +294,20 @@ pub fn run<'eal>(
             out.clear();
         }
         if !warming {
-            busy += start.elapsed();
+            let took = start.elapsed();
+            busy += took;
             relayed += round;
+            round_busy += took;
+            round_relayed += round;
         }
         // Untimed: empty port B's ring.
         while b.rx_burst(0, &mut rx) > 0 {
             rx.clear();
+        }
+        if round_relayed >= per_round || (relayed >= packets && round_relayed > 0) {
+            let pps = round_relayed as f64 / round_busy.as_secs_f64();
+            timed_rounds.push((pps, reference()));
+            (round_relayed, round_busy) = (0, Duration::ZERO);
         }
         if relay.stats.forwarded == 0 && relay.stats.rx > 10_000 {
             return Err(DpdkError::InvalidArgument(format!(
@@ -273,6 +321,7 @@ pub fn run<'eal>(
         srtp,
         packets: relayed,
         pps: relayed as f64 / busy.as_secs_f64(),
+        rounds: timed_rounds,
         bytes_per_stream,
     })
 }
