@@ -195,14 +195,26 @@ pub fn run<'eal>(
         relay.add_call(&spec).map_err(bad)?;
     }
     let bytes_per_stream = resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
-    // The callers: one sending context per stream (SRTP), and each stream's next sequence.
-    // (None for plain RTP: an empty table, so the generator does not sweep the caches.)
-    let mut callers: Vec<Context> = if srtp {
-        (0..streams)
+    // The callers' sending contexts (SRTP) and each stream's next sequence number. The
+    // generator shares the relay's core, so its own state competes for the relay's caches,
+    // which a generator on another core (memif, a NIC) would not. Where no stream's sequence
+    // numbers wrap within the run (its rollover counter stays 0), one context protects every
+    // stream: it keeps one SSRC's state and starts each packet's afresh at ROC 0, which is
+    // what the relay expects. Only with few streams (which wrap, and fit in cache anyway) does
+    // every stream get a context of its own.
+    let shared_caller = packets / u64::from(streams) + 1 < u64::from(u16::MAX);
+    let mut callers: Vec<Context> = match (srtp, shared_caller) {
+        (false, _) => Vec::new(),
+        (true, true) => vec![Context::new(
+            &caller_key,
+            ContextConfig {
+                max_ssrcs: 1,
+                ..ContextConfig::default()
+            },
+        )],
+        (true, false) => (0..streams)
             .map(|_| Context::new(&caller_key, ContextConfig::default()))
-            .collect()
-    } else {
-        Vec::new()
+            .collect(),
     };
     let mut seqs = vec![0u16; streams as usize];
     let mut rng = 0x2545_f491_4f6c_dd1du64;
@@ -253,7 +265,11 @@ pub fn run<'eal>(
                     src: caller,
                     dst: local(s as u32, 0),
                 };
-                let ctx = callers.get_mut(s);
+                let ctx = if shared_caller {
+                    callers.first_mut()
+                } else {
+                    callers.get_mut(s)
+                };
                 write_udp_ipv4_with(buf, &ends, room, |p| {
                     p[..172].copy_from_slice(&rtp);
                     if let Some(c) = ctx {
@@ -277,6 +293,7 @@ pub fn run<'eal>(
             }
             let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
             if prefetch {
+                rx.prefetch_headers();
                 relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
             }
             for mut m in rx.drain() {

@@ -1007,8 +1007,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     // SRTP rounds are each followed by the engine's own re-key rate; plain RTP
                     // is compared with the one testpmd run (a separate process).
                     let r = relay_dataplane::bench::run(&eal, pool, &a, &b, case, || {
-                        srtp.then(engine_rekey_pps)
-                            .or(testpmd)
+                        srtp.then(engine_rekey_pps).or(testpmd)
                     })?;
                     let (mode, reference) = if srtp {
                         ("SRTP re-key (AES_CM_128_80)", "re-key")

@@ -142,6 +142,7 @@ pub fn run<'eal>(
             if dispatch[pi] && handoff.workers > 1 {
                 hand_over(&mut rx, ids[pi], handoff, &mut to_workers, relay);
             }
+            rx.prefetch_headers();
             relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
             for m in rx.drain() {
                 forward(relay, m, pi, &ids, queues, &mut tx, now);
@@ -150,6 +151,7 @@ pub fn run<'eal>(
         // Packets other workers received for this one.
         for ring in &mut handoff.from {
             received += ring.dequeue_burst(&mut rx);
+            rx.prefetch_headers();
             relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
             for m in rx.drain() {
                 match ids.iter().position(|&p| p == m.rx_port()) {
