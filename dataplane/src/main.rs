@@ -267,6 +267,9 @@ struct PortOpt {
     gateway6: Option<std::net::Ipv6Addr>,
     vlan: Option<u16>,
     mac: Option<[u8; 6]>,
+    /// Let the NIC complete UDP checksums where it can (`csum=offload`, the default) or
+    /// always sum in software (`csum=software`).
+    checksum_offload: bool,
 }
 
 fn parse_port(spec: &str) -> Result<PortOpt> {
@@ -278,6 +281,7 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
         .to_owned();
     let (mut ipv4, mut prefix_len, mut gateway, mut vlan, mut mac) = (None, 24, None, None, None);
     let (mut ipv6, mut gateway6) = (None, None);
+    let mut checksum_offload = true;
     for kv in parts {
         let (k, v) = kv
             .split_once('=')
@@ -328,7 +332,14 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
                 )
             }
             "mac" => mac = Some(parse_mac(v).with_context(|| format!("--port {spec}"))?),
-            _ => bail!("--port {spec}: unknown key {k:?} (ipv4, gw, ipv6, gw6, vlan, mac)"),
+            "csum" => {
+                checksum_offload = match v {
+                    "offload" => true,
+                    "software" => false,
+                    _ => bail!("--port {spec}: csum is offload or software, not {v:?}"),
+                }
+            }
+            _ => bail!("--port {spec}: unknown key {k:?} (ipv4, gw, ipv6, gw6, vlan, mac, csum)"),
         }
     }
     if ipv4.is_none() && ipv6.is_none() {
@@ -344,6 +355,7 @@ fn parse_port(spec: &str) -> Result<PortOpt> {
         gateway6,
         vlan,
         mac,
+        checksum_offload,
     })
 }
 
@@ -663,6 +675,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     rx_queues,
                     tx_queues: nw as u16,
                     rss_udp_dst_port: rss,
+                    // Enabled only if the device has it (Port::offloads says).
+                    tx_offloads: if p.checksum_offload {
+                        relay_sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM
+                    } else {
+                        0
+                    },
                     ..PortConfig::default()
                 };
                 let port = Port::open(&eal, id, &config, pool)
@@ -671,6 +689,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     MacAddr([0, 0, 0, 0, 0, 0]) => [0x02, 0, 0, 0, 0, id as u8],
                     m => m.0,
                 });
+                let udp_checksum_offload =
+                    port.offloads().1 & relay_sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM != 0;
                 addrs.push(PortAddr {
                     port: id,
                     mac,
@@ -681,6 +701,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ipv6: p.ipv6.map(|(a, _)| a),
                     prefix6_len: p.ipv6.map_or(64, |(_, l)| l),
                     gateway6: p.gateway6,
+                    udp_checksum_offload,
                 });
                 let v6 = p.ipv6.map_or(String::new(), |(a, l)| format!(", {a}/{l}"));
                 let steering = match (nw, dispatch) {
@@ -708,11 +729,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 };
                 println!(
-                    "port {}: id {id}, {}/{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}",
+                    "port {}: id {id}, {}/{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}, UDP checksums {}",
                     p.name,
                     p.ipv4,
                     p.prefix_len,
-                    MacAddr(mac)
+                    MacAddr(mac),
+                    if udp_checksum_offload {
+                        "completed by the NIC"
+                    } else {
+                        "summed in software"
+                    }
                 );
                 // The table the owner of a destination port is computed with: the NIC's
                 // where it steers, else the software dispatch's (worker::hand_over).

@@ -149,6 +149,8 @@ pub enum Verdict {
         port: u16,
         /// New frame length.
         len: usize,
+        /// The NIC is to complete the UDP checksum (see [`PortAddr::udp_checksum_offload`]).
+        offload: Option<wire::ChecksumOffload>,
     },
     /// Transmit `len` bytes back on the port it came from (ARP reply, ICMP echo reply).
     Reply {
@@ -182,6 +184,9 @@ pub struct PortAddr {
     pub prefix6_len: u8,
     /// IPv6 default gateway.
     pub gateway6: Option<Ipv6Addr>,
+    /// The port's NIC completes UDP checksums (`RTE_ETH_TX_OFFLOAD_UDP_CKSUM` enabled): used
+    /// for datagrams whose payload was authenticated or freshly protected here.
+    pub udp_checksum_offload: bool,
 }
 
 impl Default for PortAddr {
@@ -196,6 +201,7 @@ impl Default for PortAddr {
             ipv6: None,
             prefix6_len: 64,
             gateway6: None,
+            udp_checksum_offload: false,
         }
     }
 }
@@ -269,6 +275,8 @@ pub struct LegStats {
 struct TxCache {
     header: TxHeader,
     port: u16,
+    /// The port completes UDP checksums.
+    offload: bool,
     /// The neighbour table's generation when built: any MAC change since rebuilds.
     neighbour_gen: u64,
     /// When the next hop's neighbour entry expires.
@@ -1218,10 +1226,6 @@ impl Relay {
             (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
             (None, _) => plain,
         };
-        let payload_sum = match carried_sum {
-            Some(sum) => sum,
-            None => wire::checksum_add(0, &payload[..out_len]),
-        };
         let tx = usize::from(flow.rtcp_port);
         let cache = match out.tx[tx] {
             Some(c) if c.neighbour_gen == *neighbour_gen && c.expires_ns > now_ns => c,
@@ -1245,15 +1249,35 @@ impl Relay {
                 c
             }
         };
+        // The UDP checksum, continued: a sum carried from the incoming checksum is used as is
+        // (the NIC would checksum whatever arrived, corrupted or not); otherwise the payload
+        // was authenticated or just protected here, and the NIC completes the checksum where
+        // it can, or it is summed here.
+        let (len, offload) = match (carried_sum, cache.offload) {
+            (None, true) => {
+                let (len, o) = cache
+                    .header
+                    .write_for_offload(frame, u.payload, out_len)
+                    .ok_or(DropReason::TooBig)?;
+                (len, Some(o))
+            }
+            (carried, _) => {
+                let sum = carried.unwrap_or_else(|| {
+                    wire::checksum_add(0, &frame[u.payload..u.payload + out_len])
+                });
+                let len = cache
+                    .header
+                    .write(frame, u.payload, out_len, sum)
+                    .ok_or(DropReason::TooBig)?;
+                (len, None)
+            }
+        };
         out.tx_packets += 1;
         out.tx_bytes += out_len as u64;
-        let len = cache
-            .header
-            .write(frame, u.payload, out_len, payload_sum)
-            .ok_or(DropReason::TooBig)?;
         Ok(Verdict::Forward {
             port: cache.port,
             len,
+            offload,
         })
     }
 }
@@ -1307,6 +1331,7 @@ fn build_tx(
     Ok(TxCache {
         header: TxHeader::new(&l2, src, dst).ok_or(DropReason::NoRoute)?,
         port: port.port,
+        offload: port.udp_checksum_offload,
         neighbour_gen: 0,
         expires_ns,
     })

@@ -661,6 +661,21 @@ pub struct TxHeader {
     ip_sum: u32,
     /// [`udp_address_sum`] of the addresses and ports.
     udp_sum: u64,
+    /// The pseudo-header's addresses and protocol alone (no ports): what a NIC that
+    /// completes the UDP checksum expects to find in the checksum field, plus the length.
+    pseudo_sum: u32,
+}
+
+/// What a NIC needs to complete a UDP checksum ([`TxHeader::write_for_offload`]): where the
+/// IP header starts and how long it is, and the family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChecksumOffload {
+    /// Ethernet header length, VLAN tag included (DPDK's `l2_len`).
+    pub l2_len: u8,
+    /// IP header length (DPDK's `l3_len`).
+    pub l3_len: u8,
+    /// IPv6 (else IPv4).
+    pub ipv6: bool,
 }
 
 impl TxHeader {
@@ -717,6 +732,9 @@ impl TxHeader {
             v4: src.is_ipv4(),
             ip_sum,
             udp_sum: udp_address_sum(src, dst),
+            pseudo_sum: u32::from(fold(
+                udp_address_sum(src, dst) - u64::from(src.port()) - u64::from(dst.port()),
+            )),
         })
     }
 
@@ -744,6 +762,51 @@ impl TxHeader {
         payload_len: usize,
         payload_sum: u32,
     ) -> Option<usize> {
+        let (end, l4, udp_len) = self.write_headers(frame, payload_at, payload_len)?;
+        let sum = fold(self.udp_sum + 2 * udp_len as u64 + u64::from(payload_sum));
+        // RFC 768: a computed checksum of zero is sent as all ones (zero means "none").
+        let c = match !sum {
+            0 => 0xffff,
+            c => c,
+        };
+        frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        Some(end)
+    }
+
+    /// As [`TxHeader::write`], but leaves the UDP checksum for the NIC to complete (DPDK's
+    /// `RTE_MBUF_F_TX_UDP_CKSUM`): the checksum field gets the pseudo-header's sum, not
+    /// complemented, as the driver API requires, and the payload is never read. Returns the
+    /// frame length and what to tell the driver.
+    #[inline]
+    pub fn write_for_offload(
+        &self,
+        frame: &mut [u8],
+        payload_at: usize,
+        payload_len: usize,
+    ) -> Option<(usize, ChecksumOffload)> {
+        let (end, l4, udp_len) = self.write_headers(frame, payload_at, payload_len)?;
+        let pseudo = fold(u64::from(self.pseudo_sum) + udp_len as u64);
+        frame[l4 + 6..l4 + 8].copy_from_slice(&pseudo.to_be_bytes());
+        let l3 = usize::from(self.l3);
+        Some((
+            end,
+            ChecksumOffload {
+                l2_len: self.l3,
+                l3_len: (l4 - l3) as u8,
+                ipv6: !self.v4,
+            },
+        ))
+    }
+
+    /// Moves the payload, writes the headers, lengths and the IPv4 checksum; returns the
+    /// frame length, where UDP starts and its length.
+    #[inline]
+    fn write_headers(
+        &self,
+        frame: &mut [u8],
+        payload_at: usize,
+        payload_len: usize,
+    ) -> Option<(usize, usize, usize)> {
         let hlen = self.len();
         let end = hlen + payload_len;
         if end > frame.len() || payload_at + payload_len > frame.len() {
@@ -773,14 +836,7 @@ impl TxHeader {
             l3 + 40
         };
         frame[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        let sum = fold(self.udp_sum + 2 * udp_len as u64 + u64::from(payload_sum));
-        // RFC 768: a computed checksum of zero is sent as all ones (zero means "none").
-        let c = match !sum {
-            0 => 0xffff,
-            c => c,
-        };
-        frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-        Some(end)
+        Some((end, l4, udp_len))
     }
 }
 
@@ -1049,6 +1105,66 @@ mod v6_tests {
                 let v = parse_udp(&bad[..m]).unwrap();
                 assert!(!udp_checksum_ok(&bad[..m], &v), "round {round}");
             }
+        }
+    }
+
+    /// Headers written for checksum offload, completed as a NIC completes them (DPDK's
+    /// contract for `RTE_MBUF_F_TX_UDP_CKSUM`: the one's-complement sum from the UDP header on,
+    /// over the pseudo-header sum found in the checksum field, complemented, zero sent as all
+    /// ones), are byte for byte the frame software checksumming writes; the offload description
+    /// names the header lengths.
+    #[test]
+    fn offloaded_checksum_completes_to_the_software_one() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let addrs: [(&str, &str); 3] = [
+            ("198.18.0.1:4000", "198.18.0.9:5000"),
+            ("198.19.255.254:65535", "198.18.0.0:1"),
+            ("[2001:2::1]:4000", "[2001:2::ffff:9]:5000"),
+        ];
+        for round in 0..600 {
+            let (a, b) = addrs[round % 3];
+            let (src, dst): (SocketAddr, SocketAddr) = (a.parse().unwrap(), b.parse().unwrap());
+            let vlan = (round % 2 == 0).then_some(100);
+            let l2 = L2Out {
+                src: [2, 0, 0, 0, 0, 1],
+                dst: [2, 0, 0, 0, 0, 2],
+                vlan,
+            };
+            let len = (next() % 300) as usize;
+            let mut frame = [0u8; 512];
+            for byte in &mut frame[100..100 + len] {
+                *byte = next() as u8;
+            }
+            let header = TxHeader::new(&l2, src, dst).unwrap();
+            let mut soft = frame;
+            let sum = checksum_add(0, &frame[100..100 + len]);
+            let n = header.write(&mut soft, 100, len, sum).unwrap();
+            let mut nic = frame;
+            let (m, offload) = header.write_for_offload(&mut nic, 100, len).unwrap();
+            assert_eq!(m, n);
+            let l3 = if vlan.is_some() { 18 } else { 14 };
+            let ip_len = if src.is_ipv4() { 20 } else { 40 };
+            assert_eq!(
+                offload,
+                ChecksumOffload {
+                    l2_len: l3 as u8,
+                    l3_len: ip_len as u8,
+                    ipv6: src.is_ipv6()
+                }
+            );
+            let l4 = l3 + ip_len;
+            let c = match !(checksum_add(0, &nic[l4..m]) as u16) {
+                0 => 0xffff,
+                c => c,
+            };
+            nic[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+            assert_eq!(&nic[..m], &soft[..n], "round {round}");
         }
     }
 

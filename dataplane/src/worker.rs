@@ -273,8 +273,17 @@ fn forward<'eal>(
     let len = m.len();
     let verdict = relay.process(ids[pi], m.data_and_tailroom_mut(), len, now);
     let (out, len) = match verdict {
-        Verdict::Forward { port: out, len } => match ids.iter().position(|&p| p == out) {
-            Some(oi) => (oi, len),
+        Verdict::Forward {
+            port: out,
+            len,
+            offload,
+        } => match ids.iter().position(|&p| p == out) {
+            Some(oi) => {
+                if let Some(o) = offload {
+                    m.request_udp_checksum(o.l2_len, o.l3_len, o.ipv6);
+                }
+                (oi, len)
+            }
             None => {
                 relay.stats.drops[DropReason::NoRoute.index()] += 1;
                 return;

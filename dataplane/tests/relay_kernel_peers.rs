@@ -31,38 +31,6 @@ fn payload(port: u16, seq: u16) -> Vec<u8> {
     p
 }
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The namespace and veth pair; removed on drop (deleting the namespace deletes the pair).
-struct Netns {
-    name: String,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-/// Stops the relay (by PID) if the test fails before it does.
-struct Relay(Option<std::process::Child>);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// The kernel side, run by the test below inside the namespace (the test binary again, with
 /// `RELAY_KERNEL_PEER` set): sends every call's packets from the caller's socket, receives at
 /// the callee's socket, and prints how many arrived intact per call.
@@ -109,26 +77,14 @@ fn kernel_udp_peers_through_two_workers() {
     if std::env::var("RELAY_KERNEL_PEER").is_ok() {
         return;
     }
-    // Root: the effective uid, from /proc.
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root || !sh(&["ip", "-V"]) {
+    if !common::can_make_namespaces() {
         eprintln!("skipped: needs root and iproute2 (network namespace and veth pair)");
         return;
     }
     let id = std::process::id();
-    let ns = Netns {
-        name: format!("rlyk{id}"),
-    };
+    let ns = common::Netns::new(format!("rlyk{id}"));
     let (outer, inner) = (format!("rlka{id}"), format!("rlkb{id}"));
     for cmd in [
-        vec!["ip", "netns", "add", &ns.name],
         vec![
             "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
         ],
@@ -154,13 +110,12 @@ fn kernel_udp_peers_through_two_workers() {
             &inner,
         ],
         vec!["ip", "-n", &ns.name, "link", "set", &inner, "up"],
-        vec!["ip", "-n", &ns.name, "link", "set", "lo", "up"],
         vec!["ip", "link", "set", &outer, "up"],
     ] {
-        assert!(sh(&cmd), "{cmd:?}");
+        assert!(common::sh(&cmd), "{cmd:?}");
     }
     // The kernel would leave UDP checksums to an offload the veth never performs.
-    sh(&[
+    common::sh(&[
         "ip", "netns", "exec", &ns.name, "ethtool", "-K", &inner, "tx", "off",
     ]);
 
@@ -180,7 +135,7 @@ fn kernel_udp_peers_through_two_workers() {
     let sessions = tmp.path().join("sessions.json");
     std::fs::write(&sessions, json!({"version": 1, "calls": calls}).to_string()).unwrap();
     let (socket, stats) = (tmp.path().join("relay.sock"), tmp.path().join("stats.json"));
-    let mut relay = Relay(Some(
+    let mut relay = common::KillOnDrop(Some(
         Command::new(env!("CARGO_BIN_EXE_relay-dataplane"))
             .args(["run", "--port", &format!("net_af_packet0,ipv4={RELAY}/24")])
             .arg("--sessions")

@@ -18,6 +18,11 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn relay() -> Relay {
+    relay_with_offload(false)
+}
+
+/// The relay of these tests; `offload`: port 1's NIC completes UDP checksums.
+fn relay_with_offload(offload: bool) -> Relay {
     let ports = vec![
         PortAddr {
             port: 0,
@@ -29,6 +34,7 @@ fn relay() -> Relay {
             ipv6: Some("2001:2::1".parse().unwrap()),
             prefix6_len: 64,
             gateway6: None,
+            udp_checksum_offload: false,
         },
         PortAddr {
             port: 1,
@@ -40,6 +46,7 @@ fn relay() -> Relay {
             ipv6: Some("2001:2:0:1::1".parse().unwrap()),
             prefix6_len: 64,
             gateway6: None,
+            udp_checksum_offload: offload,
         },
     ];
     let mut r = Relay::new(ports, RelayConfig::default());
@@ -125,9 +132,10 @@ fn protect(ctx: &mut Context, plain: &[u8]) -> Vec<u8> {
 }
 
 fn forwarded(v: Verdict, buf: &[u8]) -> (u16, wire::Udp, Vec<u8>) {
-    let Verdict::Forward { port, len } = v else {
+    let Verdict::Forward { port, len, offload } = v else {
         panic!("not forwarded: {v:?}")
     };
+    assert_eq!(offload, None, "no port offloads checksums here");
     let u = wire::parse_udp(&buf[..len]).expect("valid output frame");
     assert!(wire::udp_checksum_ok(&buf[..len], &u));
     (port, u, buf[u.payload..u.payload + u.payload_len].to_vec())
@@ -946,4 +954,87 @@ fn neighbour_discovery_and_icmpv6_echo() {
         (u.dst, u.l2.dst),
         (addr("[2001:2:0:1::33]:6000"), [2, 0, 0, 0, 0, 0x33])
     );
+}
+
+/// Completes a UDP checksum as a NIC does for `RTE_MBUF_F_TX_UDP_CKSUM`: sums from the UDP
+/// header on, over the pseudo-header sum the relay left in the checksum field.
+fn complete_checksum(frame: &mut [u8], o: wire::ChecksumOffload) {
+    let l4 = usize::from(o.l2_len) + usize::from(o.l3_len);
+    let c = match !(wire::checksum_add(0, &frame[l4..]) as u16) {
+        0 => 0xffff,
+        c => c,
+    };
+    frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+}
+
+/// On a port whose NIC completes UDP checksums, the relay leaves it the checksum of every
+/// datagram whose payload was authenticated or protected here, and of no other: plain RTP
+/// relayed as plain keeps the checksum carried from the sender (the NIC would bless a
+/// corrupted payload). Completed as the NIC completes it, every checksum is right.
+#[test]
+fn udp_checksums_are_left_to_an_offloading_nic_where_safe() {
+    let mut r = relay_with_offload(true);
+    let (ka, kb) = (
+        key(Suite::AesCm128HmacSha1_80, 1),
+        key(Suite::AesCm128HmacSha1_80, 2),
+    );
+    let calls = [
+        ("srtp-srtp", Some(&ka), Some(&kb), 40000u16, true),
+        ("srtp-plain", Some(&ka), None, 41000, true),
+        ("plain-srtp", None, Some(&kb), 42000, true),
+        ("plain-plain", None, None, 43000, false),
+    ];
+    for (id, receive, send, port, _) in calls {
+        r.add_call(&call(
+            id,
+            leg(&format!("198.18.0.1:{port}"), None, receive, None),
+            leg(
+                &format!("198.19.0.1:{}", port + 2),
+                Some("198.19.0.20:6000"),
+                None,
+                send,
+            ),
+            RtcpMode::Mux,
+        ))
+        .unwrap();
+    }
+    for (id, receive, send, port, offloaded) in calls {
+        let mut caller = receive.map(|k| Context::new(k, ContextConfig::default()));
+        let mut callee = send.map(|k| Context::new(k, ContextConfig::default()));
+        for seq in 1..4u16 {
+            let plain = rtp(seq, 160);
+            let wire_payload = match &mut caller {
+                Some(c) => protect(c, &plain),
+                None => plain.clone(),
+            };
+            let (mut buf, len) = frame(
+                CALLER_MAC,
+                "198.18.0.10:5004",
+                &format!("198.18.0.1:{port}"),
+                &wire_payload,
+            );
+            let Verdict::Forward {
+                port: out,
+                len,
+                offload,
+            } = r.process(0, &mut buf, len, 5)
+            else {
+                panic!("{id}: not relayed");
+            };
+            assert_eq!(out, 1);
+            assert_eq!(offload.is_some(), offloaded, "{id}");
+            if let Some(o) = offload {
+                assert_eq!((o.l2_len, o.l3_len, o.ipv6), (18, 20, false), "{id}");
+                complete_checksum(&mut buf[..len], o);
+            }
+            let u = wire::parse_udp(&buf[..len]).unwrap();
+            assert!(wire::udp_checksum_ok(&buf[..len], &u), "{id} seq {seq}");
+            let mut got = buf[u.payload..u.payload + u.payload_len].to_vec();
+            if let Some(c) = &mut callee {
+                let n = c.unprotect_rtp(&mut got).unwrap();
+                got.truncate(n);
+            }
+            assert_eq!(got, plain, "{id} seq {seq}");
+        }
+    }
 }

@@ -227,6 +227,26 @@ impl<'eal> Mbuf<'eal> {
         unsafe { self.raw.as_mut().port = port }
     }
 
+    /// Asks the transmitting NIC to complete the UDP checksum (`RTE_MBUF_F_TX_UDP_CKSUM`):
+    /// the IP header starts `l2_len` bytes in and is `l3_len` long, and the checksum field
+    /// holds the pseudo-header sum. Only for ports with `RTE_ETH_TX_OFFLOAD_UDP_CKSUM`
+    /// enabled. The IPv4 header checksum stays the caller's.
+    #[inline]
+    pub fn request_udp_checksum(&mut self, l2_len: u8, l3_len: u8, ipv6: bool) {
+        let family = if ipv6 {
+            relay_sys::RTE_MBUF_F_TX_IPV6
+        } else {
+            relay_sys::RTE_MBUF_F_TX_IPV4
+        };
+        // SAFETY: we own the mbuf; plain fields. `tx_offload` packs l2_len (7 bits) and
+        // l3_len (9 bits) from bit 0, the rest zero (rte_mbuf_core.h).
+        unsafe {
+            let m = self.raw.as_mut();
+            m.ol_flags |= relay_sys::RTE_MBUF_F_TX_UDP_CKSUM | family;
+            m.__bindgen_anon_3.tx_offload = u64::from(l2_len & 0x7f) | (u64::from(l3_len) << 7);
+        }
+    }
+
     fn into_raw(self) -> *mut rte_mbuf {
         let raw = self.raw.as_ptr();
         std::mem::forget(self);

@@ -180,3 +180,60 @@ pub fn ports_on_worker(worker: u16, count: usize, start: u16) -> Vec<u16> {
         .take(count)
         .collect()
 }
+
+/// Runs a command quietly; whether it succeeded.
+pub fn sh(args: &[&str]) -> bool {
+    std::process::Command::new(args[0])
+        .args(&args[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether this process may make network namespaces: root (the effective uid, from /proc)
+/// and iproute2 installed.
+pub fn can_make_namespaces() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    root && sh(&["ip", "-V"])
+}
+
+/// A network namespace the test made; deleted on drop (with the interfaces inside it).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Makes namespace `name` with its loopback up.
+    pub fn new(name: String) -> Netns {
+        assert!(sh(&["ip", "netns", "add", &name]), "ip netns add {name}");
+        let ns = Netns { name };
+        assert!(sh(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        sh(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// A child process stopped (by its PID) if the test ends before it does.
+pub struct KillOnDrop(pub Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
