@@ -189,6 +189,10 @@ enum Command {
         /// and the ratio reported is the median of the rounds' ratios.
         #[arg(long, default_value_t = 5)]
         rounds: u32,
+        /// Measure as if port B's NIC completed UDP checksums (net_ring does not: the frames
+        /// then carry the pseudo-header sum): the relay's cost on such a NIC.
+        #[arg(long)]
+        checksum_offload: bool,
         /// EAL arguments (after `--`); default: two net_ring vdevs, lcore 1, 4 GiB without hugepages.
         #[arg(last = true)]
         eal: Vec<String>,
@@ -969,6 +973,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             modes,
             no_prefetch,
             rounds,
+            checksum_offload,
             eal,
         } => {
             if rounds == 0 {
@@ -1029,6 +1034,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         packets,
                         prefetch: !no_prefetch,
                         rounds,
+                        checksum_offload,
                     };
                     // SRTP rounds are each followed by the engine's own re-key rate; plain RTP
                     // is compared with the one testpmd run (a separate process).
