@@ -685,6 +685,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     } else {
                         0
                     },
+                    rx_offloads: if p.checksum_offload {
+                        relay_sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM
+                    } else {
+                        0
+                    },
                     ..PortConfig::default()
                 };
                 let port = Port::open(&eal, id, &config, pool)
@@ -695,6 +700,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 });
                 let udp_checksum_offload =
                     port.offloads().1 & relay_sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM != 0;
+                let udp_checksum_check =
+                    port.offloads().0 & relay_sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM != 0;
                 addrs.push(PortAddr {
                     port: id,
                     mac,
@@ -733,11 +740,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 };
                 println!(
-                    "port {}: id {id}, {}/{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}, UDP checksums {}",
+                    "port {}: id {id}, {}/{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}, UDP checksums {} in, {} out",
                     p.name,
                     p.ipv4,
                     p.prefix_len,
                     MacAddr(mac),
+                    if udp_checksum_check {
+                        "checked by the NIC"
+                    } else {
+                        "checked in software"
+                    },
                     if udp_checksum_offload {
                         "completed by the NIC"
                     } else {

@@ -163,6 +163,22 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// What the receiving NIC says of a frame's UDP checksum (DPDK's `RTE_MBUF_F_RX_L4_CKSUM_*`
+/// flags, with `RTE_ETH_RX_OFFLOAD_UDP_CKSUM` enabled).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Nothing: the relay checks what it needs itself.
+    #[default]
+    Unknown,
+    /// The NIC checked the checksum: right.
+    Good,
+    /// The NIC checked the checksum: wrong.
+    Bad,
+    /// The checksum field is not meaningful but the payload's integrity was verified
+    /// (`RTE_MBUF_F_RX_L4_CKSUM_NONE`, e.g. from a local virtual machine).
+    PayloadVerified,
+}
+
 /// One of the relay's ports and its addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortAddr {
@@ -902,6 +918,19 @@ impl Relay {
     /// Handles one received frame in place. `frame[..len]` holds it; the rest of `frame` is
     /// room to grow (an SRTP tag, a longer IP header). `now_ns` is the caller's monotonic clock.
     pub fn process(&mut self, rx_port: u16, frame: &mut [u8], len: usize, now_ns: u64) -> Verdict {
+        self.process_checked(rx_port, frame, len, now_ns, RxChecksum::Unknown)
+    }
+
+    /// [`Relay::process`] for a frame whose UDP checksum the receiving NIC has judged: the
+    /// relay then does not check it again where it would (plain RTP about to be encrypted).
+    pub fn process_checked(
+        &mut self,
+        rx_port: u16,
+        frame: &mut [u8],
+        len: usize,
+        now_ns: u64,
+        rx_checksum: RxChecksum,
+    ) -> Verdict {
         self.stats.rx += 1;
         let Some(data) = frame.get(..len) else {
             return self.drop(DropReason::Truncated);
@@ -912,7 +941,9 @@ impl Relay {
         };
         match l2.ethertype {
             ETHERTYPE_ARP => self.arp(rx_port, frame, len, &l2, now_ns),
-            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => self.ip(rx_port, frame, len, &l2, now_ns),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+                self.ip(rx_port, frame, len, &l2, now_ns, rx_checksum)
+            }
             _ => self.drop(DropReason::Unsupported),
         }
     }
@@ -1088,6 +1119,7 @@ impl Relay {
         len: usize,
         l2: &wire::L2,
         now_ns: u64,
+        rx_checksum: RxChecksum,
     ) -> Verdict {
         let u = match wire::parse_udp_after(&frame[..len], l2) {
             Ok(u) => u,
@@ -1103,7 +1135,7 @@ impl Relay {
                 DropReason::NotForUs
             });
         };
-        match self.relay_udp(frame, &u, flow, now_ns) {
+        match self.relay_udp(frame, &u, flow, now_ns, rx_checksum) {
             Ok(v) => {
                 self.stats.forwarded += 1;
                 v
@@ -1123,6 +1155,7 @@ impl Relay {
         u: &wire::Udp,
         flow: FlowRef,
         now_ns: u64,
+        rx_checksum: RxChecksum,
     ) -> Result<Verdict, DropReason> {
         let Relay {
             media,
@@ -1162,15 +1195,19 @@ impl Relay {
         // intact (RFC 3711 section 3.4), the checksum adds nothing. Plain RTP out unchanged:
         // the payload's sum is recovered from the checksum and carried to the new one (an
         // error stays detectable end to end). Plain RTP to be encrypted: verified here, or
-        // the corruption would leave authenticated.
-        let carried_sum = match (&inb.receive, &out.send) {
-            (Some(_), _) => None,
-            (None, None) => match wire::udp_payload_sum(frame, u) {
+        // the corruption would leave authenticated; unless the NIC has checked it. (A
+        // checksum field the NIC calls meaningless over a verified payload is not carried.)
+        let carried_sum = match (&inb.receive, &out.send, rx_checksum) {
+            (Some(_), _, _) => None,
+            (None, None, RxChecksum::PayloadVerified) => None,
+            (None, None, _) => match wire::udp_payload_sum(frame, u) {
                 Some(sum) => Some(sum),
                 None if u.src.is_ipv4() => None,
                 None => return Err(DropReason::BadChecksum),
             },
-            (None, Some(_)) => {
+            (None, Some(_), RxChecksum::Good | RxChecksum::PayloadVerified) => None,
+            (None, Some(_), RxChecksum::Bad) => return Err(DropReason::BadChecksum),
+            (None, Some(_), RxChecksum::Unknown) => {
                 if !wire::udp_checksum_ok(frame, u) {
                     return Err(DropReason::BadChecksum);
                 }

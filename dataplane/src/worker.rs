@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Queue, RingConsumer, RingProducer};
-use crate::relay::{CallStats, DropReason, Relay, Verdict, WorkerStats};
+use crate::relay::{CallStats, DropReason, Relay, RxChecksum, Verdict, WorkerStats};
 use crate::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use crate::session::{CallSpec, SessionError};
 use crate::wire;
@@ -271,7 +271,13 @@ fn forward<'eal>(
     now: u64,
 ) {
     let len = m.len();
-    let verdict = relay.process(ids[pi], m.data_and_tailroom_mut(), len, now);
+    let rx_checksum = match m.rx_l4_checksum() {
+        None => RxChecksum::Unknown,
+        Some((true, true)) => RxChecksum::Good,
+        Some((true, false)) => RxChecksum::Bad,
+        Some((false, _)) => RxChecksum::PayloadVerified,
+    };
+    let verdict = relay.process_checked(ids[pi], m.data_and_tailroom_mut(), len, now, rx_checksum);
     let (out, len) = match verdict {
         Verdict::Forward {
             port: out,

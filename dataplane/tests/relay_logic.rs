@@ -1038,3 +1038,77 @@ fn udp_checksums_are_left_to_an_offloading_nic_where_safe() {
         }
     }
 }
+
+/// What the receiving NIC says of a UDP checksum replaces the relay's own check where it
+/// would make one (plain RTP about to be encrypted), and a checksum field the NIC calls
+/// meaningless over a verified payload is not carried into the new one.
+#[test]
+fn a_nic_checked_udp_checksum_is_not_checked_again() {
+    use relay_dataplane::relay::RxChecksum;
+    let mut r = relay();
+    let kb = key(Suite::AesCm128HmacSha1_80, 2);
+    r.add_call(&call(
+        "to-srtp",
+        leg("198.18.0.1:40000", None, None, None),
+        leg(
+            "198.19.0.1:40002",
+            Some("198.19.0.20:6000"),
+            None,
+            Some(&kb),
+        ),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    r.add_call(&call(
+        "plain",
+        leg("198.18.0.1:41000", None, None, None),
+        leg("198.19.0.1:41002", Some("198.19.0.20:6000"), None, None),
+        RtcpMode::Mux,
+    ))
+    .unwrap();
+    let to = |port: u16, seq: u16, field: Option<[u8; 2]>| {
+        let (mut buf, len) = frame(
+            CALLER_MAC,
+            "198.18.0.10:5004",
+            &format!("198.18.0.1:{port}"),
+            &rtp(seq, 160),
+        );
+        if let Some(f) = field {
+            buf[40..42].copy_from_slice(&f);
+        }
+        (buf, len)
+    };
+    let mut callee = Context::new(&kb, ContextConfig::default());
+    // Plain in, SRTP out, with a wrong checksum field: the NIC's word decides.
+    for (seq, nic, relayed) in [
+        (1u16, RxChecksum::Unknown, false),
+        (2, RxChecksum::Bad, false),
+        (3, RxChecksum::Good, true),
+        (4, RxChecksum::PayloadVerified, true),
+    ] {
+        let (mut buf, len) = to(40000, seq, Some([0x12, 0x34]));
+        let v = r.process_checked(0, &mut buf, len, 5, nic);
+        if relayed {
+            let (_, _, mut out) = forwarded(v, &buf);
+            let n = callee.unprotect_rtp(&mut out).unwrap();
+            assert_eq!(out[..n], rtp(seq, 160)[..], "{nic:?}");
+        } else {
+            assert_eq!(v, Verdict::Drop(DropReason::BadChecksum), "{nic:?}");
+        }
+    }
+    // A right checksum the NIC calls bad is dropped: the NIC saw the bytes on the wire.
+    let (mut buf, len) = to(40000, 5, None);
+    assert_eq!(
+        r.process_checked(0, &mut buf, len, 5, RxChecksum::Bad),
+        Verdict::Drop(DropReason::BadChecksum)
+    );
+    // Plain to plain: a meaningless field over a verified payload gets a fresh, right
+    // checksum (carrying it would send a wrong one); a good one is carried as before.
+    for (seq, nic) in [(1u16, RxChecksum::PayloadVerified), (2, RxChecksum::Good)] {
+        let field = (nic == RxChecksum::PayloadVerified).then_some([0x12, 0x34]);
+        let (mut buf, len) = to(41000, seq, field);
+        let (_, u, out) = forwarded(r.process_checked(0, &mut buf, len, 5, nic), &buf);
+        assert_eq!(u.dst, addr("198.19.0.20:6000"));
+        assert_eq!(out, rtp(seq, 160));
+    }
+}

@@ -1,6 +1,8 @@
 //! UDP checksum offload through a real driver: the relay runs inside a network namespace
-//! this test creates, on `net_tap` (whose driver offers `RTE_ETH_TX_OFFLOAD_UDP_CKSUM` and
-//! completes the checksum from the mbuf's offload fields), with Linux UDP sockets in the same
+//! this test creates, on `net_tap` (whose driver offers `RTE_ETH_TX_OFFLOAD_UDP_CKSUM`,
+//! completing the checksum from the mbuf's offload fields, and `RTE_ETH_RX_OFFLOAD_UDP_CKSUM`,
+//! flagging what it received; the plain-to-SRTP call then relies on the flag instead of its
+//! own check), with Linux UDP sockets in the same
 //! namespace as caller and callee. Four calls, one per mode (SRTP->SRTP, SRTP->RTP, RTP->SRTP,
 //! RTP->RTP): the callee's kernel drops any datagram whose UDP checksum is wrong, and the
 //! callee decrypts SRTP with its own key, so every packet that arrives intact proves the
@@ -248,8 +250,11 @@ fn udp_checksums_completed_by_the_tap_driver_pass_the_kernel() {
     let mut child = relay.0.take().unwrap();
     let (status, out) = common::stop_by_signal(&mut child, "-TERM");
     assert!(status.success(), "{out}");
-    // The driver offered the offload and the relay took it.
-    assert!(out.contains("UDP checksums completed by the NIC"), "{out}");
+    // The driver offered both offloads and the relay took them.
+    assert!(
+        out.contains("UDP checksums checked by the NIC in, completed by the NIC out"),
+        "{out}"
+    );
     let stats: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     // Every packet of every mode reached the callee's socket with a checksum Linux accepts
     // and, decrypted where SRTP, byte for byte what the caller sent; but those sent before the

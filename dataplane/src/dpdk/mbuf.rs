@@ -227,6 +227,23 @@ impl<'eal> Mbuf<'eal> {
         unsafe { self.raw.as_mut().port = port }
     }
 
+    /// What the receiving NIC found of the L4 checksum (`RTE_MBUF_F_RX_L4_CKSUM_*`), as
+    /// (checked, right): `None` if it did not check (or the port does not offer it);
+    /// `Some((false, true))` for `..._NONE`: the checksum field is not meaningful but the data
+    /// was verified.
+    #[inline]
+    pub fn rx_l4_checksum(&self) -> Option<(bool, bool)> {
+        // SAFETY: we own the mbuf; reading a plain field.
+        let flags = unsafe { self.raw.as_ref().ol_flags };
+        let mask = u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK);
+        match flags & mask {
+            f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD) => Some((true, true)),
+            f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD) => Some((true, false)),
+            f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_NONE) => Some((false, true)),
+            _ => None,
+        }
+    }
+
     /// Asks the transmitting NIC to complete the UDP checksum (`RTE_MBUF_F_TX_UDP_CKSUM`):
     /// the IP header starts `l2_len` bytes in and is `l3_len` long, and the checksum field
     /// holds the pseudo-header sum. Only for ports with `RTE_ETH_TX_OFFLOAD_UDP_CKSUM`
