@@ -1038,23 +1038,30 @@ mod v6_tests {
         }
     }
 
+    /// A small deterministic pseudo-random sequence (xorshift64) for the property tests.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// Address pairs of both families, ports and addresses at their extremes.
+    const ADDRESS_PAIRS: [(&str, &str); 3] = [
+        ("198.18.0.1:4000", "198.18.0.9:5000"),
+        ("198.19.255.254:65535", "198.18.0.0:1"),
+        ("[2001:2::1]:4000", "[2001:2::ffff:9]:5000"),
+    ];
+
     /// The payload sum recovered from a checksum gives the same frame as summing the payload,
     /// for both families, tagged or not, odd and even lengths, and keeps a corrupted payload
     /// detectably corrupt after the headers are rewritten.
     #[test]
     fn payload_sum_from_checksum_matches_full_sum() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        let addrs: [(&str, &str); 3] = [
-            ("198.18.0.1:4000", "198.18.0.9:5000"),
-            ("198.19.255.254:65535", "198.18.0.0:1"),
-            ("[2001:2::1]:4000", "[2001:2::ffff:9]:5000"),
-        ];
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let addrs = ADDRESS_PAIRS;
         for round in 0..600 {
             let (a, b) = addrs[round % 3];
             let (c, d) = addrs[(round / 3) % 3];
@@ -1115,18 +1122,8 @@ mod v6_tests {
     /// names the header lengths.
     #[test]
     fn offloaded_checksum_completes_to_the_software_one() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        let addrs: [(&str, &str); 3] = [
-            ("198.18.0.1:4000", "198.18.0.9:5000"),
-            ("198.19.255.254:65535", "198.18.0.0:1"),
-            ("[2001:2::1]:4000", "[2001:2::ffff:9]:5000"),
-        ];
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        let addrs = ADDRESS_PAIRS;
         for round in 0..600 {
             let (a, b) = addrs[round % 3];
             let (src, dst): (SocketAddr, SocketAddr) = (a.parse().unwrap(), b.parse().unwrap());

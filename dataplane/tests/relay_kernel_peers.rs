@@ -160,38 +160,14 @@ fn kernel_udp_peers_through_two_workers() {
             .spawn()
             .unwrap(),
     ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(socket.exists(), "the relay did not start");
+    common::wait_for_control_socket(&mut relay, &socket);
 
-    let peer = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "kernel_peer",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(
-            "RELAY_KERNEL_PEER",
-            ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&peer.stdout);
-    let line = text
-        .lines()
-        .find_map(|l| l.split_once("PEER ").map(|(_, r)| r))
-        .unwrap_or_else(|| panic!("peer: {text}{}", String::from_utf8_lossy(&peer.stderr)));
-    let result: Value = serde_json::from_str(line).unwrap();
+    let ports_list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let result = common::run_peer_in(&ns, "kernel_peer", ("RELAY_KERNEL_PEER", &ports_list));
 
     let mut child = relay.0.take().unwrap();
     let (status, out) = common::stop_by_signal(&mut child, "-TERM");

@@ -189,20 +189,7 @@ fn udp_checksums_completed_by_the_tap_driver_pass_the_kernel() {
             .spawn()
             .unwrap(),
     ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if !socket.exists() {
-        let mut child = relay.0.take().unwrap();
-        let _ = child.kill();
-        let out = child.wait_with_output().unwrap();
-        panic!(
-            "the relay did not start: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::wait_for_control_socket(&mut relay, &socket);
     for cmd in [
         vec![
             "ip",
@@ -233,19 +220,7 @@ fn udp_checksums_completed_by_the_tap_driver_pass_the_kernel() {
         "ip", "netns", "exec", &ns.name, "ethtool", "-K", &tap, "tx", "off",
     ]);
 
-    let peer = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "tap_peer", "--nocapture", "--test-threads", "1"])
-        .env("RELAY_TAP_PEER", "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&peer.stdout);
-    let line = text
-        .lines()
-        .find_map(|l| l.split_once("PEER ").map(|(_, r)| r))
-        .unwrap_or_else(|| panic!("peer: {text}{}", String::from_utf8_lossy(&peer.stderr)));
-    let result: Value = serde_json::from_str(line).unwrap();
+    let result = common::run_peer_in(&ns, "tap_peer", ("RELAY_TAP_PEER", "1"));
 
     let mut child = relay.0.take().unwrap();
     let (status, out) = common::stop_by_signal(&mut child, "-TERM");

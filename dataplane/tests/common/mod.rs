@@ -237,3 +237,40 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Waits (up to 20 s) for the relay in `relay` to create its control socket; if it never
+/// does, stops it and fails the test with what it printed.
+pub fn wait_for_control_socket(relay: &mut KillOnDrop, socket: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if !socket.exists() {
+        let mut child = relay.0.take().expect("the relay process");
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("the relay's output");
+        panic!(
+            "the relay did not start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs test `name` of this test binary inside namespace `ns` with `env` set (the peer side
+/// of a kernel-socket test) and returns the JSON it printed after `PEER `.
+pub fn run_peer_in(ns: &Netns, name: &str, env: (&str, &str)) -> serde_json::Value {
+    let peer = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(env.0, env.1)
+        .output()
+        .expect("running the peer");
+    let text = String::from_utf8_lossy(&peer.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("PEER ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("peer: {text}{}", String::from_utf8_lossy(&peer.stderr)));
+    serde_json::from_str(line).expect("the peer's JSON")
+}
