@@ -22,15 +22,6 @@ const CALLER: &str = "198.18.7.2";
 const CALLEE: &str = "198.18.7.3";
 const PACKETS: u16 = 200;
 
-fn payload(port: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&u32::from(port).to_be_bytes());
-    p.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8) ^ (port as u8)));
-    p
-}
-
 /// The kernel side, run by the test below inside the namespace (the test binary again, with
 /// `RELAY_KERNEL_PEER` set): sends every call's packets from the caller's socket, receives at
 /// the callee's socket, and prints how many arrived intact per call.
@@ -57,14 +48,16 @@ fn kernel_peer() {
             let port = from.port().wrapping_sub(2);
             let seq = u16::from_be_bytes([buf[2], buf[3]]);
             match intact.get_mut(&port) {
-                Some(c) if buf[..n] == payload(port, seq)[..] => *c += 1,
+                Some(c) if buf[..n] == common::peer_rtp(port, seq)[..] => *c += 1,
                 _ => wrong += 1,
             }
         }
     };
     for seq in 0..PACKETS {
         for &p in &ports {
-            caller.send_to(&payload(p, seq), (RELAY, p)).unwrap();
+            caller
+                .send_to(&common::peer_rtp(p, seq), (RELAY, p))
+                .unwrap();
         }
         drain(Instant::now() + Duration::from_millis(2));
     }

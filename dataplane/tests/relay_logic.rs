@@ -305,23 +305,13 @@ fn bad_packets_are_dropped_and_counted_by_reason() {
     assert_eq!(r.stats.forwarded, 1);
 }
 
-/// The UDP checksum: plain RTP that is about to be encrypted is verified (else corruption
-/// would leave authenticated); plain RTP relayed as it is carries its payload's sum to the new
-/// checksum, so a corrupted datagram is still detectably corrupt at the far end; IPv6 without
-/// a checksum is refused (RFC 8200 section 8.1); IPv4 without one is relayed with a real one.
-#[test]
-fn udp_checksums_are_verified_or_carried() {
-    let mut r = relay();
-    let kb = key(Suite::AesCm128HmacSha1_80, 2);
+/// Two calls from a plain-RTP caller: "to-srtp" (port 40000, the callee gets SRTP with `kb`)
+/// and "plain" (port 41000, plain RTP both ways), both to the callee at 198.19.0.20:6000.
+fn add_plain_caller_calls(r: &mut Relay, kb: &SdesKey) {
     r.add_call(&call(
         "to-srtp",
         leg("198.18.0.1:40000", None, None, None),
-        leg(
-            "198.19.0.1:40002",
-            Some("198.19.0.20:6000"),
-            None,
-            Some(&kb),
-        ),
+        leg("198.19.0.1:40002", Some("198.19.0.20:6000"), None, Some(kb)),
         RtcpMode::Mux,
     ))
     .unwrap();
@@ -332,6 +322,17 @@ fn udp_checksums_are_verified_or_carried() {
         RtcpMode::Mux,
     ))
     .unwrap();
+}
+
+/// The UDP checksum: plain RTP that is about to be encrypted is verified (else corruption
+/// would leave authenticated); plain RTP relayed as it is carries its payload's sum to the new
+/// checksum, so a corrupted datagram is still detectably corrupt at the far end; IPv6 without
+/// a checksum is refused (RFC 8200 section 8.1); IPv4 without one is relayed with a real one.
+#[test]
+fn udp_checksums_are_verified_or_carried() {
+    let mut r = relay();
+    let kb = key(Suite::AesCm128HmacSha1_80, 2);
+    add_plain_caller_calls(&mut r, &kb);
     r.add_call(&call(
         "plain6",
         leg("[2001:2::1]:42000", None, None, None),
@@ -1047,25 +1048,7 @@ fn a_nic_checked_udp_checksum_is_not_checked_again() {
     use relay_dataplane::relay::RxChecksum;
     let mut r = relay();
     let kb = key(Suite::AesCm128HmacSha1_80, 2);
-    r.add_call(&call(
-        "to-srtp",
-        leg("198.18.0.1:40000", None, None, None),
-        leg(
-            "198.19.0.1:40002",
-            Some("198.19.0.20:6000"),
-            None,
-            Some(&kb),
-        ),
-        RtcpMode::Mux,
-    ))
-    .unwrap();
-    r.add_call(&call(
-        "plain",
-        leg("198.18.0.1:41000", None, None, None),
-        leg("198.19.0.1:41002", Some("198.19.0.20:6000"), None, None),
-        RtcpMode::Mux,
-    ))
-    .unwrap();
+    add_plain_caller_calls(&mut r, &kb);
     let to = |port: u16, seq: u16, field: Option<[u8; 2]>| {
         let (mut buf, len) = frame(
             CALLER_MAC,

@@ -42,15 +42,6 @@ fn key(seed: u8) -> SdesKey {
     SdesKey::new(MasterKey::new(suite, &[seed; 16], &[seed ^ 0x5a; 14]).expect("lengths"))
 }
 
-fn payload(port: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&u32::from(port).to_be_bytes());
-    p.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8) ^ (port as u8)));
-    p
-}
-
 /// The kernel side, run inside the namespace (this test binary again, with `RELAY_TAP_PEER`
 /// set): sends every call's packets from the caller's socket (protected with the caller's key
 /// where it speaks SRTP), receives at the callee's (decrypting with the callee's key), prints
@@ -108,7 +99,7 @@ fn tap_peer() {
                 None => n,
             };
             let seq = u16::from_be_bytes([buf[2], buf[3]]);
-            if buf[..len] == payload(port, seq)[..] {
+            if buf[..len] == common::peer_rtp(port, seq)[..] {
                 *intact.get_mut(&port).unwrap() += 1;
             } else {
                 wrong += 1;
@@ -117,7 +108,7 @@ fn tap_peer() {
     };
     for seq in 0..PACKETS {
         for (&p, ctx) in &mut senders {
-            let mut b = payload(p, seq);
+            let mut b = common::peer_rtp(p, seq);
             if let Some(ctx) = ctx {
                 let len = b.len();
                 b.resize(len + ctx.srtp_overhead(), 0);

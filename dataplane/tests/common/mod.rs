@@ -274,3 +274,14 @@ pub fn run_peer_in(ns: &Netns, name: &str, env: (&str, &str)) -> serde_json::Val
         .unwrap_or_else(|| panic!("peer: {text}{}", String::from_utf8_lossy(&peer.stderr)));
     serde_json::from_str(line).expect("the peer's JSON")
 }
+
+/// The RTP packet the kernel-socket peers send for call `port`, number `seq`: SSRC = port,
+/// 160 payload bytes that differ per call and per packet.
+pub fn peer_rtp(port: u16, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&u32::from(port).to_be_bytes());
+    p.extend((0..160u16).map(|i| (i as u8) ^ (seq as u8) ^ (port as u8)));
+    p
+}
