@@ -300,7 +300,10 @@ pub fn run<'eal>(
             let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
             if prefetch {
                 rx.prefetch_headers();
-                relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
+                relay.prefetch_burst(
+                    &crate::dpdk::CpuPrefetch,
+                    (0..rx.len()).map(|i| rx.packet(i)),
+                );
             }
             for mut m in rx.drain() {
                 let len = m.len();

@@ -14,16 +14,12 @@
 #![deny(unsafe_code)]
 
 pub mod bench;
-pub mod control;
+pub mod control_socket;
 pub mod cores;
 pub mod demo;
 pub mod dpdk;
-pub mod flows;
-pub mod frame;
 pub mod portloop;
-pub mod relay;
-pub mod rss;
-pub mod rtpstats;
-pub mod session;
-pub mod wire;
 pub mod worker;
+
+pub use relay_proto::{flows, frame, relay, rss, rtpstats, wire};
+pub use relay_session as session;

@@ -21,7 +21,7 @@ use relay_dataplane::dpdk::{Eal, MacAddr, PktMbufPool, Port, PortConfig};
 use relay_dataplane::portloop::{self, PortLoopConfig};
 use relay_dataplane::relay::{PortAddr, Relay, RelayConfig};
 use relay_dataplane::session::{parse_mac, SessionsFile};
-use relay_dataplane::{control, cores, rss, worker};
+use relay_dataplane::{control_socket, cores, rss, worker};
 
 /// EAL arguments used when none are given: two looping ring devices, no hugepages, no PCI.
 const DEFAULT_EAL_ARGS: &[&str] = &[
@@ -827,7 +827,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 println!("installed {} calls from the sessions file", doc.calls.len());
             }
-            let router = Arc::new(control::Router::new(
+            let router = Arc::new(control_socket::Router::new(
                 channels.iter().map(|(tx, _)| tx.clone()).collect(),
                 steer,
             ));
@@ -851,7 +851,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })).collect::<Vec<_>>(),
             });
             if let Some(path) = &control_path {
-                control::serve(path, router.clone(), core_map)
+                control_socket::serve(path, router.clone(), core_map)
                     .with_context(|| format!("control socket {}", path.display()))?;
                 println!("control socket {}", path.display());
             }
@@ -959,15 +959,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     r.call_ids()
                         .iter()
                         .filter_map(|id| r.call_stats(id))
-                        .map(|c| control::call_json(&c)),
+                        .map(|c| control_socket::call_json(&c)),
                 );
             }
             let summary = serde_json::json!({
-                "worker": control::worker_json(&total),
-                "workers": relays.iter().map(|r| control::worker_json(&r.stats)).collect::<Vec<_>>(),
+                "worker": control_socket::worker_json(&total),
+                "workers": relays.iter().map(|r| control_socket::worker_json(&r.stats)).collect::<Vec<_>>(),
                 "calls": calls,
             });
-            println!("final counters: {}", control::worker_json(&total));
+            println!("final counters: {}", control_socket::worker_json(&total));
             if let Some(path) = &stats_json {
                 std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
                     .with_context(|| format!("writing {}", path.display()))?;

@@ -143,7 +143,10 @@ pub fn run<'eal>(
                 hand_over(&mut rx, ids[pi], handoff, &mut to_workers, relay);
             }
             rx.prefetch_headers();
-            relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
+            relay.prefetch_burst(
+                &crate::dpdk::CpuPrefetch,
+                (0..rx.len()).map(|i| rx.packet(i)),
+            );
             for m in rx.drain() {
                 forward(relay, m, pi, &ids, queues, &mut tx, now);
             }
@@ -152,7 +155,10 @@ pub fn run<'eal>(
         for ring in &mut handoff.from {
             received += ring.dequeue_burst(&mut rx);
             rx.prefetch_headers();
-            relay.prefetch_burst((0..rx.len()).map(|i| rx.packet(i)));
+            relay.prefetch_burst(
+                &crate::dpdk::CpuPrefetch,
+                (0..rx.len()).map(|i| rx.packet(i)),
+            );
             for m in rx.drain() {
                 match ids.iter().position(|&p| p == m.rx_port()) {
                     Some(pi) => forward(relay, m, pi, &ids, queues, &mut tx, now),

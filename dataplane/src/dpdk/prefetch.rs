@@ -18,17 +18,13 @@ pub fn prefetch<T: ?Sized>(addr: *const T) {
     let _ = addr;
 }
 
-/// Prefetches every cache line that holds any of the `bytes` bytes from `addr` on (a
-/// range that starts mid-line spans one line more than its length suggests).
-#[inline(always)]
-pub fn prefetch_range<T: ?Sized>(addr: *const T, bytes: usize) {
-    if bytes == 0 {
-        return;
-    }
-    let start = addr.cast::<u8>();
-    let into_line = start as usize & 63;
-    let first = start.wrapping_sub(into_line);
-    for i in 0..(into_line + bytes).div_ceil(64) {
-        prefetch(first.wrapping_add(64 * i));
+/// The core's [`relay_proto::relay::CacheHint`], issued as `prefetcht0`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuPrefetch;
+
+impl relay_proto::relay::CacheHint for CpuPrefetch {
+    #[inline(always)]
+    fn line(&self, addr: *const u8) {
+        prefetch(addr);
     }
 }

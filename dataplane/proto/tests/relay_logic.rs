@@ -3,9 +3,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use relay_dataplane::relay::{DropReason, PortAddr, Relay, RelayConfig, Verdict};
-use relay_dataplane::session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
-use relay_dataplane::wire;
+use relay_proto::relay::{DropReason, PortAddr, Relay, RelayConfig, Verdict};
+use relay_proto::wire;
+use relay_session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
 use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, SrtpError, Suite};
 
 const RELAY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -1045,7 +1045,7 @@ fn udp_checksums_are_left_to_an_offloading_nic_where_safe() {
 /// meaningless over a verified payload is not carried into the new one.
 #[test]
 fn a_nic_checked_udp_checksum_is_not_checked_again() {
-    use relay_dataplane::relay::RxChecksum;
+    use relay_proto::relay::RxChecksum;
     let mut r = relay();
     let kb = key(Suite::AesCm128HmacSha1_80, 2);
     add_plain_caller_calls(&mut r, &kb);

@@ -9,11 +9,48 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use relay_srtp::{Context, ContextConfig, SdesKey, SrtpError};
 
-use crate::dpdk::{prefetch, prefetch_range};
 use crate::flows::{FlowKey, FlowRef, FlowTable};
 use crate::rtpstats::RtpReceiveStats;
-use crate::session::{parse_mac, CallSpec, LegSpec, RtcpMode, SessionError, SessionsFile};
 use crate::wire::{self, Arp, TxHeader, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use relay_session::{parse_mac, CallSpec, LegSpec, RtcpMode, SessionError, SessionsFile};
+
+/// A hint to the CPU that memory will be read soon, supplied by the I/O shell (the data
+/// plane's is `rte_prefetch0`'s instruction); the core never issues one itself, so it stays
+/// free of `unsafe` and of any machine's intrinsics. A hint changes nothing observable.
+pub trait CacheHint {
+    /// Brings the cache line holding `addr` closer; any address, even a dangling one, is fine.
+    fn line(&self, addr: *const u8);
+
+    /// Hints the line holding `addr`.
+    #[inline(always)]
+    fn one<T: ?Sized>(&self, addr: *const T) {
+        self.line(addr.cast::<u8>());
+    }
+
+    /// Hints every cache line that holds any of the `bytes` bytes from `addr` on (a range
+    /// that starts mid-line spans one line more than its length suggests).
+    #[inline(always)]
+    fn range<T: ?Sized>(&self, addr: *const T, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let start = addr.cast::<u8>();
+        let into_line = start as usize & 63;
+        let first = start.wrapping_sub(into_line);
+        for i in 0..(into_line + bytes).div_ceil(64) {
+            self.line(first.wrapping_add(64 * i));
+        }
+    }
+}
+
+/// No hints: for tests, fuzzing and machines without a prefetch instruction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHint;
+
+impl CacheHint for NoHint {
+    #[inline(always)]
+    fn line(&self, _addr: *const u8) {}
+}
 
 /// Why a frame was dropped. One counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -554,7 +591,7 @@ impl Relay {
         };
         // Keeping a key keeps its context, and so its ROC and replay window (RFC 3711 3.3.1);
         // a new key starts a fresh context.
-        let context = |c: &Option<crate::session::CryptoSpec>,
+        let context = |c: &Option<relay_session::CryptoSpec>,
                        old: &mut Keyed|
          -> Result<Keyed, SessionError> {
             match c {
@@ -855,13 +892,17 @@ impl Relay {
     /// per-SSRC state, each stage for the whole burst before the next, so the burst's cache
     /// misses overlap (the staged prefetch of DPDK's `l3fwd`) instead of following one
     /// another. Changes nothing; call it before [`Relay::process`] on each frame of the burst.
-    pub fn prefetch_burst<'f>(&self, frames: impl Iterator<Item = &'f [u8]>) {
+    pub fn prefetch_burst<'f, H: CacheHint>(
+        &self,
+        hint: &H,
+        frames: impl Iterator<Item = &'f [u8]>,
+    ) {
         let mut keys = [None; 32];
         let mut n = 0;
         for (slot, f) in keys.iter_mut().zip(frames) {
             *slot = wire::peek_udp_dst(f).map(FlowKey::from);
             if let Some(k) = *slot {
-                prefetch(self.flows.slot_addr(k));
+                hint.one(self.flows.slot_addr(k));
             }
             n += 1;
         }
@@ -876,11 +917,11 @@ impl Relay {
                 continue;
             };
             let dir = &pair.dirs[usize::from(flow.side)];
-            prefetch(&pair.live);
+            hint.one(&pair.live);
             // The arriving leg's receiving side, the leaving leg's context and counters, and
             // the headers this packet will get: one run of lines.
-            prefetch_range(dir, std::mem::offset_of!(Direction, to) + DIRECTION_TO_HOT);
-            prefetch_range(
+            hint.range(dir, std::mem::offset_of!(Direction, to) + DIRECTION_TO_HOT);
+            hint.range(
                 &dir.to.tx[usize::from(flow.rtcp_port)],
                 size_of::<Option<TxCache>>(),
             );
@@ -897,7 +938,7 @@ impl Relay {
             for (slot, keyed) in c.iter_mut().zip([&dir.from.receive, &dir.to.send]) {
                 if let Some(keyed) = keyed {
                     let (at, bytes) = keyed.1.hot_fields();
-                    prefetch_range(at, bytes);
+                    hint.range(at, bytes);
                     *slot = Some(&keyed.1);
                 }
             }
@@ -905,7 +946,7 @@ impl Relay {
         // Stage 4: what the (now cached) contexts point to: per-SSRC state, GCM schedules.
         for ctx in contexts[..n].iter().flatten().flatten() {
             for (at, bytes) in ctx.hot_memory() {
-                prefetch_range(at, bytes.min(CONTEXT_HOT));
+                hint.range(at, bytes.min(CONTEXT_HOT));
             }
         }
     }
