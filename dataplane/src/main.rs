@@ -625,7 +625,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .context("creating the mbuf pool (try a larger -m)")?;
             let mut opened = Vec::new();
             let mut addrs = Vec::new();
-            let mut reta = Vec::new();
+            let mut placement = rss::Placement::new(nw as u16);
             // Per port: the receive queues each worker polls, and whether the workers that
             // receive hand packets over (software dispatch) rather than the NIC steering them.
             let mut rx_of: Vec<Vec<Vec<u16>>> = Vec::new();
@@ -763,43 +763,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     port.reta_size()
                 };
-                reta.push((std::net::IpAddr::V4(p.ipv4), reta_size));
+                placement.add_address(std::net::IpAddr::V4(p.ipv4), reta_size);
                 if let Some((v6, _)) = p.ipv6 {
-                    reta.push((std::net::IpAddr::V6(v6), reta_size));
+                    placement.add_address(std::net::IpAddr::V6(v6), reta_size);
                 }
                 rx_of.push(polls);
                 dispatched.push(dispatch);
                 opened.push(port);
             }
-            // A call belongs to the worker its local ports map to (RSS on the UDP destination
-            // port); all its local ports must map to the same worker.
+            // A call belongs to the worker all its local ports, RTP and RTCP, map to (RSS or
+            // software dispatch on the UDP destination port); see relay_proto::rss.
             let steer = move |call: &relay_dataplane::session::CallSpec| -> Result<usize, String> {
-                let mut owner = None;
-                for m in &call.media {
-                    for leg in [&m.a, &m.b] {
-                        let reta_size = reta
-                            .iter()
-                            .find(|(ip, _)| *ip == leg.local.ip())
-                            .map_or(0, |(_, r)| *r);
-                        let w = usize::from(rss::queue_for_port(
-                            leg.local.port(),
-                            reta_size,
-                            nw as u16,
-                        ));
-                        match owner {
-                            None => owner = Some(w),
-                            Some(o) if o != w => {
-                                return Err(format!(
-                                    "call {}: local port {} maps to worker {w} but its other ports map to worker {o}; pick local ports that map to one worker",
-                                    call.id,
-                                    leg.local.port()
-                                ))
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                Ok(owner.unwrap_or(0))
+                placement.place(call).map_err(|e| e.to_string())
             };
             let mut relays: Vec<Relay> = (0..nw)
                 .map(|_| Relay::new(addrs.clone(), RelayConfig::default()))

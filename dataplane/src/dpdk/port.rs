@@ -41,7 +41,8 @@ pub struct PortConfig {
     /// Requested `RTE_ETH_TX_OFFLOAD_*` flags; those the device lacks are left off.
     pub tx_offloads: u64,
     /// With several receive queues: RSS on the UDP destination port only, with
-    /// [`crate::rss::RSS_KEY`] and a redirection table of entry `i` to queue `i % queues`.
+    /// [`crate::rss::RSS_KEY`] and a redirection table of entry `i` to queue
+    /// [`crate::rss::reta_queue`]`(i, queues)`.
     pub rss_udp_dst_port: bool,
 }
 
@@ -95,6 +96,40 @@ pub struct Port<'eal> {
     _not_sync: PhantomData<*const ()>,
 }
 
+/// The UDP flow types hashed for RSS: both families, so every leg is steered alike.
+const RSS_UDP: u64 =
+    relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP | relay_sys::RTE_ETH_RSS_NONFRAG_IPV6_UDP;
+
+/// Programs port `id`'s redirection table as [`relay_proto::rss::reta_queue`] says, so that
+/// the NIC steers each destination port where [`relay_proto::rss::queue_for_port`] places its
+/// calls; returns the table's size.
+fn program_reta(id: u16, queues: u16) -> Result<u16, DpdkError> {
+    let mut info = rte_eth_dev_info::default();
+    // SAFETY: info is a valid out-pointer for the duration of the call.
+    check("rte_eth_dev_info_get", unsafe {
+        relay_sys::rte_eth_dev_info_get(id, &mut info)
+    })?;
+    let size = info.reta_size;
+    let group = relay_sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+    let mut table: Vec<relay_sys::rte_eth_rss_reta_entry64> = (0..usize::from(size)
+        .div_ceil(group))
+        .map(|_| relay_sys::rte_eth_rss_reta_entry64 {
+            mask: u64::MAX,
+            reta: [0; 64],
+        })
+        .collect();
+    for entry in 0..size {
+        let (g, i) = (usize::from(entry) / group, usize::from(entry) % group);
+        table[g].reta[i] = relay_proto::rss::reta_queue(entry, queues);
+    }
+    // SAFETY: table holds size / 64 groups (rounded up), as many as `size` entries need;
+    // DPDK only reads it during the call.
+    check("rte_eth_dev_rss_reta_update", unsafe {
+        relay_sys::rte_eth_dev_rss_reta_update(id, table.as_mut_ptr(), size)
+    })?;
+    Ok(size)
+}
+
 impl<'eal> Port<'eal> {
     /// The port id of the device called `name` (e.g. `net_ring0`, or a PCI address).
     pub fn id_by_name(_eal: &'eal Eal, name: &str) -> Result<u16, DpdkError> {
@@ -116,7 +151,7 @@ impl<'eal> Port<'eal> {
             relay_sys::rte_eth_dev_info_get(id, &mut info)
         })?;
         Ok(PortCaps {
-            rss_udp: info.flow_type_rss_offloads & relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP != 0
+            rss_udp: info.flow_type_rss_offloads & RSS_UDP == RSS_UDP
                 && info.reta_size > 0
                 && info.max_rx_queues > 1,
             max_rx_queues: info.max_rx_queues,
@@ -148,11 +183,8 @@ impl<'eal> Port<'eal> {
         let mut rss_key = crate::rss::RSS_KEY;
         let rss = config.rss_udp_dst_port && config.rx_queues > 1;
         if rss {
-            let wanted =
-                relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP | relay_sys::RTE_ETH_RSS_L4_DST_ONLY;
-            if info.flow_type_rss_offloads & relay_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP == 0
-                || info.reta_size == 0
-            {
+            let wanted = RSS_UDP | relay_sys::RTE_ETH_RSS_L4_DST_ONLY;
+            if info.flow_type_rss_offloads & RSS_UDP != RSS_UDP || info.reta_size == 0 {
                 return Err(DpdkError::InvalidArgument(format!(
                     "port {id} cannot spread UDP over {} queues (no RSS): use one worker, or a NIC with RSS",
                     config.rx_queues
@@ -169,7 +201,7 @@ impl<'eal> Port<'eal> {
             relay_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
         })?;
         // From here on, a failure must close the port again: `port` does so on drop.
-        let port = Port {
+        let mut port = Port {
             id,
             reta_size: 0,
             rx_queues: config.rx_queues,
@@ -218,6 +250,9 @@ impl<'eal> Port<'eal> {
         check("rte_eth_dev_start", unsafe {
             relay_sys::rte_eth_dev_start(id)
         })?;
+        if rss {
+            port.reta_size = program_reta(id, config.rx_queues)?;
+        }
         Ok(port)
     }
 
