@@ -1,15 +1,7 @@
-//! The control socket: a local Unix socket speaking JSON lines, schema version 1
-//! (`docs/control-socket.md`). Requests reach the worker as [`ControlMsg`]s over crossbeam;
-//! the worker applies them between bursts, so forwarding never pauses.
-//!
-//! ```text
-//! {"version":1,"op":"add_call","call":{...CallSpec...}}      -> {"ok":true}
-//! {"version":1,"op":"modify_call","call":{...}}              -> {"ok":true}
-//! {"version":1,"op":"remove_call","id":"c1"}                 -> {"ok":true,"result":{call stats}}
-//! {"version":1,"op":"list_calls"}                            -> {"ok":true,"result":["c1",...]}
-//! {"version":1,"op":"stats","id":"c1"}  (id optional)        -> {"ok":true,"result":{...}}
-//! {"version":1,"op":"core_map"}                              -> {"ok":true,"result":{...}}
-//! ```
+//! The control socket's server: a local Unix socket (mode 0600) speaking the JSON-lines
+//! protocol of `relay_session::control` (`docs/control-socket.md`). Requests reach the owning
+//! worker as [`ControlMsg`]s over crossbeam; the worker applies them between bursts, so
+//! forwarding never pauses and no lock is taken on the packet path.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -20,66 +12,69 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use relay_session::control::{Envelope, Request, Response};
+use relay_session::stats::{
+    CallCounters, CoreMap, Drops, LegCounters, MediaCounters, WorkerCounters,
+};
+use relay_session::CallSpec;
+use serde_json::Value;
 
 use crate::relay::{CallStats, DropReason, LegStats, WorkerStats};
-use crate::session::{CallSpec, SCHEMA_VERSION};
 use crate::worker::ControlMsg;
 
-#[derive(Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-enum Request {
-    AddCall { call: CallSpec },
-    ModifyCall { call: CallSpec },
-    RemoveCall { id: String },
-    ListCalls,
-    Stats { id: Option<String> },
-    CoreMap,
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    version: u32,
-    #[serde(flatten)]
-    request: Request,
-}
-
-fn drops_json(drops: &[u64; DropReason::COUNT]) -> Value {
-    let map: serde_json::Map<String, Value> = DropReason::ALL
+fn drops(drops: &[u64; DropReason::COUNT]) -> Drops {
+    DropReason::ALL
         .iter()
         .filter(|r| drops[r.index()] > 0)
-        .map(|r| (r.name().to_owned(), json!(drops[r.index()])))
-        .collect();
-    Value::Object(map)
+        .map(|r| (r.name().to_owned(), drops[r.index()]))
+        .collect()
 }
 
-fn leg_json(s: &LegStats, clock_rate_hz: f64) -> Value {
-    json!({
-        "rx_packets": s.rx_packets,
-        "rx_bytes": s.rx_bytes,
-        "rx_rtcp": s.rx_rtcp,
-        "tx_packets": s.tx_packets,
-        "tx_bytes": s.tx_bytes,
-        "rtp_expected": s.rtp.expected(),
-        "rtp_lost": s.rtp.lost(),
-        "jitter_ms": s.rtp.jitter() * 1000.0 / clock_rate_hz,
-        "last_rx_ns": s.last_rx_ns,
-        "drops": drops_json(&s.drops),
-    })
+fn leg_counters(s: &LegStats, clock_rate_hz: f64) -> LegCounters {
+    LegCounters {
+        rx_packets: s.rx_packets,
+        rx_bytes: s.rx_bytes,
+        rx_rtcp: s.rx_rtcp,
+        tx_packets: s.tx_packets,
+        tx_bytes: s.tx_bytes,
+        rtp_expected: s.rtp.expected(),
+        rtp_lost: s.rtp.lost(),
+        jitter_ms: s.rtp.jitter() * 1000.0 / clock_rate_hz,
+        last_rx_ns: s.last_rx_ns,
+        drops: drops(&s.drops),
+    }
 }
 
-/// A call's counters as JSON (jitter in ms at 8 kHz, the schema's default clock).
-pub fn call_json(c: &CallStats) -> Value {
-    json!({
-        "id": c.id,
-        "media": c.media.iter().map(|[a, b]| json!({"a": leg_json(a, 8000.0), "b": leg_json(b, 8000.0)})).collect::<Vec<_>>(),
-    })
+/// A call's counters as the control socket reports them (jitter in ms at 8 kHz, the schema's
+/// default clock).
+pub fn call_counters(c: &CallStats) -> CallCounters {
+    CallCounters {
+        id: c.id.clone(),
+        media: c
+            .media
+            .iter()
+            .map(|[a, b]| MediaCounters {
+                a: leg_counters(a, 8000.0),
+                b: leg_counters(b, 8000.0),
+            })
+            .collect(),
+    }
 }
 
-/// A worker's counters as JSON.
-pub fn worker_json(w: &WorkerStats) -> Value {
-    json!({"rx": w.rx, "forwarded": w.forwarded, "replies": w.replies, "handed_over": w.handed_over, "drops": drops_json(&w.drops)})
+/// A worker's counters as the control socket reports them.
+pub fn worker_counters(w: &WorkerStats) -> WorkerCounters {
+    WorkerCounters {
+        rx: w.rx,
+        forwarded: w.forwarded,
+        replies: w.replies,
+        handed_over: w.handed_over,
+        drops: drops(&w.drops),
+        workers: None,
+    }
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
 /// Names the worker a call's local ports map to, or says why none can take it.
@@ -132,7 +127,7 @@ impl Router {
 pub fn serve(
     path: &Path,
     router: Arc<Router>,
-    core_map: Value,
+    core_map: CoreMap,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     if path.exists() {
         // A socket left by an earlier run; anything else is refused by bind below.
@@ -156,7 +151,7 @@ pub fn serve(
         })
 }
 
-fn handle(conn: UnixStream, router: &Router, core_map: &Value) {
+fn handle(conn: UnixStream, router: &Router, core_map: &CoreMap) {
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
@@ -166,10 +161,13 @@ fn handle(conn: UnixStream, router: &Router, core_map: &Value) {
             continue;
         }
         let response = match answer(&line, router, core_map) {
-            Ok(result) => json!({"ok": true, "result": result}),
-            Err(e) => json!({"ok": false, "error": e}),
+            Ok(result) => Response::Ok(result),
+            Err(e) => Response::Err(e),
         };
-        if writeln!(out, "{response}").is_err() {
+        let Ok(text) = serde_json::to_string(&response) else {
+            return;
+        };
+        if writeln!(out, "{text}").is_err() {
             return;
         }
     }
@@ -190,14 +188,8 @@ fn ask<T>(
 }
 
 /// Answers one request line.
-pub fn answer(line: &str, router: &Router, core_map: &Value) -> Result<Value, String> {
-    let env: Envelope = serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))?;
-    if env.version != SCHEMA_VERSION {
-        return Err(format!(
-            "unsupported version {} (this relay speaks {SCHEMA_VERSION})",
-            env.version
-        ));
-    }
+pub fn answer(line: &str, router: &Router, core_map: &CoreMap) -> Result<Value, String> {
+    let env = Envelope::parse(line)?;
     let worker = |w: usize| &router.workers[w];
     match env.request {
         Request::AddCall { call } => {
@@ -222,7 +214,7 @@ pub fn answer(line: &str, router: &Router, core_map: &Value) -> Result<Value, St
             let stats = ask(worker(w), |r| ControlMsg::RemoveCall(id.clone(), r))?
                 .map_err(|e| e.to_string())?;
             router.set_owner(&id, None);
-            Ok(call_json(&stats))
+            Ok(to_value(&call_counters(&stats)))
         }
         Request::ListCalls => {
             let mut ids = Vec::new();
@@ -230,32 +222,23 @@ pub fn answer(line: &str, router: &Router, core_map: &Value) -> Result<Value, St
                 ids.extend(ask(w, ControlMsg::ListCalls)?);
             }
             ids.sort();
-            Ok(json!(ids))
+            Ok(to_value(&ids))
         }
         Request::Stats { id: Some(id) } => {
             let w = router.owner(&id)?;
             match ask(worker(w), |r| ControlMsg::CallStats(id.clone(), r))? {
-                Some(s) => Ok(call_json(&s)),
+                Some(s) => Ok(to_value(&call_counters(&s))),
                 None => Err(format!("no call {id}")),
             }
         }
         Request::Stats { id: None } => {
             let mut per_worker = Vec::new();
-            let mut total = WorkerStats::default();
             for w in &router.workers {
-                let s = ask(w, ControlMsg::WorkerStats)?;
-                total.rx += s.rx;
-                total.forwarded += s.forwarded;
-                total.replies += s.replies;
-                for (t, d) in total.drops.iter_mut().zip(s.drops) {
-                    *t += d;
-                }
-                per_worker.push(worker_json(&s));
+                per_worker.push(worker_counters(&ask(w, ControlMsg::WorkerStats)?));
             }
-            let mut v = worker_json(&total);
-            v["workers"] = json!(per_worker);
-            Ok(v)
+            Ok(to_value(&WorkerCounters::sum(per_worker)))
         }
-        Request::CoreMap => Ok(core_map.clone()),
+        Request::CoreMap => Ok(to_value(core_map)),
+        _ => Err("this relay does not serve that request".to_owned()),
     }
 }

@@ -22,6 +22,9 @@ use relay_dataplane::portloop::{self, PortLoopConfig};
 use relay_dataplane::relay::{PortAddr, Relay, RelayConfig};
 use relay_dataplane::session::{parse_mac, SessionsFile};
 use relay_dataplane::{control_socket, cores, rss, worker};
+use relay_session::stats::{
+    CoreMap, CorePort, CoreWorker, FinalCounters, Steering, WorkerCounters,
+};
 
 /// EAL arguments used when none are given: two looping ring devices, no hugepages, no PCI.
 const DEFAULT_EAL_ARGS: &[&str] = &[
@@ -809,22 +812,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (id, w) in &owners {
                 router.register(id, *w);
             }
-            let core_map = serde_json::json!({
-                "main_lcore": eal.lcore_id(),
-                "workers": worker_lcores.iter().enumerate().map(|(i, l)| serde_json::json!({
-                    "lcore": l,
-                    // How packets reach this worker: the only worker, RSS, or software dispatch
-                    // (workers receive on the queues they poll and hand packets to their owners).
-                    "ports": port_opts.iter().enumerate().map(|(pi, p)| {
-                        let steering = match (nw, dispatched[pi]) {
-                            (1, _) => "single",
-                            (_, false) => "rss",
-                            (_, true) => "dispatch",
-                        };
-                        serde_json::json!({"name": p.name, "queue": i, "rx_queues": rx_of[pi][i], "steering": steering})
-                    }).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            });
+            // How packets reach each worker: the only worker, RSS, or software dispatch
+            // (workers receive on the queues they poll and hand packets to their owners).
+            let core_map = CoreMap {
+                main_lcore: eal.lcore_id(),
+                workers: worker_lcores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &lcore)| CoreWorker {
+                        lcore,
+                        ports: port_opts
+                            .iter()
+                            .enumerate()
+                            .map(|(pi, p)| CorePort {
+                                name: p.name.clone(),
+                                queue: i as u16,
+                                rx_queues: rx_of[pi][i].clone(),
+                                steering: match (nw, dispatched[pi]) {
+                                    (1, _) => Steering::Single,
+                                    (_, false) => Steering::Rss,
+                                    (_, true) => Steering::Dispatch,
+                                },
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            };
             if let Some(path) = &control_path {
                 control_socket::serve(path, router.clone(), core_map)
                     .with_context(|| format!("control socket {}", path.display()))?;
@@ -920,29 +933,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
             }
-            let mut total = relay_dataplane::relay::WorkerStats::default();
-            let mut calls = Vec::new();
-            for r in &relays {
-                total.rx += r.stats.rx;
-                total.forwarded += r.stats.forwarded;
-                total.replies += r.stats.replies;
-                total.handed_over += r.stats.handed_over;
-                for (t, d) in total.drops.iter_mut().zip(r.stats.drops) {
-                    *t += d;
-                }
-                calls.extend(
-                    r.call_ids()
+            let summary = FinalCounters {
+                worker: WorkerCounters::sum(
+                    relays
                         .iter()
-                        .filter_map(|id| r.call_stats(id))
-                        .map(|c| control_socket::call_json(&c)),
-                );
-            }
-            let summary = serde_json::json!({
-                "worker": control_socket::worker_json(&total),
-                "workers": relays.iter().map(|r| control_socket::worker_json(&r.stats)).collect::<Vec<_>>(),
-                "calls": calls,
-            });
-            println!("final counters: {}", control_socket::worker_json(&total));
+                        .map(|r| control_socket::worker_counters(&r.stats))
+                        .collect(),
+                ),
+                workers: relays
+                    .iter()
+                    .map(|r| control_socket::worker_counters(&r.stats))
+                    .collect(),
+                calls: relays
+                    .iter()
+                    .flat_map(|r| r.call_ids().into_iter().filter_map(|id| r.call_stats(&id)))
+                    .map(|c| control_socket::call_counters(&c))
+                    .collect(),
+            };
+            let total = WorkerCounters {
+                workers: None,
+                ..summary.worker.clone()
+            };
+            println!("final counters: {}", serde_json::to_string(&total)?);
             if let Some(path) = &stats_json {
                 std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
                     .with_context(|| format!("writing {}", path.display()))?;

@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pcap_file::pcap::{PcapPacket, PcapWriter};
+use relay_session::client::ClientError;
+use relay_session::stats::Steering;
+use relay_session::CallSpec;
 use serde_json::{json, Value};
 
 fn frame(dst_port: u16, seq: u16) -> Vec<u8> {
@@ -147,6 +150,34 @@ fn sessions_change_over_the_socket_while_packets_flow() {
     assert!(s2b > s2a, "c2 keeps flowing ({s2a} -> {s2b})");
     let map = c.ask(json!({"version": 1, "op": "core_map"}))["result"].clone();
     assert_eq!(map["workers"][0]["ports"][0]["name"], json!("net_pcap0"));
+
+    // The same through the session crate's typed client, as the control plane uses it.
+    let typed = &mut c.0;
+    let spec: CallSpec = serde_json::from_value(call("c4", 30_000, 30_006)).unwrap();
+    typed.add_call(&spec).unwrap();
+    assert_eq!(typed.list_calls().unwrap(), ["c2", "c4"]);
+    let refused = typed.add_call(&spec).unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Refused(r) if r.contains("already exists")),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(typed.call_stats("c4").unwrap().media[0].a.rx_packets > 0);
+    let totals = typed.worker_stats().unwrap();
+    assert_eq!(totals.workers.as_ref().map(Vec::len), Some(1));
+    assert!(
+        totals.forwarded > 0 && totals.drops["unknown_flow"] > 0,
+        "{totals:?}"
+    );
+    let core_map = typed.core_map().unwrap();
+    assert_eq!(core_map.workers[0].ports[0].steering, Steering::Single);
+    let last = typed.remove_call("c4").unwrap();
+    assert_eq!(last.id, "c4");
+    assert!(last.media[0].b.tx_packets > 0, "{last:?}");
+    assert!(matches!(
+        typed.call_stats("c4"),
+        Err(ClientError::Refused(r)) if r == "no call c4"
+    ));
 
     // SIGTERM: graceful stop with final counters.
     let (status, out) = common::stop_by_signal(&mut child, "-TERM");

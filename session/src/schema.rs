@@ -267,3 +267,101 @@ impl SessionsFile {
         Ok(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn keyed_call() -> CallSpec {
+        let key = SdesKey::new(relay_srtp::MasterKey::random(Suite::AesCm128HmacSha1_80).unwrap());
+        let leg = |port: u16, crypto: Option<CryptoSpec>| LegSpec {
+            local: SocketAddr::new("198.18.0.1".parse().unwrap(), port),
+            remote: None,
+            strict_source: false,
+            receive: crypto.clone(),
+            send: crypto,
+            clock_rate: default_clock_rate(),
+        };
+        let crypto = CryptoSpec {
+            suite: "AES_CM_128_HMAC_SHA1_80".into(),
+            key: key.to_inline(),
+        };
+        CallSpec {
+            id: "c1".into(),
+            media: vec![MediaSpec {
+                rtcp: RtcpMode::PortPlusOne,
+                a: leg(40_000, Some(crypto)),
+                b: leg(40_002, None),
+            }],
+        }
+    }
+
+    #[test]
+    fn documents_round_trip_and_keys_parse() {
+        let doc = SessionsFile {
+            version: SCHEMA_VERSION,
+            neighbours: vec![NeighbourSpec {
+                ip: "198.18.1.20".parse().unwrap(),
+                mac: "02:00:00:00:00:20".into(),
+            }],
+            calls: vec![keyed_call()],
+        };
+        let text = serde_json::to_string(&doc).unwrap();
+        assert_eq!(SessionsFile::from_json(&text).unwrap(), doc);
+        assert!(doc.has_keys());
+        let crypto = doc.calls[0].media[0].a.receive.as_ref().unwrap();
+        assert!(crypto.parse("c1").is_ok());
+        assert_eq!(parse_mac(&doc.neighbours[0].mac), Ok([2, 0, 0, 0, 0, 0x20]));
+    }
+
+    #[test]
+    fn keys_never_appear_in_debug_output() {
+        let call = keyed_call();
+        let key = call.media[0].a.receive.as_ref().unwrap().key.clone();
+        let debug = format!("{call:?}");
+        assert!(!debug.contains(&key[7..]), "{debug}");
+        assert!(debug.contains("<key redacted>"));
+    }
+
+    #[test]
+    fn bad_documents_are_refused_with_the_reason() {
+        assert_eq!(
+            SessionsFile::from_json(r#"{"version":2}"#),
+            Err(SessionError::Version(2))
+        );
+        assert!(matches!(
+            SessionsFile::from_json(r#"{"version":1,"calls":[{"id":"x","media":[],"extra":1}]}"#),
+            Err(SessionError::Json(_))
+        ));
+        let bad_suite = CryptoSpec {
+            suite: "ROT13".into(),
+            key: "inline:AAAA".into(),
+        };
+        assert!(
+            matches!(bad_suite.parse("c9"), Err(SessionError::Crypto { call, .. }) if call == "c9")
+        );
+        assert_eq!(
+            parse_mac("02:00:00"),
+            Err(SessionError::BadMac("02:00:00".into()))
+        );
+    }
+
+    #[test]
+    fn a_sessions_file_with_keys_must_be_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.json");
+        let doc = SessionsFile {
+            version: SCHEMA_VERSION,
+            neighbours: Vec::new(),
+            calls: vec![keyed_call()],
+        };
+        doc.write_private(&path).unwrap();
+        assert_eq!(SessionsFile::load(&path).unwrap(), doc);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = SessionsFile::load(&path).unwrap_err();
+        assert!(matches!(err, SessionError::KeysExposed { mode: 0o640, .. }));
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert!(doc.write_private(&path).is_err(), "never replaces a file");
+    }
+}

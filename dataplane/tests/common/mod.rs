@@ -136,34 +136,25 @@ pub fn caller_rtp_frame(dst_port: u16, seq: u16) -> Vec<u8> {
     buf
 }
 
-/// A client of the relay's control socket (JSON lines).
-pub struct ControlClient {
-    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
-    writer: std::os::unix::net::UnixStream,
-}
+/// The session crate's control-socket client, asked in raw JSON (to test the protocol itself).
+pub struct ControlClient(pub relay_session::client::ControlClient);
 
 impl ControlClient {
     /// Connects to `socket`, waiting up to 15 s for the relay to create it.
     pub fn connect(socket: &std::path::Path) -> ControlClient {
-        use std::time::{Duration, Instant};
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !socket.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let stream = std::os::unix::net::UnixStream::connect(socket).expect("control socket");
-        ControlClient {
-            reader: std::io::BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-        }
+        ControlClient(
+            relay_session::client::ControlClient::connect_waiting(
+                socket,
+                std::time::Duration::from_secs(15),
+            )
+            .expect("control socket"),
+        )
     }
 
     /// Sends one request and returns the answer.
     pub fn ask(&mut self, req: serde_json::Value) -> serde_json::Value {
-        use std::io::{BufRead, Write};
-        writeln!(self.writer, "{req}").expect("send");
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("answer");
-        serde_json::from_str(&line).expect("JSON answer")
+        let answer = self.0.exchange_line(&req.to_string()).expect("answer");
+        serde_json::from_str(&answer).expect("JSON answer")
     }
 }
 
