@@ -14,11 +14,13 @@
 #![deny(unsafe_code)]
 
 pub mod bench;
+pub mod config;
 pub mod control_socket;
 pub mod cores;
 pub mod demo;
 pub mod dpdk;
 pub mod portloop;
+pub mod runtime;
 pub mod worker;
 
 pub use relay_proto::{flows, frame, relay, rss, rtpstats, wire};

@@ -36,10 +36,10 @@ pub struct PortConfig {
     pub tx_descriptors: u16,
     /// Receive frames for any destination MAC.
     pub promiscuous: bool,
-    /// Requested `RTE_ETH_RX_OFFLOAD_*` flags; those the device lacks are left off.
-    pub rx_offloads: u64,
-    /// Requested `RTE_ETH_TX_OFFLOAD_*` flags; those the device lacks are left off.
-    pub tx_offloads: u64,
+    /// Let the NIC check received UDP checksums (`RTE_ETH_RX_OFFLOAD_UDP_CKSUM`), if it can.
+    pub udp_checksum_check: bool,
+    /// Let the NIC complete sent UDP checksums (`RTE_ETH_TX_OFFLOAD_UDP_CKSUM`), if it can.
+    pub udp_checksum_offload: bool,
     /// With several receive queues: RSS on the UDP destination port only, with
     /// [`crate::rss::RSS_KEY`] and a redirection table of entry `i` to queue
     /// [`crate::rss::reta_queue`]`(i, queues)`.
@@ -54,8 +54,8 @@ impl Default for PortConfig {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             promiscuous: false,
-            rx_offloads: 0,
-            tx_offloads: 0,
+            udp_checksum_check: false,
+            udp_checksum_offload: false,
             rss_udp_dst_port: false,
         }
     }
@@ -178,8 +178,15 @@ impl<'eal> Port<'eal> {
         })?;
 
         let mut conf = rte_eth_conf::default();
-        conf.rxmode.offloads = config.rx_offloads & info.rx_offload_capa;
-        conf.txmode.offloads = config.tx_offloads & info.tx_offload_capa;
+        let flag = |wanted: bool, flag: u64| if wanted { flag } else { 0 };
+        conf.rxmode.offloads = flag(
+            config.udp_checksum_check,
+            relay_sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM,
+        ) & info.rx_offload_capa;
+        conf.txmode.offloads = flag(
+            config.udp_checksum_offload,
+            relay_sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM,
+        ) & info.tx_offload_capa;
         let mut rss_key = crate::rss::RSS_KEY;
         let rss = config.rss_udp_dst_port && config.rx_queues > 1;
         if rss {
@@ -280,9 +287,14 @@ impl<'eal> Port<'eal> {
         (self.rx_queues, self.tx_queues)
     }
 
-    /// The offloads actually enabled (requested and supported): (rx, tx).
-    pub fn offloads(&self) -> (u64, u64) {
-        (self.rx_offloads, self.tx_offloads)
+    /// Whether the NIC checks received UDP checksums (requested and supported).
+    pub fn checks_udp_checksums(&self) -> bool {
+        self.rx_offloads & relay_sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM != 0
+    }
+
+    /// Whether the NIC completes sent UDP checksums (requested and supported).
+    pub fn completes_udp_checksums(&self) -> bool {
+        self.tx_offloads & relay_sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM != 0
     }
 
     /// The port's MAC address.
