@@ -1,15 +1,22 @@
-//! The relay's data plane: DPDK poll-mode workers that receive, transform and transmit media.
+//! The relay's data plane: the I/O shell around the sans-I/O core `relay-proto`. DPDK
+//! poll-mode workers, one per lcore, receive bursts, hand each frame to the core's
+//! [`relay::Relay`] (time and cache hints passed in), and transmit what it forwards or answers.
 //!
-//! Layout (sans-I/O core, thin I/O shell, as in quinn and s2n-quic):
-//! * [`frame`], [`wire`]: frame building, zero-copy parsing and in-place rewriting.
-//! * [`relay`]: the per-worker packet logic (flow table, SRTP re-keying via `relay-srtp`,
-//!   latching, ARP/ICMP answers, statistics), sans I/O: frames and time in, verdicts out.
-//! * [`session`]: the versioned session schema the control plane installs.
-//! * [`rtpstats`]: RTP loss and jitter (RFC 3550 A.1, A.3, A.8).
-//! * [`dpdk`]: the only module with `unsafe`: EAL, mempools, ports, mbufs and bursts over the
-//!   raw bindings in `relay-sys`.
-//! * [`portloop`]: the furthest the product goes at this stage: a generator, a forwarder and a
-//!   sink on two virtual ports, which `relay-dataplane portloop` runs and reports on.
+//! * [`dpdk`]: the only module with `unsafe`: EAL, mempools, ports (queues, RSS, offloads),
+//!   mbufs, bursts and rings over the raw bindings in `relay-sys`.
+//! * [`worker`]: one worker's poll loop: receive, software dispatch to the owning worker,
+//!   process, transmit; control messages applied between bursts.
+//! * [`runtime`]: builds the topology for `run` (ports, steering, relays, control socket,
+//!   dispatch rings, workers on their lcores) and returns the final counters.
+//! * [`config`]: `--port` options and the embedded default EAL arguments.
+//! * [`cores`]: the core/port/queue plan (`--main-core`, `--workers`, `--map`).
+//! * [`control_socket`]: the server of the control socket (protocol and types in
+//!   `relay-session`).
+//! * [`demo`], [`bench`], [`portloop`]: the README's main job, the throughput benchmark and the
+//!   bare port loop.
+//!
+//! The core's modules are re-exported under their old paths ([`wire`], [`relay`], [`rss`], ...)
+//! and the schema as [`session`]. `ARCHITECTURE.md` has the crates and the layer rules.
 
 #![deny(unsafe_code)]
 

@@ -51,7 +51,7 @@ pub const RETA_SPAN: u16 = 512;
 /// of the hash: the low bits of the window at input bit 15, key bits `47 - 9 ..= 46`.
 const ZEROED_KEY_BITS: std::ops::RangeInclusive<usize> = 38..=46;
 
-/// The RSS key programmed into every port: [`MICROSOFT_KEY`] with [`ZEROED_KEY_BITS`] cleared.
+/// The RSS key programmed into every port: [`MICROSOFT_KEY`] with bits 38..=46 cleared.
 pub const RSS_KEY: [u8; 40] = {
     let mut key = MICROSOFT_KEY;
     let mut bit = *ZEROED_KEY_BITS.start();
