@@ -1,7 +1,8 @@
 //! The relay's data plane: DPDK poll-mode workers that receive, transform and transmit media.
 //!
 //! Layout (sans-I/O core, thin I/O shell, as in quinn and s2n-quic):
-//! * [`frame`], [`wire`]: frame building, zero-copy parsing and in-place rewriting.
+//! * [`wire`]: zero-copy parsing, in-place rewriting and building of frames, one module per
+//!   protocol.
 //! * [`relay`]: the per-worker packet logic (flow table, SRTP re-keying via `relay-srtp`,
 //!   latching, ARP/ICMP answers, statistics), sans I/O: frames and time in, verdicts out.
 //! * [`session`]: the versioned session schema the control plane installs.
@@ -21,5 +22,5 @@ pub mod dpdk;
 pub mod portloop;
 pub mod worker;
 
-pub use relay_proto::{flows, frame, relay, rss, rtpstats, wire};
+pub use relay_proto::{flows, relay, rss, rtpstats, wire};
 pub use relay_session as session;

@@ -15,7 +15,6 @@
 #![forbid(unsafe_code)]
 
 pub mod flows;
-pub mod frame;
 pub mod relay;
 pub mod rss;
 pub mod rtpstats;
