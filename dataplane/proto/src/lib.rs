@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod flows;
+pub mod fuzzing;
 pub mod relay;
 pub mod rss;
 pub mod rtpstats;
