@@ -127,7 +127,7 @@ fn leg(
 /// The fuzzed relay: port 0 (198.18.0.1/24, 2001:2::1/64, untagged) and port 1
 /// (198.19.0.1/24, 2001:2:0:1::1/64, VLAN 42), static neighbours for the peers, and three
 /// calls: "srtp" (SRTP in on 198.18.0.1:40000, AES-GCM out), "plain6" (plain IPv6, RTCP on
-/// port + 1, from [2001:2::1]:42000) and "to-srtp" (plain in on 198.18.0.1:41000, SRTP out to
+/// port + 1, from `[2001:2::1]:42000`) and "to-srtp" (plain in on 198.18.0.1:41000, SRTP out to
 /// a next hop whose MAC is unknown).
 pub fn fuzz_relay() -> Relay {
     let port = |port, mac, ipv4: &str, ipv6: &str, vlan| PortAddr {
