@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, Suite};
 
 use crate::dpdk::{Burst, DpdkError, Eal, PktMbufPool, Port};
-use crate::frame::{write_udp_ipv4_with, UdpEndpoints, UDP_IPV4_HEADERS};
 use crate::relay::{PortAddr, Relay, RelayConfig, Verdict};
 use crate::session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
+use crate::wire::{write_udp_with, UdpEndpoints};
 
 /// One measurement's result.
 #[derive(Clone, Debug)]
@@ -262,21 +262,22 @@ pub fn run<'eal>(
                 rtp[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
                 rtp[8..12].copy_from_slice(&(s as u32).to_be_bytes());
                 let room = 172 + if srtp { 10 } else { 0 };
-                let Some(buf) = m.append((UDP_IPV4_HEADERS + room) as u16) else {
-                    break;
-                };
                 let ends = UdpEndpoints {
                     src_mac: [2, 0, 0, 0, 0, 0x10],
                     dst_mac: [2, 0, 0, 0, 0, 0x0a],
-                    src: caller,
-                    dst: local(s as u32, 0),
+                    vlan: None,
+                    src: caller.into(),
+                    dst: local(s as u32, 0).into(),
+                };
+                let Some(buf) = m.append((ends.header_len() + room) as u16) else {
+                    break;
                 };
                 let ctx = if shared_caller {
                     callers.first_mut()
                 } else {
                     callers.get_mut(s)
                 };
-                write_udp_ipv4_with(buf, &ends, room, |p| {
+                write_udp_with(buf, &ends, room, |p| {
                     p[..172].copy_from_slice(&rtp);
                     if let Some(c) = ctx {
                         let _ = c.protect_rtp(p, 172);

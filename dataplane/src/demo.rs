@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, Suite};
 
 use crate::dpdk::{Burst, DpdkError, Eal, PktMbufPool, Port};
-use crate::frame::{write_udp_ipv4_with, UdpEndpoints, UDP_IPV4_HEADERS};
 use crate::relay::{DropReason, PortAddr, Relay, RelayConfig, Verdict, WorkerStats};
 use crate::session::{
     CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionError, SessionsFile,
 };
-use crate::wire;
+use crate::wire::{self, write_udp_with, UdpEndpoints};
 
 /// Demo settings.
 #[derive(Clone, Debug)]
@@ -217,18 +216,19 @@ pub fn run<'eal>(
             }
             peer.seq = peer.seq.wrapping_add(1);
             let room = 172 + peer.caller.srtp_overhead();
-            let Some(buf) = m.append((UDP_IPV4_HEADERS + room) as u16) else {
-                break;
-            };
             let ends = UdpEndpoints {
                 src_mac: CALLER_MAC,
                 dst_mac: RELAY_A,
-                src: peer.caller_addr,
-                dst: peer.relay_a,
+                vlan: None,
+                src: peer.caller_addr.into(),
+                dst: peer.relay_a.into(),
+            };
+            let Some(buf) = m.append((ends.header_len() + room) as u16) else {
+                break;
             };
             let caller = &mut peer.caller;
             let mut ok = true;
-            write_udp_ipv4_with(buf, &ends, room, |p| {
+            write_udp_with(buf, &ends, room, |p| {
                 p[..172].copy_from_slice(&rtp);
                 ok = caller.protect_rtp(p, 172).is_ok();
             });
@@ -264,7 +264,7 @@ pub fn run<'eal>(
             report.received += 1;
             let frame = m.data();
             let ok = (|| {
-                let u = wire::parse_udp4(frame).ok()?;
+                let u = wire::parse_udp(frame).ok()?;
                 let call = usize::from(u.src.port().checked_sub(20_000)? / 2);
                 let peer = peers.get_mut(call)?;
                 let mut payload = frame[u.payload..u.payload + u.payload_len].to_vec();

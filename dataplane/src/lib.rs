@@ -30,5 +30,5 @@ pub mod portloop;
 pub mod runtime;
 pub mod worker;
 
-pub use relay_proto::{flows, frame, relay, rss, rtpstats, wire};
+pub use relay_proto::{flows, relay, rss, rtpstats, wire};
 pub use relay_session as session;

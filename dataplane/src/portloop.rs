@@ -15,7 +15,7 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use crate::dpdk::{Burst, DpdkError, Eal, PktMbufPool, Port, PortStats};
-use crate::frame::{parse_udp_ipv4, write_udp_ipv4_with, UdpEndpoints, UDP_IPV4_HEADERS};
+use crate::wire::{parse_udp_checked, write_udp_with, UdpEndpoints};
 
 /// What the port loop sends.
 #[derive(Debug, Clone)]
@@ -116,16 +116,23 @@ pub fn run<'eal>(
 ) -> Result<PortLoopReport, DpdkError> {
     let _ = eal;
     let payload_len = config.payload_len.max(8);
-    let frame_len = u16::try_from(UDP_IPV4_HEADERS + payload_len).map_err(|_| {
-        DpdkError::InvalidArgument(format!("payload of {payload_len} bytes is too large"))
-    })?;
     let (mac_a, mac_b) = (a.mac(), b.mac());
     let ends = UdpEndpoints {
         src_mac: [0x02, 0, 0, 0, 0, 0x01],
         dst_mac: mac_a.0,
-        src: SRC.parse::<SocketAddrV4>().expect("constant address"),
-        dst: DST.parse::<SocketAddrV4>().expect("constant address"),
+        vlan: None,
+        src: SRC
+            .parse::<SocketAddrV4>()
+            .expect("constant address")
+            .into(),
+        dst: DST
+            .parse::<SocketAddrV4>()
+            .expect("constant address")
+            .into(),
     };
+    let frame_len = u16::try_from(ends.header_len() + payload_len).map_err(|_| {
+        DpdkError::InvalidArgument(format!("payload of {payload_len} bytes is too large"))
+    })?;
 
     let mut report = PortLoopReport::default();
     let (mut gen, mut fwd_in, mut fwd_out, mut sink) =
@@ -144,7 +151,7 @@ pub fn run<'eal>(
                 break;
             };
             let seq = next_seq;
-            let written = write_udp_ipv4_with(buf, &ends, payload_len, |p| fill_payload(p, seq));
+            let written = write_udp_with(buf, &ends, payload_len, |p| fill_payload(p, seq));
             debug_assert_eq!(written, Some(usize::from(frame_len)));
             if gen.push(m).is_err() {
                 break;
@@ -175,7 +182,7 @@ pub fn run<'eal>(
             last_rx = Instant::now();
             for i in 0..sink.len() {
                 report.received += 1;
-                match parse_udp_ipv4(sink.packet(i)) {
+                match parse_udp_checked(sink.packet(i)) {
                     Ok((e, payload)) if payload.len() >= 8 => {
                         let seq = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
                         if seq != expected {

@@ -14,8 +14,7 @@ use std::process::Command;
 
 use relay_bench::libsrtp::{self, Op};
 use relay_bench::rtp::{rtp_packet, RtpShape};
-use relay_dataplane::frame::{write_udp_ipv4, UdpEndpoints};
-use relay_dataplane::wire;
+use relay_dataplane::wire::{self, write_udp, UdpEndpoints};
 use relay_srtp::{MasterKey, SdesKey, Suite};
 use serde_json::{json, Value};
 
@@ -38,10 +37,11 @@ fn frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     let ends = UdpEndpoints {
         src_mac: PEER_MAC,
         dst_mac: RELAY_MAC,
-        src,
-        dst,
+        vlan: None,
+        src: src.into(),
+        dst: dst.into(),
     };
-    let n = write_udp_ipv4(&mut buf, &ends, payload).unwrap();
+    let n = write_udp(&mut buf, &ends, payload).unwrap();
     buf.truncate(n);
     buf
 }
@@ -184,9 +184,10 @@ fn every_mode_and_suite_through_net_pcap() {
     // Sort what came out by call (the relay sends from leg b's local port).
     let mut by_call: HashMap<u16, Vec<Vec<u8>>> = HashMap::new();
     for data in common::read_pcap(&output) {
-        let u = wire::parse_udp4(&data).expect("relay output is valid UDP/IPv4");
-        assert!(wire::udp4_checksum_ok(&data, &u));
-        assert_eq!(u.dst, callee);
+        let u = wire::parse_udp(&data).expect("relay output is valid UDP/IPv4");
+        assert!(u.src.is_ipv4());
+        assert!(wire::udp_checksum_ok(&data, &u));
+        assert_eq!(u.dst, callee.into());
         assert_eq!(u.l2.src, RELAY_MAC);
         assert_eq!(u.l2.dst, [2, 0, 0, 0, 0, 0x20]);
         by_call

@@ -8,7 +8,7 @@
 //! callee decrypts SRTP with its own key, so every packet that arrives intact proves the
 //! offload request (flags, header lengths) and the relay's crypto right. The checksum field's
 //! pseudo-header sum, which this driver recomputes itself, is checked by
-//! `wire::tests::offloaded_checksum_completes_to_the_software_one`.
+//! `wire::tx_header::tests::offloaded_checksum_completes_to_the_software_one`.
 //!
 //! Needs root, iproute2 and `/dev/net/tun`; skipped (with a message) otherwise. Addresses in 198.18.0.0/15
 //! only; the namespace (and the tap interface in it) and the relay are removed however it

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddrV4;
 
-use relay_dataplane::frame::{write_udp_ipv4_with, UdpEndpoints, UDP_IPV4_HEADERS};
+use relay_dataplane::wire::{write_udp_with, UdpEndpoints};
 
 /// EAL arguments that work without hugepages, PCI devices or shared config (CI machines),
 /// followed by `vdevs`.
@@ -31,15 +31,16 @@ pub fn eal_args(vdevs: &[&str]) -> Vec<String> {
 pub fn test_frame(i: usize) -> Vec<u8> {
     // Sizes sweep from the 60-byte Ethernet minimum (without FCS) to a full 1514-byte frame.
     let len = 60 + (i * 37) % (1514 - 60 + 1);
-    let payload_len = len - UDP_IPV4_HEADERS;
     let ends = UdpEndpoints {
         src_mac: [0x02, 0, 0, 0, 1, (i % 251) as u8],
         dst_mac: [0x02, 0, 0, 0, 2, 0x01],
-        src: SocketAddrV4::new([198, 18, 0, 1].into(), 40_000 + (i % 1000) as u16),
-        dst: SocketAddrV4::new([198, 19, 0, 1].into(), 50_000),
+        vlan: None,
+        src: SocketAddrV4::new([198, 18, 0, 1].into(), 40_000 + (i % 1000) as u16).into(),
+        dst: SocketAddrV4::new([198, 19, 0, 1].into(), 50_000).into(),
     };
+    let payload_len = len - ends.header_len();
     let mut frame = vec![0u8; len];
-    let n = write_udp_ipv4_with(&mut frame, &ends, payload_len, |p| {
+    let n = write_udp_with(&mut frame, &ends, payload_len, |p| {
         for (k, b) in p.iter_mut().enumerate() {
             *b = (i.wrapping_mul(7) ^ k) as u8;
         }
@@ -119,7 +120,7 @@ pub fn pcap_vdev(input: &std::path::Path, output: &std::path::Path) -> String {
 /// A plain RTP packet (sequence `seq`, 160 bytes of payload) from the test caller
 /// 198.18.1.10:5004 to the relay's 198.18.0.1:`dst_port`, as an Ethernet frame.
 pub fn caller_rtp_frame(dst_port: u16, seq: u16) -> Vec<u8> {
-    use relay_dataplane::frame::write_udp_ipv4;
+    use relay_dataplane::wire::write_udp;
     let mut rtp = vec![0x80, 0];
     rtp.extend_from_slice(&seq.to_be_bytes());
     rtp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
@@ -128,10 +129,11 @@ pub fn caller_rtp_frame(dst_port: u16, seq: u16) -> Vec<u8> {
     let ends = UdpEndpoints {
         src_mac: [2, 0, 0, 0, 0, 0x10],
         dst_mac: [2, 0, 0, 0, 0, 1],
+        vlan: None,
         src: "198.18.1.10:5004".parse().unwrap(),
         dst: format!("198.18.0.1:{dst_port}").parse().unwrap(),
     };
-    let n = write_udp_ipv4(&mut buf, &ends, &rtp).unwrap();
+    let n = write_udp(&mut buf, &ends, &rtp).unwrap();
     buf.truncate(n);
     buf
 }
