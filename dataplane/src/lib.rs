@@ -12,7 +12,7 @@
 //! * [`cores`]: the core/port/queue plan (`--main-core`, `--workers`, `--map`).
 //! * [`control_socket`]: the server of the control socket (protocol and types in
 //!   `relay-session`).
-//! * [`demo`], [`bench`], [`portloop`]: the README's main job, the throughput benchmark and the
+//! * [`demo`], [`bench`](mod@bench), [`portloop`]: the README's main job, the throughput benchmark and the
 //!   bare port loop.
 //!
 //! The core's modules are re-exported under their old paths ([`wire`], [`relay`], [`rss`], ...)

@@ -5,7 +5,7 @@
 //! * Everything that lives in EAL memory borrows the `Eal`: mempools ([`PktMbufPool`], created
 //!   once at start-up and released by `rte_eal_cleanup`), ports ([`Port`]), packet buffers
 //!   ([`Mbuf`]) and fixed-size arrays of them ([`Burst`]). None can outlive the EAL.
-//! * FFI results become [`DpdkError`] in one place ([`check`]), null pointers in the caller.
+//! * FFI results become [`DpdkError`] in one place (`check`), null pointers in the caller.
 //!
 //! Nothing here allocates per packet: bursts are fixed arrays of `BURST_SIZE` mbuf pointers
 //! (as quinn-udp's fixed `BATCH_SIZE` arrays), filled and drained by one FFI call each.
