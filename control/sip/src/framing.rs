@@ -39,8 +39,8 @@ pub enum Frame {
     /// A double CRLF: the peer's keep-alive ping, to be answered with a single CRLF.
     ///
     //= https://www.rfc-editor.org/rfc/rfc5626#section-3.5.1
-    //# The UA sends a "ping" by sending a CRLF to
-    //# a server, and the server responds with a "pong" of a single CRLF.
+    //# The client periodically sends a double-CRLF (the "ping") then waits to
+    //# receive a single CRLF (the "pong").
     Ping,
     /// A single CRLF between messages: a pong to our ping (or stray padding, which RFC
     /// 3261 section 7.5 says to ignore).
@@ -156,11 +156,9 @@ impl StreamDecoder {
                 Ok(raw) => raw,
                 Err(e) => return self.fail(e),
             };
-            //= https://www.rfc-editor.org/rfc/rfc3261#section-18.3
-            //# In the case of stream-oriented transports such as TCP, the Content-
-            //# Length header field indicates the size of the body.  All stream-
-            //# oriented transports MUST use Content-Length to indicate the size of
-            //# the body carried by the message
+            //= https://www.rfc-editor.org/rfc/rfc3261#section-20.14
+            //# If a stream-based protocol (such as TCP) is used as transport, the
+            //# header field MUST be used.
             let Some(len) = raw.content_length else {
                 return self.fail(ParseError::MissingContentLength);
             };

@@ -33,9 +33,8 @@ pub(crate) fn find_head_end(data: &[u8], from: usize) -> Option<usize> {
 pub(crate) fn split_head(head: &[u8], limits: &Limits) -> Result<RawHead, ParseError> {
     let text = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;
     //= https://www.rfc-editor.org/rfc/rfc3261#section-7
-    //# Both types of messages consist of a start-line, one or more header
-    //# fields, an empty line indicating the end of the header fields, and an
-    //# optional message-body.
+    //# The start-line, each message-header line, and the empty line MUST be
+    //# terminated by a carriage-return line-feed sequence (CRLF).
     // Lines end in CRLF; a lone CR or LF, or any other control character but HTAB, is
     // refused here once so that nothing below meets one.
     let bytes = text.as_bytes();
@@ -169,9 +168,8 @@ fn parse_start_line(line: &str, limits: &Limits) -> Result<StartLine, ParseError
         return Ok(StartLine::Response(status));
     }
     //= https://www.rfc-editor.org/rfc/rfc3261#section-7.1
-    //# Request-Line  =  Method SP Request-URI SP SIP-Version CRLF
-    //#
-    //# The elements are separated by single space (SP) characters.
+    //# A Request-Line contains a method name, a Request-URI, and the
+    //# protocol version separated by a single space (SP) character.
     let mut parts = line.split(' ');
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -236,10 +234,7 @@ pub(crate) fn parse_complete(data: &[u8], limits: &Limits) -> Result<Message, Pa
             return Err(ParseError::TrailingOctets)
         }
         Some(n) => &rest[..n],
-        //= https://www.rfc-editor.org/rfc/rfc3261#section-18.3
-        //# If the transport packet ends before the end of the message body, this is
-        //# considered an error.  [...] the Content-Length header field value is
-        //# optional on datagram transports
+        // Without Content-Length (optional on datagrams) the body is the rest.
         None if rest.len() > limits.max_body_size => return Err(ParseError::BodyTooLarge),
         None => rest,
     };

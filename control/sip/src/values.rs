@@ -356,7 +356,7 @@ impl NameAddr {
         let first = probe.take_while(is_token);
         let is_addr_spec = !first.is_empty() && probe.peek() == Some(b':');
         let (display_name, uri) = if is_addr_spec {
-            //= https://www.rfc-editor.org/rfc/rfc3261#section-20
+            //= https://www.rfc-editor.org/rfc/rfc3261#section-20.10
             //# If the URI is not enclosed in angle brackets, any semicolon-delimited
             //# parameters are header-parameters, not URI parameters.
             let text = sc.take_while(|b| b != b';' && b != b' ' && b != b'\t');
