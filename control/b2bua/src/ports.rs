@@ -92,7 +92,12 @@ impl PortAllocator {
 
     /// Ports for a new call's first media pair: leg a on `a_ip`, leg b on `b_ip`, both on the
     /// least loaded worker that has free ports on both addresses.
-    pub fn allocate(&mut self, a_ip: IpAddr, b_ip: IpAddr, now_ns: u64) -> Result<PortPair, PortError> {
+    pub fn allocate(
+        &mut self,
+        a_ip: IpAddr,
+        b_ip: IpAddr,
+        now_ns: u64,
+    ) -> Result<PortPair, PortError> {
         self.expire(now_ns);
         for ip in [a_ip, b_ip] {
             self.placement
@@ -179,14 +184,24 @@ impl PortAllocator {
         let start = *self.cursors.get(&(ip, worker)).unwrap_or(&self.first);
         let mut port = start;
         for _ in 0..span {
-            let free = !self.in_use.contains(&(ip, port)) && !self.quarantined.contains(&(ip, port));
-            let reaches = |p: u16| self.placement.worker_for(SocketAddr::new(ip, p)) == Some(worker);
+            let free =
+                !self.in_use.contains(&(ip, port)) && !self.quarantined.contains(&(ip, port));
+            let reaches =
+                |p: u16| self.placement.worker_for(SocketAddr::new(ip, p)) == Some(worker);
             if free && reaches(port) && reaches(port + 1) {
-                let next = if port + 2 > self.last { self.first } else { port + 2 };
+                let next = if port + 2 > self.last {
+                    self.first
+                } else {
+                    port + 2
+                };
                 self.cursors.insert((ip, worker), next);
                 return Ok(port);
             }
-            port = if port + 2 > self.last { self.first } else { port + 2 };
+            port = if port + 2 > self.last {
+                self.first
+            } else {
+                port + 2
+            };
         }
         Err(PortError::Exhausted {
             ip,
@@ -227,7 +242,9 @@ mod tests {
         let (v4, v6) = ("198.18.0.1".parse().unwrap(), "2001:2::1".parse().unwrap());
         let mut per_worker = [0; 4];
         for i in 0..400 {
-            let pair = ports.allocate(v4, if i % 2 == 0 { v4 } else { v6 }, 0).unwrap();
+            let pair = ports
+                .allocate(v4, if i % 2 == 0 { v4 } else { v6 }, 0)
+                .unwrap();
             assert_eq!(pair.a.port() % 2, 0);
             let call = CallSpec {
                 id: format!("c{i}"),
@@ -250,7 +267,10 @@ mod tests {
         let v4 = "198.18.0.1".parse().unwrap();
         let a = ports.allocate(v4, v4, 0).unwrap();
         let b = ports.allocate(v4, v4, 0).unwrap();
-        assert!(matches!(ports.allocate(v4, v4, 0), Err(PortError::Exhausted { .. })));
+        assert!(matches!(
+            ports.allocate(v4, v4, 0),
+            Err(PortError::Exhausted { .. })
+        ));
         ports.release(a, 10);
         assert!(ports.allocate(v4, v4, 500).is_err(), "still in quarantine");
         let again = ports.allocate(v4, v4, 1_010).unwrap();
@@ -269,7 +289,10 @@ mod tests {
         let mut ports = allocator(2, 20_000, 30_000);
         let v4 = "198.18.0.1".parse().unwrap();
         let other: IpAddr = "198.18.7.7".parse().unwrap();
-        assert_eq!(ports.allocate(v4, other, 0), Err(PortError::NotLocal(other)));
+        assert_eq!(
+            ports.allocate(v4, other, 0),
+            Err(PortError::NotLocal(other))
+        );
         assert_eq!(ports.in_use(), 0);
     }
 }

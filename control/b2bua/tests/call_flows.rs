@@ -1,0 +1,763 @@
+//! Call flows through the B2BUA core, sans I/O: SIP text in, actions out, time passed in.
+//! Leg a is an SRTP trunk (Teams-like), leg b an operator trunk; each test plays both peers.
+
+use std::net::SocketAddr;
+
+use relay_b2bua::config::{B2buaConfig, MediaPolicy, PeerConfig, Profile, Route, TrunkConfig};
+use relay_b2bua::ids::CountingIds;
+use relay_b2bua::media::OsKeys;
+use relay_b2bua::ports::PortAllocator;
+use relay_b2bua::{Action, B2bua, Destination, EndedBy, Flow, ProgramOp, TimerKey};
+use relay_proto::rss::{Placement, SOFTWARE_RETA_SIZE};
+use relay_session::{CallSpec, RtcpMode};
+use relay_sip::sdp::{Attribute, SessionDescription};
+use relay_sip::{Limits, Message, StdHeader, Transport};
+use relay_srtp::{MasterKey, SdesKey, Suite};
+
+const ALICE: &str = "198.18.10.2:5061";
+const BOB_1: &str = "198.18.20.2";
+const BOB_2: &str = "198.18.20.3";
+
+fn trunk(
+    name: &str,
+    peers: &[&str],
+    transport: Transport,
+    local: &str,
+    media: &str,
+    policy: MediaPolicy,
+) -> TrunkConfig {
+    TrunkConfig {
+        name: name.into(),
+        peers: peers
+            .iter()
+            .map(|h| PeerConfig {
+                host: (*h).into(),
+                port: if transport == Transport::Udp {
+                    5060
+                } else {
+                    5061
+                },
+                transport: transport.clone(),
+            })
+            .collect(),
+        source_addresses: peers.iter().map(|h| h.parse().unwrap()).collect(),
+        local_host: "sbc.test".into(),
+        local_signalling: local.parse().unwrap(),
+        media_address: media.parse().unwrap(),
+        media_policy: policy,
+        suites: vec![Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm],
+        profile: Profile::Generic,
+    }
+}
+
+fn b2bua(b_transport: Transport, b_policy: MediaPolicy) -> B2bua {
+    let config = B2buaConfig {
+        trunks: vec![
+            trunk(
+                "alice",
+                &["198.18.10.2"],
+                Transport::Tls,
+                "198.18.10.1:5061",
+                "198.18.10.10",
+                MediaPolicy::SrtpMandatory,
+            ),
+            trunk(
+                "bob",
+                &[BOB_1, BOB_2],
+                b_transport,
+                "198.18.20.1:5061",
+                "198.18.20.10",
+                b_policy,
+            ),
+        ],
+        routes: vec![Route {
+            from: 0,
+            prefix: "+49".into(),
+            to: 1,
+        }],
+        max_calls: 10,
+        t1_ns: 500_000_000,
+        invite_timeout_ns: 32_000_000_000,
+        product: "relay-test".into(),
+    };
+    let mut placement = Placement::new(2);
+    placement.add_address("198.18.10.10".parse().unwrap(), SOFTWARE_RETA_SIZE);
+    placement.add_address("198.18.20.10".parse().unwrap(), SOFTWARE_RETA_SIZE);
+    let ports = PortAllocator::new(placement, 20_000, 40_000, 1_000_000_000);
+    B2bua::new(
+        config,
+        ports,
+        Box::new(CountingIds::default()),
+        Box::new(OsKeys),
+    )
+}
+
+fn alice_flow() -> Flow {
+    Flow {
+        id: 1,
+        transport: Transport::Tls,
+        remote: ALICE.parse().unwrap(),
+    }
+}
+
+fn parse(text: &str) -> Message {
+    Message::parse(text.replace('\n', "\r\n").as_bytes(), &Limits::default())
+        .unwrap_or_else(|e| panic!("{e:?}: {text}"))
+}
+
+fn key(suite: Suite) -> String {
+    SdesKey::new(MasterKey::random(suite).unwrap()).to_inline()
+}
+
+fn sdp(ip: &str, port: u16, proto: &str, cryptos: &[(u32, Suite, &str)], extra: &str) -> String {
+    let mut s = format!(
+        "v=0\no=- 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio {port} {proto} 0 8 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=sendrecv\n"
+    );
+    for (tag, suite, k) in cryptos {
+        s.push_str(&format!("a=crypto:{tag} {} {k}\n", suite.name()));
+    }
+    s.push_str(extra);
+    s
+}
+
+fn with_body(head: &str, body: &str) -> Message {
+    let body = body.replace('\n', "\r\n");
+    let text = format!(
+        "{head}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Message::parse(
+        text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap()
+}
+
+fn invite(branch: &str, number: &str, body: &str) -> Message {
+    let head = format!(
+        "INVITE sip:{number}@sbc.test:5061;transport=tls SIP/2.0\r\n\
+Via: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bK{branch}\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:+4930111@alice.test>;tag=a1\r\n\
+To: <sip:{number}@sbc.test>\r\n\
+Call-ID: call-{branch}@alice.test\r\n\
+CSeq: 10 INVITE\r\n\
+Contact: <sip:alice@198.18.10.2:5061;transport=tls>\r\n"
+    );
+    with_body(&head, body)
+}
+
+fn sends(actions: &[Action]) -> Vec<(Destination, Message)> {
+    let mut out = Vec::new();
+    for a in actions {
+        match a {
+            Action::Send { to, message } => out.push((to.clone(), message.clone())),
+            Action::Program { then, .. } => out.extend(sends(then)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn programs(actions: &[Action]) -> Vec<ProgramOp> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Program { op, .. } => Some(op.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended(actions: &[Action]) -> Vec<relay_b2bua::CallEnd> {
+    let mut out = Vec::new();
+    for a in actions {
+        match a {
+            Action::Ended(e) => out.push((**e).clone()),
+            Action::Program { then, .. } => out.extend(ended(then)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn status(m: &Message) -> u16 {
+    m.status().unwrap_or(0)
+}
+
+/// b's response to our INVITE `inv`, with `code` and optionally an SDP body.
+fn response(inv: &Message, code: u16, reason: &str, to_tag: &str, body: Option<&str>) -> Message {
+    let mut r = Message::response_to(inv, code, reason).unwrap();
+    r.add_to_tag(to_tag).unwrap();
+    r.headers.push(
+        relay_sip::Header::new(StdHeader::Contact, format!("<sip:bob@{BOB_1}:5060>")).unwrap(),
+    );
+    if let Some(b) = body {
+        r.headers
+            .push(relay_sip::Header::new(StdHeader::ContentType, "application/sdp").unwrap());
+        r.body = b.replace('\n', "\r\n").into_bytes();
+    }
+    r
+}
+
+fn bob_flow() -> Flow {
+    Flow {
+        id: 2,
+        transport: Transport::Udp,
+        remote: format!("{BOB_1}:5060").parse().unwrap(),
+    }
+}
+
+fn the_invite_to_b(actions: &[Action]) -> Message {
+    sends(actions)
+        .into_iter()
+        .find(|(to, m)| {
+            matches!(to, Destination::Peer { .. })
+                && m.method().is_some_and(|m| m.as_str() == "INVITE")
+        })
+        .expect("an INVITE to b")
+        .1
+}
+
+fn installed(actions: &[Action]) -> CallSpec {
+    match programs(actions).into_iter().next() {
+        Some(ProgramOp::Add(spec)) => spec,
+        other => panic!("expected an Add, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_srtp_call_to_a_plain_rtp_trunk_is_anchored_with_fresh_keys_and_ended_by_bye() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let alice_key = key(Suite::AesCm128HmacSha1_80);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &alice_key)],
+        "a=rtcp-mux\na=ice-ufrag:abcd\n",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("1", "+4930999", &offer), 0);
+    let to_a = sends(&out);
+    assert_eq!(status(&to_a[0].1), 100);
+    let inv = the_invite_to_b(&out);
+    // The far leg is a new dialog with our identifiers; the users are carried.
+    assert_ne!(inv.call_id().unwrap(), "call-1@alice.test");
+    assert!(inv
+        .headers
+        .get(StdHeader::From)
+        .unwrap()
+        .contains("\"Alice\" <sip:+4930111@sbc.test>"));
+    assert_eq!(inv.max_forwards().unwrap(), Some(69));
+    assert!(inv
+        .top_via()
+        .unwrap()
+        .branch()
+        .unwrap()
+        .starts_with("z9hG4bKrly"));
+    let b_offer = SessionDescription::parse(&inv.body, &Limits::default()).unwrap();
+    let m = &b_offer.media[0];
+    assert_eq!(
+        m.proto.as_str(),
+        "RTP/AVP",
+        "plain RTP towards the operator trunk"
+    );
+    assert_eq!(m.cryptos().count(), 0);
+    assert!(!m.attributes.iter().any(Attribute::is_ice), "ICE stripped");
+    assert_eq!(
+        b_offer.media_connection(0).unwrap().address.ip(),
+        Some("198.18.20.10".parse().unwrap())
+    );
+    // A timer guards the INVITE, and over UDP it is retransmitted.
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Timer {
+            key: TimerKey::InviteTimeout(..),
+            ..
+        }
+    )));
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Timer {
+            key: TimerKey::Retransmit(_),
+            ..
+        }
+    )));
+
+    let ringing = sbc.on_message(&bob_flow(), response(&inv, 180, "Ringing", "b1", None), 1);
+    let r = sends(&ringing);
+    assert_eq!(r.len(), 1);
+    assert_eq!(status(&r[0].1), 180);
+    let a_tag = r[0].1.to_addr().unwrap().tag().unwrap().to_owned();
+
+    let answer = sdp(BOB_1, 6000, "RTP/AVP", &[], "");
+    let ok = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "b1", Some(&answer)),
+        2,
+    );
+    // The data plane is programmed first; the 200 to a follows it.
+    let spec = installed(&ok);
+    let then = match &ok
+        .iter()
+        .find(|a| matches!(a, Action::Program { .. }))
+        .unwrap()
+    {
+        Action::Program { then, .. } => sends(then),
+        _ => unreachable!(),
+    };
+    let ok_to_a = &then
+        .iter()
+        .find(|(to, _)| *to == Destination::Flow(1))
+        .unwrap()
+        .1;
+    assert_eq!(status(ok_to_a), 200);
+    assert_eq!(ok_to_a.to_addr().unwrap().tag(), Some(a_tag.as_str()));
+    let ack_to_b = sends(&ok)
+        .into_iter()
+        .find(|(_, m)| m.method().is_some_and(|m| m.as_str() == "ACK"))
+        .unwrap()
+        .1;
+    assert_eq!(
+        ack_to_b.request_uri().unwrap().to_string(),
+        format!("sip:bob@{BOB_1}:5060")
+    );
+    let a_answer = SessionDescription::parse(&ok_to_a.body, &Limits::default()).unwrap();
+    let am = &a_answer.media[0];
+    assert_eq!(am.proto.as_str(), "RTP/SAVP");
+    let cryptos: Vec<_> = am.cryptos().collect();
+    assert_eq!(cryptos.len(), 1, "exactly one a=crypto in the answer");
+    assert_eq!(cryptos[0].tag, 1);
+    assert!(
+        !am.rtcp_mux(),
+        "b did not accept rtcp-mux, so neither does a's answer"
+    );
+    assert_eq!(
+        a_answer.media_connection(0).unwrap().address.ip(),
+        Some("198.18.10.10".parse().unwrap())
+    );
+
+    // The media pair: a's key received from a, a fresh key sent to a; plain towards b.
+    assert_eq!(spec.media.len(), 1);
+    let pair = &spec.media[0];
+    assert_eq!(pair.rtcp, RtcpMode::PortPlusOne);
+    assert_eq!(pair.a.receive.as_ref().unwrap().key, alice_key);
+    let sent_to_a = pair.a.send.as_ref().unwrap();
+    assert_ne!(sent_to_a.key, alice_key);
+    assert!(
+        cryptos[0].to_string().contains(&sent_to_a.key),
+        "the answer carries the key the relay sends with"
+    );
+    assert_eq!(pair.a.remote, Some("198.18.10.2:4000".parse().unwrap()));
+    assert_eq!(pair.a.local.port(), am.port);
+    assert_eq!(
+        pair.b.remote,
+        Some(format!("{BOB_1}:6000").parse().unwrap())
+    );
+    assert_eq!(pair.b.local.port(), m.port);
+    assert!(pair.b.receive.is_none() && pair.b.send.is_none());
+
+    // a's ACK, then BYE from a: BYE to b, the data plane call removed, the call recorded.
+    let ack = parse(&format!(
+        "ACK sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-1@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"
+    ));
+    assert!(sbc.on_message(&alice_flow(), ack, 3).is_empty());
+    let bye = parse(&format!(
+        "BYE sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKbye1\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-1@alice.test\nCSeq: 11 BYE\nReason: Q.850;cause=16;text=\"normal\"\nContent-Length: 0\n\n"
+    ));
+    let out = sbc.on_message(&alice_flow(), bye, 4_000_000_000);
+    let msgs = sends(&out);
+    assert!(msgs
+        .iter()
+        .any(|(to, m)| *to == Destination::Flow(1) && status(m) == 200));
+    let bye_b = &msgs
+        .iter()
+        .find(|(to, _)| matches!(to, Destination::Peer { .. }))
+        .unwrap()
+        .1;
+    assert_eq!(bye_b.method().unwrap().as_str(), "BYE");
+    assert_eq!(bye_b.call_id().unwrap(), inv.call_id().unwrap());
+    assert_eq!(bye_b.to_addr().unwrap().tag(), Some("b1"));
+    assert!(matches!(&programs(&out)[..], [ProgramOp::Remove(id)] if *id == spec.id));
+    let end = &ended(&out)[0];
+    assert_eq!(end.ended_by, EndedBy::Caller);
+    assert_eq!((end.status, end.reason.as_str()), (200, "normal"));
+    assert_eq!(end.callee, "+4930999");
+    assert!(end.answer_ns.is_some());
+    assert_eq!(sbc.active_calls(), 0);
+    assert_eq!(sbc.ports_in_use(), 0, "ports back (in quarantine)");
+}
+
+#[test]
+fn srtp_on_both_legs_gets_a_key_per_leg_and_direction() {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::SrtpMandatory);
+    let alice_key = key(Suite::AesCm128HmacSha1_80);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[
+            (
+                3,
+                Suite::AesCm256HmacSha1_80,
+                &key(Suite::AesCm256HmacSha1_80),
+            ),
+            (4, Suite::AesCm128HmacSha1_80, &alice_key),
+        ],
+        "a=rtcp-mux\n",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("2", "+4930999", &offer), 0);
+    let inv = the_invite_to_b(&out);
+    let b_offer = SessionDescription::parse(&inv.body, &Limits::default()).unwrap();
+    let offered: Vec<_> = b_offer.media[0]
+        .cryptos()
+        .map(|c| (c.tag, c.suite.name().to_owned()))
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            (1, "AES_CM_128_HMAC_SHA1_80".into()),
+            (2, "AEAD_AES_128_GCM".into())
+        ]
+    );
+    assert!(b_offer.media[0].rtcp_mux());
+    let bob_key = key(Suite::AeadAes128Gcm);
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(2, Suite::AeadAes128Gcm, &bob_key)],
+        "a=rtcp-mux\n",
+    );
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "b2", Some(&answer)),
+        1,
+    );
+    let spec = installed(&out);
+    let pair = &spec.media[0];
+    assert_eq!(pair.rtcp, RtcpMode::Mux);
+    // a chose tag 4 (the first suite its trunk accepts); b answered tag 2.
+    assert_eq!(pair.a.receive.as_ref().unwrap().key, alice_key);
+    assert_eq!(pair.b.receive.as_ref().unwrap().key, bob_key);
+    assert_eq!(pair.b.send.as_ref().unwrap().suite, "AEAD_AES_128_GCM");
+    let keys = [&pair.a.receive, &pair.a.send, &pair.b.receive, &pair.b.send]
+        .map(|k| k.as_ref().unwrap().key.clone());
+    for i in 0..4 {
+        for j in i + 1..4 {
+            assert_ne!(keys[i], keys[j], "four different keys");
+        }
+    }
+    let ok_to_a = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let a_answer = SessionDescription::parse(&ok_to_a.body, &Limits::default()).unwrap();
+    let c: Vec<_> = a_answer.media[0].cryptos().collect();
+    assert_eq!(
+        (c.len(), c[0].tag, c[0].suite.name()),
+        (1, 4, "AES_CM_128_HMAC_SHA1_80")
+    );
+    assert!(a_answer.media[0].rtcp_mux());
+}
+
+#[test]
+fn an_offer_without_acceptable_crypto_gets_488_and_takes_no_ports() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    for body in [
+        sdp("198.18.10.2", 4000, "RTP/AVP", &[], ""),
+        sdp(
+            "198.18.10.2",
+            4000,
+            "RTP/SAVP",
+            &[],
+            "a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n",
+        ),
+    ] {
+        let out = sbc.on_message(&alice_flow(), invite("3", "+4930999", &body), 0);
+        let r = sends(&out);
+        assert_eq!(status(&r[0].1), 488, "{body}");
+        assert!(r[0].1.headers.get(StdHeader::Warning).is_some());
+    }
+    assert_eq!(sbc.ports_in_use(), 0);
+    assert_eq!(sbc.active_calls(), 0);
+}
+
+#[test]
+fn requests_that_cannot_be_served_get_their_status() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    // No route for the number.
+    let out = sbc.on_message(&alice_flow(), invite("4", "+1555", &offer), 0);
+    assert_eq!(status(&sends(&out)[0].1), 404);
+    // An unknown source.
+    let stranger = Flow {
+        id: 9,
+        transport: Transport::Tls,
+        remote: "198.18.99.9:5061".parse::<SocketAddr>().unwrap(),
+    };
+    let out = sbc.on_message(&stranger, invite("5", "+4930999", &offer), 0);
+    assert_eq!(status(&sends(&out)[0].1), 403);
+    // Max-Forwards 0.
+    let mut hop = invite("6", "+4930999", &offer);
+    hop.headers
+        .set(relay_sip::Header::new(StdHeader::MaxForwards, "0").unwrap());
+    assert_eq!(
+        status(&sends(&sbc.on_message(&alice_flow(), hop, 0))[0].1),
+        483
+    );
+    // An extension we do not support.
+    let mut req = invite("7", "+4930999", &offer);
+    req.headers
+        .push(relay_sip::Header::new(StdHeader::Require, "foo, 100rel").unwrap());
+    let r = sends(&sbc.on_message(&alice_flow(), req, 0));
+    assert_eq!(status(&r[0].1), 420);
+    assert_eq!(
+        r[0].1.headers.get(StdHeader::Unsupported),
+        Some("foo, 100rel")
+    );
+    // Our own INVITE coming back: a loop.
+    let out = sbc.on_message(&alice_flow(), invite("8", "+4930999", &offer), 0);
+    let mut looped = the_invite_to_b(&out);
+    looped.headers.set(
+        relay_sip::Header::new(
+            StdHeader::Via,
+            format!(
+                "SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKx, {}",
+                looped.headers.get(StdHeader::Via).unwrap()
+            ),
+        )
+        .unwrap(),
+    );
+    looped.start = relay_sip::StartLine::Request(relay_sip::RequestLine {
+        method: relay_sip::Method::Invite,
+        uri: relay_sip::Uri::parse("sip:+4930999@sbc.test").unwrap(),
+    });
+    assert_eq!(
+        status(&sends(&sbc.on_message(&alice_flow(), looped, 0))[0].1),
+        482
+    );
+    // A BYE for no dialog; an unknown method; OPTIONS.
+    let bye = parse("BYE sip:sbc.test SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKb9\nMax-Forwards: 70\nFrom: <sip:a@alice.test>;tag=x\nTo: <sip:b@sbc.test>;tag=nope\nCall-ID: nothing\nCSeq: 1 BYE\nContent-Length: 0\n\n");
+    assert_eq!(
+        status(&sends(&sbc.on_message(&alice_flow(), bye, 0))[0].1),
+        481
+    );
+    let options = parse("OPTIONS sip:sbc.test SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKo1\nMax-Forwards: 70\nFrom: <sip:ping@alice.test>;tag=x\nTo: <sip:sbc.test>\nCall-ID: ping1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    let r = sends(&sbc.on_message(&alice_flow(), options, 0));
+    assert_eq!(status(&r[0].1), 200);
+    assert!(r[0]
+        .1
+        .headers
+        .get(StdHeader::Allow)
+        .unwrap()
+        .contains("INVITE"));
+    let subscribe = parse("SUBSCRIBE sip:sbc.test SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKs1\nMax-Forwards: 70\nFrom: <sip:a@alice.test>;tag=x\nTo: <sip:sbc.test>\nCall-ID: s1\nCSeq: 1 SUBSCRIBE\nContent-Length: 0\n\n");
+    assert_eq!(
+        status(&sends(&sbc.on_message(&alice_flow(), subscribe, 0))[0].1),
+        405
+    );
+}
+
+#[test]
+fn cancel_before_the_answer_ends_both_legs() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("9", "+4930999", &offer), 0);
+    let inv = the_invite_to_b(&out);
+    sbc.on_message(&bob_flow(), response(&inv, 180, "Ringing", "b9", None), 1);
+    let cancel = parse("CANCEL sip:+4930999@sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bK9\nMax-Forwards: 70\nFrom: \"Alice\" <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>\nCall-ID: call-9@alice.test\nCSeq: 10 CANCEL\nContent-Length: 0\n\n");
+    let out = sbc.on_message(&alice_flow(), cancel, 2);
+    let msgs = sends(&out);
+    let codes: Vec<u16> = msgs
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(codes, [200, 487], "200 to the CANCEL, 487 to the INVITE");
+    let to_b = &msgs
+        .iter()
+        .find(|(to, _)| matches!(to, Destination::Peer { .. }))
+        .unwrap()
+        .1;
+    assert_eq!(to_b.method().unwrap().as_str(), "CANCEL");
+    assert_eq!(
+        to_b.top_via().unwrap().branch(),
+        inv.top_via().unwrap().branch()
+    );
+    assert_eq!(ended(&out)[0].status, 487);
+    // b's 487 is ACKed; a 200 that raced the CANCEL is ACKed and hung up.
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(
+            &inv,
+            200,
+            "OK",
+            "b9",
+            Some(&sdp(BOB_1, 6000, "RTP/AVP", &[], "")),
+        ),
+        3,
+    );
+    let methods: Vec<String> = sends(&out)
+        .iter()
+        .map(|(_, m)| m.method().unwrap().as_str().to_owned())
+        .collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+    assert!(programs(&out).is_empty(), "no media for a cancelled call");
+    assert_eq!(sbc.ports_in_use(), 0);
+}
+
+#[test]
+fn a_503_from_the_first_peer_fails_over_and_a_603_does_not() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("10", "+4930999", &offer), 0);
+    let first = the_invite_to_b(&out);
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&first, 503, "Service Unavailable", "x", None),
+        1,
+    );
+    let msgs = sends(&out);
+    assert_eq!(msgs[0].1.method().unwrap().as_str(), "ACK");
+    let (to, second) = &msgs[1];
+    assert_eq!(*to, Destination::Peer { trunk: 1, peer: 1 });
+    assert_eq!(
+        second.request_uri().unwrap().to_string(),
+        format!("sip:+4930999@{BOB_2}:5060")
+    );
+    assert!(
+        !msgs.iter().any(|(to, _)| *to == Destination::Flow(1)),
+        "a hears nothing of the failover"
+    );
+    // A decline from the second peer ends the call.
+    let out = sbc.on_message(&bob_flow(), response(second, 603, "Decline", "y", None), 2);
+    let to_a: Vec<u16> = sends(&out)
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(to_a, [603]);
+    let end = &ended(&out)[0];
+    assert_eq!((end.status, end.ended_by), (603, EndedBy::Callee));
+    assert_eq!(sbc.ports_in_use(), 0);
+}
+
+#[test]
+fn no_answer_times_out_with_408_after_every_peer() {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::SrtpOptional);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("11", "+4930999", &offer), 0);
+    let timer = |out: &[Action]| {
+        out.iter()
+            .find_map(|a| match a {
+                Action::Timer {
+                    key: key @ TimerKey::InviteTimeout(..),
+                    at_ns,
+                } => Some((key.clone(), *at_ns)),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (k1, at1) = timer(&out);
+    let out = sbc.on_timer(k1, at1);
+    assert_eq!(sends(&out)[0].0, Destination::Peer { trunk: 1, peer: 1 });
+    let (k2, at2) = timer(&out);
+    let out = sbc.on_timer(k2, at2);
+    let to_a: Vec<u16> = sends(&out)
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(to_a, [408]);
+    assert_eq!(ended(&out)[0].ended_by, EndedBy::Relay);
+}
+
+#[test]
+fn a_data_plane_refusal_turns_the_answer_into_500_and_hangs_up_b() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("12", "+4930999", &offer), 0);
+    let inv = the_invite_to_b(&out);
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(
+            &inv,
+            200,
+            "OK",
+            "b12",
+            Some(&sdp(BOB_1, 6000, "RTP/AVP", &[], "")),
+        ),
+        1,
+    );
+    let key = match out
+        .iter()
+        .find(|a| matches!(a, Action::Program { .. }))
+        .unwrap()
+    {
+        Action::Program { call, .. } => *call,
+        _ => unreachable!(),
+    };
+    let out = sbc.program_failed(key, "no such port", 2);
+    let msgs = sends(&out);
+    assert!(msgs
+        .iter()
+        .any(|(to, m)| matches!(to, Destination::Peer { .. })
+            && m.method().is_some_and(|m| m.as_str() == "BYE")));
+    assert!(msgs
+        .iter()
+        .any(|(to, m)| *to == Destination::Flow(1) && status(m) == 500));
+    assert_eq!(ended(&out)[0].status, 500);
+    assert_eq!(sbc.active_calls(), 0);
+}
