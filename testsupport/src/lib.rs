@@ -1,7 +1,7 @@
 //! Test harness for integration tests that drive real SIP user agents through the relay.
 //!
 //! Dev-only (`publish = false`); nothing in the product depends on it. It builds isolated
-//! networks out of Linux network namespaces and veth pairs ([`netns`], `topology` (next)), runs
+//! networks out of Linux network namespaces and veth pairs ([`netns`], [`topology`]), runs
 //! baresip user agents in them over SIP/TLS with SDES SRTP ([`baresip`]), captures what they
 //! send with tcpdump ([`capture`]), and checks the captured media with libsrtp2 against the
 //! keys the endpoints themselves advertised in their SDP ([`srtp_check`]).
@@ -23,7 +23,7 @@
 //!   pair is deleted on drop, and every wait has a bound. Process wrappers borrow their
 //!   [`netns::Netns`], so a namespace cannot be dropped under a running process.
 //!
-//! The module docs of [`baresip`] record what baresip 1.0.0 needs; those of `topology` (next)
+//! The module docs of [`baresip`] record what baresip 1.0.0 needs; those of [`topology`]
 //! show how a test puts the SBC between two user agents.
 
 #![forbid(unsafe_code)]
@@ -33,6 +33,7 @@ pub mod capture;
 mod error;
 pub mod netns;
 pub mod srtp_check;
+pub mod topology;
 
 pub use error::{Error, Result};
 
