@@ -11,11 +11,15 @@ use crate::{
     parse_datagram, Datagram, Frame, Limits, Message, ParseError, StatusLine, StreamDecoder,
 };
 
-/// Limits for parsing a canonical form again: writing expands compact header names and
-/// may lengthen an IPv6 literal or a base64 key, so it may not fit the original limits.
+/// Limits for parsing a canonical form again: writing expands compact header names, adds
+/// a Content-Length a datagram may have lacked, and may lengthen an IPv6 literal or a
+/// base64 key, so it may not fit the original limits.
 fn relaxed(l: &Limits) -> Limits {
     Limits {
         max_message_size: l.max_message_size * 2 + 1024,
+        // The longest long form of a compact name is 19 bytes (Request-Disposition).
+        max_header_name_len: l.max_header_name_len.max(32),
+        max_headers: l.max_headers + 1,
         max_uri_len: l.max_uri_len * 2,
         max_sdp_line_len: l.max_sdp_line_len * 2,
         max_body_size: l.max_body_size * 2,

@@ -70,12 +70,22 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     d
 }
 
+/// `RELAY_SIP_FUZZ_MUTATIONS` raises the number of mutated inputs for a longer local run;
+/// `RELAY_SIP_FUZZ_SEED` changes the generator's seed.
 fn replay(name: &str, target: fn(&[u8]), mutations: usize) {
+    let mutations = std::env::var("RELAY_SIP_FUZZ_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(mutations);
     let seeds = corpus(name);
     for s in &seeds {
         target(s);
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let seed = std::env::var("RELAY_SIP_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15_u64);
+    let mut rng = Rng(seed | 1);
     for _ in 0..mutations {
         let seed = &seeds[rng.below(seeds.len())];
         target(&mutate(&mut rng, seed));
@@ -94,4 +104,44 @@ fn sip_parse_corpus_replays_cleanly() {
 #[test]
 fn sdp_parse_corpus_replays_cleanly() {
     replay("sdp_parse", relay_sip::fuzzing::sdp_parse_input, 4000);
+}
+
+/// The corpus keeps valid seeds (so that mutations start from deep inside the grammar),
+/// and they stay valid.
+#[test]
+fn corpus_seeds_that_must_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let limits = relay_sip::Limits::default();
+    for name in [
+        "dgram-invite-teams",
+        "dgram-options",
+        "dgram-response-503",
+        "dgram-refer-compact",
+        "dgram-rfc4475-wsinv",
+        "dgram-rfc4475-escnull",
+        "dgram-rfc4475-noreason",
+        "dgram-trailing",
+    ] {
+        let data = fs::read(dir.join("sip_parse").join(name)).expect(name);
+        match relay_sip::parse_datagram(&data[1..], &limits) {
+            Ok(relay_sip::Datagram::Message(m)) => {
+                if m.content_type().unwrap().is_some_and(|t| t.is_sdp()) {
+                    relay_sip::sdp::SessionDescription::parse(&m.body, &limits).expect(name);
+                }
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    for name in [
+        "teams-sdes-ice",
+        "rfc4566-example",
+        "rfc4475-body",
+        "misc-lines",
+        "fec-key",
+        "gcm",
+        "lf-only",
+    ] {
+        let data = fs::read(dir.join("sdp_parse").join(name)).expect(name);
+        relay_sip::sdp::SessionDescription::parse(&data, &limits).expect(name);
+    }
 }
