@@ -33,7 +33,8 @@
 //! From, CSeq, Call-ID, Max-Forwards or Via. Folded header lines are accepted and
 //! unfolded, as RFC 3261 section 7.3.1 requires. Every refusal is a [`ParseError`] that
 //! names the response (400, 413, 414, 416, 483, 505, 513) and a reason phrase made of
-//! fixed words only, never of the input.
+//! fixed words only, never of the input. Unsupported `Require` option tags (420) are a
+//! policy decision, not a parse error: [`Message::unsupported_requirements`] lists them.
 //!
 //! Sizes and counts are bounded by [`Limits`], checked before the work they bound: message
 //! size, header count, header name and value length, Request-URI length, body size, Via

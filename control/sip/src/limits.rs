@@ -3,9 +3,9 @@
 
 /// Limits on what the parsers accept. Every field is a hard refusal, never a truncation.
 ///
-/// The defaults suit a trunk or Teams Direct Routing SBC: they admit every well-formed
-/// message of RFC 4475 except the one whose point is a 93-byte header name, and leave a
-/// 64 KiB message far below anything a single TLS record or UDP datagram can carry.
+/// The defaults suit a trunk or Teams Direct Routing SBC: no well-formed message of RFC
+/// 4475 trips them except `longreq`, whose point is a 93-byte header name; and 64 KiB is
+/// what one UDP datagram can carry.
 ///
 /// ```
 /// let mut limits = relay_sip::Limits::default();
