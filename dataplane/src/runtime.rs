@@ -114,6 +114,7 @@ pub fn run(
     let mut opened = Vec::new();
     let mut addrs = Vec::new();
     let mut placement = rss::Placement::new(nw as u16);
+    let mut reta_sizes = Vec::new();
     // Per port: the receive queues each worker polls, and whether the workers that
     // receive hand packets over (software dispatch) rather than the NIC steering them.
     let mut rx_of: Vec<Vec<Vec<u16>>> = Vec::new();
@@ -240,6 +241,7 @@ pub fn run(
         } else {
             port.reta_size()
         };
+        reta_sizes.push(if nw == 1 { 0 } else { reta_size });
         placement.add_address(std::net::IpAddr::V4(p.ipv4), reta_size);
         if let Some((v6, _)) = p.ipv6 {
             placement.add_address(std::net::IpAddr::V6(v6), reta_size);
@@ -310,6 +312,11 @@ pub fn run(
                             (_, false) => Steering::Rss,
                             (_, true) => Steering::Dispatch,
                         },
+                        addresses: std::iter::once(std::net::IpAddr::V4(p.ipv4))
+                            .filter(|a| !a.is_unspecified())
+                            .chain(p.ipv6.map(|(a, _)| std::net::IpAddr::V6(a)))
+                            .collect(),
+                        reta_size: reta_sizes[pi],
                     })
                     .collect(),
             })

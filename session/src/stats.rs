@@ -113,6 +113,14 @@ pub struct CorePort {
     pub rx_queues: Vec<u16>,
     /// How packets reach the worker.
     pub steering: Steering,
+    /// The port's addresses (added within version 1: absent from older data planes).
+    #[serde(default)]
+    pub addresses: Vec<std::net::IpAddr>,
+    /// The redirection-table size frames to the port are steered by (the NIC's with RSS,
+    /// 128 with software dispatch, 0 with one worker); with `addresses`, what a port
+    /// allocator needs to place calls as the data plane does (`relay_proto::rss::Placement`).
+    #[serde(default)]
+    pub reta_size: u16,
 }
 
 /// One worker: its lcore and ports.
