@@ -32,6 +32,7 @@ pub mod baresip;
 pub mod capture;
 mod error;
 pub mod netns;
+pub mod pki;
 pub mod srtp_check;
 pub mod topology;
 

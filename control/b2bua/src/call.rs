@@ -122,6 +122,8 @@ pub struct Call {
     pub offered: OfferedMedia,
     /// The answer sent to a, once b answered (the same in 18x and 200).
     pub a_answer: Option<SessionDescription>,
+    /// The suites towards b per anchored stream, once b answered (`None`: plain RTP).
+    pub b_suites: Vec<Option<String>>,
     /// The data plane's media pairs installed, if any.
     pub installed: Option<Vec<relay_session::MediaSpec>>,
     /// a cancelled before b's final response.

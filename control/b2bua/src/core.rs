@@ -610,6 +610,7 @@ impl B2bua {
             b_offer,
             offered,
             a_answer: None,
+            b_suites: Vec::new(),
             installed: None,
             cancelled: false,
             b_provisional: false,
@@ -898,8 +899,13 @@ impl B2bua {
         self.by_a_branch.retain(|_, k| *k != call.key);
         self.by_b_branch.retain(|_, k| *k != call.key);
         self.dialogs.retain(|_, (k, _)| *k != call.key);
-        let a_suites = call.offered.a_suites();
-        let suites = a_suites.into_iter().map(|a| (a, None)).collect();
+        let suites = call
+            .offered
+            .a_suites()
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (a, call.b_suites.get(i).cloned().flatten()))
+            .collect();
         let end = Action::Ended(Box::new(CallEnd {
             dataplane_id: call.dataplane_id.clone(),
             a_trunk: self.config.trunks[call.a.trunk].name.clone(),
@@ -1058,6 +1064,7 @@ impl B2bua {
         let b_cfg = &self.config.trunks[call.b.trunk];
         let answered = anchor_answer(&answer, &call.offered, a_cfg, b_cfg, call.sdp_version)
             .map_err(|e| e.to_string())?;
+        call.b_suites = answered.b_suites;
         Ok(Some((answered.answer, answered.media)))
     }
 

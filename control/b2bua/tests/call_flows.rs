@@ -460,6 +460,19 @@ fn srtp_on_both_legs_gets_a_key_per_leg_and_direction() {
         (1, 4, "AES_CM_128_HMAC_SHA1_80")
     );
     assert!(a_answer.media[0].rtcp_mux());
+    // The record names both legs' suites.
+    let a_tag = ok_to_a.to_addr().unwrap().tag().unwrap().to_owned();
+    let bye = parse(&format!(
+        "BYE sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKbye2\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-2@alice.test\nCSeq: 11 BYE\nContent-Length: 0\n\n"
+    ));
+    let out = sbc.on_message(&alice_flow(), bye, 2);
+    assert_eq!(
+        ended(&out)[0].suites,
+        [(
+            Some("AES_CM_128_HMAC_SHA1_80".to_owned()),
+            Some("AEAD_AES_128_GCM".to_owned())
+        )]
+    );
 }
 
 #[test]

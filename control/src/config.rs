@@ -1,0 +1,674 @@
+//! `control.toml`: what `relay-control` reads at start-up (and on SIGHUP). Every error names
+//! the key at fault and what to do; nothing is guessed.
+//!
+//! ```toml
+//! [sbc]
+//! fqdn = "sbc.example.com"                 # in Via, Contact, our certificate's SAN
+//! dataplane_socket = "/run/relay/dataplane.sock"
+//! media_ports = "20000-59999"              # even ports only are used (RTCP on +1)
+//! max_calls = 10000
+//!
+//! [tls]                                    # needed when a listener or trunk uses TLS
+//! certificate = "/etc/relay/tls/fullchain.pem"   # the full chain is sent
+//! private_key = "/etc/relay/tls/key.pem"         # mode 0600
+//!
+//! [cdr]                                    # optional: no records without it
+//! dir = "/var/lib/relay/cdr"
+//! kek = "/etc/relay/cdr.kek"
+//!
+//! [[listen]]
+//! transport = "tls"                        # tls, tcp or udp
+//! address = "198.18.10.1:5061"
+//!
+//! [[trunk]]
+//! name = "teams"
+//! profile = "teams"                        # or "generic"
+//! peers = [{ host = "sip.pstnhub.microsoft.com", port = 5061, transport = "tls" }]
+//! signalling_address = "198.18.10.1:5061"  # ours towards this trunk: one of the listeners
+//! media_address = "198.18.10.10"           # a data-plane address
+//! media_policy = "srtp_mandatory"          # srtp_mandatory, srtp_optional or rtp
+//! suites = ["AES_CM_128_HMAC_SHA1_80"]
+//! trust_store = "/etc/relay/tls/teams-roots.pem"  # CAs the trunk's certificates chain to
+//!
+//! [[route]]
+//! from = "teams"
+//! to = "operator"
+//! prefix = "+49"                           # optional
+//! ```
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use relay_b2bua::config::{B2buaConfig, MediaPolicy, PeerConfig, Profile, Route, TrunkConfig};
+use relay_sip::Transport;
+use relay_srtp::Suite;
+use serde::Deserialize;
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {key}: {problem}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// The key at fault (`trunk[1].media_address`).
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+/// The transports SIP is offered on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SipTransport {
+    /// SIP over TLS (TLS 1.2 and 1.3).
+    Tls,
+    /// SIP over TCP.
+    Tcp,
+    /// SIP over UDP (RFC 3261 timers).
+    Udp,
+}
+
+impl SipTransport {
+    /// The Via transport.
+    pub fn sip(self) -> Transport {
+        match self {
+            SipTransport::Tls => Transport::Tls,
+            SipTransport::Tcp => Transport::Tcp,
+            SipTransport::Udp => Transport::Udp,
+        }
+    }
+}
+
+/// `[sbc]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbcSection {
+    /// Our FQDN.
+    pub fqdn: String,
+    /// The data plane's control socket.
+    pub dataplane_socket: PathBuf,
+    /// Media port range, `FIRST-LAST`.
+    #[serde(default = "default_ports")]
+    pub media_ports: String,
+    /// Calls at most.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: usize,
+    /// Seconds a freed media port stays unused.
+    #[serde(default = "default_quarantine")]
+    pub port_quarantine_s: u64,
+    /// Seconds a call may wait for a final response before the next peer is tried.
+    #[serde(default = "default_invite_timeout")]
+    pub invite_timeout_s: u64,
+}
+
+fn default_ports() -> String {
+    "20000-59999".into()
+}
+fn default_max_calls() -> usize {
+    10_000
+}
+fn default_quarantine() -> u64 {
+    30
+}
+fn default_invite_timeout() -> u64 {
+    32
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key (mode 0600).
+    pub private_key: PathBuf,
+}
+
+/// `[cdr]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrSection {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// The key-encryption key.
+    pub kek: PathBuf,
+}
+
+/// `[[listen]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// The transport.
+    pub transport: SipTransport,
+    /// The address and port.
+    pub address: SocketAddr,
+}
+
+/// A peer of a trunk.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    /// Host name or address.
+    pub host: String,
+    /// Port (default 5061 for TLS, 5060 otherwise).
+    pub port: Option<u16>,
+    /// Transport.
+    pub transport: SipTransport,
+}
+
+/// `[[trunk]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSection {
+    /// Its name.
+    pub name: String,
+    /// `generic` or `teams`.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Peers in priority order.
+    pub peers: Vec<PeerSection>,
+    /// Addresses requests from the trunk come from (default: the peers' addresses).
+    #[serde(default)]
+    pub source_addresses: Vec<IpAddr>,
+    /// Our signalling address towards the trunk (one of the listeners).
+    pub signalling_address: SocketAddr,
+    /// The data-plane address its media uses.
+    pub media_address: IpAddr,
+    /// `srtp_mandatory`, `srtp_optional` or `rtp`.
+    pub media_policy: String,
+    /// SRTP suites in order of preference.
+    #[serde(default = "default_suites")]
+    pub suites: Vec<String>,
+    /// PEM CA bundle the trunk's TLS certificates must chain to.
+    pub trust_store: Option<PathBuf>,
+    /// Require a client certificate from this trunk's peers (mutual TLS).
+    #[serde(default)]
+    pub verify_client: bool,
+    /// The name its servers' certificates carry (default: the peer's host).
+    pub tls_server_name: Option<String>,
+    /// The host we put in Via and Contact towards the trunk (default: `sbc.fqdn` for TLS
+    /// trunks, which Teams requires, else the signalling address). Set it to the signalling
+    /// address for peers that cannot resolve our FQDN.
+    pub local_host: Option<String>,
+}
+
+fn default_profile() -> String {
+    "generic".into()
+}
+fn default_suites() -> Vec<String> {
+    vec!["AES_CM_128_HMAC_SHA1_80".into()]
+}
+
+/// `[[route]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Trunk calls come from.
+    pub from: String,
+    /// Trunk they go to.
+    pub to: String,
+    /// Called-number prefix.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// `[sbc]`.
+    pub sbc: SbcSection,
+    /// `[tls]`.
+    pub tls: Option<TlsSection>,
+    /// `[cdr]`.
+    pub cdr: Option<CdrSection>,
+    /// `[[listen]]`.
+    #[serde(default)]
+    pub listen: Vec<ListenSection>,
+    /// `[[trunk]]`.
+    #[serde(default)]
+    pub trunk: Vec<TrunkSection>,
+    /// `[[route]]`.
+    #[serde(default)]
+    pub route: Vec<RouteSection>,
+}
+
+/// A checked configuration, ready for the shell and the B2BUA.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The file as read.
+    pub file: ControlConfig,
+    /// The B2BUA's configuration (peers resolved).
+    pub b2bua: B2buaConfig,
+    /// The media port range.
+    pub media_ports: (u16, u16),
+}
+
+impl ControlConfig {
+    /// Reads, parses and checks `path`.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: shown.clone(),
+            key: "(file)".into(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+        let file: ControlConfig = toml::from_str(&text).map_err(|e| ConfigError {
+            path: shown.clone(),
+            key: "(syntax)".into(),
+            problem: e.to_string().trim().to_owned(),
+        })?;
+        file.check(&shown)
+    }
+
+    /// Checks a parsed file; `path` names it in errors.
+    pub fn check(self, path: &str) -> Result<Settings, ConfigError> {
+        let fail = |key: String, problem: String| ConfigError {
+            path: path.to_owned(),
+            key,
+            problem,
+        };
+        if self.sbc.fqdn.is_empty() || relay_sip::Host::parse(&self.sbc.fqdn).is_err() {
+            return Err(fail(
+                "sbc.fqdn".into(),
+                "must be a host name, e.g. sbc.example.com".into(),
+            ));
+        }
+        let media_ports = parse_range(&self.sbc.media_ports).ok_or_else(|| {
+            fail(
+                "sbc.media_ports".into(),
+                "must be FIRST-LAST with 1024 <= FIRST < LAST <= 65534, e.g. \"20000-59999\""
+                    .into(),
+            )
+        })?;
+        if self.listen.is_empty() {
+            return Err(fail(
+                "listen".into(),
+                "add at least one [[listen]] with transport and address".into(),
+            ));
+        }
+        let uses_tls = self.listen.iter().any(|l| l.transport == SipTransport::Tls)
+            || self
+                .trunk
+                .iter()
+                .any(|t| t.peers.iter().any(|p| p.transport == SipTransport::Tls));
+        match (&self.tls, uses_tls) {
+            (None, true) => {
+                return Err(fail(
+                    "tls".into(),
+                    "a listener or peer uses TLS: add [tls] with certificate and private_key"
+                        .into(),
+                ))
+            }
+            (Some(tls), _) => {
+                readable(&tls.certificate).map_err(|p| fail("tls.certificate".into(), p))?;
+                readable(&tls.private_key).map_err(|p| fail("tls.private_key".into(), p))?;
+                let mode = std::fs::metadata(&tls.private_key)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if mode & 0o077 != 0 {
+                    return Err(fail(
+                        "tls.private_key".into(),
+                        format!(
+                            "{} is readable by group or others (mode {:o}): run `chmod 600 {}`",
+                            tls.private_key.display(),
+                            mode & 0o777,
+                            tls.private_key.display()
+                        ),
+                    ));
+                }
+            }
+            (None, false) => {}
+        }
+        if self.trunk.is_empty() {
+            return Err(fail(
+                "trunk".into(),
+                "add at least two [[trunk]] sections and a [[route]] between them".into(),
+            ));
+        }
+        let mut trunks = Vec::new();
+        for (i, t) in self.trunk.iter().enumerate() {
+            let key = |k: &str| format!("trunk[{i}] ({}).{k}", t.name);
+            if t.name.is_empty() || self.trunk[..i].iter().any(|o| o.name == t.name) {
+                return Err(fail(key("name"), "must be set and unique".into()));
+            }
+            let profile = match t.profile.as_str() {
+                "generic" => Profile::Generic,
+                "teams" => Profile::Teams,
+                other => {
+                    return Err(fail(
+                        key("profile"),
+                        format!("{other:?}: use \"generic\" or \"teams\""),
+                    ))
+                }
+            };
+            let media_policy = match t.media_policy.as_str() {
+                "srtp_mandatory" => MediaPolicy::SrtpMandatory,
+                "srtp_optional" => MediaPolicy::SrtpOptional,
+                "rtp" => MediaPolicy::Rtp,
+                other => {
+                    return Err(fail(
+                        key("media_policy"),
+                        format!("{other:?}: use srtp_mandatory, srtp_optional or rtp"),
+                    ))
+                }
+            };
+            let mut suites = Vec::new();
+            for s in &t.suites {
+                suites.push(s.parse::<Suite>().map_err(|_| {
+                    fail(
+                        key("suites"),
+                        format!(
+                            "unknown suite {s:?} (e.g. AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM)"
+                        ),
+                    )
+                })?);
+            }
+            if suites.is_empty() && media_policy != MediaPolicy::Rtp {
+                return Err(fail(
+                    key("suites"),
+                    "an SRTP trunk needs at least one suite".into(),
+                ));
+            }
+            if profile == Profile::Teams {
+                if media_policy != MediaPolicy::SrtpMandatory
+                    || suites.first() != Some(&Suite::AesCm128HmacSha1_80)
+                {
+                    return Err(fail(key("media_policy"), "a Teams trunk needs media_policy = \"srtp_mandatory\" with AES_CM_128_HMAC_SHA1_80 first in suites".into()));
+                }
+                if t.peers.iter().any(|p| p.transport != SipTransport::Tls) {
+                    return Err(fail(
+                        key("peers"),
+                        "Teams Direct Routing speaks SIP over TLS only: set transport = \"tls\""
+                            .into(),
+                    ));
+                }
+            }
+            if t.peers.is_empty() {
+                return Err(fail(
+                    key("peers"),
+                    "list at least one peer { host, port, transport }".into(),
+                ));
+            }
+            let mut peers = Vec::new();
+            let mut sources = t.source_addresses.clone();
+            for (j, p) in t.peers.iter().enumerate() {
+                if relay_sip::Host::parse(&p.host).is_err() {
+                    return Err(fail(
+                        format!("{}[{j}].host", key("peers")),
+                        format!("{:?} is not a host name or address", p.host),
+                    ));
+                }
+                let port = p.port.unwrap_or(if p.transport == SipTransport::Tls {
+                    5061
+                } else {
+                    5060
+                });
+                if t.source_addresses.is_empty() {
+                    match (p.host.as_str(), port).to_socket_addrs() {
+                        Ok(addrs) => sources.extend(addrs.map(|a| a.ip())),
+                        Err(e) => {
+                            return Err(fail(
+                                format!("{}[{j}].host", key("peers")),
+                                format!(
+                                "cannot resolve {}: {e}; set source_addresses to start without it",
+                                p.host
+                            ),
+                            ))
+                        }
+                    }
+                }
+                if p.transport == SipTransport::Tls && t.trust_store.is_none() {
+                    return Err(fail(key("trust_store"), "a TLS trunk needs the PEM bundle of the CAs its certificates chain to (Microsoft's roots change: they are never built in)".into()));
+                }
+                peers.push(PeerConfig {
+                    host: p.host.clone(),
+                    port,
+                    transport: p.transport.sip(),
+                });
+            }
+            if let Some(store) = &t.trust_store {
+                readable(store).map_err(|p| fail(key("trust_store"), p))?;
+            }
+            if !self
+                .listen
+                .iter()
+                .any(|l| l.address == t.signalling_address)
+            {
+                return Err(fail(
+                    key("signalling_address"),
+                    format!(
+                        "{} is not the address of any [[listen]]",
+                        t.signalling_address
+                    ),
+                ));
+            }
+            trunks.push(TrunkConfig {
+                name: t.name.clone(),
+                peers,
+                source_addresses: sources,
+                local_host: match &t.local_host {
+                    Some(h) if profile == Profile::Teams && *h != self.sbc.fqdn => {
+                        return Err(fail(key("local_host"), "a Teams trunk must see our FQDN (sbc.fqdn) in Contact: Teams answers 403 to an address".into()))
+                    }
+                    Some(h) if relay_sip::Host::parse(h).is_err() => {
+                        return Err(fail(key("local_host"), format!("{h:?} is not a host name or address")))
+                    }
+                    Some(h) => h.clone(),
+                    None if profile == Profile::Teams || t.peers.iter().any(|p| p.transport == SipTransport::Tls) => self.sbc.fqdn.clone(),
+                    None => t.signalling_address.ip().to_string(),
+                },
+                local_signalling: t.signalling_address,
+                media_address: t.media_address,
+                media_policy,
+                suites,
+                profile,
+            });
+        }
+        let mut routes = Vec::new();
+        for (i, r) in self.route.iter().enumerate() {
+            let find = |name: &str, k: &str| {
+                self.trunk
+                    .iter()
+                    .position(|t| t.name == name)
+                    .ok_or_else(|| {
+                        fail(
+                            format!("route[{i}].{k}"),
+                            format!("no trunk named {name:?}"),
+                        )
+                    })
+            };
+            routes.push(Route {
+                from: find(&r.from, "from")?,
+                prefix: r.prefix.clone(),
+                to: find(&r.to, "to")?,
+            });
+        }
+        if routes.is_empty() {
+            return Err(fail(
+                "route".into(),
+                "add a [[route]] with from and to trunk names".into(),
+            ));
+        }
+        let b2bua = B2buaConfig {
+            trunks,
+            routes,
+            max_calls: self.sbc.max_calls,
+            t1_ns: 500_000_000,
+            invite_timeout_ns: self.sbc.invite_timeout_s * 1_000_000_000,
+            product: format!("relay-control/{}", env!("CARGO_PKG_VERSION")),
+        };
+        Ok(Settings {
+            file: self,
+            b2bua,
+            media_ports,
+        })
+    }
+}
+
+fn parse_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (1024 <= a && a < b && b <= 65_534).then_some((a, b))
+}
+
+fn readable(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> String {
+        r#"
+[sbc]
+fqdn = "sbc.test"
+dataplane_socket = "/run/relay/dataplane.sock"
+
+[[listen]]
+transport = "udp"
+address = "198.18.10.1:5060"
+
+[[trunk]]
+name = "a"
+peers = [{ host = "198.18.10.2", transport = "udp" }]
+signalling_address = "198.18.10.1:5060"
+media_address = "198.18.10.10"
+media_policy = "rtp"
+
+[[trunk]]
+name = "b"
+peers = [{ host = "198.18.20.2", port = 5070, transport = "udp" }, { host = "198.18.20.3", transport = "udp" }]
+signalling_address = "198.18.10.1:5060"
+media_address = "198.18.20.10"
+media_policy = "srtp_optional"
+suites = ["AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
+
+[[route]]
+from = "a"
+to = "b"
+"#
+        .into()
+    }
+
+    fn check(text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str::<ControlConfig>(text)
+            .map_err(|e| ConfigError {
+                path: "t".into(),
+                key: "(syntax)".into(),
+                problem: e.to_string(),
+            })?
+            .check("t")
+    }
+
+    #[test]
+    fn a_valid_file_becomes_the_b2bua_configuration() {
+        let s = check(&base()).unwrap();
+        assert_eq!(s.media_ports, (20_000, 59_999));
+        let b = &s.b2bua.trunks[1];
+        assert_eq!(b.peers[0].port, 5070);
+        assert_eq!(b.peers[1].port, 5060);
+        assert_eq!(b.suites, [Suite::AeadAes128Gcm, Suite::AesCm128HmacSha1_80]);
+        assert_eq!(
+            b.source_addresses,
+            [
+                "198.18.20.2".parse::<IpAddr>().unwrap(),
+                "198.18.20.3".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            b.local_host, "198.18.10.1",
+            "plain trunks are addressed by IP"
+        );
+        assert_eq!(s.b2bua.route(0, "+4930"), Some(1));
+    }
+
+    #[test]
+    fn each_error_names_the_key_and_the_fix() {
+        for (from, to, key, says) in [
+            (
+                "media_policy = \"rtp\"",
+                "media_policy = \"maybe\"",
+                "trunk[0] (a).media_policy",
+                "use srtp_mandatory",
+            ),
+            (
+                "fqdn = \"sbc.test\"",
+                "fqdn = \"\"",
+                "sbc.fqdn",
+                "host name",
+            ),
+            (
+                "to = \"b\"",
+                "to = \"c\"",
+                "route[0].to",
+                "no trunk named \"c\"",
+            ),
+            (
+                "media_address = \"198.18.10.10\"",
+                "media_address = \"nope\"",
+                "(syntax)",
+                "invalid",
+            ),
+            (
+                "suites = [\"AEAD_AES_128_GCM\", \"AES_CM_128_HMAC_SHA1_80\"]",
+                "suites = [\"ROT13\"]",
+                "trunk[1] (b).suites",
+                "unknown suite",
+            ),
+            (
+                "signalling_address = \"198.18.10.1:5060\"\nmedia_address = \"198.18.20.10\"",
+                "signalling_address = \"198.18.10.9:5060\"\nmedia_address = \"198.18.20.10\"",
+                "trunk[1] (b).signalling_address",
+                "not the address of any [[listen]]",
+            ),
+            (
+                "transport = \"udp\"\naddress",
+                "transport = \"tls\"\naddress",
+                "tls",
+                "add [tls]",
+            ),
+            (
+                "[sbc]",
+                "[sbc]\ncolour = \"blue\"",
+                "(syntax)",
+                "unknown field",
+            ),
+        ] {
+            let text = base().replacen(from, to, 1);
+            assert_ne!(text, base(), "{from}");
+            let e = check(&text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.problem.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_teams_trunk_must_follow_microsofts_rules() {
+        let text = base().replace("name = \"b\"", "name = \"b\"\nprofile = \"teams\"");
+        let e = check(&text).unwrap_err();
+        assert!(e.problem.contains("srtp_mandatory"), "{e}");
+    }
+
+    #[test]
+    fn a_private_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "{}\n[tls]\ncertificate = {:?}\nprivate_key = {:?}\n",
+            base(),
+            cert,
+            key
+        );
+        let e = check(&text).unwrap_err();
+        assert_eq!(e.key, "tls.private_key");
+        assert!(e.problem.contains("chmod 600"), "{e}");
+    }
+}

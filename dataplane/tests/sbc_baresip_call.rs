@@ -1,0 +1,396 @@
+//! The whole appliance between two real SIP user agents: baresip alice calls baresip bob
+//! over SIP/TLS with SDES SRTP (`mediaenc=srtp-mand`) through `relay-control` (the B2BUA)
+//! and `relay-dataplane` (on `net_af_packet`, reading the SBC namespace's two veth ends).
+//!
+//! Checked, from outside the appliance: the call connects and carries audio both ways;
+//! each leg's SRTP, captured on the peer's own interface, authenticates with the keys that
+//! leg's endpoint saw in its own SDP exchange (taken from baresip's SIP trace, never from
+//! the appliance) and not with the other leg's; the two legs' keys all differ; hanging up
+//! removes the data plane's call; the call record is readable under a grant, with media
+//! statistics.
+//!
+//! Needs root, iproute2, tcpdump and baresip (installed by `scripts/install.sh
+//! --test-deps`); skipped with the reason otherwise. Addresses in 198.18.10.0/24 and
+//! 198.18.20.0/24 only; namespaces and processes are removed however the test ends.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use relay_session::client::ControlClient;
+use relay_testsupport::baresip::{Baresip, BaresipOpts};
+use relay_testsupport::capture::Capture;
+use relay_testsupport::netns::{wait_until, KillOnDrop};
+use relay_testsupport::topology::{self, SbcTopology};
+use relay_testsupport::{pki, srtp_check};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A binary of the workspace built next to this test's own (`target/<profile>/`).
+fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this test binary");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}
+
+fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
+    let sbc = &pki.leaves[0];
+    format!(
+        r#"
+[sbc]
+fqdn = "sbc.test"
+dataplane_socket = "{socket}"
+media_ports = "30000-39999"
+
+[tls]
+certificate = "{cert}"
+private_key = "{key}"
+
+[cdr]
+dir = "{cdr}"
+kek = "{kek}"
+
+[[listen]]
+transport = "tls"
+address = "198.18.10.1:5061"
+
+[[listen]]
+transport = "tls"
+address = "198.18.20.1:5061"
+
+[[trunk]]
+name = "alice-side"
+peers = [{{ host = "198.18.10.2", port = 5061, transport = "tls" }}]
+signalling_address = "198.18.10.1:5061"
+local_host = "198.18.10.1"
+media_address = "198.18.10.10"
+media_policy = "srtp_mandatory"
+suites = ["AES_CM_128_HMAC_SHA1_80"]
+trust_store = "{ca}"
+
+[[trunk]]
+name = "bob-side"
+peers = [{{ host = "198.18.20.2", port = 5061, transport = "tls" }}]
+signalling_address = "198.18.20.1:5061"
+local_host = "198.18.20.1"
+media_address = "198.18.20.10"
+media_policy = "srtp_mandatory"
+suites = ["AES_CM_128_HMAC_SHA1_80"]
+trust_store = "{ca}"
+
+[[route]]
+from = "alice-side"
+to = "bob-side"
+"#,
+        socket = socket.display(),
+        cert = sbc.certificate.display(),
+        key = sbc.key.display(),
+        cdr = dir.join("cdr").display(),
+        kek = dir.join("cdr.kek").display(),
+        ca = pki.ca.display(),
+    )
+}
+
+fn relayctl(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(workspace_binary("relayctl"))
+        .args(args)
+        .env("RELAY_CDR_DIR", dir.join("cdr"))
+        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
+        .env("USER", "sbc-test")
+        .env_remove("SUDO_USER")
+        .output()
+        .expect("relayctl runs")
+}
+
+#[test]
+fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_leg() {
+    if let Some(why) = relay_testsupport::skip_reason(true) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ip = |a: Ipv4Addr| IpAddr::V4(a);
+    let pki = pki::make(
+        dir,
+        &[
+            (
+                "sbc",
+                &[
+                    ip(topology::SBC_ALICE_SIGNALLING),
+                    ip(topology::SBC_BOB_SIGNALLING),
+                ],
+                &["sbc.test"],
+            ),
+            ("alice", &[ip(topology::ALICE)], &[]),
+            ("bob", &[ip(topology::BOB)], &[]),
+        ],
+    );
+    let net = SbcTopology::new().unwrap();
+
+    // The data plane, inside the SBC namespace, on both veth ends.
+    let socket = dir.join("dataplane.sock");
+    let dp_log = std::fs::File::create(dir.join("dataplane.log")).unwrap();
+    let mut dataplane = KillOnDrop::new(
+        net.sbc
+            .command(env!("CARGO_BIN_EXE_relay-dataplane"))
+            .args([
+                "run",
+                "--port",
+                "net_af_packet0,ipv4=198.18.10.10/24",
+                "--port",
+                "net_af_packet1,ipv4=198.18.20.10/24",
+                "--control",
+            ])
+            .arg(&socket)
+            .args([
+                "--duration",
+                "120",
+                "--",
+                "--no-huge",
+                "-m",
+                "512",
+                "--no-pci",
+                "--no-shconf",
+                "-l",
+                "0",
+                "--log-level=error",
+            ])
+            .arg(format!("--file-prefix=sbc{}", std::process::id()))
+            .args([
+                &format!("--vdev=net_af_packet0,iface={}", topology::SBC_ALICE_IF),
+                &format!("--vdev=net_af_packet1,iface={}", topology::SBC_BOB_IF),
+            ])
+            .stdout(dp_log.try_clone().unwrap())
+            .stderr(dp_log)
+            .spawn()
+            .unwrap(),
+    );
+    let dp_text = || std::fs::read_to_string(dir.join("dataplane.log")).unwrap_or_default();
+    assert!(
+        wait_until(WAIT, || socket.exists().then_some(())).is_some(),
+        "the data plane did not start:\n{}",
+        dp_text()
+    );
+
+    // relay-control, with a CDR store.
+    std::fs::write(dir.join("cdr.kek"), "11".repeat(32)).unwrap();
+    std::fs::set_permissions(dir.join("cdr.kek"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.join("control.toml");
+    std::fs::write(&config, control_toml(dir, &socket, &pki)).unwrap();
+    let check = Command::new(workspace_binary("relay-control"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let rc_log_path = dir.join("control.log");
+    let rc_log = std::fs::File::create(&rc_log_path).unwrap();
+    let mut control = KillOnDrop::new(
+        net.sbc
+            .command(workspace_binary("relay-control").to_str().unwrap())
+            .arg("--config")
+            .arg(&config)
+            .env("RELAY_LOG", "relay_control=debug")
+            .stdout(Stdio::null())
+            .stderr(rc_log)
+            .spawn()
+            .unwrap(),
+    );
+    let rc_text = || std::fs::read_to_string(&rc_log_path).unwrap_or_default();
+    assert!(
+        wait_until(WAIT, || rc_text()
+            .contains("relay-control ready")
+            .then_some(()))
+        .is_some(),
+        "relay-control did not start:\n{}",
+        rc_text()
+    );
+
+    // Captures on each peer's own interface, then the two user agents.
+    let cap_alice = Capture::start(
+        &net.alice,
+        topology::ALICE_IF,
+        &dir.join("alice.pcap"),
+        "udp",
+    )
+    .unwrap();
+    let cap_bob = Capture::start(&net.bob, topology::BOB_IF, &dir.join("bob.pcap"), "udp").unwrap();
+    let bob = Baresip::start(
+        &net.bob,
+        &BaresipOpts::new(
+            "sip:bob@198.18.20.2;transport=tls",
+            topology::BOB_SIP,
+            &pki.leaves[2].combined,
+            &pki.ca,
+        ),
+    )
+    .unwrap();
+    let alice = Baresip::start(
+        &net.alice,
+        &BaresipOpts::new(
+            "sip:alice@198.18.10.2;transport=tls",
+            topology::ALICE_SIP,
+            &pki.leaves[1].combined,
+            &pki.ca,
+        )
+        .with_outbound_proxy(&topology::sbc_proxy_for_alice()),
+    )
+    .unwrap();
+
+    alice.dial("sip:bob@198.18.20.2").unwrap();
+    let diagnose = |what: &str| {
+        format!(
+            "{what}\n--- relay-control\n{}\n--- data plane\n{}\n--- alice\n{}\n--- bob\n{}",
+            rc_text(),
+            dp_text(),
+            alice.sip_trace(),
+            bob.sip_trace()
+        )
+    };
+    alice
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{}", diagnose(&format!("alice: {e}"))));
+    bob.wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{}", diagnose(&format!("bob: {e}"))));
+    let mut dp = ControlClient::connect(&socket).unwrap();
+    assert_eq!(
+        dp.list_calls().unwrap().len(),
+        1,
+        "{}",
+        diagnose("one call in the data plane")
+    );
+
+    // Two seconds of audio both ways, then alice hangs up.
+    std::thread::sleep(Duration::from_secs(2));
+    let during = dp.worker_stats().unwrap();
+    alice.hangup().unwrap();
+    alice.wait_event("CALL_CLOSED", WAIT).unwrap();
+    bob.wait_event("CALL_CLOSED", WAIT)
+        .unwrap_or_else(|e| panic!("{}", diagnose(&format!("bob: {e}"))));
+    assert!(
+        wait_until(WAIT, || dp.list_calls().ok().filter(Vec::is_empty)).is_some(),
+        "{}",
+        diagnose("hang-up removes the data plane's call")
+    );
+    let alice_leg = cap_alice.stop().unwrap();
+    let bob_leg = cap_bob.stop().unwrap();
+
+    // Keys as each endpoint saw them: what it sent in its SDP, what it received.
+    let (alice_sent, alice_got) = (alice.sent_key().unwrap(), alice.received_key().unwrap());
+    let (bob_sent, bob_got) = (bob.sent_key().unwrap(), bob.received_key().unwrap());
+    let keys = [&alice_sent, &alice_got, &bob_sent, &bob_got].map(|k| k.to_inline());
+    for i in 0..4 {
+        for j in i + 1..4 {
+            assert_ne!(keys[i], keys[j], "every leg and direction has its own key");
+        }
+    }
+    // alice's leg: alice <-> the data plane's 198.18.10.10; bob's: 198.18.20.10 <-> bob.
+    srtp_check::check_call(
+        &alice_leg.datagrams,
+        topology::ALICE,
+        &alice_sent,
+        topology::SBC_ALICE_MEDIA,
+        &alice_got,
+    )
+    .unwrap()
+    .verdict(50)
+    .unwrap_or_else(|e| panic!("alice's leg: {e}\n{}", diagnose("")));
+    srtp_check::check_call(
+        &bob_leg.datagrams,
+        topology::SBC_BOB_MEDIA,
+        &bob_got,
+        topology::BOB,
+        &bob_sent,
+    )
+    .unwrap()
+    .verdict(50)
+    .unwrap_or_else(|e| panic!("bob's leg: {e}\n{}", diagnose("")));
+    // Nothing went around the relay: every media datagram on a leg is to or from the data plane.
+    for (leg, peer, media) in [
+        (&alice_leg, topology::ALICE, topology::SBC_ALICE_MEDIA),
+        (&bob_leg, topology::BOB, topology::SBC_BOB_MEDIA),
+    ] {
+        assert!(leg
+            .datagrams
+            .iter()
+            .filter(|d| d.src.port() != 5061 && d.dst.port() != 5061)
+            .all(|d| (*d.src.ip() == peer && *d.dst.ip() == media)
+                || (*d.src.ip() == media && *d.dst.ip() == peer)));
+    }
+    assert!(
+        during.forwarded >= 200,
+        "the data plane relayed the audio: {during:?}"
+    );
+
+    // Stop relay-control (SIGTERM: its record store is flushed), then read the record.
+    assert!(
+        control
+            .terminate(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "{}",
+        rc_text()
+    );
+    let _ = dataplane.terminate(Duration::from_secs(10));
+    let grant = relayctl(
+        dir,
+        &[
+            "access",
+            "grant",
+            "--reason",
+            "TEST-1 sbc call",
+            "--ttl",
+            "1h",
+        ],
+    );
+    assert!(
+        grant.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grant.stderr)
+    );
+    let export = relayctl(dir, &["cdr", "export", "--format", "json"]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = String::from_utf8_lossy(&export.stdout);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{text}");
+    let r = &records[0];
+    assert_eq!(r["ended_by"], "caller", "{r}");
+    assert_eq!(r["legs"][0]["trunk"], "alice-side");
+    assert_eq!(r["legs"][1]["trunk"], "bob-side");
+    assert!(r["answer_ms"].is_number());
+    let media = r["media"].as_array().unwrap();
+    assert_eq!(media.len(), 2, "{r}");
+    for m in media {
+        assert!(m["packets"].as_u64().unwrap() >= 50, "{r}");
+        assert_eq!(m["srtp_suite"], "AES_CM_128_HMAC_SHA1_80", "{r}");
+    }
+    // No key in the record, the logs or the data plane's output.
+    for k in &keys {
+        let b64 = k.trim_start_matches("inline:");
+        assert!(!text.contains(b64) && !rc_text().contains(b64) && !dp_text().contains(b64));
+    }
+}
