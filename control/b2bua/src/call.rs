@@ -124,6 +124,8 @@ pub struct Call {
     pub a_answer: Option<SessionDescription>,
     /// The suites towards b per anchored stream, once b answered (`None`: plain RTP).
     pub b_suites: Vec<Option<String>>,
+    /// A re-INVITE or UPDATE being relayed.
+    pub(crate) reoffer: Option<crate::core::reinvite::Reoffer>,
     /// The data plane's media pairs installed, if any.
     pub installed: Option<Vec<relay_session::MediaSpec>>,
     /// a cancelled before b's final response.
@@ -166,7 +168,7 @@ pub(crate) fn set_sdp(m: &mut Message, sdp: &SessionDescription) {
 }
 
 /// The methods we answer.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 
 /// A request within `dialog`, with a fresh branch and the next CSeq (ACK and CANCEL take
 /// the INVITE's CSeq instead; the caller sets it).

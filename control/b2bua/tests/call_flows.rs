@@ -188,7 +188,9 @@ fn status(m: &Message) -> u16 {
 /// b's response to our INVITE `inv`, with `code` and optionally an SDP body.
 fn response(inv: &Message, code: u16, reason: &str, to_tag: &str, body: Option<&str>) -> Message {
     let mut r = Message::response_to(inv, code, reason).unwrap();
-    r.add_to_tag(to_tag).unwrap();
+    if inv.to_addr().unwrap().tag().is_none() {
+        r.add_to_tag(to_tag).unwrap();
+    }
     r.headers.push(
         relay_sip::Header::new(StdHeader::Contact, format!("<sip:bob@{BOB_1}:5060>")).unwrap(),
     );
@@ -773,4 +775,180 @@ fn a_data_plane_refusal_turns_the_answer_into_500_and_hangs_up_b() {
         .any(|(to, m)| *to == Destination::Flow(1) && status(m) == 500));
     assert_eq!(ended(&out)[0].status, 500);
     assert_eq!(sbc.active_calls(), 0);
+}
+
+/// Sets up an SRTP-to-SRTP call and returns the B2BUA, b's INVITE, the installed spec and
+/// a's To tag.
+fn confirmed_srtp_call(alice_key: &str, bob_key: &str) -> (B2bua, Message, CallSpec, String) {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::SrtpMandatory);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, alice_key)],
+        "",
+    );
+    let inv = the_invite_to_b(&sbc.on_message(&alice_flow(), invite("20", "+4930999", &offer), 0));
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, bob_key)],
+        "",
+    );
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "b20", Some(&answer)),
+        1,
+    );
+    let spec = installed(&out);
+    let ok = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let a_tag = ok.to_addr().unwrap().tag().unwrap().to_owned();
+    let ack = parse(&format!("ACK sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack20\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-20@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"));
+    sbc.on_message(&alice_flow(), ack, 2);
+    (sbc, inv, spec, a_tag)
+}
+
+fn crypto_keys(m: &Message) -> Vec<String> {
+    let sdp = SessionDescription::parse(&m.body, &Limits::default()).unwrap();
+    sdp.media[0]
+        .cryptos()
+        .map(|c| c.to_string().split(' ').nth(2).unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn hold_and_resume_by_re_invite_keep_every_key_and_re_keying_changes_one() {
+    let (alice_key, bob_key) = (
+        key(Suite::AesCm128HmacSha1_80),
+        key(Suite::AesCm128HmacSha1_80),
+    );
+    let (mut sbc, inv, spec, a_tag) = confirmed_srtp_call(&alice_key, &bob_key);
+    let relay_to_b = spec.media[0].b.send.as_ref().unwrap().key.clone();
+    let relay_to_a = spec.media[0].a.send.as_ref().unwrap().key.clone();
+    // alice holds: a=sendonly, same key.
+    let hold = with_body(
+        &format!("INVITE sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKre1\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@alice.test>;tag=a1\r\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\r\nCall-ID: call-20@alice.test\r\nCSeq: 11 INVITE\r\nContact: <sip:alice@198.18.10.2:5061;transport=tls>\r\n"),
+        &sdp("198.18.10.2", 4000, "RTP/SAVP", &[(1, Suite::AesCm128HmacSha1_80, &alice_key)], "").replace("a=sendrecv", "a=sendonly"),
+    );
+    let out = sbc.on_message(&alice_flow(), hold, 3);
+    let (to, reinv) = sends(&out).into_iter().next().unwrap();
+    assert!(matches!(to, Destination::Peer { trunk: 1, .. }));
+    assert_eq!(reinv.method().unwrap().as_str(), "INVITE");
+    assert_eq!(
+        reinv.call_id().unwrap(),
+        inv.call_id().unwrap(),
+        "in b's dialog"
+    );
+    assert_eq!(reinv.to_addr().unwrap().tag(), Some("b20"));
+    assert!(reinv.cseq().unwrap().seq > inv.cseq().unwrap().seq);
+    let b_sdp = SessionDescription::parse(&reinv.body, &Limits::default()).unwrap();
+    assert_eq!(
+        b_sdp.media[0].direction(),
+        Some(relay_sip::sdp::Direction::SendOnly)
+    );
+    assert_eq!(
+        b_sdp.media[0].port,
+        spec.media[0].b.local.port(),
+        "the same port"
+    );
+    assert!(
+        crypto_keys(&reinv).contains(&relay_to_b),
+        "the relay's running key towards b"
+    );
+    // bob answers recvonly with his same key.
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &bob_key)],
+        "",
+    )
+    .replace("a=sendrecv", "a=recvonly");
+    let mut ok = response(&reinv, 200, "OK", "b20", Some(&answer));
+    ok.headers.set(
+        relay_sip::Header::new(StdHeader::To, reinv.headers.get(StdHeader::To).unwrap()).unwrap(),
+    );
+    let out = sbc.on_message(&bob_flow(), ok, 4);
+    // Same media: nothing to program; the ACK to b and the 200 to a go out.
+    assert!(
+        programs(&out).is_empty(),
+        "unchanged keys and addresses: {:?}",
+        programs(&out)
+    );
+    let msgs = sends(&out);
+    assert_eq!(msgs[0].1.method().unwrap().as_str(), "ACK");
+    let to_a = &msgs
+        .iter()
+        .find(|(to, _)| *to == Destination::Flow(1))
+        .unwrap()
+        .1;
+    assert_eq!(status(to_a), 200);
+    assert_eq!(
+        crypto_keys(to_a),
+        [relay_to_a.clone()],
+        "the relay's running key towards a, once"
+    );
+    let a_sdp = SessionDescription::parse(&to_a.body, &Limits::default()).unwrap();
+    assert_eq!(
+        a_sdp.media[0].direction(),
+        Some(relay_sip::sdp::Direction::RecvOnly)
+    );
+
+    // bob re-keys: his new key is installed (a new context at ROC 0), the others stay.
+    let bob_new = key(Suite::AesCm128HmacSha1_80);
+    let rekey = with_body(
+        &format!("INVITE sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/UDP {BOB_1}:5060;branch=z9hG4bKre2\r\nMax-Forwards: 70\r\nFrom: <sip:+4930999@{BOB_1}>;tag=b20\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@{BOB_1}:5060>\r\n", inv.headers.get(StdHeader::From).unwrap(), inv.call_id().unwrap()),
+        &sdp(BOB_1, 6000, "RTP/SAVP", &[(1, Suite::AesCm128HmacSha1_80, &bob_new)], ""),
+    );
+    let out = sbc.on_message(&bob_flow(), rekey, 5);
+    let (to, to_alice) = sends(&out).into_iter().next().unwrap();
+    assert_eq!(to, Destination::Flow(1), "in a's dialog, on a's connection");
+    assert_eq!(to_alice.call_id().unwrap(), "call-20@alice.test");
+    assert_eq!(to_alice.to_addr().unwrap().tag(), Some("a1"));
+    assert!(crypto_keys(&to_alice).contains(&relay_to_a));
+    let mut ok = Message::response_to(&to_alice, 200, "OK").unwrap();
+    ok.headers.push(
+        relay_sip::Header::new(
+            StdHeader::Contact,
+            "<sip:alice@198.18.10.2:5061;transport=tls>",
+        )
+        .unwrap(),
+    );
+    ok.headers
+        .push(relay_sip::Header::new(StdHeader::ContentType, "application/sdp").unwrap());
+    ok.body = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &alice_key)],
+        "",
+    )
+    .replace('\n', "\r\n")
+    .into_bytes();
+    let out = sbc.on_message(&alice_flow(), ok, 6);
+    let modified = match &programs(&out)[..] {
+        [ProgramOp::Modify(s)] => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    let m = &modified.media[0];
+    assert_eq!(m.b.receive.as_ref().unwrap().key, bob_new, "bob's new key");
+    assert_eq!(m.a.receive.as_ref().unwrap().key, alice_key);
+    assert_eq!(m.a.send.as_ref().unwrap().key, relay_to_a);
+    assert_eq!(m.b.send.as_ref().unwrap().key, relay_to_b);
+    assert_eq!(
+        (m.a.local, m.b.local),
+        (spec.media[0].a.local, spec.media[0].b.local)
+    );
+    let to_bob = sends(&out)
+        .into_iter()
+        .find(|(to, _)| *to == Destination::Flow(2))
+        .map(|(_, m)| m);
+    let to_bob = to_bob.expect("the 200 goes back to bob on his flow");
+    assert_eq!(status(&to_bob), 200);
+    assert_eq!(crypto_keys(&to_bob), [relay_to_b]);
 }

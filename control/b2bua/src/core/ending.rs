@@ -182,14 +182,27 @@ impl B2bua {
         }
         self.by_a_branch.retain(|_, k| *k != call.key);
         self.by_b_branch.retain(|_, k| *k != call.key);
+        self.by_reoffer_branch.retain(|_, k| *k != call.key);
         self.dialogs.retain(|_, (k, _)| *k != call.key);
-        let suites = call
-            .offered
-            .a_suites()
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| (a, call.b_suites.get(i).cloned().flatten()))
-            .collect();
+        // The suites as last installed (a re-INVITE may have changed them), else as offered.
+        let suites = match &call.installed {
+            Some(media) => media
+                .iter()
+                .map(|m| {
+                    (
+                        m.a.send.as_ref().map(|c| c.suite.clone()),
+                        m.b.send.as_ref().map(|c| c.suite.clone()),
+                    )
+                })
+                .collect(),
+            None => call
+                .offered
+                .a_suites()
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (a, call.b_suites.get(i).cloned().flatten()))
+                .collect(),
+        };
         let end = Action::Ended(Box::new(CallEnd {
             dataplane_id: call.dataplane_id.clone(),
             a_trunk: self.config.trunks[call.a.trunk].name.clone(),

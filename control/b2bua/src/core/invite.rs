@@ -221,6 +221,7 @@ impl B2bua {
             offered,
             a_answer: None,
             b_suites: Vec::new(),
+            reoffer: None,
             installed: None,
             cancelled: false,
             b_provisional: false,

@@ -26,6 +26,7 @@ use relay_sip::{HeaderName, Limits, Message, Method, StdHeader, Transport, Uri};
 
 mod ending;
 mod invite;
+pub(crate) mod reinvite;
 mod response;
 
 use crate::call::{
@@ -179,6 +180,8 @@ pub struct B2bua {
     by_a_branch: HashMap<String, CallKey>,
     /// Our INVITE branch towards b -> call (responses).
     by_b_branch: HashMap<String, CallKey>,
+    /// Our re-INVITE/UPDATE branch -> call (responses to relayed offers).
+    by_reoffer_branch: HashMap<String, CallKey>,
     /// (Call-ID, our tag) -> call and leg, for in-dialog requests.
     dialogs: HashMap<(String, String), (CallKey, Leg)>,
     retransmits: HashMap<u64, Retransmit>,
@@ -251,6 +254,7 @@ impl B2bua {
             next_key: 1,
             by_a_branch: HashMap::new(),
             by_b_branch: HashMap::new(),
+            by_reoffer_branch: HashMap::new(),
             dialogs: HashMap::new(),
             retransmits: HashMap::new(),
             next_retransmit: 1,
@@ -376,6 +380,10 @@ impl B2bua {
                 ];
                 self.respond(flow, &req, 200, &extra, out);
             }
+            Method::Invite | Method::Update if has_to_tag => match self.dialog_of(&req) {
+                Some((key, leg)) => self.on_reoffer(flow, req, leg, key, now_ns, out),
+                None => self.respond(flow, &req, 481, &[], out),
+            },
             _ if has_to_tag => {
                 if self.dialog_of(&req).is_some() {
                     // re-INVITE, UPDATE, INFO, REFER... within a dialog: not yet relayed.

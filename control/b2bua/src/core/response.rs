@@ -8,6 +8,11 @@ impl B2bua {
         let Some(branch) = top.branch() else { return };
         let Ok(cseq) = resp.cseq() else { return };
         let code = resp.status().unwrap_or(500);
+        if matches!(cseq.method, Method::Invite | Method::Update) {
+            if let Some(&key) = self.by_reoffer_branch.get(branch) {
+                return self.on_reoffer_response(key, &resp, now_ns, out);
+            }
+        }
         if cseq.method != Method::Invite {
             // BYE and CANCEL responses need nothing more (their retransmissions stop).
             self.retransmits.retain(|_, r| {
