@@ -890,7 +890,7 @@ fn hold_and_resume_by_re_invite_keep_every_key_and_re_keying_changes_one() {
     assert_eq!(status(to_a), 200);
     assert_eq!(
         crypto_keys(to_a),
-        [relay_to_a.clone()],
+        std::slice::from_ref(&relay_to_a),
         "the relay's running key towards a, once"
     );
     let a_sdp = SessionDescription::parse(&to_a.body, &Limits::default()).unwrap();
