@@ -100,6 +100,25 @@ pub struct SbcSection {
     /// Seconds a call may wait for a final response before the next peer is tried.
     #[serde(default = "default_invite_timeout")]
     pub invite_timeout_s: u64,
+    /// Seconds between OPTIONS to each trunk peer (at most 60 for Teams).
+    #[serde(default = "default_options_interval")]
+    pub options_interval_s: u64,
+    /// Seconds without media after which a call is ended.
+    #[serde(default = "default_media_timeout")]
+    pub media_timeout_s: u64,
+    /// The same for a call on hold.
+    #[serde(default = "default_hold_timeout")]
+    pub hold_timeout_s: u64,
+}
+
+fn default_options_interval() -> u64 {
+    30
+}
+fn default_media_timeout() -> u64 {
+    60
+}
+fn default_hold_timeout() -> u64 {
+    3600
 }
 
 fn default_ports() -> String {
@@ -269,6 +288,15 @@ impl ControlConfig {
             key,
             problem,
         };
+        if self.sbc.options_interval_s == 0
+            || self.sbc.media_timeout_s == 0
+            || self.sbc.hold_timeout_s < self.sbc.media_timeout_s
+        {
+            return Err(fail("sbc.options_interval_s".into(), "options_interval_s and media_timeout_s must be above 0, hold_timeout_s at least media_timeout_s".into()));
+        }
+        if self.trunk.iter().any(|t| t.profile == "teams") && self.sbc.options_interval_s > 60 {
+            return Err(fail("sbc.options_interval_s".into(), "Teams wants an OPTIONS at least every 60 s (it demotes an SBC silent for three minutes): set 60 or less".into()));
+        }
         if self.sbc.fqdn.is_empty() || relay_sip::Host::parse(&self.sbc.fqdn).is_err() {
             return Err(fail(
                 "sbc.fqdn".into(),
@@ -498,6 +526,11 @@ impl ControlConfig {
             t1_ns: 500_000_000,
             invite_timeout_ns: self.sbc.invite_timeout_s * 1_000_000_000,
             product: format!("relay-control/{}", env!("CARGO_PKG_VERSION")),
+            options_interval_ns: self.sbc.options_interval_s * 1_000_000_000,
+            media_timeout_ns: self.sbc.media_timeout_s * 1_000_000_000,
+            hold_timeout_ns: self.sbc.hold_timeout_s * 1_000_000_000,
+            media_check_ns: (self.sbc.media_timeout_s * 1_000_000_000 / 4)
+                .clamp(1_000_000_000, 10_000_000_000),
         };
         Ok(Settings {
             file: self,

@@ -124,6 +124,10 @@ pub struct Call {
     pub a_answer: Option<SessionDescription>,
     /// The suites towards b per anchored stream, once b answered (`None`: plain RTP).
     pub b_suites: Vec<Option<String>>,
+    /// The data plane's packet count of the call when it last changed, and when that was.
+    pub media_seen: (u64, u64),
+    /// A leg put the call on hold (its last offer was sendonly, recvonly or inactive).
+    pub held: bool,
     /// A re-INVITE or UPDATE being relayed.
     pub(crate) reoffer: Option<crate::core::reinvite::Reoffer>,
     /// The data plane's media pairs installed, if any.

@@ -79,6 +79,10 @@ fn b2bua(b_transport: Transport, b_policy: MediaPolicy) -> B2bua {
         t1_ns: 500_000_000,
         invite_timeout_ns: 32_000_000_000,
         product: "relay-test".into(),
+        options_interval_ns: 30_000_000_000,
+        media_timeout_ns: 20_000_000_000,
+        hold_timeout_ns: 600_000_000_000,
+        media_check_ns: 5_000_000_000,
     };
     let mut placement = Placement::new(2);
     placement.add_address("198.18.10.10".parse().unwrap(), SOFTWARE_RETA_SIZE);
@@ -951,4 +955,162 @@ fn hold_and_resume_by_re_invite_keep_every_key_and_re_keying_changes_one() {
     let to_bob = to_bob.expect("the 200 goes back to bob on his flow");
     assert_eq!(status(&to_bob), 200);
     assert_eq!(crypto_keys(&to_bob), [relay_to_b]);
+}
+
+fn counters(packets: u64) -> relay_session::stats::CallCounters {
+    let mut c = relay_session::stats::CallCounters {
+        id: "x".into(),
+        media: vec![Default::default()],
+    };
+    c.media[0].a.rx_packets = packets;
+    c.media[0].b.rx_packets = packets;
+    c
+}
+
+#[test]
+fn options_keep_each_peers_health_and_calls_avoid_a_peer_that_is_down() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let timers: Vec<TimerKey> = sbc
+        .start(0)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Timer { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        timers,
+        [
+            TimerKey::OptionsPing(0, 0),
+            TimerKey::OptionsPing(1, 0),
+            TimerKey::OptionsPing(1, 1)
+        ]
+    );
+    let out = sbc.on_timer(TimerKey::OptionsPing(1, 0), 1_000);
+    let (to, ping) = sends(&out).into_iter().next().unwrap();
+    assert_eq!(to, Destination::Peer { trunk: 1, peer: 0 });
+    assert_eq!(ping.method().unwrap().as_str(), "OPTIONS");
+    assert!(ping.headers.get(StdHeader::Contact).is_some());
+    assert!(out.iter().any(|a| matches!(a, Action::Timer { key: TimerKey::OptionsPing(1, 0), at_ns } if *at_ns == 1_000 + 30_000_000_000)));
+    let mut ok = Message::response_to(&ping, 200, "OK").unwrap();
+    ok.add_to_tag("p").unwrap();
+    sbc.on_message(&bob_flow(), ok, 5_001_000);
+    // The second peer never answers.
+    let out = sbc.on_timer(TimerKey::OptionsPing(1, 1), 2_000);
+    let timeout = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::OptionsTimeout(_),
+                ..
+            } => Some(k.clone()),
+            _ => None,
+        })
+        .unwrap();
+    sbc.on_timer(timeout, 32_000_002_000);
+    let health: std::collections::HashMap<_, _> = sbc.health().into_iter().collect();
+    let (p0, p1) = (&health[&(1, 0)], &health[&(1, 1)]);
+    assert_eq!((p0.up, p0.rtt_ns), (Some(true), Some(5_000_000)));
+    assert_eq!((p1.up, p1.timeouts), (Some(false), 1));
+
+    // Peer 0 down, peer 1 up: a new call goes to peer 1 first.
+    let ping0 = sends(&sbc.on_timer(TimerKey::OptionsPing(1, 0), 40_000_000_000))
+        .remove(0)
+        .1;
+    sbc.on_message(
+        &bob_flow(),
+        Message::response_to(&ping0, 503, "Service Unavailable").unwrap(),
+        40_000_000_100,
+    );
+    let ping1 = sends(&sbc.on_timer(TimerKey::OptionsPing(1, 1), 40_000_000_000))
+        .remove(0)
+        .1;
+    sbc.on_message(
+        &bob_flow(),
+        Message::response_to(&ping1, 200, "OK").unwrap(),
+        40_000_000_200,
+    );
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(
+        &alice_flow(),
+        invite("30", "+4930999", &offer),
+        41_000_000_000,
+    );
+    let first = sends(&out)
+        .into_iter()
+        .find(|(to, _)| matches!(to, Destination::Peer { .. }))
+        .unwrap();
+    assert_eq!(first.0, Destination::Peer { trunk: 1, peer: 1 });
+}
+
+#[test]
+fn a_call_without_media_is_ended_and_a_held_call_waits_for_its_hold_timeout() {
+    let (alice_key, bob_key) = (
+        key(Suite::AesCm128HmacSha1_80),
+        key(Suite::AesCm128HmacSha1_80),
+    );
+    let (mut sbc, _inv, spec, a_tag) = confirmed_srtp_call(&alice_key, &bob_key);
+    // Media checks read the data plane's counters; moving counters keep the call.
+    let out = sbc.on_timer(TimerKey::MediaCheck(1), 5_000_000_000);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::QueryMedia { dataplane_id, .. } if *dataplane_id == spec.id)));
+    assert!(sbc
+        .on_media(1, Some(&counters(100)), 5_000_000_000)
+        .is_empty());
+    assert!(sbc
+        .on_media(1, Some(&counters(200)), 10_000_000_000)
+        .is_empty());
+    assert!(
+        sbc.on_media(1, Some(&counters(200)), 29_000_000_000)
+            .is_empty(),
+        "19 s silent: not yet"
+    );
+    let out = sbc.on_media(1, Some(&counters(200)), 30_000_000_001);
+    let byes: Vec<_> = sends(&out)
+        .into_iter()
+        .filter(|(_, m)| m.method().is_some_and(|m| m.as_str() == "BYE"))
+        .collect();
+    assert_eq!(byes.len(), 2, "BYE to both legs");
+    assert!(byes.iter().all(|(_, m)| m
+        .headers
+        .get(StdHeader::Reason)
+        .unwrap()
+        .contains("media timeout")));
+    assert!(matches!(&programs(&out)[..], [ProgramOp::Remove(_)]));
+    let end = &ended(&out)[0];
+    assert_eq!(
+        (end.reason.as_str(), end.ended_by),
+        ("media timeout", EndedBy::Relay)
+    );
+
+    // A held call (alice sent sendonly) is kept past the media timeout.
+    let (mut sbc, _inv, _spec, a_tag2) = confirmed_srtp_call(&alice_key, &bob_key);
+    let _ = a_tag;
+    let hold = with_body(
+        &format!("INVITE sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKre9\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@alice.test>;tag=a1\r\nTo: <sip:+4930999@sbc.test>;tag={a_tag2}\r\nCall-ID: call-20@alice.test\r\nCSeq: 11 INVITE\r\nContact: <sip:alice@198.18.10.2:5061;transport=tls>\r\n"),
+        &sdp("198.18.10.2", 4000, "RTP/SAVP", &[(1, Suite::AesCm128HmacSha1_80, &alice_key)], "").replace("a=sendrecv", "a=inactive"),
+    );
+    sbc.on_message(&alice_flow(), hold, 3);
+    assert!(
+        sbc.on_media(1, Some(&counters(0)), 100_000_000_000)
+            .is_empty(),
+        "held: 100 s silent is fine"
+    );
+    let out = sbc.on_media(1, Some(&counters(0)), 700_000_000_000);
+    assert_eq!(
+        ended(&out)[0].reason,
+        "media timeout",
+        "past the hold timeout"
+    );
 }

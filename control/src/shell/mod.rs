@@ -29,7 +29,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::cdr::{CdrConfig, CdrStore, SystemClock};
 use crate::config::{Settings, SipTransport};
 use conn::ConnEvent;
-use dataplane::{Dataplane, ProgramDone, ProgramRequest};
+use dataplane::{Dataplane, Done, ProgramRequest, StatsRequest};
 
 /// Why the shell could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +79,11 @@ struct FlowInfo {
 enum Event {
     Conn(ConnEvent),
     Timer(TimerKey),
-    Program(ProgramDone),
+    Program(dataplane::ProgramDone),
+    Media {
+        call: u64,
+        counters: Option<CallCounters>,
+    },
     Connected {
         trunk: usize,
         peer: usize,
@@ -188,7 +192,7 @@ pub async fn run(
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<ConnEvent>();
-    let (dp_tx, mut dp_rx) = mpsc::unbounded_channel::<ProgramDone>();
+    let (dp_tx, mut dp_rx) = mpsc::unbounded_channel::<Done>();
     let dataplane = Dataplane::start(dp_path, dp_tx)?;
     let next_flow = Arc::new(AtomicU64::new(1));
     let mut flows: HashMap<FlowId, FlowInfo> = HashMap::new();
@@ -321,13 +325,26 @@ pub async fn run(
     let mut pending: HashMap<(usize, usize), Vec<Vec<u8>>> = HashMap::new();
     let mut counters_of: HashMap<u64, CallCounters> = HashMap::new();
     tokio::pin!(stop);
+    for action in b2bua.start(now_ns()) {
+        if let Action::Timer { key, at_ns } = action {
+            let tx = ev_tx.clone();
+            let wait = Duration::from_nanos(at_ns.saturating_sub(now_ns()));
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(Event::Timer(key));
+            });
+        }
+    }
 
     loop {
         let event = tokio::select! {
             _ = &mut stop => break,
             Some(e) = ev_rx.recv() => e,
             Some(e) = conn_rx.recv() => Event::Conn(e),
-            Some(d) = dp_rx.recv() => Event::Program(d),
+            Some(d) = dp_rx.recv() => match d {
+                Done::Program(d) => Event::Program(d),
+                Done::Stats { call, counters } => Event::Media { call, counters },
+            },
             Some((id, info)) = new_flow_rx.recv() => {
                 flows.insert(id, info);
                 continue;
@@ -367,6 +384,7 @@ pub async fn run(
                 continue;
             }
             Event::Timer(key) => b2bua.on_timer(key, now),
+            Event::Media { call, counters } => b2bua.on_media(call, counters.as_ref(), now),
             Event::Program(done) => match done.result {
                 Ok(counters) => {
                     if let Some(c) = counters {
@@ -456,6 +474,10 @@ pub async fn run(
                 Action::Program { call, op, then } => {
                     dataplane.program(ProgramRequest { call, op, then })
                 }
+                Action::QueryMedia { call, dataplane_id } => dataplane.stats(StatsRequest {
+                    call,
+                    id: dataplane_id,
+                }),
                 Action::Timer { key, at_ns } => {
                     let tx = ev_tx.clone();
                     let wait = Duration::from_nanos(at_ns.saturating_sub(now));

@@ -66,6 +66,7 @@ pub fn record(
             relay_b2bua::EndedBy::Relay => EndedBy::Relay,
         },
         end_reason: match end.status {
+            _ if end.reason == "media timeout" => EndReason::MediaTimeout,
             200 => EndReason::Normal,
             487 => EndReason::Cancelled,
             408 if end.ended_by == relay_b2bua::EndedBy::Relay => EndReason::SignallingTimeout,

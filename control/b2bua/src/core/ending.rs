@@ -61,6 +61,9 @@ impl B2bua {
                 });
                 self.retransmits.insert(id, r);
             }
+            TimerKey::OptionsPing(trunk, peer) => self.ping(trunk, peer, now_ns, &mut out),
+            TimerKey::OptionsTimeout(branch) => self.ping_timeout(&branch, now_ns),
+            TimerKey::MediaCheck(key) => self.media_check(key, now_ns, &mut out),
             TimerKey::InviteTimeout(key, attempt) => {
                 let Some(mut call) = self.calls.remove(&key) else {
                     return out;
@@ -231,6 +234,17 @@ impl B2bua {
     }
 
     pub(super) fn bye(&mut self, call: &mut Call, leg: Leg, out: &mut Vec<Action>) {
+        self.bye_with_reason(call, leg, None, out);
+    }
+
+    /// A BYE in `leg`'s dialog, with a Reason header (RFC 3326) if given.
+    pub(super) fn bye_with_reason(
+        &mut self,
+        call: &mut Call,
+        leg: Leg,
+        reason: Option<&str>,
+        out: &mut Vec<Action>,
+    ) {
         let branch = ids::branch(self.ids.as_mut());
         let trunk = match leg {
             Leg::A => call.a.trunk,
@@ -242,7 +256,10 @@ impl B2bua {
             Leg::A => &mut call.a,
             Leg::B => &mut call.b,
         };
-        let m = dialog_request(dialog, Method::Bye, &via, &branch, &product);
+        let mut m = dialog_request(dialog, Method::Bye, &via, &branch, &product);
+        if let Some(r) = reason {
+            add(&mut m, StdHeader::Reason, r.to_owned());
+        }
         out.push(Action::Send {
             to: dialog.to.clone(),
             message: m,

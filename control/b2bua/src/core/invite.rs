@@ -172,7 +172,11 @@ impl B2bua {
         };
         let b_call_id = ids::call_id(self.ids.as_mut(), &b_cfg.local_host);
         let b_local_tag = ids::tag(self.ids.as_mut());
-        let peer = &b_cfg.peers[0];
+        // The first peer, unless OPTIONS found it down while another is up.
+        let first_peer = (0..b_cfg.peers.len())
+            .find(|&p| !self.avoid_peer(b_trunk, p))
+            .unwrap_or(0);
+        let peer = &b_cfg.peers[first_peer];
         let teams = b_cfg.profile == Profile::Teams;
         let phone = |user: &str| {
             if teams && user.starts_with('+') {
@@ -190,7 +194,7 @@ impl B2bua {
             trunk: b_trunk,
             to: Destination::Peer {
                 trunk: b_trunk,
-                peer: 0,
+                peer: first_peer,
             },
             transport: peer.transport.clone(),
             call_id: b_call_id,
@@ -215,13 +219,15 @@ impl B2bua {
             a_flow: flow.id,
             a_last_response: None,
             b_invite: Message::request(Method::Invite, request_uri),
-            b_peer: 0,
+            b_peer: first_peer,
             b_attempt: 0,
             b_offer,
             offered,
             a_answer: None,
             b_suites: Vec::new(),
             reoffer: None,
+            media_seen: (0, now_ns),
+            held: false,
             installed: None,
             cancelled: false,
             b_provisional: false,

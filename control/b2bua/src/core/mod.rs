@@ -25,6 +25,7 @@ use relay_sip::sdp::SessionDescription;
 use relay_sip::{HeaderName, Limits, Message, Method, StdHeader, Transport, Uri};
 
 mod ending;
+pub(crate) mod health;
 mod invite;
 pub(crate) mod reinvite;
 mod response;
@@ -56,6 +57,12 @@ pub enum TimerKey {
     InviteTimeout(CallKey, u32),
     /// Resend what [`B2bua`] keeps under this id (UDP retransmissions).
     Retransmit(u64),
+    /// Time to send OPTIONS to peer `1` of trunk `0`.
+    OptionsPing(usize, usize),
+    /// No answer to the OPTIONS of this branch.
+    OptionsTimeout(String),
+    /// Time to check that call `0` still has media.
+    MediaCheck(CallKey),
 }
 
 /// A change to the data plane.
@@ -142,6 +149,13 @@ pub enum Action {
     },
     /// A call ended: write its record.
     Ended(Box<CallEnd>),
+    /// Read the call's counters from the data plane and hand them to [`B2bua::on_media`].
+    QueryMedia {
+        /// The call.
+        call: CallKey,
+        /// Its id in the data plane.
+        dataplane_id: String,
+    },
 }
 
 /// A UDP retransmission in progress (RFC 3261 section 17, Timers A, E, G).
@@ -180,6 +194,10 @@ pub struct B2bua {
     by_a_branch: HashMap<String, CallKey>,
     /// Our INVITE branch towards b -> call (responses).
     by_b_branch: HashMap<String, CallKey>,
+    /// OPTIONS in flight: branch -> (trunk, peer, sent at).
+    pings: HashMap<String, (usize, usize, u64)>,
+    /// Each trunk peer's health from its OPTIONS answers.
+    health: HashMap<(usize, usize), health::PeerHealth>,
     /// Our re-INVITE/UPDATE branch -> call (responses to relayed offers).
     by_reoffer_branch: HashMap<String, CallKey>,
     /// (Call-ID, our tag) -> call and leg, for in-dialog requests.
@@ -255,6 +273,8 @@ impl B2bua {
             by_a_branch: HashMap::new(),
             by_b_branch: HashMap::new(),
             by_reoffer_branch: HashMap::new(),
+            pings: HashMap::new(),
+            health: HashMap::new(),
             dialogs: HashMap::new(),
             retransmits: HashMap::new(),
             next_retransmit: 1,

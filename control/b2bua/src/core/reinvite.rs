@@ -143,6 +143,17 @@ impl B2bua {
         let mut m = dialog_request(dialog, method, &via, &branch, &product);
         add(&mut m, StdHeader::Contact, contact);
         add(&mut m, StdHeader::Allow, ALLOW);
+        // Hold: the offerer stops sending or receiving (RFC 3264 section 8.4).
+        call.held = to_other.media.iter().enumerate().any(|(i, _)| {
+            matches!(
+                to_other.media_direction(i),
+                Some(
+                    relay_sip::sdp::Direction::SendOnly
+                        | relay_sip::sdp::Direction::RecvOnly
+                        | relay_sip::sdp::Direction::Inactive
+                )
+            )
+        });
         let mut to_other = to_other;
         call.sdp_version += 1;
         to_other.origin.session_version = call.sdp_version;

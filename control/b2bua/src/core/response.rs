@@ -13,6 +13,9 @@ impl B2bua {
                 return self.on_reoffer_response(key, &resp, now_ns, out);
             }
         }
+        if cseq.method == Method::Options {
+            return self.pong(branch, code, now_ns);
+        }
         if cseq.method != Method::Invite {
             // BYE and CANCEL responses need nothing more (their retransmissions stop).
             self.retransmits.retain(|_, r| {
@@ -266,6 +269,8 @@ impl B2bua {
         };
         call.phase = Phase::Answered;
         call.answer_ns = Some(now_ns);
+        call.media_seen = (0, now_ns);
+        self.watch_media(call.key, now_ns, out);
         self.counters.calls_answered += 1;
         let r = self.response_to_a(&call, 200, "OK", call.a_answer.as_ref());
         call.a_last_response = Some(r.clone());
