@@ -705,3 +705,48 @@ to = "b"
         assert!(e.problem.contains("chmod 600"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    /// `docs/control.toml.sample` is a valid file once its paths exist (and without DNS:
+    /// its peers' addresses are given).
+    #[test]
+    fn the_sample_configuration_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/control.toml.sample"
+        ))
+        .unwrap();
+        for (name, mode) in [
+            ("fullchain.pem", 0o644),
+            ("key.pem", 0o600),
+            ("teams-roots.pem", 0o644),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            text = text.replace(&format!("/etc/relay/tls/{name}"), p.to_str().unwrap());
+        }
+        text = text.replace(
+            "profile = \"teams\"",
+            "profile = \"teams\"\nsource_addresses = [\"52.112.0.1\"]",
+        );
+        text = text.replace(
+            "name = \"operator\"",
+            "name = \"operator\"\nsource_addresses = [\"10.1.0.20\", \"10.1.0.21\"]",
+        );
+        let s = toml::from_str::<ControlConfig>(&text)
+            .unwrap()
+            .check("sample")
+            .unwrap();
+        let teams = &s.b2bua.trunks[0];
+        assert_eq!(teams.profile, Profile::Teams);
+        assert_eq!(teams.local_host, "sbc.example.com");
+        assert_eq!(teams.peers.len(), 3);
+        assert_eq!(s.b2bua.route(1, "+4930123"), Some(0));
+        assert_eq!(s.b2bua.route(1, "+3312"), None);
+    }
+}

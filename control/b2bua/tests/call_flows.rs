@@ -1114,3 +1114,230 @@ fn a_call_without_media_is_ended_and_a_held_call_waits_for_its_hold_timeout() {
         "past the hold timeout"
     );
 }
+
+/// Leg b is a Teams trunk (calls from the operator side to Teams).
+fn teams_b2bua() -> B2bua {
+    let mut teams = trunk(
+        "teams",
+        &[BOB_1, BOB_2],
+        Transport::Tls,
+        "198.18.20.1:5061",
+        "198.18.20.10",
+        MediaPolicy::SrtpMandatory,
+    );
+    teams.profile = Profile::Teams;
+    teams.local_host = "sbc.example.com".into();
+    teams.suites = vec![Suite::AesCm128HmacSha1_80];
+    let mut operator = trunk(
+        "operator",
+        &["198.18.10.2"],
+        Transport::Tls,
+        "198.18.10.1:5061",
+        "198.18.10.10",
+        MediaPolicy::SrtpOptional,
+    );
+    operator.local_host = "198.18.10.1".into();
+    let config = B2buaConfig {
+        trunks: vec![operator, teams],
+        routes: vec![Route {
+            from: 0,
+            prefix: String::new(),
+            to: 1,
+        }],
+        max_calls: 10,
+        t1_ns: 500_000_000,
+        invite_timeout_ns: 32_000_000_000,
+        product: "relay-test".into(),
+        options_interval_ns: 60_000_000_000,
+        media_timeout_ns: 20_000_000_000,
+        hold_timeout_ns: 600_000_000_000,
+        media_check_ns: 5_000_000_000,
+    };
+    let mut placement = Placement::new(1);
+    placement.add_address("198.18.10.10".parse().unwrap(), 0);
+    placement.add_address("198.18.20.10".parse().unwrap(), 0);
+    B2bua::new(
+        config,
+        PortAllocator::new(placement, 20_000, 40_000, 1_000),
+        Box::new(CountingIds::default()),
+        Box::new(OsKeys),
+    )
+}
+
+#[test]
+fn the_teams_profile_follows_microsofts_sbc_rules() {
+    let mut sbc = teams_b2bua();
+    // An operator call with plain RTP (SRTP optional there) to a Teams number.
+    let offer = sdp("198.18.10.2", 4000, "RTP/AVP", &[], "a=rtcp-mux\n");
+    let out = sbc.on_message(&alice_flow(), invite("40", "+4930999", &offer), 0);
+    let inv = the_invite_to_b(&out);
+    assert_eq!(
+        inv.request_uri().unwrap().to_string(),
+        format!("sip:+4930999@{BOB_1}:5061;transport=tls;user=phone")
+    );
+    assert_eq!(
+        inv.headers.get(StdHeader::Contact),
+        Some("<sip:sbc.example.com:5061;transport=tls>"),
+        "our FQDN, never an address"
+    );
+    assert!(inv
+        .headers
+        .get(StdHeader::From)
+        .unwrap()
+        .contains("@sbc.example.com"));
+    assert!(inv
+        .headers
+        .get(StdHeader::To)
+        .unwrap()
+        .contains(";user=phone"));
+    assert!(inv
+        .headers
+        .iter()
+        .any(|h| h.name().as_str().eq_ignore_ascii_case("X-MS-SBC")));
+    let offered = SessionDescription::parse(&inv.body, &Limits::default()).unwrap();
+    let cryptos: Vec<String> = offered.media[0].cryptos().map(|c| c.to_string()).collect();
+    assert_eq!(cryptos.len(), 1, "{cryptos:?}");
+    assert!(
+        cryptos[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:")
+            && cryptos[0].ends_with("|2^31"),
+        "{cryptos:?}"
+    );
+    assert_eq!(offered.media[0].proto.as_str(), "RTP/SAVP");
+    assert!(offered.media[0].rtcp_mux());
+    // Teams answers; the operator side gets plain RTP back.
+    let teams_key = key(Suite::AesCm128HmacSha1_80);
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &format!("{teams_key}|2^31"))],
+        "a=rtcp-mux\n",
+    );
+    let out = sbc.on_message(
+        &Flow {
+            id: 2,
+            transport: Transport::Tls,
+            remote: format!("{BOB_1}:5061").parse().unwrap(),
+        },
+        response(&inv, 200, "OK", "t1", Some(&answer)),
+        1,
+    );
+    let spec = installed(&out);
+    assert_eq!(
+        spec.media[0].b.receive.as_ref().unwrap().key,
+        format!("{teams_key}|2^31")
+    );
+    assert!(
+        spec.media[0].a.send.is_none() && spec.media[0].a.receive.is_none(),
+        "plain towards the operator"
+    );
+    assert_eq!(spec.media[0].rtcp, RtcpMode::Mux);
+    // OPTIONS towards Teams carry our FQDN Contact and X-MS-SBC.
+    let ping = sends(&sbc.on_timer(TimerKey::OptionsPing(1, 0), 2))
+        .remove(0)
+        .1;
+    assert_eq!(
+        ping.headers.get(StdHeader::Contact),
+        Some("<sip:sbc.example.com:5061;transport=tls>")
+    );
+    assert!(ping
+        .headers
+        .iter()
+        .any(|h| h.name().as_str().eq_ignore_ascii_case("X-MS-SBC")));
+}
+
+#[test]
+fn answers_towards_teams_carry_one_crypto_and_hold_as_inactive() {
+    // Teams calls out: leg a is the Teams trunk.
+    let mut teams = trunk(
+        "teams",
+        &["198.18.10.2"],
+        Transport::Tls,
+        "198.18.10.1:5061",
+        "198.18.10.10",
+        MediaPolicy::SrtpMandatory,
+    );
+    teams.profile = Profile::Teams;
+    teams.suites = vec![Suite::AesCm128HmacSha1_80];
+    let operator = trunk(
+        "operator",
+        &[BOB_1],
+        Transport::Udp,
+        "198.18.20.1:5061",
+        "198.18.20.10",
+        MediaPolicy::Rtp,
+    );
+    let config = B2buaConfig {
+        trunks: vec![teams, operator],
+        routes: vec![Route {
+            from: 0,
+            prefix: String::new(),
+            to: 1,
+        }],
+        max_calls: 10,
+        t1_ns: 500_000_000,
+        invite_timeout_ns: 32_000_000_000,
+        product: "relay-test".into(),
+        options_interval_ns: 60_000_000_000,
+        media_timeout_ns: 20_000_000_000,
+        hold_timeout_ns: 600_000_000_000,
+        media_check_ns: 5_000_000_000,
+    };
+    let mut placement = Placement::new(1);
+    placement.add_address("198.18.10.10".parse().unwrap(), 0);
+    placement.add_address("198.18.20.10".parse().unwrap(), 0);
+    let mut sbc = B2bua::new(
+        config,
+        PortAllocator::new(placement, 20_000, 40_000, 1_000),
+        Box::new(CountingIds::default()),
+        Box::new(OsKeys),
+    );
+    // Teams offers two suites; the answer has exactly one a=crypto, with |2^31.
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[
+            (
+                1,
+                Suite::AesCm128HmacSha1_80,
+                &key(Suite::AesCm128HmacSha1_80),
+            ),
+            (
+                2,
+                Suite::AesCm128HmacSha1_32,
+                &key(Suite::AesCm128HmacSha1_32),
+            ),
+        ],
+        "",
+    );
+    let inv = the_invite_to_b(&sbc.on_message(&alice_flow(), invite("41", "+4930999", &offer), 0));
+    // The operator puts the call on hold in its answer (sendonly): Teams hears a=inactive.
+    let answer = sdp(BOB_1, 6000, "RTP/AVP", &[], "").replace("a=sendrecv", "a=sendonly");
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "o1", Some(&answer)),
+        1,
+    );
+    let ok = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let a = SessionDescription::parse(&ok.body, &Limits::default()).unwrap();
+    let c: Vec<String> = a.media[0].cryptos().map(|c| c.to_string()).collect();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(
+        c[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 ") && c[0].ends_with("|2^31"),
+        "{c:?}"
+    );
+    assert_eq!(
+        a.media[0].direction(),
+        Some(relay_sip::sdp::Direction::Inactive)
+    );
+    assert_eq!(
+        a.media_connection(0).unwrap().address.ip(),
+        Some("198.18.10.10".parse().unwrap()),
+        "never c=0.0.0.0"
+    );
+}
