@@ -277,8 +277,58 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
         diagnose("one call in the data plane")
     );
 
-    // Two seconds of audio both ways, then alice hangs up.
-    std::thread::sleep(Duration::from_secs(2));
+    // Certificate reload under the live call: a new certificate, SIGHUP; new handshakes get
+    // it, the call's connections and media go on.
+    std::thread::sleep(Duration::from_millis(700));
+    let renewed = pki::make(
+        &dir.join("renewed"),
+        &[(
+            "sbc",
+            &[
+                ip(topology::SBC_ALICE_SIGNALLING),
+                ip(topology::SBC_BOB_SIGNALLING),
+            ],
+            &["sbc.test"],
+        )],
+    );
+    // The renewed leaf is signed by a new CA: what matters is which certificate is served.
+    std::fs::copy(&renewed.leaves[0].certificate, &pki.leaves[0].certificate).unwrap();
+    std::fs::copy(&renewed.leaves[0].key, &pki.leaves[0].key).unwrap();
+    let pid = control.pid().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_until(WAIT, || rc_text()
+            .contains("configuration reloaded")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        diagnose("reload")
+    );
+    let served = net
+        .alice
+        .command("openssl")
+        .args(["s_client", "-connect", "198.18.10.1:5061", "-showcerts"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let served = String::from_utf8_lossy(&served.stdout);
+    let renewed_pem = std::fs::read_to_string(&renewed.leaves[0].certificate).unwrap();
+    let body = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    assert!(
+        body(&served).contains(&body(&renewed_pem)),
+        "the renewed certificate is served after SIGHUP:\n{served}"
+    );
+
+    // Audio both ways, then alice hangs up.
+    std::thread::sleep(Duration::from_millis(1300));
     let during = dp.worker_stats().unwrap();
     alice.hangup().unwrap();
     alice.wait_event("CALL_CLOSED", WAIT).unwrap();

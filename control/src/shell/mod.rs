@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::cdr::{CdrConfig, CdrStore, SystemClock};
-use crate::config::{Settings, SipTransport};
+use crate::config::{ControlConfig, Settings, SipTransport};
 use conn::ConnEvent;
 use dataplane::{Dataplane, Done, ProgramRequest, StatsRequest};
 
@@ -95,9 +95,11 @@ enum Event {
 /// Runs `relay-control` until `stop` resolves.
 pub async fn run(
     settings: Settings,
+    config_path: Option<std::path::PathBuf>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ShellError> {
-    let file = &settings.file;
+    let mut settings = settings;
+    let file = &settings.file.clone();
     let limits = Limits::default();
     let start = Instant::now();
     let epoch_ms_at_zero = std::time::SystemTime::now()
@@ -163,32 +165,8 @@ pub async fn run(
         None => None,
     };
 
-    // TLS: our identity, the union of the trunks' trust stores for client certificates,
-    // and per trunk a client configuration.
-    let identity = match &file.tls {
-        Some(t) => Some(tls::Identity::load(&t.certificate, &t.private_key)?),
-        None => None,
-    };
-    let mut client_roots = rustls::RootCertStore::empty();
-    let mut connectors: HashMap<usize, TlsConnector> = HashMap::new();
-    for (i, t) in file.trunk.iter().enumerate() {
-        if let (Some(store), Some(id)) = (&t.trust_store, &identity) {
-            let roots = tls::trust_store(store)?;
-            if t.verify_client {
-                for r in roots.roots.iter() {
-                    client_roots.roots.push(r.clone());
-                }
-            }
-            connectors.insert(i, TlsConnector::from(tls::client_config(id, roots)?));
-        }
-    }
-    let acceptor = match &identity {
-        Some(id) => Some(TlsAcceptor::from(tls::server_config(
-            id,
-            (!client_roots.is_empty()).then_some(client_roots),
-        )?)),
-        None => None,
-    };
+    let (acceptor, mut connectors) = tls_setup(file)?;
+    let acceptor = Arc::new(std::sync::RwLock::new(acceptor));
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<ConnEvent>();
@@ -276,7 +254,7 @@ pub async fn run(
                                 remote,
                             },
                         ));
-                        let acceptor = acceptor.clone();
+                        let acceptor = acceptor.read().ok().and_then(|a| a.clone());
                         tokio::spawn(async move {
                             if tls {
                                 let Some(acceptor) = acceptor else { return };
@@ -325,6 +303,7 @@ pub async fn run(
     let mut pending: HashMap<(usize, usize), Vec<Vec<u8>>> = HashMap::new();
     let mut counters_of: HashMap<u64, CallCounters> = HashMap::new();
     tokio::pin!(stop);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     for action in b2bua.start(now_ns()) {
         if let Action::Timer { key, at_ns } = action {
             let tx = ev_tx.clone();
@@ -339,6 +318,24 @@ pub async fn run(
     loop {
         let event = tokio::select! {
             _ = &mut stop => break,
+            _ = hup.recv() => {
+                // SIGHUP: certificates, trust stores and trunk settings again; calls and
+                // connections in use go on.
+                let Some(path) = &config_path else { continue };
+                match reload(path, &settings) {
+                    Ok((new, new_acceptor, new_connectors)) => {
+                        if let Ok(mut a) = acceptor.write() {
+                            *a = new_acceptor;
+                        }
+                        connectors = new_connectors;
+                        b2bua.reconfigure(new.b2bua.clone());
+                        settings = new;
+                        tracing::info!(path = %path.display(), "configuration reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "configuration not reloaded; the running one stays"),
+                }
+                continue;
+            }
             Some(e) = ev_rx.recv() => e,
             Some(e) = conn_rx.recv() => Event::Conn(e),
             Some(d) = dp_rx.recv() => match d {
@@ -505,6 +502,84 @@ pub async fn run(
         "relay-control stopping"
     );
     Ok(())
+}
+
+/// TLS for `file`: the acceptor (our identity; client certificates verified against the
+/// trust stores of trunks with `verify_client`), a connector per TLS trunk, and warnings
+/// about our certificate, logged.
+fn tls_setup(
+    file: &ControlConfig,
+) -> Result<(Option<TlsAcceptor>, HashMap<usize, TlsConnector>), ShellError> {
+    let identity = match &file.tls {
+        Some(t) => Some(tls::Identity::load(&t.certificate, &t.private_key)?),
+        None => None,
+    };
+    if let Some(id) = &identity {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for w in tls::certificate_warnings(id, &file.sbc.fqdn, now) {
+            tracing::warn!("{w}");
+        }
+    }
+    let mut client_roots = rustls::RootCertStore::empty();
+    let mut connectors: HashMap<usize, TlsConnector> = HashMap::new();
+    for (i, t) in file.trunk.iter().enumerate() {
+        if let (Some(store), Some(id)) = (&t.trust_store, &identity) {
+            let roots = tls::trust_store(store)?;
+            if t.verify_client {
+                for r in roots.roots.iter() {
+                    client_roots.roots.push(r.clone());
+                }
+            }
+            connectors.insert(i, TlsConnector::from(tls::client_config(id, roots)?));
+        }
+    }
+    let acceptor = match &identity {
+        Some(id) => Some(TlsAcceptor::from(tls::server_config(
+            id,
+            (!client_roots.is_empty()).then_some(client_roots),
+        )?)),
+        None => None,
+    };
+    Ok((acceptor, connectors))
+}
+
+/// Reads `path` again for SIGHUP. What needs a restart to change (listeners, the data
+/// plane's socket, media ports, the trunks' names and order) is refused with its name.
+#[allow(clippy::type_complexity)]
+fn reload(
+    path: &std::path::Path,
+    running: &Settings,
+) -> Result<(Settings, Option<TlsAcceptor>, HashMap<usize, TlsConnector>), String> {
+    let new = ControlConfig::load(path).map_err(|e| e.to_string())?;
+    let names = |s: &Settings| {
+        s.file
+            .trunk
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let listeners = |s: &Settings| {
+        s.file
+            .listen
+            .iter()
+            .map(|l| (format!("{:?}", l.transport), l.address))
+            .collect::<Vec<_>>()
+    };
+    if listeners(&new) != listeners(running) {
+        return Err("the listeners changed: that needs a restart".into());
+    }
+    if names(&new) != names(running) {
+        return Err("the trunks' names or order changed: that needs a restart".into());
+    }
+    if new.media_ports != running.media_ports
+        || new.file.sbc.dataplane_socket != running.file.sbc.dataplane_socket
+    {
+        return Err("media_ports or dataplane_socket changed: that needs a restart".into());
+    }
+    let (acceptor, connectors) = tls_setup(&new.file).map_err(|e| e.to_string())?;
+    Ok((new, acceptor, connectors))
 }
 
 fn send_on(info: &FlowInfo, bytes: Vec<u8>) {

@@ -282,6 +282,13 @@ impl B2bua {
         }
     }
 
+    /// Takes a new configuration (SIGHUP) with the same trunks in the same order: calls in
+    /// progress keep their dialogs and media; new calls follow the new settings.
+    pub fn reconfigure(&mut self, config: B2buaConfig) {
+        debug_assert_eq!(config.trunks.len(), self.config.trunks.len());
+        self.config = config;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &B2buaConfig {
         &self.config
