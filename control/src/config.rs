@@ -100,6 +100,11 @@ pub struct SbcSection {
     /// Seconds a call may wait for a final response before the next peer is tried.
     #[serde(default = "default_invite_timeout")]
     pub invite_timeout_s: u64,
+    /// The admin socket `relayctl calls` and `relayctl trunks` read (mode 0600).
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: PathBuf,
+    /// Where Prometheus scrapes `GET /metrics` (a local address; none: no endpoint).
+    pub metrics: Option<SocketAddr>,
     /// Seconds between OPTIONS to each trunk peer (at most 60 for Teams).
     #[serde(default = "default_options_interval")]
     pub options_interval_s: u64,
@@ -111,6 +116,9 @@ pub struct SbcSection {
     pub hold_timeout_s: u64,
 }
 
+fn default_admin_socket() -> PathBuf {
+    "/run/relay/control.sock".into()
+}
 fn default_options_interval() -> u64 {
     30
 }

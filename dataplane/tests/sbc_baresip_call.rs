@@ -52,6 +52,9 @@ fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
 fqdn = "sbc.test"
 dataplane_socket = "{socket}"
 media_ports = "30000-39999"
+admin_socket = "{admin}"
+metrics = "127.0.0.1:9464"
+options_interval_s = 2
 
 [tls]
 certificate = "{cert}"
@@ -94,6 +97,7 @@ from = "alice-side"
 to = "bob-side"
 "#,
         socket = socket.display(),
+        admin = dir.join("control.sock").display(),
         cert = sbc.certificate.display(),
         key = sbc.key.display(),
         cdr = dir.join("cdr").display(),
@@ -275,6 +279,69 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
         1,
         "{}",
         diagnose("one call in the data plane")
+    );
+
+    // What an operator sees meanwhile: the call (numbers masked), the trunks' health from
+    // OPTIONS, and the metrics.
+    let calls = relayctl(
+        dir,
+        &[
+            "calls",
+            "--admin-socket",
+            dir.join("control.sock").to_str().unwrap(),
+        ],
+    );
+    let calls = String::from_utf8_lossy(&calls.stdout).into_owned();
+    assert!(
+        calls.contains("alice-side -> bob-side") && calls.contains("1 active"),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains("alice ") && calls.contains("…lice"),
+        "numbers masked: {calls}"
+    );
+    let trunks = wait_until(WAIT, || {
+        let t = relayctl(
+            dir,
+            &[
+                "trunks",
+                "--admin-socket",
+                dir.join("control.sock").to_str().unwrap(),
+            ],
+        );
+        let t = String::from_utf8_lossy(&t.stdout).into_owned();
+        (t.matches(" up ").count() == 2).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("{}", diagnose("both trunk peers answer OPTIONS")));
+    assert!(trunks.contains("198.18.20.2:5061/tls"), "{trunks}");
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut c = net
+            .sbc
+            .connect_tcp("127.0.0.1:9464".parse().unwrap(), Duration::from_secs(5))
+            .unwrap();
+        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    let m = scrape();
+    assert!(m.starts_with("HTTP/1.0 200 OK"), "{m}");
+    for line in [
+        "relay_calls_active 1",
+        "relay_calls_attempted_total 1",
+        "relay_calls_answered_total 1",
+        "relay_tls_handshakes_total{result=\"ok\"}",
+        "relay_trunk_up{trunk=\"bob-side\",peer=\"198.18.20.2:5061\"} 1",
+    ] {
+        assert!(m.contains(line), "{line} in\n{m}");
+    }
+    assert!(
+        m.lines().any(
+            |l| l.starts_with("relay_dataplane{worker=\"0\",counter=\"forwarded\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{m}"
     );
 
     // Certificate reload under the live call: a new certificate, SIGHUP; new handshakes get

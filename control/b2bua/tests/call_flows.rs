@@ -1341,3 +1341,43 @@ fn answers_towards_teams_carry_one_crypto_and_hold_as_inactive() {
         "never c=0.0.0.0"
     );
 }
+
+#[test]
+fn an_unreachable_peer_is_marked_down_and_its_call_moves_to_the_next_peer() {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("50", "+4930999", &offer), 0);
+    assert_eq!(
+        sends(&out)
+            .into_iter()
+            .find(|(to, _)| matches!(to, Destination::Peer { .. }))
+            .unwrap()
+            .0,
+        Destination::Peer { trunk: 1, peer: 0 }
+    );
+    let out = sbc.peer_unreachable(1, 0, 10);
+    let (to, second) = sends(&out).into_iter().next().unwrap();
+    assert_eq!(to, Destination::Peer { trunk: 1, peer: 1 });
+    assert_eq!(second.method().unwrap().as_str(), "INVITE");
+    let health: std::collections::HashMap<_, _> = sbc.health().into_iter().collect();
+    assert_eq!(health[&(1, 0)].up, Some(false));
+    // The second is unreachable too: a hears 503.
+    let out = sbc.peer_unreachable(1, 1, 20);
+    let to_a: Vec<u16> = sends(&out)
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(to_a, [503]);
+    assert_eq!(sbc.active_calls(), 0);
+}

@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod dataplane;
+pub mod observe;
 pub mod records;
 pub mod tls;
 
@@ -166,6 +167,10 @@ pub async fn run(
     };
 
     let (acceptor, mut connectors) = tls_setup(file)?;
+    let handshakes: prometheus_client::metrics::family::Family<
+        observe::ResultLabels,
+        prometheus_client::metrics::counter::Counter,
+    > = Default::default();
     let acceptor = Arc::new(std::sync::RwLock::new(acceptor));
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
@@ -232,6 +237,7 @@ pub async fn run(
                         })?;
                 let tls = l.transport == SipTransport::Tls;
                 let acceptor = acceptor.clone();
+                let handshakes = handshakes.clone();
                 let next = next_flow.clone();
                 let new_flow = new_flow_tx.clone();
                 let events = conn_tx.clone();
@@ -255,6 +261,7 @@ pub async fn run(
                             },
                         ));
                         let acceptor = acceptor.read().ok().and_then(|a| a.clone());
+                        let handshakes = handshakes.clone();
                         tokio::spawn(async move {
                             if tls {
                                 let Some(acceptor) = acceptor else { return };
@@ -266,10 +273,20 @@ pub async fn run(
                                 .await
                                 {
                                     Ok(Ok(stream)) => {
+                                        handshakes
+                                            .get_or_create(&observe::ResultLabels {
+                                                result: "ok".into(),
+                                            })
+                                            .inc();
                                         conn::stream_task(stream, id, remote, limits, events, rx)
                                             .await
                                     }
                                     Ok(Err(e)) => {
+                                        handshakes
+                                            .get_or_create(&observe::ResultLabels {
+                                                result: "failed".into(),
+                                            })
+                                            .inc();
                                         let _ = events.send(ConnEvent::Closed {
                                             flow: id,
                                             why: format!("TLS handshake: {e}"),
@@ -302,6 +319,29 @@ pub async fn run(
     let mut peer_flows: HashMap<(usize, usize), FlowId> = HashMap::new();
     let mut pending: HashMap<(usize, usize), Vec<Vec<u8>>> = HashMap::new();
     let mut counters_of: HashMap<u64, CallCounters> = HashMap::new();
+    // Observation: metrics endpoint and admin socket.
+    let metrics = Arc::new(observe::Metrics {
+        tls_handshakes: handshakes.clone(),
+        ..Default::default()
+    });
+    let (ask_tx, mut ask_rx) = mpsc::unbounded_channel::<observe::Ask>();
+    if let Some(addr) = file.sbc.metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ShellError::Listen {
+                address: addr,
+                source,
+            })?;
+        tokio::spawn(observe::serve_metrics(
+            listener,
+            metrics.clone(),
+            ask_tx.clone(),
+            file.sbc.dataplane_socket.clone(),
+        ));
+    }
+    let admin = observe::bind_admin(&file.sbc.admin_socket)?;
+    tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
+    let mut counted = relay_b2bua::core::Counters::default();
     tokio::pin!(stop);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     for action in b2bua.start(now_ns()) {
@@ -338,6 +378,18 @@ pub async fn run(
             }
             Some(e) = ev_rx.recv() => e,
             Some(e) = conn_rx.recv() => Event::Conn(e),
+            Some(a) = ask_rx.recv() => {
+                match a {
+                    observe::Ask::Scrape(done) => {
+                        update_gauges(&metrics, &b2bua, &mut counted, cdr.as_ref(), flows.len());
+                        let _ = done.send(());
+                    }
+                    observe::Ask::Admin(req, answer) => {
+                        let _ = answer.send(admin_answer(&b2bua, &req, now_ns()));
+                    }
+                }
+                continue;
+            }
             Some(d) = dp_rx.recv() => match d {
                 Done::Program(d) => Event::Program(d),
                 Done::Stats { call, counters } => Event::Media { call, counters },
@@ -354,6 +406,7 @@ pub async fn run(
         let now = now_ns();
         // The call whose data-plane change these actions follow (for its final counters).
         let mut origin = None;
+        let mut actions_after = Vec::new();
         let actions = match event {
             Event::Conn(ConnEvent::Message {
                 flow,
@@ -368,9 +421,19 @@ pub async fn run(
                     transport: info.transport.clone(),
                     remote,
                 };
+                metrics
+                    .sip_messages
+                    .get_or_create(&sip_labels("in", &message))
+                    .inc();
                 b2bua.on_message(&f, *message, now)
             }
             Event::Conn(ConnEvent::Invalid { flow, status }) => {
+                metrics
+                    .sip_malformed
+                    .get_or_create(&observe::CauseLabels {
+                        cause: status.to_string(),
+                    })
+                    .inc();
                 tracing::warn!(flow, status, "malformed SIP message dropped");
                 continue;
             }
@@ -414,14 +477,22 @@ pub async fn run(
                     Err(why) => {
                         tracing::warn!(trunk, peer, why, "cannot reach trunk peer");
                         pending.remove(&(trunk, peer));
+                        actions_after = b2bua.peer_unreachable(trunk, peer, now);
                     }
                 }
-                continue;
+                if actions_after.is_empty() {
+                    continue;
+                }
+                std::mem::take(&mut actions_after)
             }
         };
         for action in actions {
             match action {
                 Action::Send { to, message } => {
+                    metrics
+                        .sip_messages
+                        .get_or_create(&sip_labels("out", &message))
+                        .inc();
                     let bytes = message.to_bytes();
                     match to {
                         Destination::Flow(id) => {
@@ -484,6 +555,16 @@ pub async fn run(
                     });
                 }
                 Action::Ended(end) => {
+                    metrics
+                        .calls_ended
+                        .get_or_create(&observe::CauseLabels {
+                            cause: if end.reason == "media timeout" {
+                                "media_timeout".into()
+                            } else {
+                                end.status.to_string()
+                            },
+                        })
+                        .inc();
                     let counters = origin.and_then(|c| counters_of.remove(&c));
                     tracing::info!(call = end.dataplane_id, status = end.status, by = ?end.ended_by, "call ended");
                     if let Some(store) = &cdr {
@@ -502,6 +583,122 @@ pub async fn run(
         "relay-control stopping"
     );
     Ok(())
+}
+
+fn sip_labels(direction: &str, m: &relay_sip::Message) -> observe::SipLabels {
+    let kind = match (m.method(), m.status()) {
+        (Some(method), _) => method.as_str().to_owned(),
+        (None, Some(code)) => format!("{}xx", code / 100),
+        _ => "?".into(),
+    };
+    observe::SipLabels {
+        direction: direction.into(),
+        kind,
+    }
+}
+
+/// Sets the gauges and the counters kept by the B2BUA before a scrape.
+fn update_gauges(
+    metrics: &observe::Metrics,
+    b2bua: &B2bua,
+    counted: &mut relay_b2bua::core::Counters,
+    cdr: Option<&CdrStore>,
+    connections: usize,
+) {
+    metrics.calls_active.set(b2bua.active_calls() as i64);
+    metrics.connections.set(connections as i64);
+    let c = &b2bua.counters;
+    metrics
+        .calls_attempted
+        .inc_by(c.calls_attempted - counted.calls_attempted);
+    metrics
+        .calls_answered
+        .inc_by(c.calls_answered - counted.calls_answered);
+    for (code, n) in &c.calls_failed {
+        let before = counted.calls_failed.get(code).copied().unwrap_or(0);
+        metrics
+            .calls_failed
+            .get_or_create(&observe::CauseLabels {
+                cause: code.to_string(),
+            })
+            .inc_by(n - before);
+    }
+    *counted = c.clone();
+    for ((t, p), h) in b2bua.health() {
+        let trunk = &b2bua.config().trunks[t];
+        let peer = &trunk.peers[p];
+        let labels = observe::PeerLabels {
+            trunk: trunk.name.clone(),
+            peer: format!("{}:{}", peer.host, peer.port),
+        };
+        metrics.trunk_up.get_or_create(&labels).set(match h.up {
+            Some(true) => 1,
+            Some(false) => 0,
+            None => -1,
+        });
+        if let Some(rtt) = h.rtt_ns {
+            metrics
+                .trunk_rtt_us
+                .get_or_create(&labels)
+                .set((rtt / 1000) as i64);
+        }
+    }
+    if let Some(store) = cdr {
+        let m = store.metrics();
+        metrics.cdr_written.set(m.written as i64);
+        metrics.cdr_write_errors.set(m.write_errors as i64);
+        metrics.cdr_waiting.set(m.waiting as i64);
+        metrics.cdr_failing.set(i64::from(m.failing));
+    }
+}
+
+fn admin_answer(b2bua: &B2bua, req: &observe::AdminRequest, now_ns: u64) -> observe::AdminAnswer {
+    match req {
+        observe::AdminRequest::Calls => observe::AdminAnswer::Calls(
+            b2bua
+                .call_summaries()
+                .into_iter()
+                .map(|c| observe::CallView {
+                    id: c.dataplane_id,
+                    trunks: format!("{} -> {}", c.a_trunk, c.b_trunk),
+                    from: observe::mask(&c.caller),
+                    to: observe::mask(&c.callee),
+                    state: format!("{:?}", c.phase).to_ascii_lowercase(),
+                    held: c.held,
+                    age_s: now_ns.saturating_sub(c.setup_ns) / 1_000_000_000,
+                })
+                .collect(),
+        ),
+        observe::AdminRequest::Trunks => {
+            let health: HashMap<(usize, usize), relay_b2bua::PeerHealth> =
+                b2bua.health().into_iter().collect();
+            let mut v = Vec::new();
+            for (t, trunk) in b2bua.config().trunks.iter().enumerate() {
+                for (p, peer) in trunk.peers.iter().enumerate() {
+                    let h = health.get(&(t, p)).cloned().unwrap_or_default();
+                    v.push(observe::PeerView {
+                        trunk: trunk.name.clone(),
+                        peer: format!(
+                            "{}:{}/{}",
+                            peer.host,
+                            peer.port,
+                            peer.transport.as_str().to_ascii_lowercase()
+                        ),
+                        state: match h.up {
+                            Some(true) => "up",
+                            Some(false) => "down",
+                            None => "unknown",
+                        }
+                        .into(),
+                        rtt_ms: h.rtt_ns.map(|n| n as f64 / 1e6),
+                        sent: h.sent,
+                        timeouts: h.timeouts,
+                    });
+                }
+            }
+            observe::AdminAnswer::Trunks(v)
+        }
+    }
 }
 
 /// TLS for `file`: the acceptor (our identity; client certificates verified against the

@@ -223,3 +223,39 @@ impl B2bua {
         out
     }
 }
+
+impl B2bua {
+    /// The shell could not reach peer `peer` of `trunk` (connection refused, handshake
+    /// failed): the peer is down, its OPTIONS fail now, and calls waiting on it without any
+    /// response move to the next peer as after a 503 (RFC 3263 section 4.3).
+    pub fn peer_unreachable(&mut self, trunk: usize, peer: usize, now_ns: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.mark(trunk, peer, false, now_ns);
+        self.pings
+            .retain(|_, (t, p, _)| !(*t == trunk && *p == peer));
+        let stuck: Vec<CallKey> = self
+            .calls
+            .values()
+            .filter(|c| {
+                c.phase == Phase::Calling
+                    && !c.b_provisional
+                    && !c.b_final
+                    && c.b.to == Destination::Peer { trunk, peer }
+            })
+            .map(|c| c.key)
+            .collect();
+        for key in stuck {
+            if let Some(call) = self.calls.remove(&key) {
+                self.fail_over_or_end(
+                    call,
+                    503,
+                    "peer unreachable",
+                    EndedBy::Relay,
+                    now_ns,
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+}

@@ -25,7 +25,7 @@ use relay_sip::sdp::SessionDescription;
 use relay_sip::{HeaderName, Limits, Message, Method, StdHeader, Transport, Uri};
 
 mod ending;
-pub(crate) mod health;
+pub mod health;
 mod invite;
 pub(crate) mod reinvite;
 mod response;
@@ -169,6 +169,27 @@ struct Retransmit {
     call: Option<CallKey>,
 }
 
+/// A call in progress as operators see it.
+#[derive(Clone, Debug)]
+pub struct CallSummary {
+    /// Its data-plane id.
+    pub dataplane_id: String,
+    /// Leg a's trunk.
+    pub a_trunk: String,
+    /// Leg b's trunk.
+    pub b_trunk: String,
+    /// The caller (personal data: mask before showing or logging).
+    pub caller: String,
+    /// The callee (personal data).
+    pub callee: String,
+    /// Where it is.
+    pub phase: Phase,
+    /// On hold.
+    pub held: bool,
+    /// When its INVITE arrived.
+    pub setup_ns: u64,
+}
+
 /// Counters for metrics.
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
@@ -297,6 +318,26 @@ impl B2bua {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The calls in progress, for operators (`relayctl calls`).
+    pub fn call_summaries(&self) -> Vec<CallSummary> {
+        let mut v: Vec<CallSummary> = self
+            .calls
+            .values()
+            .map(|c| CallSummary {
+                dataplane_id: c.dataplane_id.clone(),
+                a_trunk: self.config.trunks[c.a.trunk].name.clone(),
+                b_trunk: self.config.trunks[c.b.trunk].name.clone(),
+                caller: c.caller.clone(),
+                callee: c.callee.clone(),
+                phase: c.phase,
+                held: c.held,
+                setup_ns: c.setup_ns,
+            })
+            .collect();
+        v.sort_by_key(|c| c.setup_ns);
+        v
     }
 
     /// Media ports in use.
