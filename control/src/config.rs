@@ -103,6 +103,9 @@ pub struct SbcSection {
     /// The admin socket `relayctl calls` and `relayctl trunks` read (mode 0600).
     #[serde(default = "default_admin_socket")]
     pub admin_socket: PathBuf,
+    /// Where calls in progress are kept to survive a restart (mode 0700).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
     /// Where Prometheus scrapes `GET /metrics` (a local address; none: no endpoint).
     pub metrics: Option<SocketAddr>,
     /// Seconds between OPTIONS to each trunk peer (at most 60 for Teams).
@@ -116,6 +119,9 @@ pub struct SbcSection {
     pub hold_timeout_s: u64,
 }
 
+fn default_state_dir() -> PathBuf {
+    "/var/lib/relay/control".into()
+}
 fn default_admin_socket() -> PathBuf {
     "/run/relay/control.sock".into()
 }

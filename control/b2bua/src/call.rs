@@ -25,6 +25,12 @@ pub enum Destination {
         /// The peer, in the trunk's priority order.
         peer: usize,
     },
+    /// The host and port of the request's own Request-URI (a dialog's remote target),
+    /// with the trunk's transport and TLS settings: for a leg whose connection is gone.
+    Target {
+        /// The trunk.
+        trunk: usize,
+    },
 }
 
 /// Which leg.
@@ -128,6 +134,8 @@ pub struct Call {
     pub media_seen: (u64, u64),
     /// A leg put the call on hold (its last offer was sendonly, recvonly or inactive).
     pub held: bool,
+    /// The suites per stream of a call restored after a restart (its keys are unknown).
+    pub restored_suites: Vec<(Option<String>, Option<String>)>,
     /// A re-INVITE or UPDATE being relayed.
     pub(crate) reoffer: Option<crate::core::reinvite::Reoffer>,
     /// The data plane's media pairs installed, if any.

@@ -22,4 +22,5 @@ pub mod ports;
 
 pub use crate::call::{CallKey, Destination, FlowId, Leg, Phase};
 pub use crate::core::health::PeerHealth;
+pub use crate::core::persist::PersistedCall;
 pub use crate::core::{Action, B2bua, CallEnd, CallSummary, EndedBy, Flow, ProgramOp, TimerKey};

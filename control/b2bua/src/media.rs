@@ -514,3 +514,23 @@ impl KeySource for ReplayKeys<'_> {
         }
     }
 }
+
+impl OfferedMedia {
+    /// The media of a call restored after a restart: only its ports are known.
+    pub fn restored(pairs: Vec<PortPair>) -> OfferedMedia {
+        OfferedMedia {
+            lines: pairs
+                .into_iter()
+                .map(|p| OfferedLine {
+                    pair: Some(p),
+                    a_remote: None,
+                    a_crypto: None,
+                    a_send: None,
+                    a_proto: Proto::RtpAvp,
+                    a_mux: false,
+                    b_offered: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1381,3 +1381,93 @@ fn an_unreachable_peer_is_marked_down_and_its_call_moves_to_the_next_peer() {
     assert_eq!(to_a, [503]);
     assert_eq!(sbc.active_calls(), 0);
 }
+
+#[test]
+fn over_udp_the_200_to_a_is_resent_until_its_ack_even_after_a_ringing_b() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let udp_alice = Flow {
+        id: 1,
+        transport: Transport::Udp,
+        remote: "198.18.10.2:5060".parse().unwrap(),
+    };
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let inv = the_invite_to_b(&sbc.on_message(&udp_alice, invite("60", "+4930999", &offer), 0));
+    sbc.on_message(&bob_flow(), response(&inv, 180, "Ringing", "b60", None), 1);
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(
+            &inv,
+            200,
+            "OK",
+            "b60",
+            Some(&sdp(BOB_1, 6000, "RTP/AVP", &[], "")),
+        ),
+        2,
+    );
+    let then = match out
+        .iter()
+        .find(|a| matches!(a, Action::Program { .. }))
+        .unwrap()
+    {
+        Action::Program { then, .. } => then.clone(),
+        _ => unreachable!(),
+    };
+    let (timer, at) = then
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::Retransmit(_),
+                at_ns,
+            } => Some((k.clone(), *at_ns)),
+            _ => None,
+        })
+        .expect("a retransmission of the 200");
+    let again = sbc.on_timer(timer, at);
+    let resent: Vec<u16> = sends(&again)
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(resent, [200], "the 200 again, though b had rung");
+    let (next, at2) = again
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::Retransmit(_),
+                at_ns,
+            } => Some((k.clone(), *at_ns)),
+            _ => None,
+        })
+        .expect("and again later");
+    assert_eq!(at2 - at, 1_000_000_000, "doubling from T1");
+    // The INVITE to b is not resent any more (b answered).
+    assert!(!sends(&again)
+        .iter()
+        .any(|(to, m)| matches!(to, Destination::Peer { .. }) && m.is_request()));
+    let ok = sends(&then)
+        .into_iter()
+        .find(|(_, m)| status(m) == 200)
+        .unwrap()
+        .1;
+    let a_tag = ok.to_addr().unwrap().tag().unwrap().to_owned();
+    let ack = parse(&format!("ACK sip:sbc.test SIP/2.0\nVia: SIP/2.0/UDP 198.18.10.2:5060;branch=z9hG4bKack60\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-60@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"));
+    let acked = sbc.on_message(&udp_alice, ack, 3);
+    assert!(
+        acked.iter().any(|a| matches!(a, Action::Persist(_))),
+        "a confirmed call is kept for a restart"
+    );
+    assert!(
+        sends(&sbc.on_timer(next, at2)).is_empty(),
+        "stopped by the ACK"
+    );
+}

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod dataplane;
 pub mod observe;
 pub mod records;
+pub mod state;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -86,8 +87,8 @@ enum Event {
         counters: Option<CallCounters>,
     },
     Connected {
-        trunk: usize,
-        peer: usize,
+        key: (usize, String, u16),
+        peer: Option<usize>,
         flow: FlowId,
         info: Result<FlowInfo, String>,
     },
@@ -316,8 +317,8 @@ pub async fn run(
     );
 
     // Outbound connections per trunk peer, and what waits for them.
-    let mut peer_flows: HashMap<(usize, usize), FlowId> = HashMap::new();
-    let mut pending: HashMap<(usize, usize), Vec<Vec<u8>>> = HashMap::new();
+    let mut peer_flows: HashMap<(usize, String, u16), FlowId> = HashMap::new();
+    let mut pending: HashMap<(usize, String, u16), Vec<Vec<u8>>> = HashMap::new();
     let mut counters_of: HashMap<u64, CallCounters> = HashMap::new();
     // Observation: metrics endpoint and admin socket.
     let metrics = Arc::new(observe::Metrics {
@@ -342,9 +343,52 @@ pub async fn run(
     let admin = observe::bind_admin(&file.sbc.admin_socket)?;
     tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
     let mut counted = relay_b2bua::core::Counters::default();
+    // Calls kept over a restart: those the data plane still has go on; the others ended
+    // while we were away.
+    let mut store: Box<dyn state::CallStore> = Box::new(
+        state::FileCallStore::open(&file.sbc.state_dir)
+            .map_err(|e| ShellError::Cdr(format!("state_dir: {e}")))?,
+    );
+    b2bua.set_wall_clock(epoch_ms_at_zero);
+    let mut initial = b2bua.start(now_ns());
+    let (kept, unreadable) = store
+        .load()
+        .map_err(|e| ShellError::Cdr(format!("state_dir: {e}")))?;
+    for path in unreadable {
+        tracing::warn!(path, "an unreadable kept call record was removed");
+    }
+    if !kept.is_empty() {
+        let p = file.sbc.dataplane_socket.clone();
+        let live = tokio::task::spawn_blocking(move || {
+            relay_session::client::ControlClient::connect(&p).and_then(|mut c| c.list_calls())
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+        for record in kept {
+            let restored = live
+                .contains(&record.dataplane_id)
+                .then(|| b2bua.restore(&record, epoch_ms_at_zero, now_ns()))
+                .flatten();
+            match restored {
+                Some(actions) => {
+                    tracing::info!(call = record.dataplane_id, "call continued after a restart");
+                    initial.extend(actions);
+                }
+                None => {
+                    tracing::info!(
+                        call = record.dataplane_id,
+                        "kept call no longer in the data plane: dropped"
+                    );
+                    let _ = store.forget(&record.dataplane_id);
+                }
+            }
+        }
+    }
     tokio::pin!(stop);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    for action in b2bua.start(now_ns()) {
+    for action in initial {
         if let Action::Timer { key, at_ns } = action {
             let tx = ev_tx.clone();
             let wait = Duration::from_nanos(at_ns.saturating_sub(now_ns()));
@@ -459,7 +503,7 @@ pub async fn run(
                 }
             },
             Event::Connected {
-                trunk,
+                key,
                 peer,
                 flow,
                 info,
@@ -467,17 +511,19 @@ pub async fn run(
                 match info {
                     Ok(info) => {
                         flows.insert(flow, info);
-                        peer_flows.insert((trunk, peer), flow);
+                        peer_flows.insert(key.clone(), flow);
                         if let Some(info) = flows.get(&flow) {
-                            for bytes in pending.remove(&(trunk, peer)).unwrap_or_default() {
+                            for bytes in pending.remove(&key).unwrap_or_default() {
                                 send_on(info, bytes);
                             }
                         }
                     }
                     Err(why) => {
-                        tracing::warn!(trunk, peer, why, "cannot reach trunk peer");
-                        pending.remove(&(trunk, peer));
-                        actions_after = b2bua.peer_unreachable(trunk, peer, now);
+                        tracing::warn!(trunk = key.0, peer = ?peer, why, "cannot reach trunk peer");
+                        pending.remove(&key);
+                        if let Some(peer) = peer {
+                            actions_after = b2bua.peer_unreachable(key.0, peer, now);
+                        }
                     }
                 }
                 if actions_after.is_empty() {
@@ -500,9 +546,13 @@ pub async fn run(
                                 send_on(info, bytes);
                             }
                         }
-                        Destination::Peer { trunk, peer } => {
+                        Destination::Peer { .. } | Destination::Target { .. } => {
+                            let Some((trunk, peer_index, p)) = target_of(&settings, &to, &message)
+                            else {
+                                tracing::warn!(?to, "no address for a message");
+                                continue;
+                            };
                             let t = &settings.b2bua.trunks[trunk];
-                            let p = &t.peers[peer];
                             if p.transport == Transport::Udp {
                                 let to = tokio::net::lookup_host((p.host.as_str(), p.port))
                                     .await
@@ -515,19 +565,19 @@ pub async fn run(
                                 }
                                 continue;
                             }
-                            if let Some(info) =
-                                peer_flows.get(&(trunk, peer)).and_then(|f| flows.get(f))
-                            {
+                            let key = (trunk, p.host.clone(), p.port);
+                            if let Some(info) = peer_flows.get(&key).and_then(|f| flows.get(f)) {
                                 send_on(info, bytes);
                                 continue;
                             }
-                            let waiting = pending.entry((trunk, peer)).or_default();
+                            let waiting = pending.entry(key.clone()).or_default();
                             let first = waiting.is_empty();
                             waiting.push(bytes);
                             if first {
                                 connect(
-                                    trunk,
-                                    peer,
+                                    key,
+                                    peer_index,
+                                    p,
                                     &settings,
                                     connectors.get(&trunk).cloned(),
                                     next_flow.clone(),
@@ -541,6 +591,16 @@ pub async fn run(
                 }
                 Action::Program { call, op, then } => {
                     dataplane.program(ProgramRequest { call, op, then })
+                }
+                Action::Persist(record) => {
+                    if let Err(e) = store.save(&record) {
+                        tracing::error!(error = %e, call = record.dataplane_id, "call not kept for a restart");
+                    }
+                }
+                Action::Forget(id) => {
+                    if let Err(e) = store.forget(&id) {
+                        tracing::error!(error = %e, call = id, "kept call record not removed");
+                    }
                 }
                 Action::QueryMedia { call, dataplane_id } => dataplane.stats(StatsRequest {
                     call,
@@ -791,9 +851,60 @@ fn send_on(info: &FlowInfo, bytes: Vec<u8>) {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Where a message to `to` goes: its trunk, the configured peer it is (if one), and the
+/// host, port and transport to use (a `Target` takes them from the Request-URI).
+fn target_of(
+    settings: &Settings,
+    to: &Destination,
+    message: &relay_sip::Message,
+) -> Option<(usize, Option<usize>, relay_b2bua::config::PeerConfig)> {
+    match *to {
+        Destination::Peer { trunk, peer } => {
+            let p = settings.b2bua.trunks.get(trunk)?.peers.get(peer)?.clone();
+            Some((trunk, Some(peer), p))
+        }
+        Destination::Target { trunk } => {
+            let t = settings.b2bua.trunks.get(trunk)?;
+            let uri = message.request_uri()?.as_sip()?;
+            let transport = match uri.param("transport").flatten() {
+                Some(tr) => Transport::parse(tr).ok()?,
+                None => t
+                    .peers
+                    .first()
+                    .map_or(Transport::Udp, |p| p.transport.clone()),
+            };
+            let host = uri.host().to_string();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port().unwrap_or(if transport == Transport::Tls {
+                5061
+            } else {
+                5060
+            });
+            let peer = t
+                .peers
+                .iter()
+                .position(|p| p.host == host && p.port == port);
+            Some((
+                trunk,
+                peer,
+                relay_b2bua::config::PeerConfig {
+                    host,
+                    port,
+                    transport,
+                },
+            ))
+        }
+        Destination::Flow(_) => None,
+    }
+}
+
 fn connect(
-    trunk: usize,
-    peer: usize,
+    key: (usize, String, u16),
+    peer: Option<usize>,
+    p: relay_b2bua::config::PeerConfig,
     settings: &Settings,
     tls: Option<TlsConnector>,
     next_flow: Arc<AtomicU64>,
@@ -801,8 +912,7 @@ fn connect(
     ev_tx: mpsc::UnboundedSender<Event>,
     limits: Limits,
 ) {
-    let t = &settings.b2bua.trunks[trunk];
-    let p = t.peers[peer].clone();
+    let trunk = key.0;
     let server_name = settings.file.trunk[trunk]
         .tls_server_name
         .clone()
@@ -840,7 +950,7 @@ fn connect(
         };
         let info = attempt.await;
         let _ = ev_tx.send(Event::Connected {
-            trunk,
+            key,
             peer,
             flow: id,
             info,

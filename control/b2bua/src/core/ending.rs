@@ -43,9 +43,17 @@ impl B2bua {
                 let Some(mut r) = self.retransmits.remove(&id) else {
                     return out;
                 };
+                let branch =
+                    |m: &Message| m.top_via().ok().and_then(|v| v.branch().map(str::to_owned));
                 let stop = r.call.and_then(|k| self.calls.get(&k)).is_none_or(|c| {
-                    // INVITE to b: until any response; 2xx to a: until ACK.
-                    c.b_provisional || c.b_final && c.phase != Phase::Answered
+                    if r.message.is_request() {
+                        // The INVITE to b (Timer A): until any response, and only for the
+                        // attempt it belongs to (not an earlier peer's after failover).
+                        c.b_provisional || c.b_final || branch(&c.b_invite) != branch(&r.message)
+                    } else {
+                        // The 2xx to a (RFC 3261 section 13.3.1.4): until a's ACK.
+                        c.phase != Phase::Answered
+                    }
                 });
                 if stop || now_ns >= r.until_ns {
                     return out;
@@ -188,7 +196,11 @@ impl B2bua {
         self.by_reoffer_branch.retain(|_, k| *k != call.key);
         self.dialogs.retain(|_, (k, _)| *k != call.key);
         // The suites as last installed (a re-INVITE may have changed them), else as offered.
+        out.push(Action::Forget(call.dataplane_id.clone()));
         let suites = match &call.installed {
+            Some(media) if media.is_empty() && !call.restored_suites.is_empty() => {
+                call.restored_suites.clone()
+            }
             Some(media) => media
                 .iter()
                 .map(|m| {
@@ -266,11 +278,12 @@ impl B2bua {
         });
     }
 
-    pub(super) fn on_ack(&mut self, req: &Message, _now_ns: u64) {
+    pub(super) fn on_ack(&mut self, req: &Message, _now_ns: u64, out: &mut Vec<Action>) {
         if let Some((key, Leg::A)) = self.dialog_of(req) {
             if let Some(call) = self.calls.get_mut(&key) {
                 if call.phase == Phase::Answered {
                     call.phase = Phase::Confirmed;
+                    self.persist(key, out);
                 }
             }
         }

@@ -226,6 +226,7 @@ impl B2bua {
             a_answer: None,
             b_suites: Vec::new(),
             reoffer: None,
+            restored_suites: Vec::new(),
             media_seen: (0, now_ns),
             held: false,
             installed: None,

@@ -27,6 +27,7 @@ use relay_sip::{HeaderName, Limits, Message, Method, StdHeader, Transport, Uri};
 mod ending;
 pub mod health;
 mod invite;
+pub mod persist;
 pub(crate) mod reinvite;
 mod response;
 
@@ -149,6 +150,11 @@ pub enum Action {
     },
     /// A call ended: write its record.
     Ended(Box<CallEnd>),
+    /// Keep this record of a confirmed call until [`Action::Forget`] (so the call survives a
+    /// restart of this process).
+    Persist(Box<persist::PersistedCall>),
+    /// The call with this data-plane id ended: its kept record goes.
+    Forget(String),
     /// Read the call's counters from the data plane and hand them to [`B2bua::on_media`].
     QueryMedia {
         /// The call.
@@ -215,6 +221,8 @@ pub struct B2bua {
     by_a_branch: HashMap<String, CallKey>,
     /// Our INVITE branch towards b -> call (responses).
     by_b_branch: HashMap<String, CallKey>,
+    /// The wall clock (Unix ms) at time 0, for records kept over a restart.
+    wall_ms_at_zero: i64,
     /// OPTIONS in flight: branch -> (trunk, peer, sent at).
     pings: HashMap<String, (usize, usize, u64)>,
     /// Each trunk peer's health from its OPTIONS answers.
@@ -295,6 +303,7 @@ impl B2bua {
             by_b_branch: HashMap::new(),
             by_reoffer_branch: HashMap::new(),
             pings: HashMap::new(),
+            wall_ms_at_zero: 0,
             health: HashMap::new(),
             dialogs: HashMap::new(),
             retransmits: HashMap::new(),
@@ -437,7 +446,7 @@ impl B2bua {
         let method = req.method().cloned().expect("a request");
         let has_to_tag = req.to_addr().is_ok_and(|t| t.tag().is_some());
         match method {
-            Method::Ack => self.on_ack(&req, now_ns),
+            Method::Ack => self.on_ack(&req, now_ns, out),
             Method::Cancel => self.on_cancel(flow, &req, now_ns, out),
             Method::Invite if !has_to_tag => self.on_invite(flow, req, now_ns, out),
             Method::Bye => self.on_bye(flow, &req, now_ns, out),

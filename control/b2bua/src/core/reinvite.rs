@@ -325,5 +325,6 @@ impl B2bua {
         }
         let _ = now_ns;
         self.calls.insert(key, call);
+        self.persist(key, out);
     }
 }
