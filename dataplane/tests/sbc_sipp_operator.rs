@@ -4,10 +4,11 @@
 //! (`srtp-mand`), or SIPp user agents over UDP with plain RTP where baresip is not needed.
 //!
 //! ```text
-//!  ns alice (operator)          ns sbc                                 ns bob (far side)
-//!  SIPp 198.18.10.2:5060 ── 198.18.10.1:5060 udp|tcp   198.18.20.1:5061 tls ── baresip 198.18.20.2:5061
-//!  RTP  198.18.10.2:6000 ── 198.18.10.10 (data plane)  198.18.20.10 ─────────── SRTP
-//!                                                      198.18.20.1:5060 udp ── SIPp 198.18.20.2:5060, :5070
+//!  ns alice (operator)       ns sbc                               ns bob (far side)
+//!  SIPp 198.18.10.2:5060 ─── 198.18.10.1:5060 udp|tcp
+//!                            198.18.20.1:5061 tls ─────────────── baresip 198.18.20.2:5061
+//!                            198.18.20.1:5060 udp ─────────────── SIPp 198.18.20.2:5060, :5070
+//!  RTP 198.18.10.2:6000 ──── 198.18.10.10  data plane  198.18.20.10 ── SRTP (baresip) or RTP
 //! ```
 //!
 //! Scenarios (SIPp XML under `tests/sipp/`):

@@ -26,13 +26,13 @@
 //!   of the same transaction can repeat word for word, as RFC 3261 requires of both.
 //! - Keywords given with `-key` are also substituted in message text (`[reject_code]`).
 //! - `-t u1` is UDP with one socket, `-t t1` one TCP connection; Debian's build has no TLS.
-//! - A UAS binds its SIP port at once; [`Sipp::start`] returns for a UAS only once the port is
-//!   taken, so a caller started afterwards cannot race it.
+//! - A UAS binds its SIP port at once; [`Sipp::start`] returns for a UAS only once the kernel
+//!   lists the port as SIPp's (`ss`), so a caller started afterwards cannot race it.
 //! - The statistics file is `;`-separated, a header line and one line per dump; the last line
 //!   holds the totals (`SuccessfulCall(C)`, `FailedCall(C)`, ...). Dates in it contain tabs.
 
 use std::collections::HashMap;
-use std::net::{SocketAddrV4, TcpListener, UdpSocket};
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -417,13 +417,15 @@ impl<'ns> Sipp<'ns> {
                     sipp.exited = Some(s);
                     return Some(false);
                 }
-                // The port is SIPp's once nobody else can bind it.
+                // Asked of the kernel (`ss`), not by binding the port: a probe socket could
+                // take it from SIPp for a moment.
+                let proto = match transport {
+                    SippTransport::Udp => "-u",
+                    SippTransport::Tcp => "-t",
+                };
                 let taken = ns
-                    .enter(|| match transport {
-                        SippTransport::Udp => UdpSocket::bind(local).is_err(),
-                        SippTransport::Tcp => TcpListener::bind(local).is_err(),
-                    })
-                    .unwrap_or(false);
+                    .run(&["ss", "-H", "-l", "-n", proto, "src", &local.to_string()])
+                    .is_ok_and(|out| !out.trim().is_empty());
                 taken.then_some(true)
             });
             match bound {
