@@ -935,7 +935,8 @@ fn sipp_holds_and_resumes_by_re_invite() {
         "{}",
         diagnose("baresip's re-INVITEs", &caller)
     );
-    // Media on both legs as in the plain call, with the keys baresip saw last.
+    // Media on both legs, with the keys baresip saw last: if a re-INVITE re-keys, only the
+    // packets after it authenticate (about a second's worth), hence the lower bounds.
     let (bob_sent, bob_got) = (bob.sent_key().unwrap(), bob.received_key().unwrap());
     let check = srtp_check::check_call(
         &far_leg.datagrams,
@@ -946,7 +947,7 @@ fn sipp_holds_and_resumes_by_re_invite() {
     )
     .unwrap();
     assert!(
-        check.a_to_b.rtp.authenticated >= 50 && check.b_to_a.rtp.authenticated >= 25,
+        check.a_to_b.rtp.authenticated >= 40 && check.b_to_a.rtp.authenticated >= 25,
         "baresip's leg: {check:#?}"
     );
     check_plain_leg(
