@@ -37,10 +37,11 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut app = sbc::Appliance::start(dir);
-    let net = &app.net;
-    let socket = app.socket.clone();
-    let pki = app.pki.clone();
+    let net = topology::SbcTopology::new().unwrap();
+    let net = &net;
+    let pki = sbc::pki(dir);
+    let mut app = sbc::start(net, dir, &pki);
+    let socket = app.socket().to_owned();
     let ip = |a: Ipv4Addr| IpAddr::V4(a);
     // Captures on each peer's own interface, then the two user agents.
     let cap_alice = Capture::start(
@@ -176,7 +177,7 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     // The renewed leaf is signed by a new CA: what matters is which certificate is served.
     std::fs::copy(&renewed.leaves[0].certificate, &pki.leaves[0].certificate).unwrap();
     std::fs::copy(&renewed.leaves[0].key, &pki.leaves[0].key).unwrap();
-    let pid = app.control.pid().unwrap().to_string();
+    let pid = app.control_pid().unwrap().to_string();
     assert!(Command::new("kill")
         .args(["-HUP", &pid])
         .status()
@@ -273,14 +274,9 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     );
 
     // Stop relay-control (SIGTERM: its record store is flushed), then read the record.
-    assert!(
-        app.control
-            .terminate(Duration::from_secs(10))
-            .is_some_and(|s| s.success()),
-        "{}",
-        app.control_log()
-    );
-    let _ = app.dataplane.terminate(Duration::from_secs(10));
+    assert!(app.stop_control(), "{}", app.control_log());
+    let logs = (app.control_log(), app.dataplane_log());
+    drop(app);
     let grant = sbc::relayctl(
         dir,
         &[
@@ -324,10 +320,6 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     // No key in the record, the logs or the data plane's output.
     for k in &keys {
         let b64 = k.trim_start_matches("inline:");
-        assert!(
-            !text.contains(b64)
-                && !app.control_log().contains(b64)
-                && !app.dataplane_log().contains(b64)
-        );
+        assert!(!text.contains(b64) && !logs.0.contains(b64) && !logs.1.contains(b64));
     }
 }

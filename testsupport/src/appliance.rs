@@ -54,6 +54,8 @@ pub struct Appliance<'ns> {
     socket: PathBuf,
     dp_log: PathBuf,
     rc_log: PathBuf,
+    config_path: PathBuf,
+    control_bin: PathBuf,
 }
 
 impl std::fmt::Debug for Appliance<'_> {
@@ -136,6 +138,8 @@ impl<'ns> Appliance<'ns> {
             socket,
             dp_log,
             rc_log,
+            config_path: dir.join("control.toml"),
+            control_bin: bins.control.clone(),
         };
         let up = wait_until(START_TIMEOUT, || {
             if appliance.dataplane.try_wait().is_some() {
@@ -167,11 +171,24 @@ impl<'ns> Appliance<'ns> {
                 String::from_utf8_lossy(&check.stderr)
             )));
         }
-        let log = create(&appliance.rc_log)?;
-        appliance.control = KillOnDrop::new(
-            ns.command(&bins.control.display().to_string())
+        create(&appliance.rc_log)?;
+        appliance.start_control()?;
+        Ok(appliance)
+    }
+
+    /// Starts relay-control (again) with the appliance's `control.toml`, its log appended to
+    /// the same file, and waits until this run is ready.
+    fn start_control(&mut self) -> Result<()> {
+        let runs = self.control_log().matches("relay-control ready").count();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.rc_log)
+            .map_err(|e| Error::io(format!("opening {}", self.rc_log.display()), e))?;
+        self.control = KillOnDrop::new(
+            self.ns
+                .command(&self.control_bin.display().to_string())
                 .arg("--config")
-                .arg(&config_path)
+                .arg(&self.config_path)
                 .env("RELAY_LOG", "relay_control=debug")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -180,21 +197,45 @@ impl<'ns> Appliance<'ns> {
                 .map_err(|e| Error::io("starting relay-control", e))?,
         );
         let ready = wait_until(START_TIMEOUT, || {
-            if appliance.control.try_wait().is_some() {
+            if self.control.try_wait().is_some() {
                 return Some(false);
             }
-            appliance
-                .control_log()
-                .contains("relay-control ready")
-                .then_some(true)
+            (self.control_log().matches("relay-control ready").count() > runs).then_some(true)
         });
         if ready != Some(true) {
             return Err(Error::Process(format!(
                 "relay-control did not start in {START_TIMEOUT:?}:\n{}",
-                appliance.logs()
+                self.logs()
             )));
         }
-        Ok(appliance)
+        Ok(())
+    }
+
+    /// relay-control's PID.
+    pub fn control_pid(&self) -> Option<u32> {
+        self.control.pid()
+    }
+
+    /// Kills relay-control with SIGKILL, as a crash would, and waits for it to be gone.
+    pub fn kill_control(&mut self) -> bool {
+        let Some(pid) = self.control.pid() else {
+            return false;
+        };
+        let killed = crate::netns::sh(&["kill", "-KILL", &pid.to_string()]);
+        killed && wait_until(START_TIMEOUT, || self.control.try_wait()).is_some()
+    }
+
+    /// Starts relay-control again after it stopped or was killed.
+    pub fn restart_control(&mut self) -> Result<()> {
+        self.start_control()
+    }
+
+    /// Stops relay-control only (SIGTERM, so its record store is flushed); whether it
+    /// exited successfully within 10 s. The data plane keeps running.
+    pub fn stop_control(&mut self) -> bool {
+        self.control
+            .terminate(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
     }
 
     /// The data plane's control socket.

@@ -134,6 +134,9 @@ pub struct Call {
     pub media_seen: (u64, u64),
     /// A leg put the call on hold (its last offer was sendonly, recvonly or inactive).
     pub held: bool,
+    /// The wall-clock setup and answer times (Unix ms) of a call restored after a restart,
+    /// which the process's own clock cannot express.
+    pub restored_times: Option<(i64, Option<i64>)>,
     /// The suites per stream of a call restored after a restart (its keys are unknown).
     pub restored_suites: Vec<(Option<String>, Option<String>)>,
     /// A re-INVITE or UPDATE being relayed.

@@ -56,6 +56,9 @@ pub enum ShellError {
         /// Why.
         detail: String,
     },
+    /// The state directory (calls kept over a restart) cannot be used.
+    #[error("state_dir: {0}")]
+    State(String),
     /// The CDR store could not be opened.
     #[error("CDR store: {0}")]
     Cdr(String),
@@ -309,12 +312,6 @@ pub async fn run(
             }
         }
     }
-    tracing::info!(
-        listeners = file.listen.len(),
-        trunks = file.trunk.len(),
-        workers = map.workers.len(),
-        "relay-control ready"
-    );
 
     // Outbound connections per trunk peer, and what waits for them.
     let mut peer_flows: HashMap<(usize, String, u16), FlowId> = HashMap::new();
@@ -347,13 +344,11 @@ pub async fn run(
     // while we were away.
     let mut store: Box<dyn state::CallStore> = Box::new(
         state::FileCallStore::open(&file.sbc.state_dir)
-            .map_err(|e| ShellError::Cdr(format!("state_dir: {e}")))?,
+            .map_err(|e| ShellError::State(e.to_string()))?,
     );
     b2bua.set_wall_clock(epoch_ms_at_zero);
     let mut initial = b2bua.start(now_ns());
-    let (kept, unreadable) = store
-        .load()
-        .map_err(|e| ShellError::Cdr(format!("state_dir: {e}")))?;
+    let (kept, unreadable) = store.load().map_err(|e| ShellError::State(e.to_string()))?;
     for path in unreadable {
         tracing::warn!(path, "an unreadable kept call record was removed");
     }
@@ -386,6 +381,12 @@ pub async fn run(
             }
         }
     }
+    tracing::info!(
+        listeners = file.listen.len(),
+        trunks = file.trunk.len(),
+        workers = map.workers.len(),
+        "relay-control ready"
+    );
     tokio::pin!(stop);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     for action in initial {

@@ -57,8 +57,13 @@ pub fn record(
             leg(&end.a_call_id, &end.caller, &end.callee, &end.a_trunk),
             leg(&end.b_call_id, &end.caller, &end.callee, &end.b_trunk),
         ],
-        setup_ms: ms(epoch_ms_at_zero, end.setup_ns),
-        answer_ms: end.answer_ns.map(|n| ms(epoch_ms_at_zero, n)),
+        setup_ms: end
+            .restored_times
+            .map_or(ms(epoch_ms_at_zero, end.setup_ns), |t| t.0),
+        answer_ms: match end.restored_times {
+            Some((_, answer)) => answer,
+            None => end.answer_ns.map(|n| ms(epoch_ms_at_zero, n)),
+        },
         end_ms: ms(epoch_ms_at_zero, end.end_ns),
         ended_by: match end.ended_by {
             relay_b2bua::EndedBy::Caller => EndedBy::Caller,

@@ -35,7 +35,13 @@ fn valid_id(id: &str) -> bool {
 impl FileCallStore {
     /// Opens (creating, mode 0700) `dir`; refuses a directory others can read.
     pub fn open(dir: &Path) -> std::io::Result<FileCallStore> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(std::io::Error::other(format!(

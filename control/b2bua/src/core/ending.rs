@@ -233,6 +233,7 @@ impl B2bua {
             status,
             reason: reason.to_owned(),
             suites,
+            restored_times: call.restored_times,
         }));
         if call.installed.is_some() {
             out.push(Action::Program {
@@ -336,6 +337,7 @@ impl B2bua {
             ended_by: EndedBy::Caller,
             status: 487,
             reason: "cancelled".into(),
+            restored_times: None,
             suites: call
                 .offered
                 .a_suites()

@@ -227,6 +227,7 @@ impl B2bua {
             b_suites: Vec::new(),
             reoffer: None,
             restored_suites: Vec::new(),
+            restored_times: None,
             media_seen: (0, now_ns),
             held: false,
             installed: None,

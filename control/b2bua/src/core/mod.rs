@@ -118,6 +118,9 @@ pub struct CallEnd {
     pub status: u16,
     /// Why, in words.
     pub reason: String,
+    /// For a call restored after a restart: its setup and answer times, Unix ms (its
+    /// `setup_ns` and `answer_ns` are then meaningless).
+    pub restored_times: Option<(i64, Option<i64>)>,
     /// SRTP suites towards a and b per stream (`None`: plain RTP).
     pub suites: Vec<(Option<String>, Option<String>)>,
 }

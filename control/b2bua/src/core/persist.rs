@@ -100,6 +100,9 @@ impl B2bua {
             cseq: d.cseq,
         };
         let ms = |ns: u64| unix_ms_at_zero + (ns / 1_000_000) as i64;
+        let (setup_unix_ms, answer_unix_ms) = c
+            .restored_times
+            .unwrap_or((ms(c.setup_ns), c.answer_ns.map(ms)));
         Some(PersistedCall {
             version: PERSIST_VERSION,
             dataplane_id: c.dataplane_id.clone(),
@@ -109,8 +112,8 @@ impl B2bua {
             ports: c.offered.pairs().map(|p| (p.worker, p.a, p.b)).collect(),
             caller: c.caller.clone(),
             callee: c.callee.clone(),
-            setup_unix_ms: ms(c.setup_ns),
-            answer_unix_ms: c.answer_ns.map(ms),
+            setup_unix_ms,
+            answer_unix_ms,
             suites: c
                 .installed
                 .iter()
@@ -196,6 +199,7 @@ impl B2bua {
             b_suites: p.suites.iter().map(|(_, b)| b.clone()).collect(),
             reoffer: None,
             restored_suites: p.suites.clone(),
+            restored_times: Some((p.setup_unix_ms, p.answer_unix_ms)),
             media_seen: (0, now_ns),
             held: p.held,
             installed: Some(Vec::new()),
