@@ -47,6 +47,7 @@ fn trunk(
         media_policy: policy,
         suites: vec![Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm],
         profile: Profile::Generic,
+        options_ping: true,
     }
 }
 

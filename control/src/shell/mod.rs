@@ -56,8 +56,8 @@ pub enum ShellError {
         /// Why.
         detail: String,
     },
-    /// The state directory (calls kept over a restart) cannot be used.
-    #[error("state_dir: {0}")]
+    /// A local file or directory (the state directory, the admin socket) cannot be used.
+    #[error("{0}")]
     State(String),
     /// The CDR store could not be opened.
     #[error("CDR store: {0}")]
@@ -337,18 +337,25 @@ pub async fn run(
             file.sbc.dataplane_socket.clone(),
         ));
     }
-    let admin = observe::bind_admin(&file.sbc.admin_socket)?;
+    let admin = observe::bind_admin(&file.sbc.admin_socket).map_err(|e| {
+        ShellError::State(format!(
+            "admin socket {}: {e}",
+            file.sbc.admin_socket.display()
+        ))
+    })?;
     tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
     let mut counted = relay_b2bua::core::Counters::default();
     // Calls kept over a restart: those the data plane still has go on; the others ended
     // while we were away.
     let mut store: Box<dyn state::CallStore> = Box::new(
         state::FileCallStore::open(&file.sbc.state_dir)
-            .map_err(|e| ShellError::State(e.to_string()))?,
+            .map_err(|e| ShellError::State(format!("state_dir: {e}")))?,
     );
     b2bua.set_wall_clock(epoch_ms_at_zero);
     let mut initial = b2bua.start(now_ns());
-    let (kept, unreadable) = store.load().map_err(|e| ShellError::State(e.to_string()))?;
+    let (kept, unreadable) = store
+        .load()
+        .map_err(|e| ShellError::State(format!("state_dir: {e}")))?;
     for path in unreadable {
         tracing::warn!(path, "an unreadable kept call record was removed");
     }
@@ -902,6 +909,7 @@ fn target_of(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn connect(
     key: (usize, String, u16),
     peer: Option<usize>,
