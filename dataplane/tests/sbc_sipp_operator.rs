@@ -968,7 +968,6 @@ fn sipp_holds_and_resumes_by_re_invite() {
 
 /// RFC 3261 section 13.3.1.4: over UDP the UAS core retransmits its 2xx until the ACK.
 #[test]
-            response (B2bua::on_timer stops every retransmission of the call on b_provisional)"]
 fn the_200_is_retransmitted_to_a_udp_caller_until_its_ack() {
     let Some(env) = Env::new("late-ack", false) else {
         return;
