@@ -3,6 +3,7 @@
 //! task (current-thread runtime) owns the B2BUA; transport tasks and the data-plane thread
 //! talk to it by message.
 
+pub mod anon;
 pub mod conn;
 pub mod dataplane;
 pub mod observe;
@@ -345,6 +346,7 @@ pub async fn run(
     })?;
     tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
     let mut counted = relay_b2bua::core::Counters::default();
+    let mut pseudonyms = anon::Pseudonyms::new(epoch_ms_at_zero / 1000);
     // Calls kept over a restart: those the data plane still has go on; the others ended
     // while we were away.
     let mut store: Box<dyn state::CallStore> = Box::new(
@@ -490,7 +492,11 @@ pub async fn run(
                 continue;
             }
             Event::Conn(ConnEvent::Closed { flow, why }) => {
-                tracing::debug!(flow, why, remote = ?flows.get(&flow).map(|f| f.remote), "connection closed");
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let peer = flows.get(&flow).map(|f| pseudonyms.of(f.remote.ip(), unix));
+                tracing::debug!(flow, why, peer, "connection closed");
                 flows.remove(&flow);
                 peer_flows.retain(|_, f| *f != flow);
                 continue;
