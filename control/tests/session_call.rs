@@ -23,6 +23,8 @@ fn a_call_with_fresh_keys_per_leg_becomes_an_add_call_request() {
         receive: Some(fresh(suite)),
         send: Some(fresh(suite)),
         clock_rate: 8000,
+        resume_receive: Vec::new(),
+        resume_send: Vec::new(),
     };
     let call = CallSpec {
         id: "teams-1".into(),

@@ -187,6 +187,8 @@ pub fn run<'eal>(
                     receive: crypto(&caller_key),
                     send: None,
                     clock_rate: 8000,
+                    resume_receive: Vec::new(),
+                    resume_send: Vec::new(),
                 },
                 b: LegSpec {
                     local: local(i, 1).into(),
@@ -195,6 +197,8 @@ pub fn run<'eal>(
                     receive: None,
                     send: crypto(&callee_key),
                     clock_rate: 8000,
+                    resume_receive: Vec::new(),
+                    resume_send: Vec::new(),
                 },
             }],
         };

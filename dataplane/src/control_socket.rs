@@ -42,6 +42,8 @@ fn leg_counters(s: &LegStats, clock_rate_hz: f64) -> LegCounters {
         jitter_ms: s.rtp.jitter() * 1000.0 / clock_rate_hz,
         last_rx_ns: s.last_rx_ns,
         drops: drops(&s.drops),
+        srtp_receive: s.srtp_receive.iter().map(|&p| p.into()).collect(),
+        srtp_send: s.srtp_send.iter().map(|&p| p.into()).collect(),
     }
 }
 

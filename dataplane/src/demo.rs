@@ -139,6 +139,8 @@ pub fn run<'eal>(
                     }),
                     send: None,
                     clock_rate: 8000,
+                    resume_receive: Vec::new(),
+                    resume_send: Vec::new(),
                 },
                 b: LegSpec {
                     local: SocketAddrV4::new("198.19.0.1".parse().expect("ip"), port).into(),
@@ -152,6 +154,8 @@ pub fn run<'eal>(
                         key: kout.to_inline(),
                     }),
                     clock_rate: 8000,
+                    resume_receive: Vec::new(),
+                    resume_send: Vec::new(),
                 },
             }],
         };

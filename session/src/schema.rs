@@ -93,6 +93,51 @@ pub struct LegSpec {
     /// RTP clock rate for jitter (default 8000).
     #[serde(default = "default_clock_rate")]
     pub clock_rate: u32,
+    /// Where the streams this leg sends stood (from its `srtp_receive` counters), to
+    /// continue them in a restarted data plane: their rollover counters survive the restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_receive: Vec<StreamPosition>,
+    /// The same for the streams the relay sends to this leg.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_send: Vec<StreamPosition>,
+}
+
+/// Where one SRTP stream stands (RFC 3711 section 3.3.1): its SSRC, rollover counter,
+/// highest sequence number and next SRTCP index. Added within schema version 1: absent in
+/// older documents, which then start every stream afresh.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamPosition {
+    /// The stream's SSRC.
+    pub ssrc: u32,
+    /// Its rollover counter.
+    pub roc: u32,
+    /// Its highest sequence number.
+    pub seq: u16,
+    /// The next SRTCP index sent for it.
+    pub srtcp_next: u32,
+}
+
+impl From<relay_srtp::StreamPosition> for StreamPosition {
+    fn from(p: relay_srtp::StreamPosition) -> Self {
+        StreamPosition {
+            ssrc: p.ssrc,
+            roc: p.roc,
+            seq: p.seq,
+            srtcp_next: p.srtcp_next,
+        }
+    }
+}
+
+impl From<StreamPosition> for relay_srtp::StreamPosition {
+    fn from(p: StreamPosition) -> Self {
+        relay_srtp::StreamPosition {
+            ssrc: p.ssrc,
+            roc: p.roc,
+            seq: p.seq,
+            srtcp_next: p.srtcp_next,
+        }
+    }
 }
 
 fn default_clock_rate() -> u32 {
@@ -282,6 +327,8 @@ mod tests {
             receive: crypto.clone(),
             send: crypto,
             clock_rate: default_clock_rate(),
+            resume_receive: Vec::new(),
+            resume_send: Vec::new(),
         };
         let crypto = CryptoSpec {
             suite: "AES_CM_128_HMAC_SHA1_80".into(),

@@ -33,6 +33,12 @@ pub struct LegCounters {
     /// The leg's packets dropped, by reason.
     #[serde(default)]
     pub drops: Drops,
+    /// Where the SRTP streams this leg sends stand (added within version 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub srtp_receive: Vec<crate::schema::StreamPosition>,
+    /// Where the SRTP streams the relay sends to this leg stand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub srtp_send: Vec<crate::schema::StreamPosition>,
 }
 
 /// One media pair's counters.

@@ -439,6 +439,8 @@ pub fn anchor_answer(
                 receive: line.a_crypto.as_ref().map(|(_, c)| c.clone()),
                 send: line.a_send.clone(),
                 clock_rate: clock_rate(m),
+                resume_receive: Vec::new(),
+                resume_send: Vec::new(),
             },
             b: LegSpec {
                 local: pair.b,
@@ -447,6 +449,8 @@ pub fn anchor_answer(
                 receive: b_receive,
                 send: b_send,
                 clock_rate: clock_rate(m),
+                resume_receive: Vec::new(),
+                resume_send: Vec::new(),
             },
         });
     }

@@ -248,6 +248,8 @@ mod tests {
             receive: None,
             send: None,
             clock_rate: 8000,
+            resume_receive: Vec::new(),
+            resume_send: Vec::new(),
         }
     }
 

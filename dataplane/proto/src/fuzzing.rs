@@ -121,6 +121,8 @@ fn leg(
         receive: receive.and_then(crypto),
         send: send.and_then(crypto),
         clock_rate: 8000,
+        resume_receive: Vec::new(),
+        resume_send: Vec::new(),
     }
 }
 

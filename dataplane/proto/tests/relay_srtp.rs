@@ -305,3 +305,56 @@ fn ipv6_legs_and_ipv4_to_ipv6_interworking() {
         }
     }
 }
+
+/// A data plane that restarts re-installs its calls with the stream positions it reported:
+/// a stream already past the sequence wrap (ROC 1) keeps authenticating in both directions
+/// of the relay, and without the positions it would not.
+#[test]
+fn a_reinstalled_call_continues_its_streams_past_the_wrap() {
+    let call =
+        Call::new("wrapped").srtp(Some(Suite::AesCm128HmacSha1_80), Some(Suite::AeadAes128Gcm));
+    let mut h = Harness::new();
+    let Peers {
+        mut caller,
+        mut callee,
+    } = h.add(&call);
+    // Across the wrap: ROC 1 from seq 0 on, in the relay's contexts and the peers'.
+    for seq in [65_533u16, 65_534, 65_535, 0, 1, 2] {
+        let (mut buf, len, plain) = caller.send(seq, 160);
+        let (_, _, payload) = forwarded(h.process(0, &mut buf, len), &buf);
+        assert_eq!(callee.open(payload).unwrap(), plain);
+    }
+    let stats = h.relay.call_stats("wrapped").unwrap();
+    let (a, b) = (&stats.media[0][0], &stats.media[0][1]);
+    assert_eq!((a.srtp_receive[0].roc, a.srtp_receive[0].seq), (1, 2));
+    assert_eq!((b.srtp_send[0].roc, b.srtp_send[0].seq), (1, 2));
+
+    // The data plane restarts: a new relay, the same call with the positions it reported.
+    let positions = |v: &[relay_srtp::StreamPosition]| -> Vec<relay_session::StreamPosition> {
+        v.iter().map(|&p| p.into()).collect()
+    };
+    let mut spec = call.spec();
+    spec.media[0].a.resume_receive = positions(&a.srtp_receive);
+    spec.media[0].b.resume_send = positions(&b.srtp_send);
+    for (seq, resume, works) in [(3u16, true, true), (4, false, false)] {
+        let mut again = Harness::new();
+        let mut s = spec.clone();
+        if !resume {
+            s.media[0].a.resume_receive.clear();
+            s.media[0].b.resume_send.clear();
+        }
+        again.relay.add_call(&s).unwrap();
+        let (mut buf, len, plain) = caller.send(seq, 160);
+        match again.process(0, &mut buf, len) {
+            v @ Verdict::Forward { .. } => {
+                let (_, _, payload) = forwarded(v, &buf);
+                let opened = callee.open(payload);
+                assert_eq!(opened.is_ok(), works, "resumed: {resume}");
+                if works {
+                    assert_eq!(opened.unwrap(), plain);
+                }
+            }
+            v => assert!(!works, "resumed: {resume}: {v:?}"),
+        }
+    }
+}

@@ -293,6 +293,20 @@ struct SsrcState {
     last_used: u64,
 }
 
+/// Where one SRTP stream of a context stands: enough to continue it in a new context with
+/// the same key ([`Context::resume`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamPosition {
+    /// The stream.
+    pub ssrc: u32,
+    /// Its rollover counter.
+    pub roc: u32,
+    /// The highest sequence number seen or sent.
+    pub seq: u16,
+    /// The next SRTCP index this context sends for it.
+    pub srtcp_next: u32,
+}
+
 /// One direction's SRTP and SRTCP crypto context for a master key: inbound contexts
 /// unprotect, outbound contexts protect. Session keys are derived once, at creation.
 ///
@@ -437,6 +451,34 @@ impl Context {
             ),
             boxed,
         ]
+    }
+
+    /// Where each stream of this context stands (the SSRCs it has seen), to carry the context
+    /// over a restart of the process that holds it ([`Context::resume`]).
+    pub fn positions(&self) -> Vec<StreamPosition> {
+        self.ssrcs
+            .iter()
+            .filter_map(|s| {
+                Some(StreamPosition {
+                    ssrc: s.ssrc,
+                    roc: s.rtp.roc(),
+                    seq: s.rtp.highest_seq()?,
+                    srtcp_next: s.rtcp_tx_next,
+                })
+            })
+            .collect()
+    }
+
+    /// Continues stream `p.ssrc` where [`Context::positions`] left it: its rollover counter
+    /// and highest sequence number (so a stream past the 16-bit wrap keeps authenticating),
+    /// and the next SRTCP index it sends.
+    //= https://www.rfc-editor.org/rfc/rfc3711#section-3.3.1
+    //# the receiver MUST
+    //# maintain the ROC and the highest received sequence number
+    pub fn resume(&mut self, p: StreamPosition) {
+        let slot = self.slot(p.ssrc);
+        self.ssrcs[slot].rtp.resume(p.roc, p.seq);
+        self.ssrcs[slot].rtcp_tx_next = p.srtcp_next.max(1);
     }
 
     /// The rollover counter this context holds for `ssrc`, if it has seen it.

@@ -32,7 +32,7 @@ mod test_util;
 #[cfg(test)]
 mod vectors;
 
-pub use context::{rekey_rtcp, rekey_rtp, rekey_rtp_burst, Context, ContextConfig};
+pub use context::{rekey_rtcp, rekey_rtp, rekey_rtp_burst, Context, ContextConfig, StreamPosition};
 pub use error::SrtpError;
 pub use key::{CryptoAttribute, KeyError, MasterKey, Mki, SdesKey};
 pub use suite::{Suite, UnknownSuite};

@@ -120,6 +120,21 @@ impl RtpIndex {
         self.roc
     }
 
+    /// The highest sequence number seen, if any packet was.
+    pub(crate) fn highest_seq(&self) -> Option<u16> {
+        self.window.started.then_some(self.s_l)
+    }
+
+    /// Continues a stream last seen at rollover counter `roc` and sequence `s_l` (carried
+    /// over a restart): the next packets are placed relative to it, and that packet itself
+    /// counts as received.
+    pub(crate) fn resume(&mut self, roc: u32, s_l: u16) {
+        self.roc = roc;
+        self.s_l = s_l;
+        self.window = ReplayWindow::new(self.window.size);
+        self.window.commit((u64::from(roc) << 16) | u64::from(s_l));
+    }
+
     /// The 48-bit index of a packet with sequence number `seq`, and the ROC it implies.
     //= https://www.rfc-editor.org/rfc/rfc3711#appendix-A
     //# if (s_l < 32,768)

@@ -230,3 +230,60 @@ fn a_larger_replay_window_accepts_older_packets() {
         assert_eq!(result.is_ok(), accepted, "window {window}: {result:?}");
     }
 }
+
+/// A context carried over a restart by its stream positions keeps authenticating a stream
+/// that has already wrapped its 16-bit sequence number (ROC 1), and a fresh context without
+/// them does not.
+#[test]
+fn a_resumed_context_continues_a_stream_past_the_sequence_wrap() {
+    use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, Suite};
+    let key = SdesKey::new(MasterKey::new(Suite::AesCm128HmacSha1_80, &[7; 16], &[9; 14]).unwrap());
+    let packet = |seq: u16| {
+        let mut p = vec![0u8; 200];
+        p[0] = 0x80;
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        p
+    };
+    let (mut tx, mut rx) = (
+        Context::new(&key, ContextConfig::default()),
+        Context::new(&key, ContextConfig::default()),
+    );
+    // 70 000 packets: the stream wraps once (ROC 1 from packet 65 536 on).
+    let mut last = Vec::new();
+    for i in 0..70_000u32 {
+        let mut p = packet(i as u16);
+        let n = tx.protect_rtp(&mut p, 172).unwrap();
+        p.truncate(n);
+        rx.unprotect_rtp(&mut p.clone()).unwrap();
+        last = p;
+    }
+    let _ = last;
+    let positions = rx.positions();
+    assert_eq!(positions.len(), 1);
+    assert_eq!(
+        (positions[0].roc, positions[0].seq),
+        (1, (69_999u32 & 0xffff) as u16)
+    );
+    // The next packets, to a resumed context and to a fresh one.
+    let mut resumed = Context::new(&key, ContextConfig::default());
+    resumed.resume(positions[0]);
+    let mut fresh = Context::new(&key, ContextConfig::default());
+    for i in 70_000..70_010u32 {
+        let mut p = packet(i as u16);
+        let n = tx.protect_rtp(&mut p, 172).unwrap();
+        p.truncate(n);
+        assert!(resumed.unprotect_rtp(&mut p.clone()).is_ok(), "packet {i}");
+        assert!(
+            fresh.unprotect_rtp(&mut p.clone()).is_err(),
+            "a fresh context guesses ROC 0"
+        );
+    }
+    // The sending side resumes too: its packets carry on where the old sender stopped.
+    let mut tx2 = Context::new(&key, ContextConfig::default());
+    tx2.resume(tx.positions()[0]);
+    let mut p = packet(70_010u32 as u16);
+    let n = tx2.protect_rtp(&mut p, 172).unwrap();
+    p.truncate(n);
+    assert!(resumed.unprotect_rtp(&mut p).is_ok());
+}

@@ -42,7 +42,8 @@ impl Relay {
         // Keeping a key keeps its context, and so its ROC and replay window (RFC 3711 3.3.1);
         // a new key starts a fresh context.
         let context = |c: &Option<relay_session::CryptoSpec>,
-                       old: &mut Keyed|
+                       old: &mut Keyed,
+                       resume: &[relay_session::StreamPosition]|
          -> Result<Keyed, SessionError> {
             match c {
                 None => Ok(None),
@@ -51,15 +52,19 @@ impl Relay {
                     match old.take() {
                         Some(kept) if kept.0 == key => Ok(Some(kept)),
                         _ => {
-                            let ctx = Context::new(&key, ctx_config.clone());
+                            let mut ctx = Context::new(&key, ctx_config.clone());
+                            // A stream carried over a restart goes on at its ROC.
+                            for p in resume {
+                                ctx.resume((*p).into());
+                            }
                             Ok(Some(Box::new((key, ctx))))
                         }
                     }
                 }
             }
         };
-        let receive = context(&spec.receive, &mut old_rx)?;
-        let send = context(&spec.send, &mut old_tx)?;
+        let receive = context(&spec.receive, &mut old_rx, &spec.resume_receive)?;
+        let send = context(&spec.send, &mut old_tx, &spec.resume_send)?;
         let clock_rate = spec.clock_rate.max(1);
         Ok(LegParts {
             receiving: Receiving {

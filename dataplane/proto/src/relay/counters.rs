@@ -153,6 +153,10 @@ pub struct LegStats {
     pub last_rx_ns: u64,
     /// Packets from the leg dropped, per [`DropReason`] (last: rarely touched).
     pub drops: [u64; DropReason::COUNT],
+    /// Where the SRTP streams the leg sends stand.
+    pub srtp_receive: Vec<relay_srtp::StreamPosition>,
+    /// Where the SRTP streams sent to the leg stand.
+    pub srtp_send: Vec<relay_srtp::StreamPosition>,
 }
 
 /// Per-worker counters.

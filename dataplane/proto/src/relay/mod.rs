@@ -263,6 +263,16 @@ impl Media {
             rtp: rx.rtp.clone(),
             last_rx_ns: rx.last_rx_ns,
             drops: self.drops[s],
+            srtp_receive: rx
+                .receive
+                .as_ref()
+                .map(|k| k.1.positions())
+                .unwrap_or_default(),
+            srtp_send: tx
+                .send
+                .as_ref()
+                .map(|k| k.1.positions())
+                .unwrap_or_default(),
         }
     }
 }

@@ -195,6 +195,8 @@ impl Leg {
             receive: self.receive.as_ref().and_then(crypto),
             send: self.send.as_ref().and_then(crypto),
             clock_rate: 8000,
+            resume_receive: Vec::new(),
+            resume_send: Vec::new(),
         }
     }
 }
