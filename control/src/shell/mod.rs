@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod dataplane;
+pub mod limits;
 pub mod records;
 pub mod tls;
 
@@ -94,7 +95,9 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ShellError> {
     let file = &settings.file;
-    let limits = Limits::default();
+    // [limits]: connection, handshake, timeout and INVITE-rate limits (shell/limits.rs).
+    let shield = limits::Shield::new(&file.limits, Limits::default(), &file.sbc.fqdn);
+    limits::spawn_reporter(shield.clone(), Duration::from_secs(60));
     let start = Instant::now();
     let epoch_ms_at_zero = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -217,7 +220,7 @@ pub async fn run(
                 let events = conn_tx.clone();
                 tokio::spawn(conn::udp_task(
                     socket,
-                    limits.clone(),
+                    shield.clone(),
                     events,
                     rx,
                     move |remote| {
@@ -249,63 +252,30 @@ pub async fn run(
                             source,
                         })?;
                 let tls = l.transport == SipTransport::Tls;
-                let acceptor = acceptor.clone();
+                let transport = l.transport.sip();
                 let next = next_flow.clone();
                 let new_flow = new_flow_tx.clone();
-                let events = conn_tx.clone();
-                let limits = limits.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let Ok((tcp, remote)) = listener.accept().await else {
-                            continue;
-                        };
-                        let id = next.fetch_add(1, Ordering::Relaxed);
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let events = events.clone();
-                        let limits = limits.clone();
-                        let transport = if tls { Transport::Tls } else { Transport::Tcp };
-                        let _ = new_flow.send((
-                            id,
-                            FlowInfo {
-                                handle: FlowHandle::Stream(tx),
-                                transport,
-                                remote,
-                            },
-                        ));
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            if tls {
-                                let Some(acceptor) = acceptor else { return };
-                                // A handshake in progress may take at most 10 s.
-                                match tokio::time::timeout(
-                                    Duration::from_secs(10),
-                                    acceptor.accept(tcp),
-                                )
-                                .await
-                                {
-                                    Ok(Ok(stream)) => {
-                                        conn::stream_task(stream, id, remote, limits, events, rx)
-                                            .await
-                                    }
-                                    Ok(Err(e)) => {
-                                        let _ = events.send(ConnEvent::Closed {
-                                            flow: id,
-                                            why: format!("TLS handshake: {e}"),
-                                        });
-                                    }
-                                    Err(_) => {
-                                        let _ = events.send(ConnEvent::Closed {
-                                            flow: id,
-                                            why: "TLS handshake timed out".into(),
-                                        });
-                                    }
-                                }
-                            } else {
-                                conn::stream_task(tcp, id, remote, limits, events, rx).await;
-                            }
-                        });
-                    }
-                });
+                let register = move |remote| {
+                    let id = next.fetch_add(1, Ordering::Relaxed);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = new_flow.send((
+                        id,
+                        FlowInfo {
+                            handle: FlowHandle::Stream(tx),
+                            transport: transport.clone(),
+                            remote,
+                        },
+                    ));
+                    (id, rx)
+                };
+                tokio::spawn(conn::accept_task(
+                    listener,
+                    tls,
+                    acceptor.clone(),
+                    shield.clone(),
+                    conn_tx.clone(),
+                    register,
+                ));
             }
         }
     }
@@ -355,10 +325,6 @@ pub async fn run(
                     remote,
                 };
                 b2bua.on_message(&f, *message, now)
-            }
-            Event::Conn(ConnEvent::Invalid { flow, status }) => {
-                tracing::warn!(flow, status, "malformed SIP message dropped");
-                continue;
             }
             Event::Conn(ConnEvent::Closed { flow, why }) => {
                 tracing::debug!(flow, why, remote = ?flows.get(&flow).map(|f| f.remote), "connection closed");
@@ -447,7 +413,7 @@ pub async fn run(
                                     next_flow.clone(),
                                     conn_tx.clone(),
                                     ev_tx.clone(),
-                                    limits.clone(),
+                                    shield.clone(),
                                 );
                             }
                         }
@@ -480,6 +446,7 @@ pub async fn run(
     }
     tracing::info!(
         active_calls = b2bua.active_calls(),
+        refusals = %shield.counters.snapshot(),
         "relay-control stopping"
     );
     Ok(())
@@ -505,7 +472,7 @@ fn connect(
     next_flow: Arc<AtomicU64>,
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
     ev_tx: mpsc::UnboundedSender<Event>,
-    limits: Limits,
+    shield: Arc<limits::Shield>,
 ) {
     let t = &settings.b2bua.trunks[trunk];
     let p = t.peers[peer].clone();
@@ -534,9 +501,9 @@ fn connect(
                         .await
                         .map_err(|_| "TLS handshake timed out".to_owned())?
                         .map_err(|e| format!("TLS handshake: {e}"))?;
-                tokio::spawn(conn::stream_task(stream, id, remote, limits, conn_tx, rx));
+                tokio::spawn(conn::stream_task(stream, id, remote, shield, conn_tx, rx));
             } else {
-                tokio::spawn(conn::stream_task(tcp, id, remote, limits, conn_tx, rx));
+                tokio::spawn(conn::stream_task(tcp, id, remote, shield, conn_tx, rx));
             }
             Ok::<_, String>(FlowInfo {
                 handle: FlowHandle::Stream(tx),
