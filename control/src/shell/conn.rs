@@ -211,6 +211,13 @@ async fn run_stream<S>(
                     }
                 }
                 if let Some(why) = failed {
+                    if decoder.refused().is_some() {
+                        // Framing lost with the peer's bytes maybe unread: closing now would
+                        // reset the connection and could discard our answer before the peer
+                        // reads it. Send FIN, then read and drop what comes, briefly.
+                        let _ = wr.shutdown().await;
+                        linger(&mut rd).await;
+                    }
                     break why;
                 }
                 // What is left in the decoder is the start of the next message: its clock
@@ -250,6 +257,22 @@ async fn write_within<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8], timeout: 
         tokio::time::timeout(timeout, wr.write_all(bytes)).await,
         Ok(Ok(()))
     )
+}
+
+/// Reads and drops what the peer still sends, for at most 2 s or 256 KiB, so that the
+/// close that follows is a FIN, not a reset.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 256 * 1024;
+    let drain = async {
+        while left > 0 {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
 /// Sleeps until `deadline`, or for ever.
