@@ -260,6 +260,8 @@ impl<T: Read + Write + Send> Conn for T {}
 /// A TCP or TLS connection with a read buffer.
 struct Stream {
     io: Box<dyn Conn>,
+    /// The socket under `io`, to set its read timeout.
+    socket: TcpStream,
     buf: Vec<u8>,
 }
 
@@ -272,8 +274,10 @@ impl Stream {
     }
 
     fn plain(to: SocketAddr) -> std::io::Result<Stream> {
+        let tcp = Stream::tcp(to)?;
         Ok(Stream {
-            io: Box::new(Stream::tcp(to)?),
+            socket: tcp.try_clone()?,
+            io: Box::new(tcp),
             buf: Vec::new(),
         })
     }
@@ -294,6 +298,7 @@ impl Stream {
             }
         }
         Ok(Stream {
+            socket: tcp.try_clone()?,
             io: Box::new(rustls::StreamOwned::new(conn, tcp)),
             buf: Vec::new(),
         })
@@ -341,6 +346,8 @@ impl Stream {
     /// Waits for the connection to close, skipping what arrives; whether it did in `wait`.
     fn closes_within(&mut self, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
+        let step = wait.clamp(Duration::from_millis(1), Duration::from_millis(100));
+        let _ = self.socket.set_read_timeout(Some(step));
         while Instant::now() < deadline {
             let mut chunk = [0u8; 8192];
             match self.io.read(&mut chunk) {
@@ -352,6 +359,21 @@ impl Stream {
         }
         false
     }
+}
+
+/// Which of `conns` close within one `window` (watched together, so that a long list
+/// does not stretch the window).
+fn closed_within(conns: &mut [Stream], window: Duration) -> Vec<bool> {
+    let mut closed = vec![false; conns.len()];
+    let deadline = Instant::now() + window;
+    while Instant::now() < deadline {
+        for (i, s) in conns.iter_mut().enumerate() {
+            if !closed[i] && s.closes_within(Duration::from_millis(10)) {
+                closed[i] = true;
+            }
+        }
+    }
+    closed
 }
 
 /// A UDP socket of mallory's.
@@ -539,9 +561,9 @@ fn tls_abuse(failures: &mut Vec<String>) {
             s
         })
         .collect();
-    let closed_at_once = silent
-        .iter_mut()
-        .filter_map(|s| s.closes_within(Duration::from_millis(700)).then_some(()))
+    let closed_at_once = closed_within(&mut silent, Duration::from_millis(700))
+        .iter()
+        .filter(|c| **c)
         .count();
     if closed_at_once != extra {
         failures.push(format!(
@@ -567,15 +589,9 @@ fn connection_flood(failures: &mut Vec<String>) {
             s
         })
         .collect();
-    let mut open = Vec::new();
-    let mut closed = 0;
-    for (i, s) in conns.iter_mut().enumerate() {
-        if s.closes_within(Duration::from_millis(150)) {
-            closed += 1;
-        } else {
-            open.push(i);
-        }
-    }
+    let states = closed_within(&mut conns, Duration::from_millis(500));
+    let closed = states.iter().filter(|c| **c).count();
+    let open: Vec<usize> = (0..states.len()).filter(|i| !states[*i]).collect();
     if closed != extra {
         failures.push(format!(
             "connection flood: {closed} of {} closed at once, want {extra}",
