@@ -16,8 +16,9 @@ PROC=${RELAY_PROC:-/proc}
 
 BUILD_PACKAGES=(dpdk libdpdk-dev dpdk-dev clang libclang-dev pkg-config build-essential ca-certificates curl)
 # baresip-core and iputils-ping: the SIP/TLS user agents and the reachability checks of
-# relay-testsupport's namespace tests (tcpdump captures their media).
-TEST_PACKAGES=(libsrtp2-dev libpcap-dev tcpdump iproute2 ethtool iputils-ping baresip-core)
+# relay-testsupport's namespace tests (tcpdump captures their media); sip-tester: SIPp, the
+# operator-side SIP/UDP and SIP/TCP user agent of dataplane/tests/sbc_sipp_operator.rs.
+TEST_PACKAGES=(libsrtp2-dev libpcap-dev tcpdump iproute2 ethtool iputils-ping baresip-core sip-tester)
 
 DRY_RUN=0
 PACKAGES_ONLY=0
@@ -39,7 +40,7 @@ Installs what the relay needs on Debian 12 / Ubuntu 22.04+, builds its release b
 on request, prepares the host for DPDK. Safe to run again: finished steps are skipped.
 
   --packages          install the OS packages (and a Rust toolchain if cargo is missing), then stop
-  --test-deps         also install the packages the test suite uses (libsrtp2, libpcap, tcpdump, baresip, ...)
+  --test-deps         also install the packages the test suite uses (libsrtp2, libpcap, tcpdump, baresip, SIPp, ...)
   --no-build          do not build the release binaries
   --dry-run           print every action instead of doing it; nothing is changed
   --hugepages N       reserve N 2 MiB hugepages now and at every boot, mount hugetlbfs

@@ -112,6 +112,39 @@ pub struct SbcSection {
     /// Seconds a call may wait for a final response before the next peer is tried.
     #[serde(default = "default_invite_timeout")]
     pub invite_timeout_s: u64,
+    /// The admin socket `relayctl calls` and `relayctl trunks` read (mode 0600).
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: PathBuf,
+    /// Where calls in progress are kept to survive a restart (mode 0700).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Where Prometheus scrapes `GET /metrics` (a local address; none: no endpoint).
+    pub metrics: Option<SocketAddr>,
+    /// Seconds between OPTIONS to each trunk peer (at most 60 for Teams).
+    #[serde(default = "default_options_interval")]
+    pub options_interval_s: u64,
+    /// Seconds without media after which a call is ended.
+    #[serde(default = "default_media_timeout")]
+    pub media_timeout_s: u64,
+    /// The same for a call on hold.
+    #[serde(default = "default_hold_timeout")]
+    pub hold_timeout_s: u64,
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/relay/control".into()
+}
+fn default_admin_socket() -> PathBuf {
+    "/run/relay/control.sock".into()
+}
+fn default_options_interval() -> u64 {
+    30
+}
+fn default_media_timeout() -> u64 {
+    60
+}
+fn default_hold_timeout() -> u64 {
+    3600
 }
 
 fn default_ports() -> String {
@@ -398,6 +431,15 @@ impl ControlConfig {
             key,
             problem,
         };
+        if self.sbc.options_interval_s == 0
+            || self.sbc.media_timeout_s == 0
+            || self.sbc.hold_timeout_s < self.sbc.media_timeout_s
+        {
+            return Err(fail("sbc.options_interval_s".into(), "options_interval_s and media_timeout_s must be above 0, hold_timeout_s at least media_timeout_s".into()));
+        }
+        if self.trunk.iter().any(|t| t.profile == "teams") && self.sbc.options_interval_s > 60 {
+            return Err(fail("sbc.options_interval_s".into(), "Teams wants an OPTIONS at least every 60 s (it demotes an SBC silent for three minutes): set 60 or less".into()));
+        }
         if self.sbc.fqdn.is_empty() || relay_sip::Host::parse(&self.sbc.fqdn).is_err() {
             return Err(fail(
                 "sbc.fqdn".into(),
@@ -630,6 +672,11 @@ impl ControlConfig {
             t1_ns: 500_000_000,
             invite_timeout_ns: self.sbc.invite_timeout_s * 1_000_000_000,
             product: format!("relay-control/{}", env!("CARGO_PKG_VERSION")),
+            options_interval_ns: self.sbc.options_interval_s * 1_000_000_000,
+            media_timeout_ns: self.sbc.media_timeout_s * 1_000_000_000,
+            hold_timeout_ns: self.sbc.hold_timeout_s * 1_000_000_000,
+            media_check_ns: (self.sbc.media_timeout_s * 1_000_000_000 / 4)
+                .clamp(1_000_000_000, 10_000_000_000),
         };
         Ok(Settings {
             file: self,
@@ -847,5 +894,50 @@ to = "b"
         let e = check(&text).unwrap_err();
         assert_eq!(e.key, "tls.private_key");
         assert!(e.problem.contains("chmod 600"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    /// `docs/control.toml.sample` is a valid file once its paths exist (and without DNS:
+    /// its peers' addresses are given).
+    #[test]
+    fn the_sample_configuration_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/control.toml.sample"
+        ))
+        .unwrap();
+        for (name, mode) in [
+            ("fullchain.pem", 0o644),
+            ("key.pem", 0o600),
+            ("teams-roots.pem", 0o644),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            text = text.replace(&format!("/etc/relay/tls/{name}"), p.to_str().unwrap());
+        }
+        text = text.replace(
+            "profile = \"teams\"",
+            "profile = \"teams\"\nsource_addresses = [\"52.112.0.1\"]",
+        );
+        text = text.replace(
+            "name = \"operator\"",
+            "name = \"operator\"\nsource_addresses = [\"10.1.0.20\", \"10.1.0.21\"]",
+        );
+        let s = toml::from_str::<ControlConfig>(&text)
+            .unwrap()
+            .check("sample")
+            .unwrap();
+        let teams = &s.b2bua.trunks[0];
+        assert_eq!(teams.profile, Profile::Teams);
+        assert_eq!(teams.local_host, "sbc.example.com");
+        assert_eq!(teams.peers.len(), 3);
+        assert_eq!(s.b2bua.route(1, "+4930123"), Some(0));
+        assert_eq!(s.b2bua.route(1, "+3312"), None);
     }
 }

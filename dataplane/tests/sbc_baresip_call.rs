@@ -7,111 +7,27 @@
 //! leg's endpoint saw in its own SDP exchange (taken from baresip's SIP trace, never from
 //! the appliance) and not with the other leg's; the two legs' keys all differ; hanging up
 //! removes the data plane's call; the call record is readable under a grant, with media
-//! statistics.
+//! statistics. Also: what operators see meanwhile (relayctl calls/trunks, metrics), a
+//! certificate renewed by SIGHUP under the live call, and relay-control killed (SIGKILL)
+//! during a call: media goes on, and a BYE after its restart still ends the call.
 //!
 //! Needs root, iproute2, tcpdump and baresip (installed by `scripts/install.sh
 //! --test-deps`); skipped with the reason otherwise. Addresses in 198.18.10.0/24 and
 //! 198.18.20.0/24 only; namespaces and processes are removed however the test ends.
 
+mod sbc;
+
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use relay_session::client::ControlClient;
 use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::capture::Capture;
-use relay_testsupport::netns::{wait_until, KillOnDrop};
-use relay_testsupport::topology::{self, SbcTopology};
+use relay_testsupport::netns::wait_until;
+use relay_testsupport::topology;
 use relay_testsupport::{pki, srtp_check};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A binary of the workspace built next to this test's own (`target/<profile>/`).
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("this test binary");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
-        path.display()
-    );
-    path
-}
-
-fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
-    let sbc = &pki.leaves[0];
-    format!(
-        r#"
-[sbc]
-fqdn = "sbc.test"
-dataplane_socket = "{socket}"
-media_ports = "30000-39999"
-
-[tls]
-certificate = "{cert}"
-private_key = "{key}"
-
-[cdr]
-dir = "{cdr}"
-kek = "{kek}"
-
-[[listen]]
-transport = "tls"
-address = "198.18.10.1:5061"
-
-[[listen]]
-transport = "tls"
-address = "198.18.20.1:5061"
-
-[[trunk]]
-name = "alice-side"
-peers = [{{ host = "198.18.10.2", port = 5061, transport = "tls" }}]
-signalling_address = "198.18.10.1:5061"
-local_host = "198.18.10.1"
-media_address = "198.18.10.10"
-media_policy = "srtp_mandatory"
-suites = ["AES_CM_128_HMAC_SHA1_80"]
-trust_store = "{ca}"
-
-[[trunk]]
-name = "bob-side"
-peers = [{{ host = "198.18.20.2", port = 5061, transport = "tls" }}]
-signalling_address = "198.18.20.1:5061"
-local_host = "198.18.20.1"
-media_address = "198.18.20.10"
-media_policy = "srtp_mandatory"
-suites = ["AES_CM_128_HMAC_SHA1_80"]
-trust_store = "{ca}"
-
-[[route]]
-from = "alice-side"
-to = "bob-side"
-"#,
-        socket = socket.display(),
-        cert = sbc.certificate.display(),
-        key = sbc.key.display(),
-        cdr = dir.join("cdr").display(),
-        kek = dir.join("cdr.kek").display(),
-        ca = pki.ca.display(),
-    )
-}
-
-fn relayctl(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(workspace_binary("relayctl"))
-        .args(args)
-        .env("RELAY_CDR_DIR", dir.join("cdr"))
-        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
-        .env("USER", "sbc-test")
-        .env_remove("SUDO_USER")
-        .output()
-        .expect("relayctl runs")
-}
+use sbc::WAIT;
 
 #[test]
 fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_leg() {
@@ -121,108 +37,12 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let net = topology::SbcTopology::new().unwrap();
+    let net = &net;
+    let pki = sbc::pki(dir);
+    let mut app = sbc::start(net, dir, &pki);
+    let socket = app.socket().to_owned();
     let ip = |a: Ipv4Addr| IpAddr::V4(a);
-    let pki = pki::make(
-        dir,
-        &[
-            (
-                "sbc",
-                &[
-                    ip(topology::SBC_ALICE_SIGNALLING),
-                    ip(topology::SBC_BOB_SIGNALLING),
-                ],
-                &["sbc.test"],
-            ),
-            ("alice", &[ip(topology::ALICE)], &[]),
-            ("bob", &[ip(topology::BOB)], &[]),
-        ],
-    );
-    let net = SbcTopology::new().unwrap();
-
-    // The data plane, inside the SBC namespace, on both veth ends.
-    let socket = dir.join("dataplane.sock");
-    let dp_log = std::fs::File::create(dir.join("dataplane.log")).unwrap();
-    let mut dataplane = KillOnDrop::new(
-        net.sbc
-            .command(env!("CARGO_BIN_EXE_relay-dataplane"))
-            .args([
-                "run",
-                "--port",
-                "net_af_packet0,ipv4=198.18.10.10/24",
-                "--port",
-                "net_af_packet1,ipv4=198.18.20.10/24",
-                "--control",
-            ])
-            .arg(&socket)
-            .args([
-                "--duration",
-                "120",
-                "--",
-                "--no-huge",
-                "-m",
-                "512",
-                "--no-pci",
-                "--no-shconf",
-                "-l",
-                "0",
-                "--log-level=error",
-            ])
-            .arg(format!("--file-prefix=sbc{}", std::process::id()))
-            .args([
-                &format!("--vdev=net_af_packet0,iface={}", topology::SBC_ALICE_IF),
-                &format!("--vdev=net_af_packet1,iface={}", topology::SBC_BOB_IF),
-            ])
-            .stdout(dp_log.try_clone().unwrap())
-            .stderr(dp_log)
-            .spawn()
-            .unwrap(),
-    );
-    let dp_text = || std::fs::read_to_string(dir.join("dataplane.log")).unwrap_or_default();
-    assert!(
-        wait_until(WAIT, || socket.exists().then_some(())).is_some(),
-        "the data plane did not start:\n{}",
-        dp_text()
-    );
-
-    // relay-control, with a CDR store.
-    std::fs::write(dir.join("cdr.kek"), "11".repeat(32)).unwrap();
-    std::fs::set_permissions(dir.join("cdr.kek"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let config = dir.join("control.toml");
-    std::fs::write(&config, control_toml(dir, &socket, &pki)).unwrap();
-    let check = Command::new(workspace_binary("relay-control"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--check")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let rc_log_path = dir.join("control.log");
-    let rc_log = std::fs::File::create(&rc_log_path).unwrap();
-    let mut control = KillOnDrop::new(
-        net.sbc
-            .command(workspace_binary("relay-control").to_str().unwrap())
-            .arg("--config")
-            .arg(&config)
-            .env("RELAY_LOG", "relay_control=debug")
-            .stdout(Stdio::null())
-            .stderr(rc_log)
-            .spawn()
-            .unwrap(),
-    );
-    let rc_text = || std::fs::read_to_string(&rc_log_path).unwrap_or_default();
-    assert!(
-        wait_until(WAIT, || rc_text()
-            .contains("relay-control ready")
-            .then_some(()))
-        .is_some(),
-        "relay-control did not start:\n{}",
-        rc_text()
-    );
-
     // Captures on each peer's own interface, then the two user agents.
     let cap_alice = Capture::start(
         &net.alice,
@@ -258,8 +78,8 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     let diagnose = |what: &str| {
         format!(
             "{what}\n--- relay-control\n{}\n--- data plane\n{}\n--- alice\n{}\n--- bob\n{}",
-            rc_text(),
-            dp_text(),
+            app.control_log(),
+            app.dataplane_log(),
             alice.sip_trace(),
             bob.sip_trace()
         )
@@ -277,8 +97,122 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
         diagnose("one call in the data plane")
     );
 
-    // Two seconds of audio both ways, then alice hangs up.
-    std::thread::sleep(Duration::from_secs(2));
+    // What an operator sees meanwhile: the call (numbers masked), the trunks' health from
+    // OPTIONS, and the metrics.
+    let calls = sbc::relayctl(
+        dir,
+        &[
+            "calls",
+            "--admin-socket",
+            dir.join("control.sock").to_str().unwrap(),
+        ],
+    );
+    let calls = String::from_utf8_lossy(&calls.stdout).into_owned();
+    assert!(
+        calls.contains("alice-side -> bob-side") && calls.contains("1 active"),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains("alice ") && calls.contains("…lice"),
+        "numbers masked: {calls}"
+    );
+    let trunks = wait_until(WAIT, || {
+        let t = sbc::relayctl(
+            dir,
+            &[
+                "trunks",
+                "--admin-socket",
+                dir.join("control.sock").to_str().unwrap(),
+            ],
+        );
+        let t = String::from_utf8_lossy(&t.stdout).into_owned();
+        (t.matches(" up ").count() == 2).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("{}", diagnose("both trunk peers answer OPTIONS")));
+    assert!(trunks.contains("198.18.20.2:5061/tls"), "{trunks}");
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut c = net
+            .sbc
+            .connect_tcp("127.0.0.1:9464".parse().unwrap(), Duration::from_secs(5))
+            .unwrap();
+        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    let m = scrape();
+    assert!(m.starts_with("HTTP/1.0 200 OK"), "{m}");
+    for line in [
+        "relay_calls_active 1",
+        "relay_calls_attempted_total 1",
+        "relay_calls_answered_total 1",
+        "relay_tls_handshakes_total{result=\"ok\"}",
+        "relay_trunk_up{trunk=\"bob-side\",peer=\"198.18.20.2:5061\"} 1",
+    ] {
+        assert!(m.contains(line), "{line} in\n{m}");
+    }
+    assert!(
+        m.lines().any(
+            |l| l.starts_with("relay_dataplane{worker=\"0\",counter=\"forwarded\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{m}"
+    );
+
+    // Certificate reload under the live call: a new certificate, SIGHUP; new handshakes get
+    // it, the call's connections and media go on.
+    std::thread::sleep(Duration::from_millis(700));
+    let renewed = pki::make(
+        &dir.join("renewed"),
+        &[(
+            "sbc",
+            &[
+                ip(topology::SBC_ALICE_SIGNALLING),
+                ip(topology::SBC_BOB_SIGNALLING),
+            ],
+            &["sbc.test"],
+        )],
+    );
+    // The renewed leaf is signed by a new CA: what matters is which certificate is served.
+    std::fs::copy(&renewed.leaves[0].certificate, &pki.leaves[0].certificate).unwrap();
+    std::fs::copy(&renewed.leaves[0].key, &pki.leaves[0].key).unwrap();
+    let pid = app.control_pid().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_until(WAIT, || app
+            .control_log()
+            .contains("configuration reloaded")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        diagnose("reload")
+    );
+    let served = net
+        .alice
+        .command("openssl")
+        .args(["s_client", "-connect", "198.18.10.1:5061", "-showcerts"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let served = String::from_utf8_lossy(&served.stdout);
+    let renewed_pem = std::fs::read_to_string(&renewed.leaves[0].certificate).unwrap();
+    let body = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    assert!(
+        body(&served).contains(&body(&renewed_pem)),
+        "the renewed certificate is served after SIGHUP:\n{served}"
+    );
+
+    // Audio both ways, then alice hangs up.
+    std::thread::sleep(Duration::from_millis(1300));
     let during = dp.worker_stats().unwrap();
     alice.hangup().unwrap();
     alice.wait_event("CALL_CLOSED", WAIT).unwrap();
@@ -340,15 +274,10 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     );
 
     // Stop relay-control (SIGTERM: its record store is flushed), then read the record.
-    assert!(
-        control
-            .terminate(Duration::from_secs(10))
-            .is_some_and(|s| s.success()),
-        "{}",
-        rc_text()
-    );
-    let _ = dataplane.terminate(Duration::from_secs(10));
-    let grant = relayctl(
+    assert!(app.stop_control(), "{}", app.control_log());
+    let logs = (app.control_log(), app.dataplane_log());
+    drop(app);
+    let grant = sbc::relayctl(
         dir,
         &[
             "access",
@@ -364,7 +293,7 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
         "{}",
         String::from_utf8_lossy(&grant.stderr)
     );
-    let export = relayctl(dir, &["cdr", "export", "--format", "json"]);
+    let export = sbc::relayctl(dir, &["cdr", "export", "--format", "json"]);
     assert!(
         export.status.success(),
         "{}",
@@ -391,6 +320,6 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     // No key in the record, the logs or the data plane's output.
     for k in &keys {
         let b64 = k.trim_start_matches("inline:");
-        assert!(!text.contains(b64) && !rc_text().contains(b64) && !dp_text().contains(b64));
+        assert!(!text.contains(b64) && !logs.0.contains(b64) && !logs.1.contains(b64));
     }
 }

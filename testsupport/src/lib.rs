@@ -4,15 +4,17 @@
 //! networks out of Linux network namespaces and veth pairs ([`netns`], [`topology`]), runs
 //! baresip user agents in them over SIP/TLS with SDES SRTP ([`baresip`]), captures what they
 //! send with tcpdump ([`capture`]), and checks the captured media with libsrtp2 against the
-//! keys the endpoints themselves advertised in their SDP ([`srtp_check`]).
+//! keys the endpoints themselves advertised in their SDP ([`srtp_check`]). [`sipp`] runs SIPp
+//! as a scripted operator-side user agent (SIP over UDP or TCP, plain RTP), and [`appliance`]
+//! starts the relay's two processes in a topology's SBC namespace.
 //!
 //! # What it needs
 //!
 //! Root (namespaces, veth pairs, tcpdump), iproute2, ethtool, tcpdump, ping, baresip 1.0.0
-//! (`baresip-core`) and libsrtp2 when relay-bench was built; `scripts/install.sh --packages
-//! --test-deps` installs them all. Tests call [`skip_reason`] first and skip, printing why,
-//! only when they are not root or baresip is not installed: anything else missing is a
-//! failure, because CI has it.
+//! (`baresip-core`), SIPp (`sip-tester`) and libsrtp2 when relay-bench was built;
+//! `scripts/install.sh --packages --test-deps` installs them all. Tests call [`skip_reason`]
+//! (or [`sipp_skip_reason`]) first and skip, printing why, only when they are not root or
+//! baresip (or SIPp) is not installed: anything else missing is a failure, because CI has it.
 //!
 //! # Rules it enforces
 //!
@@ -28,11 +30,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod appliance;
 pub mod baresip;
 pub mod capture;
 mod error;
 pub mod netns;
 pub mod pki;
+pub mod sipp;
 pub mod srtp_check;
 pub mod topology;
 
@@ -47,6 +51,20 @@ pub fn skip_reason(needs_baresip: bool) -> Option<&'static str> {
     if needs_baresip && !baresip::baresip_installed() {
         return Some(
             "needs baresip (Debian package baresip-core: scripts/install.sh --packages --test-deps)",
+        );
+    }
+    None
+}
+
+/// Why a SIPp test cannot run here, or `None` if it can: what [`skip_reason`] says, or no
+/// SIPp (`sipp`, Debian package `sip-tester`).
+pub fn sipp_skip_reason(needs_baresip: bool) -> Option<&'static str> {
+    if let Some(why) = skip_reason(needs_baresip) {
+        return Some(why);
+    }
+    if !sipp::sipp_installed() {
+        return Some(
+            "needs SIPp (Debian package sip-tester: scripts/install.sh --packages --test-deps)",
         );
     }
     None

@@ -37,6 +37,7 @@ fn write_private(path: &Path, text: &str) {
 
 /// Makes a CA in `dir` and, per `(name, ip addresses, dns names)`, a leaf signed by it.
 pub fn make(dir: &Path, leaves: &[(&str, &[IpAddr], &[&str])]) -> Pki {
+    std::fs::create_dir_all(dir).expect("the PKI directory");
     let ca_key = KeyPair::generate().expect("a key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params

@@ -153,6 +153,32 @@ pub fn check_flow(
     Ok(check)
 }
 
+/// The RTP packets from `from` to `to` in `datagrams` that authenticate with `key`,
+/// decrypted (header and plain payload), in capture order: what the receiver plays. For
+/// comparing a relayed SRTP stream with the plain RTP on the relay's other side.
+pub fn decrypt_rtp(
+    datagrams: &[UdpDatagram],
+    from: Ipv4Addr,
+    to: Ipv4Addr,
+    key: &SdesKey,
+) -> Result<Vec<Vec<u8>>> {
+    let rtp: Vec<Vec<u8>> = between(datagrams, from, to)
+        .into_iter()
+        .filter(|d| classify(&d.payload) == Some(false))
+        .map(|d| d.payload.clone())
+        .collect();
+    if rtp.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outcomes = libsrtp::run(Op::Unprotect, false, key, &rtp)
+        .map_err(|e| Error::Libsrtp(format!("{e:#}")))?;
+    Ok(outcomes
+        .into_iter()
+        .filter(|o| o.status == STATUS_OK)
+        .map(|o| o.packet)
+        .collect())
+}
+
 /// Both directions of a call between `a` and `b`, each checked with the sender's key and
 /// with the other side's key.
 #[derive(Clone, Debug)]
@@ -307,6 +333,12 @@ mod tests {
         }
         let call = check_call(&all, a.into(), &ka, b.into(), &kb).unwrap();
         call.verdict(20).unwrap();
+        let plain = decrypt_rtp(&all, a.into(), b.into(), &ka).unwrap();
+        assert_eq!(plain.len(), 20);
+        assert_eq!(plain[0], rtp(65_530));
+        assert!(decrypt_rtp(&all, a.into(), b.into(), &kb)
+            .unwrap()
+            .is_empty());
         assert_eq!(call.a_to_b.rtp.authenticated, 20);
         assert_eq!(call.a_to_b.rtcp.authenticated, 1);
         assert_eq!(call.a_to_b.rtcp_plain.get(&204), Some(&1));

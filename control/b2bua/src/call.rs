@@ -25,6 +25,12 @@ pub enum Destination {
         /// The peer, in the trunk's priority order.
         peer: usize,
     },
+    /// The host and port of the request's own Request-URI (a dialog's remote target),
+    /// with the trunk's transport and TLS settings: for a leg whose connection is gone.
+    Target {
+        /// The trunk.
+        trunk: usize,
+    },
 }
 
 /// Which leg.
@@ -124,6 +130,17 @@ pub struct Call {
     pub a_answer: Option<SessionDescription>,
     /// The suites towards b per anchored stream, once b answered (`None`: plain RTP).
     pub b_suites: Vec<Option<String>>,
+    /// The data plane's packet count of the call when it last changed, and when that was.
+    pub media_seen: (u64, u64),
+    /// A leg put the call on hold (its last offer was sendonly, recvonly or inactive).
+    pub held: bool,
+    /// The wall-clock setup and answer times (Unix ms) of a call restored after a restart,
+    /// which the process's own clock cannot express.
+    pub restored_times: Option<(i64, Option<i64>)>,
+    /// The suites per stream of a call restored after a restart (its keys are unknown).
+    pub restored_suites: Vec<(Option<String>, Option<String>)>,
+    /// A re-INVITE or UPDATE being relayed.
+    pub(crate) reoffer: Option<crate::core::reinvite::Reoffer>,
     /// The data plane's media pairs installed, if any.
     pub installed: Option<Vec<relay_session::MediaSpec>>,
     /// a cancelled before b's final response.
@@ -166,7 +183,7 @@ pub(crate) fn set_sdp(m: &mut Message, sdp: &SessionDescription) {
 }
 
 /// The methods we answer.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 
 /// A request within `dialog`, with a fresh branch and the next CSeq (ACK and CANCEL take
 /// the INVITE's CSeq instead; the caller sets it).

@@ -91,6 +91,15 @@ pub struct B2buaConfig {
     pub invite_timeout_ns: u64,
     /// `User-Agent`/`Server` value.
     pub product: String,
+    /// How often every trunk peer gets an OPTIONS (Teams demotes an SBC silent for three
+    /// minutes and wants one at least every 60 s).
+    pub options_interval_ns: u64,
+    /// A call whose media stopped for this long is ended (BYE to both legs).
+    pub media_timeout_ns: u64,
+    /// The same for a call on hold (a leg offered sendonly, recvonly or inactive).
+    pub hold_timeout_ns: u64,
+    /// How often a call's media counters are read.
+    pub media_check_ns: u64,
 }
 
 impl B2buaConfig {

@@ -20,5 +20,7 @@ pub mod ids;
 pub mod media;
 pub mod ports;
 
-pub use crate::call::{CallKey, Destination, FlowId, Leg};
-pub use crate::core::{Action, B2bua, CallEnd, EndedBy, Flow, ProgramOp, TimerKey};
+pub use crate::call::{CallKey, Destination, FlowId, Leg, Phase};
+pub use crate::core::health::PeerHealth;
+pub use crate::core::persist::PersistedCall;
+pub use crate::core::{Action, B2bua, CallEnd, CallSummary, EndedBy, Flow, ProgramOp, TimerKey};

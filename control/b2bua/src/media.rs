@@ -479,3 +479,58 @@ fn clock_rate(m: &MediaDescription) -> u32 {
         })
         .unwrap_or(8000)
 }
+
+/// Keys that stay what they were: for a re-offer, the relay's keys of the running call are
+/// offered again (by suite, in the order given), so the streams keep their rollover counters
+/// and replay windows; a suite with no running key gets a fresh one from `fresh`.
+pub struct ReplayKeys<'a> {
+    keys: Vec<SdesKey>,
+    fresh: &'a mut dyn KeySource,
+}
+
+impl<'a> ReplayKeys<'a> {
+    /// Replays `keys` (relay send keys of the running call), falling back to `fresh`.
+    pub fn new(keys: Vec<SdesKey>, fresh: &'a mut dyn KeySource) -> ReplayKeys<'a> {
+        ReplayKeys { keys, fresh }
+    }
+}
+
+impl std::fmt::Debug for ReplayKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReplayKeys({} keys, <redacted>)", self.keys.len())
+    }
+}
+
+impl KeySource for ReplayKeys<'_> {
+    fn fresh(&mut self, suite: Suite) -> SdesKey {
+        match self.keys.iter().position(|k| k.master.suite() == suite) {
+            Some(i) => {
+                let mut k = self.keys.remove(i);
+                // The lifetime is written again by the profile's rule.
+                k.lifetime_log2 = None;
+                k
+            }
+            None => self.fresh.fresh(suite),
+        }
+    }
+}
+
+impl OfferedMedia {
+    /// The media of a call restored after a restart: only its ports are known.
+    pub fn restored(pairs: Vec<PortPair>) -> OfferedMedia {
+        OfferedMedia {
+            lines: pairs
+                .into_iter()
+                .map(|p| OfferedLine {
+                    pair: Some(p),
+                    a_remote: None,
+                    a_crypto: None,
+                    a_send: None,
+                    a_proto: Proto::RtpAvp,
+                    a_mux: false,
+                    b_offered: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -79,6 +79,10 @@ fn b2bua(b_transport: Transport, b_policy: MediaPolicy) -> B2bua {
         t1_ns: 500_000_000,
         invite_timeout_ns: 32_000_000_000,
         product: "relay-test".into(),
+        options_interval_ns: 30_000_000_000,
+        media_timeout_ns: 20_000_000_000,
+        hold_timeout_ns: 600_000_000_000,
+        media_check_ns: 5_000_000_000,
     };
     let mut placement = Placement::new(2);
     placement.add_address("198.18.10.10".parse().unwrap(), SOFTWARE_RETA_SIZE);
@@ -188,7 +192,9 @@ fn status(m: &Message) -> u16 {
 /// b's response to our INVITE `inv`, with `code` and optionally an SDP body.
 fn response(inv: &Message, code: u16, reason: &str, to_tag: &str, body: Option<&str>) -> Message {
     let mut r = Message::response_to(inv, code, reason).unwrap();
-    r.add_to_tag(to_tag).unwrap();
+    if inv.to_addr().unwrap().tag().is_none() {
+        r.add_to_tag(to_tag).unwrap();
+    }
     r.headers.push(
         relay_sip::Header::new(StdHeader::Contact, format!("<sip:bob@{BOB_1}:5060>")).unwrap(),
     );
@@ -773,4 +779,695 @@ fn a_data_plane_refusal_turns_the_answer_into_500_and_hangs_up_b() {
         .any(|(to, m)| *to == Destination::Flow(1) && status(m) == 500));
     assert_eq!(ended(&out)[0].status, 500);
     assert_eq!(sbc.active_calls(), 0);
+}
+
+/// Sets up an SRTP-to-SRTP call and returns the B2BUA, b's INVITE, the installed spec and
+/// a's To tag.
+fn confirmed_srtp_call(alice_key: &str, bob_key: &str) -> (B2bua, Message, CallSpec, String) {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::SrtpMandatory);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, alice_key)],
+        "",
+    );
+    let inv = the_invite_to_b(&sbc.on_message(&alice_flow(), invite("20", "+4930999", &offer), 0));
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, bob_key)],
+        "",
+    );
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "b20", Some(&answer)),
+        1,
+    );
+    let spec = installed(&out);
+    let ok = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let a_tag = ok.to_addr().unwrap().tag().unwrap().to_owned();
+    let ack = parse(&format!("ACK sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack20\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-20@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"));
+    sbc.on_message(&alice_flow(), ack, 2);
+    (sbc, inv, spec, a_tag)
+}
+
+fn crypto_keys(m: &Message) -> Vec<String> {
+    let sdp = SessionDescription::parse(&m.body, &Limits::default()).unwrap();
+    sdp.media[0]
+        .cryptos()
+        .map(|c| c.to_string().split(' ').nth(2).unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn hold_and_resume_by_re_invite_keep_every_key_and_re_keying_changes_one() {
+    let (alice_key, bob_key) = (
+        key(Suite::AesCm128HmacSha1_80),
+        key(Suite::AesCm128HmacSha1_80),
+    );
+    let (mut sbc, inv, spec, a_tag) = confirmed_srtp_call(&alice_key, &bob_key);
+    let relay_to_b = spec.media[0].b.send.as_ref().unwrap().key.clone();
+    let relay_to_a = spec.media[0].a.send.as_ref().unwrap().key.clone();
+    // alice holds: a=sendonly, same key.
+    let hold = with_body(
+        &format!("INVITE sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKre1\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@alice.test>;tag=a1\r\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\r\nCall-ID: call-20@alice.test\r\nCSeq: 11 INVITE\r\nContact: <sip:alice@198.18.10.2:5061;transport=tls>\r\n"),
+        &sdp("198.18.10.2", 4000, "RTP/SAVP", &[(1, Suite::AesCm128HmacSha1_80, &alice_key)], "").replace("a=sendrecv", "a=sendonly"),
+    );
+    let out = sbc.on_message(&alice_flow(), hold, 3);
+    let (to, reinv) = sends(&out).into_iter().next().unwrap();
+    assert!(matches!(to, Destination::Peer { trunk: 1, .. }));
+    assert_eq!(reinv.method().unwrap().as_str(), "INVITE");
+    assert_eq!(
+        reinv.call_id().unwrap(),
+        inv.call_id().unwrap(),
+        "in b's dialog"
+    );
+    assert_eq!(reinv.to_addr().unwrap().tag(), Some("b20"));
+    assert!(reinv.cseq().unwrap().seq > inv.cseq().unwrap().seq);
+    let b_sdp = SessionDescription::parse(&reinv.body, &Limits::default()).unwrap();
+    assert_eq!(
+        b_sdp.media[0].direction(),
+        Some(relay_sip::sdp::Direction::SendOnly)
+    );
+    assert_eq!(
+        b_sdp.media[0].port,
+        spec.media[0].b.local.port(),
+        "the same port"
+    );
+    assert!(
+        crypto_keys(&reinv).contains(&relay_to_b),
+        "the relay's running key towards b"
+    );
+    // bob answers recvonly with his same key.
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &bob_key)],
+        "",
+    )
+    .replace("a=sendrecv", "a=recvonly");
+    let mut ok = response(&reinv, 200, "OK", "b20", Some(&answer));
+    ok.headers.set(
+        relay_sip::Header::new(StdHeader::To, reinv.headers.get(StdHeader::To).unwrap()).unwrap(),
+    );
+    let out = sbc.on_message(&bob_flow(), ok, 4);
+    // Same media: nothing to program; the ACK to b and the 200 to a go out.
+    assert!(
+        programs(&out).is_empty(),
+        "unchanged keys and addresses: {:?}",
+        programs(&out)
+    );
+    let msgs = sends(&out);
+    assert_eq!(msgs[0].1.method().unwrap().as_str(), "ACK");
+    let to_a = &msgs
+        .iter()
+        .find(|(to, _)| *to == Destination::Flow(1))
+        .unwrap()
+        .1;
+    assert_eq!(status(to_a), 200);
+    assert_eq!(
+        crypto_keys(to_a),
+        std::slice::from_ref(&relay_to_a),
+        "the relay's running key towards a, once"
+    );
+    let a_sdp = SessionDescription::parse(&to_a.body, &Limits::default()).unwrap();
+    assert_eq!(
+        a_sdp.media[0].direction(),
+        Some(relay_sip::sdp::Direction::RecvOnly)
+    );
+
+    // bob re-keys: his new key is installed (a new context at ROC 0), the others stay.
+    let bob_new = key(Suite::AesCm128HmacSha1_80);
+    let rekey = with_body(
+        &format!("INVITE sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/UDP {BOB_1}:5060;branch=z9hG4bKre2\r\nMax-Forwards: 70\r\nFrom: <sip:+4930999@{BOB_1}>;tag=b20\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@{BOB_1}:5060>\r\n", inv.headers.get(StdHeader::From).unwrap(), inv.call_id().unwrap()),
+        &sdp(BOB_1, 6000, "RTP/SAVP", &[(1, Suite::AesCm128HmacSha1_80, &bob_new)], ""),
+    );
+    let out = sbc.on_message(&bob_flow(), rekey, 5);
+    let (to, to_alice) = sends(&out).into_iter().next().unwrap();
+    assert_eq!(to, Destination::Flow(1), "in a's dialog, on a's connection");
+    assert_eq!(to_alice.call_id().unwrap(), "call-20@alice.test");
+    assert_eq!(to_alice.to_addr().unwrap().tag(), Some("a1"));
+    assert!(crypto_keys(&to_alice).contains(&relay_to_a));
+    let mut ok = Message::response_to(&to_alice, 200, "OK").unwrap();
+    ok.headers.push(
+        relay_sip::Header::new(
+            StdHeader::Contact,
+            "<sip:alice@198.18.10.2:5061;transport=tls>",
+        )
+        .unwrap(),
+    );
+    ok.headers
+        .push(relay_sip::Header::new(StdHeader::ContentType, "application/sdp").unwrap());
+    ok.body = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &alice_key)],
+        "",
+    )
+    .replace('\n', "\r\n")
+    .into_bytes();
+    let out = sbc.on_message(&alice_flow(), ok, 6);
+    let modified = match &programs(&out)[..] {
+        [ProgramOp::Modify(s)] => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    let m = &modified.media[0];
+    assert_eq!(m.b.receive.as_ref().unwrap().key, bob_new, "bob's new key");
+    assert_eq!(m.a.receive.as_ref().unwrap().key, alice_key);
+    assert_eq!(m.a.send.as_ref().unwrap().key, relay_to_a);
+    assert_eq!(m.b.send.as_ref().unwrap().key, relay_to_b);
+    assert_eq!(
+        (m.a.local, m.b.local),
+        (spec.media[0].a.local, spec.media[0].b.local)
+    );
+    let to_bob = sends(&out)
+        .into_iter()
+        .find(|(to, _)| *to == Destination::Flow(2))
+        .map(|(_, m)| m);
+    let to_bob = to_bob.expect("the 200 goes back to bob on his flow");
+    assert_eq!(status(&to_bob), 200);
+    assert_eq!(crypto_keys(&to_bob), [relay_to_b]);
+}
+
+fn counters(packets: u64) -> relay_session::stats::CallCounters {
+    let mut c = relay_session::stats::CallCounters {
+        id: "x".into(),
+        media: vec![Default::default()],
+    };
+    c.media[0].a.rx_packets = packets;
+    c.media[0].b.rx_packets = packets;
+    c
+}
+
+#[test]
+fn options_keep_each_peers_health_and_calls_avoid_a_peer_that_is_down() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let timers: Vec<TimerKey> = sbc
+        .start(0)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Timer { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        timers,
+        [
+            TimerKey::OptionsPing(0, 0),
+            TimerKey::OptionsPing(1, 0),
+            TimerKey::OptionsPing(1, 1)
+        ]
+    );
+    let out = sbc.on_timer(TimerKey::OptionsPing(1, 0), 1_000);
+    let (to, ping) = sends(&out).into_iter().next().unwrap();
+    assert_eq!(to, Destination::Peer { trunk: 1, peer: 0 });
+    assert_eq!(ping.method().unwrap().as_str(), "OPTIONS");
+    assert!(ping.headers.get(StdHeader::Contact).is_some());
+    assert!(out.iter().any(|a| matches!(a, Action::Timer { key: TimerKey::OptionsPing(1, 0), at_ns } if *at_ns == 1_000 + 30_000_000_000)));
+    let mut ok = Message::response_to(&ping, 200, "OK").unwrap();
+    ok.add_to_tag("p").unwrap();
+    sbc.on_message(&bob_flow(), ok, 5_001_000);
+    // The second peer never answers.
+    let out = sbc.on_timer(TimerKey::OptionsPing(1, 1), 2_000);
+    let timeout = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::OptionsTimeout(_),
+                ..
+            } => Some(k.clone()),
+            _ => None,
+        })
+        .unwrap();
+    sbc.on_timer(timeout, 32_000_002_000);
+    let health: std::collections::HashMap<_, _> = sbc.health().into_iter().collect();
+    let (p0, p1) = (&health[&(1, 0)], &health[&(1, 1)]);
+    assert_eq!((p0.up, p0.rtt_ns), (Some(true), Some(5_000_000)));
+    assert_eq!((p1.up, p1.timeouts), (Some(false), 1));
+
+    // Peer 0 down, peer 1 up: a new call goes to peer 1 first.
+    let ping0 = sends(&sbc.on_timer(TimerKey::OptionsPing(1, 0), 40_000_000_000))
+        .remove(0)
+        .1;
+    sbc.on_message(
+        &bob_flow(),
+        Message::response_to(&ping0, 503, "Service Unavailable").unwrap(),
+        40_000_000_100,
+    );
+    let ping1 = sends(&sbc.on_timer(TimerKey::OptionsPing(1, 1), 40_000_000_000))
+        .remove(0)
+        .1;
+    sbc.on_message(
+        &bob_flow(),
+        Message::response_to(&ping1, 200, "OK").unwrap(),
+        40_000_000_200,
+    );
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(
+        &alice_flow(),
+        invite("30", "+4930999", &offer),
+        41_000_000_000,
+    );
+    let first = sends(&out)
+        .into_iter()
+        .find(|(to, _)| matches!(to, Destination::Peer { .. }))
+        .unwrap();
+    assert_eq!(first.0, Destination::Peer { trunk: 1, peer: 1 });
+}
+
+#[test]
+fn a_call_without_media_is_ended_and_a_held_call_waits_for_its_hold_timeout() {
+    let (alice_key, bob_key) = (
+        key(Suite::AesCm128HmacSha1_80),
+        key(Suite::AesCm128HmacSha1_80),
+    );
+    let (mut sbc, _inv, spec, a_tag) = confirmed_srtp_call(&alice_key, &bob_key);
+    // Media checks read the data plane's counters; moving counters keep the call.
+    let out = sbc.on_timer(TimerKey::MediaCheck(1), 5_000_000_000);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::QueryMedia { dataplane_id, .. } if *dataplane_id == spec.id)));
+    assert!(sbc
+        .on_media(1, Some(&counters(100)), 5_000_000_000)
+        .is_empty());
+    assert!(sbc
+        .on_media(1, Some(&counters(200)), 10_000_000_000)
+        .is_empty());
+    assert!(
+        sbc.on_media(1, Some(&counters(200)), 29_000_000_000)
+            .is_empty(),
+        "19 s silent: not yet"
+    );
+    let out = sbc.on_media(1, Some(&counters(200)), 30_000_000_001);
+    let byes: Vec<_> = sends(&out)
+        .into_iter()
+        .filter(|(_, m)| m.method().is_some_and(|m| m.as_str() == "BYE"))
+        .collect();
+    assert_eq!(byes.len(), 2, "BYE to both legs");
+    assert!(byes.iter().all(|(_, m)| m
+        .headers
+        .get(StdHeader::Reason)
+        .unwrap()
+        .contains("media timeout")));
+    assert!(matches!(&programs(&out)[..], [ProgramOp::Remove(_)]));
+    let end = &ended(&out)[0];
+    assert_eq!(
+        (end.reason.as_str(), end.ended_by),
+        ("media timeout", EndedBy::Relay)
+    );
+
+    // A held call (alice sent sendonly) is kept past the media timeout.
+    let (mut sbc, _inv, _spec, a_tag2) = confirmed_srtp_call(&alice_key, &bob_key);
+    let _ = a_tag;
+    let hold = with_body(
+        &format!("INVITE sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKre9\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@alice.test>;tag=a1\r\nTo: <sip:+4930999@sbc.test>;tag={a_tag2}\r\nCall-ID: call-20@alice.test\r\nCSeq: 11 INVITE\r\nContact: <sip:alice@198.18.10.2:5061;transport=tls>\r\n"),
+        &sdp("198.18.10.2", 4000, "RTP/SAVP", &[(1, Suite::AesCm128HmacSha1_80, &alice_key)], "").replace("a=sendrecv", "a=inactive"),
+    );
+    sbc.on_message(&alice_flow(), hold, 3);
+    assert!(
+        sbc.on_media(1, Some(&counters(0)), 100_000_000_000)
+            .is_empty(),
+        "held: 100 s silent is fine"
+    );
+    let out = sbc.on_media(1, Some(&counters(0)), 700_000_000_000);
+    assert_eq!(
+        ended(&out)[0].reason,
+        "media timeout",
+        "past the hold timeout"
+    );
+}
+
+/// Leg b is a Teams trunk (calls from the operator side to Teams).
+fn teams_b2bua() -> B2bua {
+    let mut teams = trunk(
+        "teams",
+        &[BOB_1, BOB_2],
+        Transport::Tls,
+        "198.18.20.1:5061",
+        "198.18.20.10",
+        MediaPolicy::SrtpMandatory,
+    );
+    teams.profile = Profile::Teams;
+    teams.local_host = "sbc.example.com".into();
+    teams.suites = vec![Suite::AesCm128HmacSha1_80];
+    let mut operator = trunk(
+        "operator",
+        &["198.18.10.2"],
+        Transport::Tls,
+        "198.18.10.1:5061",
+        "198.18.10.10",
+        MediaPolicy::SrtpOptional,
+    );
+    operator.local_host = "198.18.10.1".into();
+    let config = B2buaConfig {
+        trunks: vec![operator, teams],
+        routes: vec![Route {
+            from: 0,
+            prefix: String::new(),
+            to: 1,
+        }],
+        max_calls: 10,
+        t1_ns: 500_000_000,
+        invite_timeout_ns: 32_000_000_000,
+        product: "relay-test".into(),
+        options_interval_ns: 60_000_000_000,
+        media_timeout_ns: 20_000_000_000,
+        hold_timeout_ns: 600_000_000_000,
+        media_check_ns: 5_000_000_000,
+    };
+    let mut placement = Placement::new(1);
+    placement.add_address("198.18.10.10".parse().unwrap(), 0);
+    placement.add_address("198.18.20.10".parse().unwrap(), 0);
+    B2bua::new(
+        config,
+        PortAllocator::new(placement, 20_000, 40_000, 1_000),
+        Box::new(CountingIds::default()),
+        Box::new(OsKeys),
+    )
+}
+
+#[test]
+fn the_teams_profile_follows_microsofts_sbc_rules() {
+    let mut sbc = teams_b2bua();
+    // An operator call with plain RTP (SRTP optional there) to a Teams number.
+    let offer = sdp("198.18.10.2", 4000, "RTP/AVP", &[], "a=rtcp-mux\n");
+    let out = sbc.on_message(&alice_flow(), invite("40", "+4930999", &offer), 0);
+    let inv = the_invite_to_b(&out);
+    assert_eq!(
+        inv.request_uri().unwrap().to_string(),
+        format!("sip:+4930999@{BOB_1}:5061;transport=tls;user=phone")
+    );
+    assert_eq!(
+        inv.headers.get(StdHeader::Contact),
+        Some("<sip:sbc.example.com:5061;transport=tls>"),
+        "our FQDN, never an address"
+    );
+    assert!(inv
+        .headers
+        .get(StdHeader::From)
+        .unwrap()
+        .contains("@sbc.example.com"));
+    assert!(inv
+        .headers
+        .get(StdHeader::To)
+        .unwrap()
+        .contains(";user=phone"));
+    assert!(inv
+        .headers
+        .iter()
+        .any(|h| h.name().as_str().eq_ignore_ascii_case("X-MS-SBC")));
+    let offered = SessionDescription::parse(&inv.body, &Limits::default()).unwrap();
+    let cryptos: Vec<String> = offered.media[0].cryptos().map(|c| c.to_string()).collect();
+    assert_eq!(cryptos.len(), 1, "{cryptos:?}");
+    assert!(
+        cryptos[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:")
+            && cryptos[0].ends_with("|2^31"),
+        "{cryptos:?}"
+    );
+    assert_eq!(offered.media[0].proto.as_str(), "RTP/SAVP");
+    assert!(offered.media[0].rtcp_mux());
+    // Teams answers; the operator side gets plain RTP back.
+    let teams_key = key(Suite::AesCm128HmacSha1_80);
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &format!("{teams_key}|2^31"))],
+        "a=rtcp-mux\n",
+    );
+    let out = sbc.on_message(
+        &Flow {
+            id: 2,
+            transport: Transport::Tls,
+            remote: format!("{BOB_1}:5061").parse().unwrap(),
+        },
+        response(&inv, 200, "OK", "t1", Some(&answer)),
+        1,
+    );
+    let spec = installed(&out);
+    assert_eq!(
+        spec.media[0].b.receive.as_ref().unwrap().key,
+        format!("{teams_key}|2^31")
+    );
+    assert!(
+        spec.media[0].a.send.is_none() && spec.media[0].a.receive.is_none(),
+        "plain towards the operator"
+    );
+    assert_eq!(spec.media[0].rtcp, RtcpMode::Mux);
+    // OPTIONS towards Teams carry our FQDN Contact and X-MS-SBC.
+    let ping = sends(&sbc.on_timer(TimerKey::OptionsPing(1, 0), 2))
+        .remove(0)
+        .1;
+    assert_eq!(
+        ping.headers.get(StdHeader::Contact),
+        Some("<sip:sbc.example.com:5061;transport=tls>")
+    );
+    assert!(ping
+        .headers
+        .iter()
+        .any(|h| h.name().as_str().eq_ignore_ascii_case("X-MS-SBC")));
+}
+
+#[test]
+fn answers_towards_teams_carry_one_crypto_and_hold_as_inactive() {
+    // Teams calls out: leg a is the Teams trunk.
+    let mut teams = trunk(
+        "teams",
+        &["198.18.10.2"],
+        Transport::Tls,
+        "198.18.10.1:5061",
+        "198.18.10.10",
+        MediaPolicy::SrtpMandatory,
+    );
+    teams.profile = Profile::Teams;
+    teams.suites = vec![Suite::AesCm128HmacSha1_80];
+    let operator = trunk(
+        "operator",
+        &[BOB_1],
+        Transport::Udp,
+        "198.18.20.1:5061",
+        "198.18.20.10",
+        MediaPolicy::Rtp,
+    );
+    let config = B2buaConfig {
+        trunks: vec![teams, operator],
+        routes: vec![Route {
+            from: 0,
+            prefix: String::new(),
+            to: 1,
+        }],
+        max_calls: 10,
+        t1_ns: 500_000_000,
+        invite_timeout_ns: 32_000_000_000,
+        product: "relay-test".into(),
+        options_interval_ns: 60_000_000_000,
+        media_timeout_ns: 20_000_000_000,
+        hold_timeout_ns: 600_000_000_000,
+        media_check_ns: 5_000_000_000,
+    };
+    let mut placement = Placement::new(1);
+    placement.add_address("198.18.10.10".parse().unwrap(), 0);
+    placement.add_address("198.18.20.10".parse().unwrap(), 0);
+    let mut sbc = B2bua::new(
+        config,
+        PortAllocator::new(placement, 20_000, 40_000, 1_000),
+        Box::new(CountingIds::default()),
+        Box::new(OsKeys),
+    );
+    // Teams offers two suites; the answer has exactly one a=crypto, with |2^31.
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[
+            (
+                1,
+                Suite::AesCm128HmacSha1_80,
+                &key(Suite::AesCm128HmacSha1_80),
+            ),
+            (
+                2,
+                Suite::AesCm128HmacSha1_32,
+                &key(Suite::AesCm128HmacSha1_32),
+            ),
+        ],
+        "",
+    );
+    let inv = the_invite_to_b(&sbc.on_message(&alice_flow(), invite("41", "+4930999", &offer), 0));
+    // The operator puts the call on hold in its answer (sendonly): Teams hears a=inactive.
+    let answer = sdp(BOB_1, 6000, "RTP/AVP", &[], "").replace("a=sendrecv", "a=sendonly");
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "o1", Some(&answer)),
+        1,
+    );
+    let ok = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let a = SessionDescription::parse(&ok.body, &Limits::default()).unwrap();
+    let c: Vec<String> = a.media[0].cryptos().map(|c| c.to_string()).collect();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(
+        c[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 ") && c[0].ends_with("|2^31"),
+        "{c:?}"
+    );
+    assert_eq!(
+        a.media[0].direction(),
+        Some(relay_sip::sdp::Direction::Inactive)
+    );
+    assert_eq!(
+        a.media_connection(0).unwrap().address.ip(),
+        Some("198.18.10.10".parse().unwrap()),
+        "never c=0.0.0.0"
+    );
+}
+
+#[test]
+fn an_unreachable_peer_is_marked_down_and_its_call_moves_to_the_next_peer() {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("50", "+4930999", &offer), 0);
+    assert_eq!(
+        sends(&out)
+            .into_iter()
+            .find(|(to, _)| matches!(to, Destination::Peer { .. }))
+            .unwrap()
+            .0,
+        Destination::Peer { trunk: 1, peer: 0 }
+    );
+    let out = sbc.peer_unreachable(1, 0, 10);
+    let (to, second) = sends(&out).into_iter().next().unwrap();
+    assert_eq!(to, Destination::Peer { trunk: 1, peer: 1 });
+    assert_eq!(second.method().unwrap().as_str(), "INVITE");
+    let health: std::collections::HashMap<_, _> = sbc.health().into_iter().collect();
+    assert_eq!(health[&(1, 0)].up, Some(false));
+    // The second is unreachable too: a hears 503.
+    let out = sbc.peer_unreachable(1, 1, 20);
+    let to_a: Vec<u16> = sends(&out)
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(to_a, [503]);
+    assert_eq!(sbc.active_calls(), 0);
+}
+
+#[test]
+fn over_udp_the_200_to_a_is_resent_until_its_ack_even_after_a_ringing_b() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let udp_alice = Flow {
+        id: 1,
+        transport: Transport::Udp,
+        remote: "198.18.10.2:5060".parse().unwrap(),
+    };
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    let inv = the_invite_to_b(&sbc.on_message(&udp_alice, invite("60", "+4930999", &offer), 0));
+    sbc.on_message(&bob_flow(), response(&inv, 180, "Ringing", "b60", None), 1);
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(
+            &inv,
+            200,
+            "OK",
+            "b60",
+            Some(&sdp(BOB_1, 6000, "RTP/AVP", &[], "")),
+        ),
+        2,
+    );
+    let then = match out
+        .iter()
+        .find(|a| matches!(a, Action::Program { .. }))
+        .unwrap()
+    {
+        Action::Program { then, .. } => then.clone(),
+        _ => unreachable!(),
+    };
+    let (timer, at) = then
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::Retransmit(_),
+                at_ns,
+            } => Some((k.clone(), *at_ns)),
+            _ => None,
+        })
+        .expect("a retransmission of the 200");
+    let again = sbc.on_timer(timer, at);
+    let resent: Vec<u16> = sends(&again)
+        .iter()
+        .filter(|(to, _)| *to == Destination::Flow(1))
+        .map(|(_, m)| status(m))
+        .collect();
+    assert_eq!(resent, [200], "the 200 again, though b had rung");
+    let (next, at2) = again
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::Retransmit(_),
+                at_ns,
+            } => Some((k.clone(), *at_ns)),
+            _ => None,
+        })
+        .expect("and again later");
+    assert_eq!(at2 - at, 1_000_000_000, "doubling from T1");
+    // The INVITE to b is not resent any more (b answered).
+    assert!(!sends(&again)
+        .iter()
+        .any(|(to, m)| matches!(to, Destination::Peer { .. }) && m.is_request()));
+    let ok = sends(&then)
+        .into_iter()
+        .find(|(_, m)| status(m) == 200)
+        .unwrap()
+        .1;
+    let a_tag = ok.to_addr().unwrap().tag().unwrap().to_owned();
+    let ack = parse(&format!("ACK sip:sbc.test SIP/2.0\nVia: SIP/2.0/UDP 198.18.10.2:5060;branch=z9hG4bKack60\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-60@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"));
+    let acked = sbc.on_message(&udp_alice, ack, 3);
+    assert!(
+        acked.iter().any(|a| matches!(a, Action::Persist(_))),
+        "a confirmed call is kept for a restart"
+    );
+    assert!(
+        sends(&sbc.on_timer(next, at2)).is_empty(),
+        "stopped by the ACK"
+    );
 }

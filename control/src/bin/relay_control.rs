@@ -71,7 +71,7 @@ fn main() -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        relay_control::shell::run(settings, stop).await
+        relay_control::shell::run(settings, Some(cli.config.clone()), stop).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

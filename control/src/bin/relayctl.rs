@@ -42,6 +42,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Active calls in relay-control (numbers masked), from its admin socket.
+    Calls {
+        /// relay-control's admin socket.
+        #[arg(
+            long,
+            env = "RELAY_ADMIN_SOCKET",
+            default_value = "/run/relay/control.sock"
+        )]
+        admin_socket: PathBuf,
+    },
+    /// Trunk peers' health from relay-control's OPTIONS, from its admin socket.
+    Trunks {
+        /// relay-control's admin socket.
+        #[arg(
+            long,
+            env = "RELAY_ADMIN_SOCKET",
+            default_value = "/run/relay/control.sock"
+        )]
+        admin_socket: PathBuf,
+    },
     /// Create a new random key-encryption key file (mode 0600).
     Keygen {
         /// Where to write it; an existing file is never overwritten.
@@ -297,6 +317,9 @@ fn run(cli: Cli) -> Result<()> {
     let now = SystemClock.now_ms();
     let access = Access::new(&cli.dir);
     match &cli.command {
+        Command::Calls { admin_socket } | Command::Trunks { admin_socket } => {
+            return live(admin_socket, matches!(cli.command, Command::Calls { .. }));
+        }
         Command::Keygen { out } => {
             Kek::generate(out)?;
             println!(
@@ -517,6 +540,52 @@ fn live_stats(
         );
     }
     Ok(stats::fold(&records))
+}
+
+/// `relayctl calls` / `relayctl trunks`: what relay-control says on its admin socket.
+fn live(socket: &std::path::Path, calls: bool) -> Result<()> {
+    use relay_control::shell::observe::{admin_request, AdminAnswer, AdminRequest};
+    let req = if calls {
+        AdminRequest::Calls
+    } else {
+        AdminRequest::Trunks
+    };
+    let answer = admin_request(socket, &req).with_context(|| {
+        format!(
+            "relay-control's admin socket {} (is relay-control running? --admin-socket)",
+            socket.display()
+        )
+    })?;
+    match answer {
+        AdminAnswer::Calls(calls) => {
+            println!(
+                "{:<18} {:<24} {:<8} {:<8} {:<10} {:>6} {:>5}",
+                "call", "trunks", "from", "to", "state", "held", "age"
+            );
+            for c in &calls {
+                println!(
+                    "{:<18} {:<24} {:<8} {:<8} {:<10} {:>6} {:>4}s",
+                    c.id, c.trunks, c.from, c.to, c.state, c.held, c.age_s
+                );
+            }
+            println!("{} active", calls.len());
+        }
+        AdminAnswer::Trunks(peers) => {
+            println!(
+                "{:<12} {:<36} {:<8} {:>9} {:>6} {:>8}",
+                "trunk", "peer", "state", "rtt", "sent", "timeouts"
+            );
+            for p in &peers {
+                let rtt = p.rtt_ms.map_or("-".into(), |r| format!("{r:.1} ms"));
+                println!(
+                    "{:<12} {:<36} {:<8} {:>9} {:>6} {:>8}",
+                    p.trunk, p.peer, p.state, rtt, p.sent, p.timeouts
+                );
+            }
+        }
+        AdminAnswer::Error(e) => bail!("relay-control: {e}"),
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

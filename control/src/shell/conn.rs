@@ -6,7 +6,7 @@
 //! malformed requests (answered with the parser's status, straight back on the flow).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use relay_sip::{parse_datagram, Datagram, Frame, Message, Refused, StreamDecoder};
@@ -32,6 +32,14 @@ pub enum ConnEvent {
         /// The message.
         message: Box<Message>,
     },
+    /// A message the parser refused, after the transport task answered it (if it could):
+    /// for the metrics.
+    Invalid {
+        /// On which flow; 0 for a UDP datagram turned away before it had one.
+        flow: FlowId,
+        /// The status the parser named.
+        status: u16,
+    },
     /// The connection ended (closed, garbage, a timeout or a failed handshake).
     Closed {
         /// Which.
@@ -42,18 +50,21 @@ pub enum ConnEvent {
 }
 
 /// Accepts connections on `listener` until the runtime stops: each within the connection
-/// limits gets (after a TLS handshake within its limits, when `tls`) a flow from
-/// `register` and a task. `register` announces the flow to the event loop and returns its
-/// id and the queue of what to send on it.
+/// limits gets (after a TLS handshake within its limits, when `tls`, with the acceptor in
+/// force then: SIGHUP may replace it) a flow from `register` and a task. `register`
+/// announces the flow to the event loop and returns its id and the queue of what to send
+/// on it; `handshake_done` hears each handshake's result (`ok`, `failed`, `timed_out`).
 pub async fn accept_task(
     listener: TcpListener,
     tls: bool,
-    acceptor: Option<TlsAcceptor>,
+    acceptor: Arc<RwLock<Option<TlsAcceptor>>>,
     shield: Arc<Shield>,
     events: mpsc::UnboundedSender<ConnEvent>,
     register: impl Fn(SocketAddr) -> (FlowId, mpsc::UnboundedReceiver<Vec<u8>>) + Send + Sync + 'static,
+    handshake_done: impl Fn(&'static str) + Send + Sync + 'static,
 ) {
     let register = Arc::new(register);
+    let handshake_done = Arc::new(handshake_done);
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -79,24 +90,29 @@ pub async fn accept_task(
             });
             continue;
         }
-        let (Some(acceptor), Some(handshake)) = (acceptor.clone(), shield.start_handshake()) else {
+        let current = acceptor.read().ok().and_then(|a| a.clone());
+        let (Some(acceptor), Some(handshake)) = (current, shield.start_handshake()) else {
             tracing::debug!(%remote, "TLS connection refused: too many handshakes in progress");
             continue;
         };
+        let handshake_done = handshake_done.clone();
         tokio::spawn(async move {
             let outcome =
                 tokio::time::timeout(shield.tls_handshake_timeout, acceptor.accept(tcp)).await;
             drop(handshake);
             match outcome {
                 Ok(Ok(stream)) => {
+                    handshake_done("ok");
                     let (flow, rx) = register(remote);
                     run_stream(stream, flow, remote, shield, events, rx, Some(permit)).await;
                 }
                 Ok(Err(e)) => {
+                    handshake_done("failed");
                     shield.count(|c| &c.tls_handshakes_failed);
                     tracing::debug!(%remote, error = %e, "TLS handshake failed");
                 }
                 Err(_) => {
+                    handshake_done("timed_out");
                     shield.count(|c| &c.tls_handshakes_timed_out);
                     tracing::debug!(%remote, "TLS handshake timed out");
                 }
@@ -167,6 +183,7 @@ async fn run_stream<S>(
                             Ok(Some(frame)) => frame,
                             Err(e) => {
                                 shield.count(|c| &c.framing_lost);
+                                let _ = events.send(ConnEvent::Invalid { flow, status: e.status() });
                                 if let Some(answer) = decoder
                                     .refused()
                                     .and_then(|r| shield.answer(e, r, remote.ip()))
@@ -189,6 +206,7 @@ async fn run_stream<S>(
                                 let _ = events.send(ConnEvent::Message { flow, remote, message });
                             }
                             Frame::Invalid(e, refused) => {
+                                let _ = events.send(ConnEvent::Invalid { flow, status: e.status() });
                                 if let Some(answer) = shield.answer(e, &refused, remote.ip()) {
                                     if !write_within(&mut wr, &answer, shield.message_timeout).await {
                                         failed = Some("write".to_owned());
@@ -314,6 +332,7 @@ pub async fn udp_task(
                     }
                     Ok(Datagram::KeepAlive) => None,
                     Err(e) => {
+                        let _ = events.send(ConnEvent::Invalid { flow: 0, status: e.status() });
                         let refused = Refused::salvage(&buf[..n], &shield.sip);
                         shield.answer(e, &refused, remote.ip())
                     }

@@ -10,6 +10,24 @@ use relay_session::client::{ClientError, ControlClient};
 use relay_session::stats::{CallCounters, CoreMap};
 use tokio::sync::mpsc;
 
+/// A call's counters to read (media timeouts).
+#[derive(Debug)]
+pub struct StatsRequest {
+    /// The call.
+    pub call: CallKey,
+    /// Its id in the data plane.
+    pub id: String,
+}
+
+/// What the thread does.
+#[derive(Debug)]
+pub enum Request {
+    /// Program a change.
+    Program(ProgramRequest),
+    /// Read counters.
+    Stats(StatsRequest),
+}
+
 /// One change to make.
 #[derive(Debug)]
 pub struct ProgramRequest {
@@ -19,6 +37,20 @@ pub struct ProgramRequest {
     pub op: ProgramOp,
     /// What follows if it is accepted.
     pub then: Vec<Action>,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub enum Done {
+    /// A change was made or refused.
+    Program(ProgramDone),
+    /// A call's counters (`None`: the data plane does not know it, or did not answer).
+    Stats {
+        /// The call.
+        call: CallKey,
+        /// Its counters.
+        counters: Option<CallCounters>,
+    },
 }
 
 /// How it went.
@@ -35,31 +67,41 @@ pub struct ProgramDone {
 /// The thread's handle.
 #[derive(Debug)]
 pub struct Dataplane {
-    requests: crossbeam_channel::Sender<ProgramRequest>,
+    requests: crossbeam_channel::Sender<Request>,
 }
 
 impl Dataplane {
     /// Starts the thread for the socket at `path`; results go to `done`.
-    pub fn start(
-        path: PathBuf,
-        done: mpsc::UnboundedSender<ProgramDone>,
-    ) -> std::io::Result<Dataplane> {
-        let (tx, rx) = crossbeam_channel::unbounded::<ProgramRequest>();
+    pub fn start(path: PathBuf, done: mpsc::UnboundedSender<Done>) -> std::io::Result<Dataplane> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         std::thread::Builder::new()
             .name("dataplane".into())
             .spawn(move || {
                 let mut client: Option<ControlClient> = None;
                 for req in rx {
-                    let result = execute(&path, &mut client, &req.op);
-                    if result.is_err() {
-                        // A broken connection is made again for the next request.
-                        client = None;
+                    match req {
+                        Request::Program(req) => {
+                            let result = execute(&path, &mut client, &req.op);
+                            if result.is_err() {
+                                // A broken connection is made again for the next request.
+                                client = None;
+                            }
+                            let _ = done.send(Done::Program(ProgramDone {
+                                call: req.call,
+                                result,
+                                then: req.then,
+                            }));
+                        }
+                        Request::Stats(req) => {
+                            let counters = connected(&path, &mut client)
+                                .ok()
+                                .and_then(|c| c.call_stats(&req.id).ok());
+                            let _ = done.send(Done::Stats {
+                                call: req.call,
+                                counters,
+                            });
+                        }
                     }
-                    let _ = done.send(ProgramDone {
-                        call: req.call,
-                        result,
-                        then: req.then,
-                    });
                 }
             })?;
         Ok(Dataplane { requests: tx })
@@ -67,8 +109,26 @@ impl Dataplane {
 
     /// Queues a change.
     pub fn program(&self, req: ProgramRequest) {
-        let _ = self.requests.send(req);
+        let _ = self.requests.send(Request::Program(req));
     }
+
+    /// Queues a read of a call's counters.
+    pub fn stats(&self, req: StatsRequest) {
+        let _ = self.requests.send(Request::Stats(req));
+    }
+}
+
+fn connected<'c>(
+    path: &Path,
+    client: &'c mut Option<ControlClient>,
+) -> Result<&'c mut ControlClient, String> {
+    if client.is_none() {
+        *client = Some(
+            ControlClient::connect_waiting(path, Duration::from_secs(2))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(client.as_mut().expect("connected above"))
 }
 
 fn execute(
@@ -76,13 +136,7 @@ fn execute(
     client: &mut Option<ControlClient>,
     op: &ProgramOp,
 ) -> Result<Option<CallCounters>, String> {
-    if client.is_none() {
-        *client = Some(
-            ControlClient::connect_waiting(path, Duration::from_secs(2))
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let c = client.as_mut().expect("connected above");
+    let c = connected(path, client)?;
     let r: Result<Option<CallCounters>, ClientError> = match op {
         ProgramOp::Add(spec) => c.add_call(spec).map(|()| None),
         ProgramOp::Modify(spec) => c.modify_call(spec).map(|()| None),

@@ -6,7 +6,9 @@
 pub mod conn;
 pub mod dataplane;
 pub mod limits;
+pub mod observe;
 pub mod records;
+pub mod state;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -28,9 +30,9 @@ use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::cdr::{CdrConfig, CdrStore, SystemClock};
-use crate::config::{Settings, SipTransport};
+use crate::config::{ControlConfig, Settings, SipTransport};
 use conn::ConnEvent;
-use dataplane::{Dataplane, ProgramDone, ProgramRequest};
+use dataplane::{Dataplane, Done, ProgramRequest, StatsRequest};
 
 /// Why the shell could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,9 @@ pub enum ShellError {
         /// Why.
         detail: String,
     },
+    /// The state directory (calls kept over a restart) cannot be used.
+    #[error("state_dir: {0}")]
+    State(String),
     /// The CDR store could not be opened.
     #[error("CDR store: {0}")]
     Cdr(String),
@@ -80,10 +85,14 @@ struct FlowInfo {
 enum Event {
     Conn(ConnEvent),
     Timer(TimerKey),
-    Program(ProgramDone),
+    Program(dataplane::ProgramDone),
+    Media {
+        call: u64,
+        counters: Option<CallCounters>,
+    },
     Connected {
-        trunk: usize,
-        peer: usize,
+        key: (usize, String, u16),
+        peer: Option<usize>,
         flow: FlowId,
         info: Result<FlowInfo, String>,
     },
@@ -92,9 +101,11 @@ enum Event {
 /// Runs `relay-control` until `stop` resolves.
 pub async fn run(
     settings: Settings,
+    config_path: Option<std::path::PathBuf>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ShellError> {
-    let file = &settings.file;
+    let mut settings = settings;
+    let file = &settings.file.clone();
     // [limits]: connection, handshake, timeout and INVITE-rate limits (shell/limits.rs).
     let shield = limits::Shield::new(&file.limits, Limits::default(), &file.sbc.fqdn);
     limits::spawn_reporter(shield.clone(), Duration::from_secs(60));
@@ -162,36 +173,16 @@ pub async fn run(
         None => None,
     };
 
-    // TLS: our identity, the union of the trunks' trust stores for client certificates,
-    // and per trunk a client configuration.
-    let identity = match &file.tls {
-        Some(t) => Some(tls::Identity::load(&t.certificate, &t.private_key)?),
-        None => None,
-    };
-    let mut client_roots = rustls::RootCertStore::empty();
-    let mut connectors: HashMap<usize, TlsConnector> = HashMap::new();
-    for (i, t) in file.trunk.iter().enumerate() {
-        if let (Some(store), Some(id)) = (&t.trust_store, &identity) {
-            let roots = tls::trust_store(store)?;
-            if t.verify_client {
-                for r in roots.roots.iter() {
-                    client_roots.roots.push(r.clone());
-                }
-            }
-            connectors.insert(i, TlsConnector::from(tls::client_config(id, roots)?));
-        }
-    }
-    let acceptor = match &identity {
-        Some(id) => Some(TlsAcceptor::from(tls::server_config(
-            id,
-            (!client_roots.is_empty()).then_some(client_roots),
-        )?)),
-        None => None,
-    };
+    let (acceptor, mut connectors) = tls_setup(file)?;
+    let handshakes: prometheus_client::metrics::family::Family<
+        observe::ResultLabels,
+        prometheus_client::metrics::counter::Counter,
+    > = Default::default();
+    let acceptor = Arc::new(std::sync::RwLock::new(acceptor));
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<ConnEvent>();
-    let (dp_tx, mut dp_rx) = mpsc::unbounded_channel::<ProgramDone>();
+    let (dp_tx, mut dp_rx) = mpsc::unbounded_channel::<Done>();
     let dataplane = Dataplane::start(dp_path, dp_tx)?;
     let next_flow = Arc::new(AtomicU64::new(1));
     let mut flows: HashMap<FlowId, FlowInfo> = HashMap::new();
@@ -268,6 +259,14 @@ pub async fn run(
                     ));
                     (id, rx)
                 };
+                let handshakes = handshakes.clone();
+                let handshake_done = move |result: &'static str| {
+                    handshakes
+                        .get_or_create(&observe::ResultLabels {
+                            result: result.into(),
+                        })
+                        .inc();
+                };
                 tokio::spawn(conn::accept_task(
                     listener,
                     tls,
@@ -275,7 +274,77 @@ pub async fn run(
                     shield.clone(),
                     conn_tx.clone(),
                     register,
+                    handshake_done,
                 ));
+            }
+        }
+    }
+
+    // Outbound connections per trunk peer, and what waits for them.
+    let mut peer_flows: HashMap<(usize, String, u16), FlowId> = HashMap::new();
+    let mut pending: HashMap<(usize, String, u16), Vec<Vec<u8>>> = HashMap::new();
+    let mut counters_of: HashMap<u64, CallCounters> = HashMap::new();
+    // Observation: metrics endpoint and admin socket.
+    let metrics = Arc::new(observe::Metrics {
+        tls_handshakes: handshakes.clone(),
+        ..Default::default()
+    });
+    let (ask_tx, mut ask_rx) = mpsc::unbounded_channel::<observe::Ask>();
+    if let Some(addr) = file.sbc.metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ShellError::Listen {
+                address: addr,
+                source,
+            })?;
+        tokio::spawn(observe::serve_metrics(
+            listener,
+            metrics.clone(),
+            ask_tx.clone(),
+            file.sbc.dataplane_socket.clone(),
+        ));
+    }
+    let admin = observe::bind_admin(&file.sbc.admin_socket)?;
+    tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
+    let mut counted = relay_b2bua::core::Counters::default();
+    // Calls kept over a restart: those the data plane still has go on; the others ended
+    // while we were away.
+    let mut store: Box<dyn state::CallStore> = Box::new(
+        state::FileCallStore::open(&file.sbc.state_dir)
+            .map_err(|e| ShellError::State(e.to_string()))?,
+    );
+    b2bua.set_wall_clock(epoch_ms_at_zero);
+    let mut initial = b2bua.start(now_ns());
+    let (kept, unreadable) = store.load().map_err(|e| ShellError::State(e.to_string()))?;
+    for path in unreadable {
+        tracing::warn!(path, "an unreadable kept call record was removed");
+    }
+    if !kept.is_empty() {
+        let p = file.sbc.dataplane_socket.clone();
+        let live = tokio::task::spawn_blocking(move || {
+            relay_session::client::ControlClient::connect(&p).and_then(|mut c| c.list_calls())
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+        for record in kept {
+            let restored = live
+                .contains(&record.dataplane_id)
+                .then(|| b2bua.restore(&record, epoch_ms_at_zero, now_ns()))
+                .flatten();
+            match restored {
+                Some(actions) => {
+                    tracing::info!(call = record.dataplane_id, "call continued after a restart");
+                    initial.extend(actions);
+                }
+                None => {
+                    tracing::info!(
+                        call = record.dataplane_id,
+                        "kept call no longer in the data plane: dropped"
+                    );
+                    let _ = store.forget(&record.dataplane_id);
+                }
             }
         }
     }
@@ -285,19 +354,58 @@ pub async fn run(
         workers = map.workers.len(),
         "relay-control ready"
     );
-
-    // Outbound connections per trunk peer, and what waits for them.
-    let mut peer_flows: HashMap<(usize, usize), FlowId> = HashMap::new();
-    let mut pending: HashMap<(usize, usize), Vec<Vec<u8>>> = HashMap::new();
-    let mut counters_of: HashMap<u64, CallCounters> = HashMap::new();
     tokio::pin!(stop);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    for action in initial {
+        if let Action::Timer { key, at_ns } = action {
+            let tx = ev_tx.clone();
+            let wait = Duration::from_nanos(at_ns.saturating_sub(now_ns()));
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(Event::Timer(key));
+            });
+        }
+    }
 
     loop {
         let event = tokio::select! {
             _ = &mut stop => break,
+            _ = hup.recv() => {
+                // SIGHUP: certificates, trust stores and trunk settings again; calls and
+                // connections in use go on.
+                let Some(path) = &config_path else { continue };
+                match reload(path, &settings) {
+                    Ok((new, new_acceptor, new_connectors)) => {
+                        if let Ok(mut a) = acceptor.write() {
+                            *a = new_acceptor;
+                        }
+                        connectors = new_connectors;
+                        b2bua.reconfigure(new.b2bua.clone());
+                        settings = new;
+                        tracing::info!(path = %path.display(), "configuration reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "configuration not reloaded; the running one stays"),
+                }
+                continue;
+            }
             Some(e) = ev_rx.recv() => e,
             Some(e) = conn_rx.recv() => Event::Conn(e),
-            Some(d) = dp_rx.recv() => Event::Program(d),
+            Some(a) = ask_rx.recv() => {
+                match a {
+                    observe::Ask::Scrape(done) => {
+                        update_gauges(&metrics, &b2bua, &mut counted, cdr.as_ref(), flows.len());
+                        let _ = done.send(());
+                    }
+                    observe::Ask::Admin(req, answer) => {
+                        let _ = answer.send(admin_answer(&b2bua, &req, now_ns()));
+                    }
+                }
+                continue;
+            }
+            Some(d) = dp_rx.recv() => match d {
+                Done::Program(d) => Event::Program(d),
+                Done::Stats { call, counters } => Event::Media { call, counters },
+            },
             Some((id, info)) = new_flow_rx.recv() => {
                 flows.insert(id, info);
                 continue;
@@ -310,6 +418,7 @@ pub async fn run(
         let now = now_ns();
         // The call whose data-plane change these actions follow (for its final counters).
         let mut origin = None;
+        let mut actions_after = Vec::new();
         let actions = match event {
             Event::Conn(ConnEvent::Message {
                 flow,
@@ -324,7 +433,22 @@ pub async fn run(
                     transport: info.transport.clone(),
                     remote,
                 };
+                metrics
+                    .sip_messages
+                    .get_or_create(&sip_labels("in", &message))
+                    .inc();
                 b2bua.on_message(&f, *message, now)
+            }
+            Event::Conn(ConnEvent::Invalid { flow, status }) => {
+                metrics
+                    .sip_malformed
+                    .get_or_create(&observe::CauseLabels {
+                        cause: status.to_string(),
+                    })
+                    .inc();
+                // Answered (or not) by the transport task, and counted there too.
+                tracing::debug!(flow, status, "malformed SIP message");
+                continue;
             }
             Event::Conn(ConnEvent::Closed { flow, why }) => {
                 tracing::debug!(flow, why, remote = ?flows.get(&flow).map(|f| f.remote), "connection closed");
@@ -333,6 +457,7 @@ pub async fn run(
                 continue;
             }
             Event::Timer(key) => b2bua.on_timer(key, now),
+            Event::Media { call, counters } => b2bua.on_media(call, counters.as_ref(), now),
             Event::Program(done) => match done.result {
                 Ok(counters) => {
                     if let Some(c) = counters {
@@ -347,7 +472,7 @@ pub async fn run(
                 }
             },
             Event::Connected {
-                trunk,
+                key,
                 peer,
                 flow,
                 info,
@@ -355,24 +480,34 @@ pub async fn run(
                 match info {
                     Ok(info) => {
                         flows.insert(flow, info);
-                        peer_flows.insert((trunk, peer), flow);
+                        peer_flows.insert(key.clone(), flow);
                         if let Some(info) = flows.get(&flow) {
-                            for bytes in pending.remove(&(trunk, peer)).unwrap_or_default() {
+                            for bytes in pending.remove(&key).unwrap_or_default() {
                                 send_on(info, bytes);
                             }
                         }
                     }
                     Err(why) => {
-                        tracing::warn!(trunk, peer, why, "cannot reach trunk peer");
-                        pending.remove(&(trunk, peer));
+                        tracing::warn!(trunk = key.0, peer = ?peer, why, "cannot reach trunk peer");
+                        pending.remove(&key);
+                        if let Some(peer) = peer {
+                            actions_after = b2bua.peer_unreachable(key.0, peer, now);
+                        }
                     }
                 }
-                continue;
+                if actions_after.is_empty() {
+                    continue;
+                }
+                std::mem::take(&mut actions_after)
             }
         };
         for action in actions {
             match action {
                 Action::Send { to, message } => {
+                    metrics
+                        .sip_messages
+                        .get_or_create(&sip_labels("out", &message))
+                        .inc();
                     let bytes = message.to_bytes();
                     match to {
                         Destination::Flow(id) => {
@@ -380,9 +515,13 @@ pub async fn run(
                                 send_on(info, bytes);
                             }
                         }
-                        Destination::Peer { trunk, peer } => {
+                        Destination::Peer { .. } | Destination::Target { .. } => {
+                            let Some((trunk, peer_index, p)) = target_of(&settings, &to, &message)
+                            else {
+                                tracing::warn!(?to, "no address for a message");
+                                continue;
+                            };
                             let t = &settings.b2bua.trunks[trunk];
-                            let p = &t.peers[peer];
                             if p.transport == Transport::Udp {
                                 let to = tokio::net::lookup_host((p.host.as_str(), p.port))
                                     .await
@@ -395,19 +534,19 @@ pub async fn run(
                                 }
                                 continue;
                             }
-                            if let Some(info) =
-                                peer_flows.get(&(trunk, peer)).and_then(|f| flows.get(f))
-                            {
+                            let key = (trunk, p.host.clone(), p.port);
+                            if let Some(info) = peer_flows.get(&key).and_then(|f| flows.get(f)) {
                                 send_on(info, bytes);
                                 continue;
                             }
-                            let waiting = pending.entry((trunk, peer)).or_default();
+                            let waiting = pending.entry(key.clone()).or_default();
                             let first = waiting.is_empty();
                             waiting.push(bytes);
                             if first {
                                 connect(
-                                    trunk,
-                                    peer,
+                                    key,
+                                    peer_index,
+                                    p,
                                     &settings,
                                     connectors.get(&trunk).cloned(),
                                     next_flow.clone(),
@@ -422,6 +561,20 @@ pub async fn run(
                 Action::Program { call, op, then } => {
                     dataplane.program(ProgramRequest { call, op, then })
                 }
+                Action::Persist(record) => {
+                    if let Err(e) = store.save(&record) {
+                        tracing::error!(error = %e, call = record.dataplane_id, "call not kept for a restart");
+                    }
+                }
+                Action::Forget(id) => {
+                    if let Err(e) = store.forget(&id) {
+                        tracing::error!(error = %e, call = id, "kept call record not removed");
+                    }
+                }
+                Action::QueryMedia { call, dataplane_id } => dataplane.stats(StatsRequest {
+                    call,
+                    id: dataplane_id,
+                }),
                 Action::Timer { key, at_ns } => {
                     let tx = ev_tx.clone();
                     let wait = Duration::from_nanos(at_ns.saturating_sub(now));
@@ -431,6 +584,16 @@ pub async fn run(
                     });
                 }
                 Action::Ended(end) => {
+                    metrics
+                        .calls_ended
+                        .get_or_create(&observe::CauseLabels {
+                            cause: if end.reason == "media timeout" {
+                                "media_timeout".into()
+                            } else {
+                                end.status.to_string()
+                            },
+                        })
+                        .inc();
                     let counters = origin.and_then(|c| counters_of.remove(&c));
                     tracing::info!(call = end.dataplane_id, status = end.status, by = ?end.ended_by, "call ended");
                     if let Some(store) = &cdr {
@@ -452,6 +615,203 @@ pub async fn run(
     Ok(())
 }
 
+fn sip_labels(direction: &str, m: &relay_sip::Message) -> observe::SipLabels {
+    let kind = match (m.method(), m.status()) {
+        (Some(method), _) => method.as_str().to_owned(),
+        (None, Some(code)) => format!("{}xx", code / 100),
+        _ => "?".into(),
+    };
+    observe::SipLabels {
+        direction: direction.into(),
+        kind,
+    }
+}
+
+/// Sets the gauges and the counters kept by the B2BUA before a scrape.
+fn update_gauges(
+    metrics: &observe::Metrics,
+    b2bua: &B2bua,
+    counted: &mut relay_b2bua::core::Counters,
+    cdr: Option<&CdrStore>,
+    connections: usize,
+) {
+    metrics.calls_active.set(b2bua.active_calls() as i64);
+    metrics.connections.set(connections as i64);
+    let c = &b2bua.counters;
+    metrics
+        .calls_attempted
+        .inc_by(c.calls_attempted - counted.calls_attempted);
+    metrics
+        .calls_answered
+        .inc_by(c.calls_answered - counted.calls_answered);
+    for (code, n) in &c.calls_failed {
+        let before = counted.calls_failed.get(code).copied().unwrap_or(0);
+        metrics
+            .calls_failed
+            .get_or_create(&observe::CauseLabels {
+                cause: code.to_string(),
+            })
+            .inc_by(n - before);
+    }
+    *counted = c.clone();
+    for ((t, p), h) in b2bua.health() {
+        let trunk = &b2bua.config().trunks[t];
+        let peer = &trunk.peers[p];
+        let labels = observe::PeerLabels {
+            trunk: trunk.name.clone(),
+            peer: format!("{}:{}", peer.host, peer.port),
+        };
+        metrics.trunk_up.get_or_create(&labels).set(match h.up {
+            Some(true) => 1,
+            Some(false) => 0,
+            None => -1,
+        });
+        if let Some(rtt) = h.rtt_ns {
+            metrics
+                .trunk_rtt_us
+                .get_or_create(&labels)
+                .set((rtt / 1000) as i64);
+        }
+    }
+    if let Some(store) = cdr {
+        let m = store.metrics();
+        metrics.cdr_written.set(m.written as i64);
+        metrics.cdr_write_errors.set(m.write_errors as i64);
+        metrics.cdr_waiting.set(m.waiting as i64);
+        metrics.cdr_failing.set(i64::from(m.failing));
+    }
+}
+
+fn admin_answer(b2bua: &B2bua, req: &observe::AdminRequest, now_ns: u64) -> observe::AdminAnswer {
+    match req {
+        observe::AdminRequest::Calls => observe::AdminAnswer::Calls(
+            b2bua
+                .call_summaries()
+                .into_iter()
+                .map(|c| observe::CallView {
+                    id: c.dataplane_id,
+                    trunks: format!("{} -> {}", c.a_trunk, c.b_trunk),
+                    from: observe::mask(&c.caller),
+                    to: observe::mask(&c.callee),
+                    state: format!("{:?}", c.phase).to_ascii_lowercase(),
+                    held: c.held,
+                    age_s: now_ns.saturating_sub(c.setup_ns) / 1_000_000_000,
+                })
+                .collect(),
+        ),
+        observe::AdminRequest::Trunks => {
+            let health: HashMap<(usize, usize), relay_b2bua::PeerHealth> =
+                b2bua.health().into_iter().collect();
+            let mut v = Vec::new();
+            for (t, trunk) in b2bua.config().trunks.iter().enumerate() {
+                for (p, peer) in trunk.peers.iter().enumerate() {
+                    let h = health.get(&(t, p)).cloned().unwrap_or_default();
+                    v.push(observe::PeerView {
+                        trunk: trunk.name.clone(),
+                        peer: format!(
+                            "{}:{}/{}",
+                            peer.host,
+                            peer.port,
+                            peer.transport.as_str().to_ascii_lowercase()
+                        ),
+                        state: match h.up {
+                            Some(true) => "up",
+                            Some(false) => "down",
+                            None => "unknown",
+                        }
+                        .into(),
+                        rtt_ms: h.rtt_ns.map(|n| n as f64 / 1e6),
+                        sent: h.sent,
+                        timeouts: h.timeouts,
+                    });
+                }
+            }
+            observe::AdminAnswer::Trunks(v)
+        }
+    }
+}
+
+/// TLS for `file`: the acceptor (our identity; client certificates verified against the
+/// trust stores of trunks with `verify_client`), a connector per TLS trunk, and warnings
+/// about our certificate, logged.
+fn tls_setup(
+    file: &ControlConfig,
+) -> Result<(Option<TlsAcceptor>, HashMap<usize, TlsConnector>), ShellError> {
+    let identity = match &file.tls {
+        Some(t) => Some(tls::Identity::load(&t.certificate, &t.private_key)?),
+        None => None,
+    };
+    if let Some(id) = &identity {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for w in tls::certificate_warnings(id, &file.sbc.fqdn, now) {
+            tracing::warn!("{w}");
+        }
+    }
+    let mut client_roots = rustls::RootCertStore::empty();
+    let mut connectors: HashMap<usize, TlsConnector> = HashMap::new();
+    for (i, t) in file.trunk.iter().enumerate() {
+        if let (Some(store), Some(id)) = (&t.trust_store, &identity) {
+            let roots = tls::trust_store(store)?;
+            if t.verify_client {
+                for r in roots.roots.iter() {
+                    client_roots.roots.push(r.clone());
+                }
+            }
+            connectors.insert(i, TlsConnector::from(tls::client_config(id, roots)?));
+        }
+    }
+    let acceptor = match &identity {
+        Some(id) => Some(TlsAcceptor::from(tls::server_config(
+            id,
+            (!client_roots.is_empty()).then_some(client_roots),
+        )?)),
+        None => None,
+    };
+    Ok((acceptor, connectors))
+}
+
+/// Reads `path` again for SIGHUP. What needs a restart to change (listeners, the data
+/// plane's socket, media ports, the trunks' names and order) is refused with its name.
+#[allow(clippy::type_complexity)]
+fn reload(
+    path: &std::path::Path,
+    running: &Settings,
+) -> Result<(Settings, Option<TlsAcceptor>, HashMap<usize, TlsConnector>), String> {
+    let new = ControlConfig::load(path).map_err(|e| e.to_string())?;
+    let names = |s: &Settings| {
+        s.file
+            .trunk
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let listeners = |s: &Settings| {
+        s.file
+            .listen
+            .iter()
+            .map(|l| (format!("{:?}", l.transport), l.address))
+            .collect::<Vec<_>>()
+    };
+    if listeners(&new) != listeners(running) {
+        return Err("the listeners changed: that needs a restart".into());
+    }
+    if new.file.limits != running.file.limits {
+        return Err("[limits] changed: that needs a restart".into());
+    }
+    if names(&new) != names(running) {
+        return Err("the trunks' names or order changed: that needs a restart".into());
+    }
+    if new.media_ports != running.media_ports
+        || new.file.sbc.dataplane_socket != running.file.sbc.dataplane_socket
+    {
+        return Err("media_ports or dataplane_socket changed: that needs a restart".into());
+    }
+    let (acceptor, connectors) = tls_setup(&new.file).map_err(|e| e.to_string())?;
+    Ok((new, acceptor, connectors))
+}
+
 fn send_on(info: &FlowInfo, bytes: Vec<u8>) {
     match &info.handle {
         FlowHandle::Stream(tx) => {
@@ -464,9 +824,61 @@ fn send_on(info: &FlowInfo, bytes: Vec<u8>) {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Where a message to `to` goes: its trunk, the configured peer it is (if one), and the
+/// host, port and transport to use (a `Target` takes them from the Request-URI).
+fn target_of(
+    settings: &Settings,
+    to: &Destination,
+    message: &relay_sip::Message,
+) -> Option<(usize, Option<usize>, relay_b2bua::config::PeerConfig)> {
+    match *to {
+        Destination::Peer { trunk, peer } => {
+            let p = settings.b2bua.trunks.get(trunk)?.peers.get(peer)?.clone();
+            Some((trunk, Some(peer), p))
+        }
+        Destination::Target { trunk } => {
+            let t = settings.b2bua.trunks.get(trunk)?;
+            let uri = message.request_uri()?.as_sip()?;
+            let transport = match uri.param("transport").flatten() {
+                Some(tr) => Transport::parse(tr).ok()?,
+                None => t
+                    .peers
+                    .first()
+                    .map_or(Transport::Udp, |p| p.transport.clone()),
+            };
+            let host = uri.host().to_string();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port().unwrap_or(if transport == Transport::Tls {
+                5061
+            } else {
+                5060
+            });
+            let peer = t
+                .peers
+                .iter()
+                .position(|p| p.host == host && p.port == port);
+            Some((
+                trunk,
+                peer,
+                relay_b2bua::config::PeerConfig {
+                    host,
+                    port,
+                    transport,
+                },
+            ))
+        }
+        Destination::Flow(_) => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn connect(
-    trunk: usize,
-    peer: usize,
+    key: (usize, String, u16),
+    peer: Option<usize>,
+    p: relay_b2bua::config::PeerConfig,
     settings: &Settings,
     tls: Option<TlsConnector>,
     next_flow: Arc<AtomicU64>,
@@ -474,8 +886,7 @@ fn connect(
     ev_tx: mpsc::UnboundedSender<Event>,
     shield: Arc<limits::Shield>,
 ) {
-    let t = &settings.b2bua.trunks[trunk];
-    let p = t.peers[peer].clone();
+    let trunk = key.0;
     let server_name = settings.file.trunk[trunk]
         .tls_server_name
         .clone()
@@ -513,7 +924,7 @@ fn connect(
         };
         let info = attempt.await;
         let _ = ev_tx.send(Event::Connected {
-            trunk,
+            key,
             peer,
             flow: id,
             info,

@@ -57,8 +57,13 @@ pub fn record(
             leg(&end.a_call_id, &end.caller, &end.callee, &end.a_trunk),
             leg(&end.b_call_id, &end.caller, &end.callee, &end.b_trunk),
         ],
-        setup_ms: ms(epoch_ms_at_zero, end.setup_ns),
-        answer_ms: end.answer_ns.map(|n| ms(epoch_ms_at_zero, n)),
+        setup_ms: end
+            .restored_times
+            .map_or(ms(epoch_ms_at_zero, end.setup_ns), |t| t.0),
+        answer_ms: match end.restored_times {
+            Some((_, answer)) => answer,
+            None => end.answer_ns.map(|n| ms(epoch_ms_at_zero, n)),
+        },
         end_ms: ms(epoch_ms_at_zero, end.end_ns),
         ended_by: match end.ended_by {
             relay_b2bua::EndedBy::Caller => EndedBy::Caller,
@@ -66,6 +71,7 @@ pub fn record(
             relay_b2bua::EndedBy::Relay => EndedBy::Relay,
         },
         end_reason: match end.status {
+            _ if end.reason == "media timeout" => EndReason::MediaTimeout,
             200 => EndReason::Normal,
             487 => EndReason::Cancelled,
             408 if end.ended_by == relay_b2bua::EndedBy::Relay => EndReason::SignallingTimeout,

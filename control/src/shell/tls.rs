@@ -136,3 +136,100 @@ pub fn client_config(
         .map_err(|e| err("our client certificate", e))?;
     Ok(Arc::new(config))
 }
+
+/// What an operator should hear about our certificate: its SAN does not hold `fqdn` (Teams
+/// refuses the SBC then), or it expires within 30 days, or has expired. `now_unix` is the
+/// current time in seconds since the Unix epoch.
+pub fn certificate_warnings(identity: &Identity, fqdn: &str, now_unix: i64) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(leaf) = identity.chain.first() else {
+        return vec!["no certificate".into()];
+    };
+    let cert = match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+        Ok((_, c)) => c,
+        Err(e) => return vec![format!("the certificate cannot be read: {e}")],
+    };
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => {
+                        Some(d.to_ascii_lowercase())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let fqdn = fqdn.to_ascii_lowercase();
+    let covers = |n: &String| {
+        *n == fqdn
+            || n.strip_prefix("*.").is_some_and(|rest| {
+                fqdn.split_once('.')
+                    .is_some_and(|(_, parent)| parent == rest)
+            })
+    };
+    if !names.iter().any(covers) {
+        warnings.push(format!(
+            "the certificate's subject alternative names ({}) do not hold sbc.fqdn {fqdn}: Teams refuses such an SBC",
+            if names.is_empty() { "none".into() } else { names.join(", ") }
+        ));
+    }
+    let not_after = cert.validity().not_after.timestamp();
+    let days = (not_after - now_unix) / 86_400;
+    if not_after <= now_unix {
+        warnings.push("the certificate has expired: renew it and send SIGHUP".into());
+    } else if days < 30 {
+        warnings.push(format!(
+            "the certificate expires in {days} days: renew it and send SIGHUP"
+        ));
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(names: &[&str], days: i64) -> (tempfile::TempDir, Identity) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("k.pem"), key.serialize_pem()).unwrap();
+        let id = Identity::load(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
+        (dir, id)
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_name_us_or_is_about_to_expire_is_reported() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (_d, good) = identity(&["sbc.example.com"], 365);
+        assert!(certificate_warnings(&good, "sbc.example.com", now).is_empty());
+        let (_d, wild) = identity(&["*.example.com"], 365);
+        assert!(certificate_warnings(&wild, "sbc.example.com", now).is_empty());
+        let w = certificate_warnings(&good, "other.example.com", now);
+        assert!(
+            w[0].contains("do not hold sbc.fqdn other.example.com"),
+            "{w:?}"
+        );
+        let (_d, soon) = identity(&["sbc.example.com"], 10);
+        let w = certificate_warnings(&soon, "sbc.example.com", now);
+        assert!(
+            w[0].contains("expires in 9 days") || w[0].contains("expires in 10 days"),
+            "{w:?}"
+        );
+        let w = certificate_warnings(&soon, "sbc.example.com", now + 11 * 86_400);
+        assert!(w[0].contains("has expired"), "{w:?}");
+        assert!(server_config(&good, None).is_ok());
+    }
+}

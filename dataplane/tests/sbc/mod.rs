@@ -1,0 +1,151 @@
+//! Shared by the whole-appliance tests: the SBC topology with relay-dataplane and
+//! relay-control started in it, a test PKI, and the binaries built beside the test.
+
+#![allow(dead_code, unreachable_pub)] // Each test binary uses a different part.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use relay_testsupport::appliance::{Appliance, Binaries, MediaPort};
+use relay_testsupport::pki;
+use relay_testsupport::topology::{self, SbcTopology};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A binary of the workspace built next to this test's own (`target/<profile>/`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this test binary");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}
+
+pub fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
+    let sbc = &pki.leaves[0];
+    format!(
+        r#"
+[sbc]
+fqdn = "sbc.test"
+dataplane_socket = "{socket}"
+media_ports = "30000-39999"
+admin_socket = "{admin}"
+state_dir = "{state}"
+metrics = "127.0.0.1:9464"
+options_interval_s = 2
+
+[tls]
+certificate = "{cert}"
+private_key = "{key}"
+
+[cdr]
+dir = "{cdr}"
+kek = "{kek}"
+
+[[listen]]
+transport = "tls"
+address = "198.18.10.1:5061"
+
+[[listen]]
+transport = "tls"
+address = "198.18.20.1:5061"
+
+[[trunk]]
+name = "alice-side"
+peers = [{{ host = "198.18.10.2", port = 5061, transport = "tls" }}]
+signalling_address = "198.18.10.1:5061"
+local_host = "198.18.10.1"
+media_address = "198.18.10.10"
+media_policy = "srtp_mandatory"
+suites = ["AES_CM_128_HMAC_SHA1_80"]
+trust_store = "{ca}"
+
+[[trunk]]
+name = "bob-side"
+peers = [{{ host = "198.18.20.2", port = 5061, transport = "tls" }}]
+signalling_address = "198.18.20.1:5061"
+local_host = "198.18.20.1"
+media_address = "198.18.20.10"
+media_policy = "srtp_mandatory"
+suites = ["AES_CM_128_HMAC_SHA1_80"]
+trust_store = "{ca}"
+
+[[route]]
+from = "alice-side"
+to = "bob-side"
+"#,
+        socket = socket.display(),
+        admin = dir.join("control.sock").display(),
+        state = dir.join("state").display(),
+        cert = sbc.certificate.display(),
+        key = sbc.key.display(),
+        cdr = dir.join("cdr").display(),
+        kek = dir.join("cdr.kek").display(),
+        ca = pki.ca.display(),
+    )
+}
+
+pub fn relayctl(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(workspace_binary("relayctl"))
+        .args(args)
+        .env("RELAY_CDR_DIR", dir.join("cdr"))
+        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
+        .env("USER", "sbc-test")
+        .env_remove("SUDO_USER")
+        .output()
+        .expect("relayctl runs")
+}
+
+/// The test PKI: a CA, the SBC's certificate (both signalling addresses and `sbc.test`),
+/// alice's and bob's.
+pub fn pki(dir: &Path) -> pki::Pki {
+    let ip = |a: Ipv4Addr| IpAddr::V4(a);
+    pki::make(
+        dir,
+        &[
+            (
+                "sbc",
+                &[
+                    ip(topology::SBC_ALICE_SIGNALLING),
+                    ip(topology::SBC_BOB_SIGNALLING),
+                ],
+                &["sbc.test"],
+            ),
+            ("alice", &[ip(topology::ALICE)], &[]),
+            ("bob", &[ip(topology::BOB)], &[]),
+        ],
+    )
+}
+
+/// relay-dataplane and relay-control in `net`'s SBC namespace, with a CDR store in `dir`.
+pub fn start<'ns>(net: &'ns SbcTopology, dir: &Path, pki: &pki::Pki) -> Appliance<'ns> {
+    std::fs::write(dir.join("cdr.kek"), "11".repeat(32)).unwrap();
+    std::fs::set_permissions(dir.join("cdr.kek"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bins = Binaries {
+        dataplane: env!("CARGO_BIN_EXE_relay-dataplane").into(),
+        control: workspace_binary("relay-control"),
+    };
+    let port = |iface: &str, address| MediaPort {
+        iface: iface.into(),
+        address,
+        prefix_len: topology::PREFIX_LEN,
+    };
+    let ports = [
+        port(topology::SBC_ALICE_IF, topology::SBC_ALICE_MEDIA),
+        port(topology::SBC_BOB_IF, topology::SBC_BOB_MEDIA),
+    ];
+    Appliance::start(&net.sbc, &bins, &ports, dir, |socket| {
+        control_toml(dir, socket, pki)
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}

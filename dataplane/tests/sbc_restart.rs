@@ -1,0 +1,167 @@
+//! relay-control killed (SIGKILL) during a call: the media goes on in the data plane, and
+//! after relay-control starts again a BYE still ends the call properly on both legs, with
+//! its data-plane call removed and its record written. What relay-control keeps for that
+//! holds no SRTP key, and nothing of it outlives the call.
+//!
+//! Needs root, iproute2, tcpdump and baresip; skipped with the reason otherwise. Addresses in
+//! 198.18.10.0/24 and 198.18.20.0/24 only; namespaces and processes are removed however the
+//! test ends.
+
+mod sbc;
+
+use std::time::Duration;
+
+use relay_session::client::ControlClient;
+use relay_testsupport::baresip::{Baresip, BaresipOpts};
+use relay_testsupport::netns::wait_until;
+use relay_testsupport::topology::{self, SbcTopology};
+use sbc::WAIT;
+
+#[test]
+fn a_call_survives_a_killed_relay_control_and_is_still_ended_by_bye() {
+    if let Some(why) = relay_testsupport::skip_reason(true) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = SbcTopology::new().unwrap();
+    let pki = sbc::pki(dir);
+    let mut app = sbc::start(&net, dir, &pki);
+    let bob = Baresip::start(
+        &net.bob,
+        &BaresipOpts::new(
+            "sip:bob@198.18.20.2;transport=tls",
+            topology::BOB_SIP,
+            &pki.leaves[2].combined,
+            &pki.ca,
+        ),
+    )
+    .unwrap();
+    let alice = Baresip::start(
+        &net.alice,
+        &BaresipOpts::new(
+            "sip:alice@198.18.10.2;transport=tls",
+            topology::ALICE_SIP,
+            &pki.leaves[1].combined,
+            &pki.ca,
+        )
+        .with_outbound_proxy(&topology::sbc_proxy_for_alice()),
+    )
+    .unwrap();
+    alice.dial("sip:bob@198.18.20.2").unwrap();
+    let diagnose = |app: &relay_testsupport::appliance::Appliance<'_>, what: &str| {
+        format!(
+            "{what}\n{}\n--- alice\n{}\n--- bob\n{}",
+            app.logs(),
+            alice.sip_trace(),
+            bob.sip_trace()
+        )
+    };
+    alice
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{}", diagnose(&app, &e.to_string())));
+    bob.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+
+    // The confirmed call is kept in the state directory, without keys.
+    let state = dir.join("state");
+    let kept = wait_until(WAIT, || {
+        let files: Vec<_> = std::fs::read_dir(&state)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        (files.len() == 1).then(|| files[0].clone())
+    })
+    .unwrap_or_else(|| panic!("{}", diagnose(&app, "one kept call")));
+    let record = std::fs::read_to_string(&kept).unwrap();
+    for key in [
+        alice.sent_key().unwrap(),
+        alice.received_key().unwrap(),
+        bob.sent_key().unwrap(),
+        bob.received_key().unwrap(),
+    ] {
+        let inline = key.to_inline();
+        assert!(
+            !record.contains(inline.trim_start_matches("inline:")),
+            "no key on disk"
+        );
+    }
+
+    // SIGKILL: the media goes on without relay-control.
+    let mut dp = ControlClient::connect(app.socket()).unwrap();
+    assert!(app.kill_control());
+    let before = dp.worker_stats().unwrap().forwarded;
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = dp.worker_stats().unwrap().forwarded;
+    assert!(
+        after >= before + 100,
+        "media relayed while relay-control was down: {before} -> {after}"
+    );
+    assert_eq!(dp.list_calls().unwrap().len(), 1);
+
+    // relay-control again: it takes the call back; bob hangs up; alice hears the BYE.
+    app.restart_control().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        app.control_log().contains("call continued after a restart"),
+        "{}",
+        app.logs()
+    );
+    bob.hangup().unwrap();
+    bob.wait_event("CALL_CLOSED", WAIT).unwrap();
+    alice.wait_event("CALL_CLOSED", WAIT).unwrap_or_else(|e| {
+        panic!(
+            "{}",
+            diagnose(&app, &format!("alice hears bob's hang-up: {e}"))
+        )
+    });
+    assert!(
+        wait_until(WAIT, || dp.list_calls().ok().filter(Vec::is_empty)).is_some(),
+        "{}",
+        diagnose(&app, "the data plane's call is removed")
+    );
+    assert!(
+        wait_until(WAIT, || (!kept.exists()).then_some(())).is_some(),
+        "the kept record is gone with the call"
+    );
+
+    // The record: ended by the callee, with the media of the whole call.
+    assert!(app.stop_control(), "{}", app.logs());
+    let grant = sbc::relayctl(
+        dir,
+        &[
+            "access",
+            "grant",
+            "--reason",
+            "TEST-2 restart",
+            "--ttl",
+            "1h",
+        ],
+    );
+    assert!(
+        grant.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grant.stderr)
+    );
+    let export = sbc::relayctl(dir, &["cdr", "export", "--format", "json"]);
+    let text = String::from_utf8_lossy(&export.stdout);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{text}");
+    assert_eq!(records[0]["ended_by"], "callee", "{}", records[0]);
+    let r = &records[0];
+    assert!(r["media"][0]["packets"].as_u64().unwrap() >= 50, "{r}");
+    let (setup, answer, end) = (
+        r["setup_ms"].as_i64().unwrap(),
+        r["answer_ms"].as_i64().unwrap(),
+        r["end_ms"].as_i64().unwrap(),
+    );
+    assert!(
+        setup <= answer && end - answer >= 1500,
+        "the times of the whole call, across the restart: {r}"
+    );
+}

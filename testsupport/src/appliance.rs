@@ -1,0 +1,275 @@
+//! The appliance under test: `relay-dataplane` and `relay-control` started inside the SBC
+//! namespace of a topology, each stopped by PID when the [`Appliance`] is dropped.
+//!
+//! The data plane runs on DPDK's `net_af_packet` over the SBC namespace's veth ends (see
+//! [`crate::topology`]), with its own media address on each, one lcore, no huge pages, and a
+//! file prefix of its own, so that two appliances of one test process do not share DPDK
+//! runtime files. `relay-control` gets the `control.toml` the test writes (the data plane's
+//! socket path is handed to the closure that writes it), is checked with `--check` first, and
+//! is ready when it logs `relay-control ready`.
+//!
+//! The binaries are the test's to find (they are built next to the test binary); this
+//! module only runs them.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::netns::{check_test_address, wait_until, KillOnDrop, Netns};
+
+/// How long each process may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+static NEXT_PREFIX: AtomicU32 = AtomicU32::new(0);
+
+/// One data-plane port: the SBC namespace's interface and the data plane's address on it.
+#[derive(Clone, Debug)]
+pub struct MediaPort {
+    /// The interface in the SBC namespace (`sbc-alice`).
+    pub iface: String,
+    /// The data plane's address on it (not a kernel address).
+    pub address: Ipv4Addr,
+    /// The prefix length of the link.
+    pub prefix_len: u8,
+}
+
+/// Where the appliance's binaries are.
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    /// `relay-dataplane`.
+    pub dataplane: PathBuf,
+    /// `relay-control`.
+    pub control: PathBuf,
+}
+
+/// relay-dataplane and relay-control running in the SBC namespace.
+pub struct Appliance<'ns> {
+    // Field order is drop order: relay-control goes before the data plane it talks to.
+    control: KillOnDrop,
+    dataplane: KillOnDrop,
+    ns: &'ns Netns,
+    socket: PathBuf,
+    dp_log: PathBuf,
+    rc_log: PathBuf,
+    config_path: PathBuf,
+    control_bin: PathBuf,
+}
+
+impl std::fmt::Debug for Appliance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appliance")
+            .field("ns", &self.ns.name())
+            .field("dataplane", &self.dataplane.pid())
+            .field("control", &self.control.pid())
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+impl<'ns> Appliance<'ns> {
+    /// Starts the data plane in `ns` on `ports` (at most 120 s of run time), waits for its
+    /// control socket, writes `control.toml` into `dir` with `config(socket)`, checks it with
+    /// `relay-control --check`, starts relay-control with `RELAY_LOG=relay_control=debug` and
+    /// waits until it is ready. Each wait is bounded (15 s); failures carry both logs.
+    pub fn start(
+        ns: &'ns Netns,
+        bins: &Binaries,
+        ports: &[MediaPort],
+        dir: &Path,
+        config: impl FnOnce(&Path) -> String,
+    ) -> Result<Appliance<'ns>> {
+        for p in ports {
+            check_test_address(p.address)?;
+        }
+        let socket = dir.join("dataplane.sock");
+        let dp_log = dir.join("dataplane.log");
+        let rc_log = dir.join("control.log");
+        let create = |path: &Path| {
+            std::fs::File::create(path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))
+        };
+        let log = create(&dp_log)?;
+        let mut cmd = ns.command(&bins.dataplane.display().to_string());
+        cmd.arg("run");
+        for (i, p) in ports.iter().enumerate() {
+            cmd.arg("--port").arg(format!(
+                "net_af_packet{i},ipv4={}/{}",
+                p.address, p.prefix_len
+            ));
+        }
+        cmd.arg("--control").arg(&socket).args([
+            "--duration",
+            "120",
+            "--",
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            "--log-level=error",
+        ]);
+        cmd.arg(format!(
+            "--file-prefix=sbc{}-{}",
+            std::process::id(),
+            NEXT_PREFIX.fetch_add(1, Ordering::Relaxed)
+        ));
+        for (i, p) in ports.iter().enumerate() {
+            cmd.arg(format!("--vdev=net_af_packet{i},iface={}", p.iface));
+        }
+        let dataplane = KillOnDrop::new(
+            cmd.stdin(Stdio::null())
+                .stdout(
+                    log.try_clone()
+                        .map_err(|e| Error::io("duplicating a file handle", e))?,
+                )
+                .stderr(log)
+                .spawn()
+                .map_err(|e| Error::io("starting relay-dataplane", e))?,
+        );
+        let mut appliance = Appliance {
+            control: KillOnDrop(None),
+            dataplane,
+            ns,
+            socket,
+            dp_log,
+            rc_log,
+            config_path: dir.join("control.toml"),
+            control_bin: bins.control.clone(),
+        };
+        let up = wait_until(START_TIMEOUT, || {
+            if appliance.dataplane.try_wait().is_some() {
+                return Some(false);
+            }
+            appliance.socket.exists().then_some(true)
+        });
+        if up != Some(true) {
+            return Err(Error::Process(format!(
+                "the data plane did not start in {START_TIMEOUT:?}:\n{}",
+                appliance.dataplane_log()
+            )));
+        }
+
+        let config_path = dir.join("control.toml");
+        std::fs::write(&config_path, config(&appliance.socket))
+            .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+        let check = Command::new(&bins.control)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--check")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::io("running relay-control --check", e))?;
+        if !check.status.success() {
+            return Err(Error::Process(format!(
+                "relay-control --check refused {}: {}",
+                config_path.display(),
+                String::from_utf8_lossy(&check.stderr)
+            )));
+        }
+        create(&appliance.rc_log)?;
+        appliance.start_control()?;
+        Ok(appliance)
+    }
+
+    /// Starts relay-control (again) with the appliance's `control.toml`, its log appended to
+    /// the same file, and waits until this run is ready.
+    fn start_control(&mut self) -> Result<()> {
+        let runs = self.control_log().matches("relay-control ready").count();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.rc_log)
+            .map_err(|e| Error::io(format!("opening {}", self.rc_log.display()), e))?;
+        self.control = KillOnDrop::new(
+            self.ns
+                .command(&self.control_bin.display().to_string())
+                .arg("--config")
+                .arg(&self.config_path)
+                .env("RELAY_LOG", "relay_control=debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| Error::io("starting relay-control", e))?,
+        );
+        let ready = wait_until(START_TIMEOUT, || {
+            if self.control.try_wait().is_some() {
+                return Some(false);
+            }
+            (self.control_log().matches("relay-control ready").count() > runs).then_some(true)
+        });
+        if ready != Some(true) {
+            return Err(Error::Process(format!(
+                "relay-control did not start in {START_TIMEOUT:?}:\n{}",
+                self.logs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// relay-control's PID.
+    pub fn control_pid(&self) -> Option<u32> {
+        self.control.pid()
+    }
+
+    /// Kills relay-control with SIGKILL, as a crash would, and waits for it to be gone.
+    pub fn kill_control(&mut self) -> bool {
+        let Some(pid) = self.control.pid() else {
+            return false;
+        };
+        let killed = crate::netns::sh(&["kill", "-KILL", &pid.to_string()]);
+        killed && wait_until(START_TIMEOUT, || self.control.try_wait()).is_some()
+    }
+
+    /// Starts relay-control again after it stopped or was killed.
+    pub fn restart_control(&mut self) -> Result<()> {
+        self.start_control()
+    }
+
+    /// Stops relay-control only (SIGTERM, so its record store is flushed); whether it
+    /// exited successfully within 10 s. The data plane keeps running.
+    pub fn stop_control(&mut self) -> bool {
+        self.control
+            .terminate(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    }
+
+    /// The data plane's control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// What the data plane printed so far.
+    pub fn dataplane_log(&self) -> String {
+        std::fs::read_to_string(&self.dp_log).unwrap_or_default()
+    }
+
+    /// relay-control's log so far.
+    pub fn control_log(&self) -> String {
+        std::fs::read_to_string(&self.rc_log).unwrap_or_default()
+    }
+
+    /// Both logs, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- relay-control\n{}\n--- data plane\n{}",
+            self.control_log(),
+            self.dataplane_log()
+        )
+    }
+
+    /// Stops relay-control (SIGTERM, so its record store is flushed) and then the data plane;
+    /// whether relay-control exited successfully within 10 s.
+    pub fn stop(mut self) -> bool {
+        let ok = self
+            .control
+            .terminate(Duration::from_secs(10))
+            .is_some_and(|s| s.success());
+        self.dataplane.terminate(Duration::from_secs(10));
+        ok
+    }
+}
