@@ -62,7 +62,7 @@ fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-fn control_toml(socket: &Path, pki: &pki::Pki) -> String {
+fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
     let sbc = &pki.leaves[0];
     format!(
         r#"
@@ -70,6 +70,8 @@ fn control_toml(socket: &Path, pki: &pki::Pki) -> String {
 fqdn = "sbc.test"
 dataplane_socket = "{socket}"
 media_ports = "30000-39999"
+admin_socket = "{admin}"
+state_dir = "{state}"
 
 [tls]
 certificate = "{cert}"
@@ -145,6 +147,8 @@ to = "bob-side"
 prefix = "+4930"
 "#,
         socket = socket.display(),
+        admin = dir.join("admin.sock").display(),
+        state = dir.join("state").display(),
         cert = sbc.certificate.display(),
         key = sbc.key.display(),
         ca = pki.ca.display(),
@@ -756,7 +760,7 @@ fn hostile_sip_is_refused_while_a_call_keeps_its_media() {
     );
 
     let config = dir.join("control.toml");
-    std::fs::write(&config, control_toml(&socket, &pki)).unwrap();
+    std::fs::write(&config, control_toml(dir, &socket, &pki)).unwrap();
     let check = Command::new(workspace_binary("relay-control"))
         .arg("--config")
         .arg(&config)
@@ -940,6 +944,7 @@ fn hostile_sip_is_refused_while_a_call_keeps_its_media() {
         .lines()
         .find(|l| l.contains("relay-control stopping"))
         .unwrap_or_else(|| panic!("no stop line:\n{log}"));
+    eprintln!("{stopping}");
     for counter in [
         "malformed_answered",
         "malformed_unanswerable",
