@@ -232,12 +232,18 @@ pub struct TrunkSection {
     pub verify_client: bool,
     /// The name its servers' certificates carry (default: the peer's host).
     pub tls_server_name: Option<String>,
+    /// Send OPTIONS to the trunk's peers for their health (default true; Teams needs it).
+    #[serde(default = "default_true")]
+    pub options_ping: bool,
     /// The host we put in Via and Contact towards the trunk (default: `sbc.fqdn` for TLS
     /// trunks, which Teams requires, else the signalling address). Set it to the signalling
     /// address for peers that cannot resolve our FQDN.
     pub local_host: Option<String>,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_profile() -> String {
     "generic".into()
 }
@@ -551,6 +557,9 @@ impl ControlConfig {
                 {
                     return Err(fail(key("media_policy"), "a Teams trunk needs media_policy = \"srtp_mandatory\" with AES_CM_128_HMAC_SHA1_80 first in suites".into()));
                 }
+                if !t.options_ping {
+                    return Err(fail(key("options_ping"), "Teams demotes an SBC that sends no OPTIONS for three minutes: leave options_ping on".into()));
+                }
                 if t.peers.iter().any(|p| p.transport != SipTransport::Tls) {
                     return Err(fail(
                         key("peers"),
@@ -638,6 +647,7 @@ impl ControlConfig {
                 media_policy,
                 suites,
                 profile,
+                options_ping: t.options_ping,
             });
         }
         let mut routes = Vec::new();

@@ -62,6 +62,8 @@ pub struct TrunkConfig {
     pub suites: Vec<Suite>,
     /// The far end's rules.
     pub profile: Profile,
+    /// Send OPTIONS to the trunk's peers (health); always on for Teams.
+    pub options_ping: bool,
 }
 
 /// Calls from trunk `from` whose called number starts with `prefix` go to trunk `to`.

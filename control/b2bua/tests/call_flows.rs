@@ -47,6 +47,7 @@ fn trunk(
         media_policy: policy,
         suites: vec![Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm],
         profile: Profile::Generic,
+        options_ping: true,
     }
 }
 
@@ -367,7 +368,11 @@ fn an_srtp_call_to_a_plain_rtp_trunk_is_anchored_with_fresh_keys_and_ended_by_by
     let ack = parse(&format!(
         "ACK sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack1\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-1@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"
     ));
-    assert!(sbc.on_message(&alice_flow(), ack, 3).is_empty());
+    let acked = sbc.on_message(&alice_flow(), ack, 3);
+    assert!(
+        matches!(&acked[..], [Action::Persist(_)]),
+        "the confirmed call is kept: {acked:?}"
+    );
     let bye = parse(&format!(
         "BYE sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKbye1\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-1@alice.test\nCSeq: 11 BYE\nReason: Q.850;cause=16;text=\"normal\"\nContent-Length: 0\n\n"
     ));

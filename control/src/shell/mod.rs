@@ -3,6 +3,7 @@
 //! task (current-thread runtime) owns the B2BUA; transport tasks and the data-plane thread
 //! talk to it by message.
 
+pub mod anon;
 pub mod conn;
 pub mod dataplane;
 pub mod limits;
@@ -57,8 +58,8 @@ pub enum ShellError {
         /// Why.
         detail: String,
     },
-    /// The state directory (calls kept over a restart) cannot be used.
-    #[error("state_dir: {0}")]
+    /// A local file or directory (the state directory, the admin socket) cannot be used.
+    #[error("{0}")]
     State(String),
     /// The CDR store could not be opened.
     #[error("CDR store: {0}")]
@@ -304,18 +305,26 @@ pub async fn run(
             file.sbc.dataplane_socket.clone(),
         ));
     }
-    let admin = observe::bind_admin(&file.sbc.admin_socket)?;
+    let admin = observe::bind_admin(&file.sbc.admin_socket).map_err(|e| {
+        ShellError::State(format!(
+            "admin socket {}: {e}",
+            file.sbc.admin_socket.display()
+        ))
+    })?;
     tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
     let mut counted = relay_b2bua::core::Counters::default();
+    let mut pseudonyms = anon::Pseudonyms::new(epoch_ms_at_zero / 1000);
     // Calls kept over a restart: those the data plane still has go on; the others ended
     // while we were away.
     let mut store: Box<dyn state::CallStore> = Box::new(
         state::FileCallStore::open(&file.sbc.state_dir)
-            .map_err(|e| ShellError::State(e.to_string()))?,
+            .map_err(|e| ShellError::State(format!("state_dir: {e}")))?,
     );
     b2bua.set_wall_clock(epoch_ms_at_zero);
     let mut initial = b2bua.start(now_ns());
-    let (kept, unreadable) = store.load().map_err(|e| ShellError::State(e.to_string()))?;
+    let (kept, unreadable) = store
+        .load()
+        .map_err(|e| ShellError::State(format!("state_dir: {e}")))?;
     for path in unreadable {
         tracing::warn!(path, "an unreadable kept call record was removed");
     }
@@ -451,7 +460,11 @@ pub async fn run(
                 continue;
             }
             Event::Conn(ConnEvent::Closed { flow, why }) => {
-                tracing::debug!(flow, why, remote = ?flows.get(&flow).map(|f| f.remote), "connection closed");
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let peer = flows.get(&flow).map(|f| pseudonyms.of(f.remote.ip(), unix));
+                tracing::debug!(flow, why, peer, "connection closed");
                 flows.remove(&flow);
                 peer_flows.retain(|_, f| *f != flow);
                 continue;

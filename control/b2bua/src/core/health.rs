@@ -38,6 +38,7 @@ impl B2bua {
             .trunks
             .iter()
             .enumerate()
+            .filter(|(_, tr)| tr.options_ping)
             .flat_map(|(t, tr)| (0..tr.peers.len()).map(move |p| (t, p)))
             .collect();
         let n = peers.len().max(1) as u64;
