@@ -967,4 +967,6 @@ fn hostile_sip_is_refused_while_a_call_keeps_its_media() {
         );
     }
     assert!(!log.contains("panicked"), "{log}");
+    // The refusals are logged, but never with the attacker's address.
+    assert!(!log.contains(&MALLORY.to_string()), "{log}");
 }

@@ -92,7 +92,7 @@ pub async fn accept_task(
         }
         let current = acceptor.read().ok().and_then(|a| a.clone());
         let (Some(acceptor), Some(handshake)) = (current, shield.start_handshake()) else {
-            tracing::debug!(%remote, "TLS connection refused: too many handshakes in progress");
+            tracing::debug!("TLS connection refused: too many handshakes in progress");
             continue;
         };
         let handshake_done = handshake_done.clone();
@@ -109,12 +109,12 @@ pub async fn accept_task(
                 Ok(Err(e)) => {
                     handshake_done("failed");
                     shield.count(|c| &c.tls_handshakes_failed);
-                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    tracing::debug!(error = %e, "TLS handshake failed");
                 }
                 Err(_) => {
                     handshake_done("timed_out");
                     shield.count(|c| &c.tls_handshakes_timed_out);
-                    tracing::debug!(%remote, "TLS handshake timed out");
+                    tracing::debug!("TLS handshake timed out");
                 }
             }
         });
@@ -186,7 +186,7 @@ async fn run_stream<S>(
                                 let _ = events.send(ConnEvent::Invalid { flow, status: e.status() });
                                 if let Some(answer) = decoder
                                     .refused()
-                                    .and_then(|r| shield.answer(e, r, remote.ip()))
+                                    .and_then(|r| shield.answer(e, r))
                                 {
                                     write_within(&mut wr, &answer, shield.message_timeout).await;
                                 }
@@ -207,7 +207,7 @@ async fn run_stream<S>(
                             }
                             Frame::Invalid(e, refused) => {
                                 let _ = events.send(ConnEvent::Invalid { flow, status: e.status() });
-                                if let Some(answer) = shield.answer(e, &refused, remote.ip()) {
+                                if let Some(answer) = shield.answer(e, &refused) {
                                     if !write_within(&mut wr, &answer, shield.message_timeout).await {
                                         failed = Some("write".to_owned());
                                     }
@@ -334,7 +334,7 @@ pub async fn udp_task(
                     Err(e) => {
                         let _ = events.send(ConnEvent::Invalid { flow: 0, status: e.status() });
                         let refused = Refused::salvage(&buf[..n], &shield.sip);
-                        shield.answer(e, &refused, remote.ip())
+                        shield.answer(e, &refused)
                     }
                 };
                 if let Some(bytes) = reply {

@@ -18,7 +18,9 @@
 //! first. The core keeps the limit only it can judge, `max_calls` (503 when reached).
 //!
 //! Every refusal is counted in [`Counters`]; the shell logs them when they change (at most
-//! once a minute) and when it stops.
+//! once a minute) and when it stops. The log lines of single refusals (debug level) name
+//! no address: the logs never name a peer except by the event loop's daily pseudonym
+//! (`anon.rs`), and the counters say how much was refused.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -391,7 +393,7 @@ impl Shield {
                     ConnRefusal::Total => &self.counters.connections_refused_total,
                     ConnRefusal::PerSource => &self.counters.connections_refused_per_source,
                 });
-                tracing::debug!(%source, ?why, "connection refused");
+                tracing::debug!(?why, "connection refused");
                 None
             }
         }
@@ -413,10 +415,10 @@ impl Shield {
 
     /// The answer to a message the parser refused with `error`, from what was salvaged of
     /// it, or `None` (counted) when it cannot or may not be answered.
-    pub fn answer(&self, error: ParseError, refused: &Refused, source: IpAddr) -> Option<Vec<u8>> {
+    pub fn answer(&self, error: ParseError, refused: &Refused) -> Option<Vec<u8>> {
         if !refused.is_answerable() {
             Counters::bump(&self.counters.malformed_unanswerable);
-            tracing::debug!(%source, status = error.status(), %error, "malformed SIP message dropped");
+            tracing::debug!(status = error.status(), %error, "malformed SIP message dropped");
             return None;
         }
         let allowed = self
@@ -432,7 +434,7 @@ impl Shield {
         match refused.error_response(error, &self.warn_agent, &tag) {
             Ok(response) => {
                 Counters::bump(&self.counters.malformed_answered);
-                tracing::debug!(%source, status = error.status(), %error, "malformed SIP request answered");
+                tracing::debug!(status = error.status(), %error, "malformed SIP request answered");
                 Some(response.to_bytes())
             }
             Err(_) => {
@@ -466,7 +468,7 @@ impl Shield {
             InviteRefusal::Global => &self.counters.invites_refused_global,
             InviteRefusal::PerSource => &self.counters.invites_refused_per_source,
         });
-        tracing::debug!(%source, ?why, "INVITE over the rate answered 503");
+        tracing::debug!(?why, "INVITE over the rate answered 503");
         //= https://www.rfc-editor.org/rfc/rfc3261#section-21.5.4
         //# The server is temporarily unable to process the request due to a
         //# temporary overloading or maintenance of the server.  The server MAY
@@ -660,7 +662,7 @@ mod tests {
         let bad = INVITE.replace("CSeq: 1 INVITE", "CSeq: x");
         let e = relay_sip::parse_datagram(bad.as_bytes(), &s.sip).unwrap_err();
         let refused = Refused::salvage(bad.as_bytes(), &s.sip);
-        let answer = s.answer(e, &refused, ip(2)).expect("answered");
+        let answer = s.answer(e, &refused).expect("answered");
         let text = String::from_utf8(answer).unwrap();
         assert!(
             text.starts_with("SIP/2.0 400 Malformed CSeq Header\r\n"),
@@ -670,12 +672,10 @@ mod tests {
             text.contains("Warning: 399 sbc.test \"Malformed CSeq Header\""),
             "{text}"
         );
-        assert!(s.answer(e, &refused, ip(2)).is_some());
-        assert!(s.answer(e, &refused, ip(2)).is_none(), "over the rate");
+        assert!(s.answer(e, &refused).is_some());
+        assert!(s.answer(e, &refused).is_none(), "over the rate");
         let garbage = Refused::salvage(b"\x16\x03\x01garbage", &s.sip);
-        assert!(s
-            .answer(ParseError::ControlCharacter, &garbage, ip(2))
-            .is_none());
+        assert!(s.answer(ParseError::ControlCharacter, &garbage).is_none());
         let c = s.counters.snapshot();
         assert_eq!(
             (
