@@ -50,7 +50,8 @@ on request, prepares the host for DPDK. Safe to run again: finished steps are sk
   --isolate CORES     print the kernel command line that isolates CORES (e.g. 2-5) for workers:
                       isolcpus, nohz_full, rcu_nocbs, irqaffinity
   --write-grub        with --isolate: write it to /etc/default/grub.d/ and run update-grub
-  --systemd           install the binaries under --prefix and the systemd unit relay-dataplane
+  --systemd           install the binaries under --prefix and the systemd units relay-dataplane
+                      and relay-control (its /etc/relay/control.toml from docs/control.toml.sample)
   --cpu-affinity LIST CPUAffinity= of the unit (default: core 0 plus the --isolate cores)
   --prefix DIR        where binaries go with --systemd (default /usr/local)
   -h, --help          this text
@@ -326,7 +327,7 @@ setup_systemd() {
     [ -z "$ISOLATE" ] || affinity="0,$ISOLATE"
   fi
   [ -x "$bin" ] || [ "$DRY_RUN" = 1 ] || die "--systemd: $bin is missing; run without --no-build first"
-  for name in relay-dataplane relayctl; do
+  for name in relay-dataplane relayctl relay-control; do
     if [ -f "$PREFIX/bin/$name" ] && cmp -s "$REPO/target/release/$name" "$PREFIX/bin/$name"; then
       note "$PREFIX/bin/$name is up to date"
     else
@@ -373,12 +374,46 @@ PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target"
+  # relay-control: its configuration starts from the sample and is never overwritten.
+  if [ -f "$ETC/relay/control.toml" ]; then
+    note "$ETC/relay/control.toml exists; leaving the operator's settings alone"
+  else
+    run_root install -D -m 0640 "$REPO/docs/control.toml.sample" "$ETC/relay/control.toml"
+  fi
+  write_file "$ETC/systemd/system/relay-control.service" "[Unit]
+Description=SRTP media relay: SIP control plane (B2BUA)
+Documentation=file://$REPO/README.md
+After=network-online.target relay-dataplane.service
+Wants=network-online.target relay-dataplane.service
+
+[Service]
+Type=simple
+ExecStartPre=$PREFIX/bin/relay-control --config $ETC/relay/control.toml --check
+ExecStart=$PREFIX/bin/relay-control --config $ETC/relay/control.toml
+# SIGHUP reloads certificates, trust stores and trunk settings; calls go on.
+ExecReload=/bin/kill -HUP \$MAINPID
+# SIGTERM stops taking calls and ends gracefully; calls in progress survive a restart.
+KillSignal=SIGTERM
+Restart=on-failure
+RestartSec=2
+RuntimeDirectory=relay
+RuntimeDirectoryPreserve=yes
+StateDirectory=relay/control
+StateDirectoryMode=0700
+NoNewPrivileges=yes
+ProtectHome=yes
+ProtectSystem=full
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target"
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     run_root systemctl daemon-reload
     run_root systemctl enable relay-dataplane.service
     note "start it with: systemctl start relay-dataplane"
+    note "edit $ETC/relay/control.toml (relay-control --check tells what is missing), then: systemctl enable --now relay-control"
   else
-    note "systemd is not running here; the unit is installed for the next boot"
+    note "systemd is not running here; the units are installed for the next boot"
   fi
 }
 

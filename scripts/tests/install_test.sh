@@ -64,6 +64,9 @@ for want in "would: cargo build --release --locked" "vm.nr_hugepages = 512" \
   "isolcpus=managed_irq,domain,$LAST nohz_full=$LAST rcu_nocbs=$LAST" \
   "would: write $FAKE_ETC/systemd/system/relay-dataplane.service" "CPUAffinity=0 $LAST" \
   "would: relayctl keygen --out $FAKE_ETC/relay/cdr.kek" "target/release/relayctl /usr/local/bin/relayctl" \
+  "target/release/relay-control /usr/local/bin/relay-control" \
+  "would: write $FAKE_ETC/systemd/system/relay-control.service" "ExecReload=/bin/kill -HUP" \
+  "docs/control.toml.sample $FAKE_ETC/relay/control.toml" \
   "hugetlbfs"; do
   if grep -qF -- "$want" <<<"$out"; then pass "dry run mentions: $want"; else fail "dry run mentions: $want" "$out"; fi
 done

@@ -139,6 +139,11 @@ pub struct Call {
     pub restored_times: Option<(i64, Option<i64>)>,
     /// The suites per stream of a call restored after a restart (its keys are unknown).
     pub restored_suites: Vec<(Option<String>, Option<String>)>,
+    /// a's INVITE had no offer: b's 200 makes it, a's ACK answers it (RFC 3264 section 4,
+    /// "offer in the 2xx, answer in the ACK").
+    pub offerless: bool,
+    /// b's offer as relayed to a (oriented offerer = b), until a's ACK answers it.
+    pub late_offer: Option<OfferedMedia>,
     /// A re-INVITE or UPDATE being relayed.
     pub(crate) reoffer: Option<crate::core::reinvite::Reoffer>,
     /// The data plane's media pairs installed, if any.

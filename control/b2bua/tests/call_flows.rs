@@ -1476,3 +1476,74 @@ fn over_udp_the_200_to_a_is_resent_until_its_ack_even_after_a_ringing_b() {
         "stopped by the ACK"
     );
 }
+
+#[test]
+fn an_invite_without_offer_gets_the_offer_in_the_200_and_the_answer_in_the_ack() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let head = "INVITE sip:+4930999@sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bK70\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@alice.test>;tag=a1\r\nTo: <sip:+4930999@sbc.test>\r\nCall-ID: call-70@alice.test\r\nCSeq: 10 INVITE\r\nContact: <sip:alice@198.18.10.2:5061;transport=tls>\r\nContent-Length: 0\r\n\r\n";
+    let out = sbc.on_message(
+        &alice_flow(),
+        Message::parse(head.as_bytes(), &Limits::default()).unwrap(),
+        0,
+    );
+    let inv = the_invite_to_b(&out);
+    assert!(inv.body.is_empty(), "no offer towards b either");
+    assert_eq!(sbc.ports_in_use(), 0);
+    // b offers plain RTP in its 200.
+    let b_offer = sdp(BOB_1, 6000, "RTP/AVP", &[], "");
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "b70", Some(&b_offer)),
+        1,
+    );
+    let msgs = sends(&out);
+    assert!(
+        !msgs
+            .iter()
+            .any(|(_, m)| m.method().is_some_and(|m| m.as_str() == "ACK")),
+        "b's ACK waits for a's answer"
+    );
+    assert!(
+        programs(&out).is_empty(),
+        "nothing to install before the answer"
+    );
+    let ok = &msgs
+        .iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let to_a = SessionDescription::parse(&ok.body, &Limits::default()).unwrap();
+    assert_eq!(
+        to_a.media[0].proto.as_str(),
+        "RTP/SAVP",
+        "a's trunk is SRTP-mandatory: our offer is SRTP"
+    );
+    let offered_tag = to_a.media[0].cryptos().next().unwrap().tag;
+    // a answers in its ACK.
+    let alice_key = key(Suite::AesCm128HmacSha1_80);
+    let a_tag = ok.to_addr().unwrap().tag().unwrap().to_owned();
+    let ack = with_body(
+        &format!("ACK sip:sbc.test:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack70\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@alice.test>;tag=a1\r\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\r\nCall-ID: call-70@alice.test\r\nCSeq: 10 ACK\r\n"),
+        &sdp("198.18.10.2", 4000, "RTP/SAVP", &[(offered_tag, Suite::AesCm128HmacSha1_80, &alice_key)], ""),
+    );
+    let out = sbc.on_message(&alice_flow(), ack, 2);
+    let spec = installed(&out);
+    let pair = &spec.media[0];
+    assert_eq!(pair.a.receive.as_ref().unwrap().key, alice_key);
+    assert!(pair.a.send.is_some() && pair.b.send.is_none() && pair.b.receive.is_none());
+    assert_eq!(pair.a.remote, Some("198.18.10.2:4000".parse().unwrap()));
+    assert_eq!(
+        pair.b.remote,
+        Some(format!("{BOB_1}:6000").parse().unwrap())
+    );
+    // Then b's ACK, with the answer.
+    let ack_b = sends(&out)
+        .into_iter()
+        .find(|(_, m)| m.method().is_some_and(|m| m.as_str() == "ACK"))
+        .unwrap()
+        .1;
+    let answer = SessionDescription::parse(&ack_b.body, &Limits::default()).unwrap();
+    assert_eq!(answer.media[0].proto.as_str(), "RTP/AVP");
+    assert_eq!(answer.media[0].port, pair.b.local.port());
+    assert_eq!(sbc.ports_in_use(), 2);
+}

@@ -281,6 +281,9 @@ impl B2bua {
 
     pub(super) fn on_ack(&mut self, req: &Message, _now_ns: u64, out: &mut Vec<Action>) {
         if let Some((key, Leg::A)) = self.dialog_of(req) {
+            if self.calls.get(&key).is_some_and(|c| c.late_offer.is_some()) {
+                return self.late_answer(key, req, _now_ns, out);
+            }
             if let Some(call) = self.calls.get_mut(&key) {
                 if call.phase == Phase::Answered {
                     call.phase = Phase::Confirmed;

@@ -80,63 +80,64 @@ impl B2bua {
             .ok()
             .flatten()
             .is_some_and(|t| t.is_sdp());
-        let offer = if is_sdp {
-            SessionDescription::parse(&req.body, &Limits::default())
-        } else {
-            return self.respond(
-                flow,
-                &req,
-                488,
-                &[(
-                    StdHeader::Warning,
-                    "399 relay \"an offer is required in the INVITE\"".into(),
-                )],
-                out,
-            );
-        };
-        let offer = match offer {
-            Ok(o) => o,
-            Err(e) => {
-                return self.respond(
-                    flow,
-                    &req,
-                    488,
-                    &[(StdHeader::Warning, format!("399 relay \"{e}\""))],
-                    out,
-                );
-            }
-        };
         let a_cfg = self.config.trunks[a_trunk].clone();
         let b_cfg = self.config.trunks[b_trunk].clone();
-        let mut taken = Vec::new();
-        let ports = &mut self.ports;
-        let mut allocate = |worker: Option<usize>| {
-            let pair = match worker {
-                None => ports.allocate(a_cfg.media_address, b_cfg.media_address, now_ns),
-                Some(w) => ports.allocate_on(w, a_cfg.media_address, b_cfg.media_address, now_ns),
-            }?;
-            taken.push(pair);
-            Ok(pair)
-        };
-        let anchored = anchor_offer(&offer, &a_cfg, &b_cfg, self.keys.as_mut(), &mut allocate);
-        let (b_offer, offered) = match anchored {
-            Ok(x) => x,
-            Err(e) => {
-                for p in taken {
-                    self.ports.release(p, now_ns);
+        // An INVITE without an offer (some operator trunks): b's 200 will carry the offer.
+        let offerless = !is_sdp && req.body.is_empty();
+        let (b_offer, offered) = if offerless {
+            (
+                empty_sdp(),
+                crate::media::OfferedMedia::restored(Vec::new()),
+            )
+        } else {
+            let offer = if is_sdp {
+                SessionDescription::parse(&req.body, &Limits::default()).map_err(|e| e.to_string())
+            } else {
+                Err("the INVITE's body is not SDP".to_owned())
+            };
+            let offer = match offer {
+                Ok(o) => o,
+                Err(e) => {
+                    return self.respond(
+                        flow,
+                        &req,
+                        488,
+                        &[(StdHeader::Warning, format!("399 relay \"{e}\""))],
+                        out,
+                    );
                 }
-                let code = if matches!(e, OfferError::Ports(_)) {
-                    503
-                } else {
-                    488
-                };
-                return self.respond(
-                    flow,
-                    &req,
-                    code,
-                    &[(StdHeader::Warning, format!("399 relay \"{e}\""))],
-                    out,
-                );
+            };
+            let mut taken = Vec::new();
+            let ports = &mut self.ports;
+            let mut allocate = |worker: Option<usize>| {
+                let pair = match worker {
+                    None => ports.allocate(a_cfg.media_address, b_cfg.media_address, now_ns),
+                    Some(w) => {
+                        ports.allocate_on(w, a_cfg.media_address, b_cfg.media_address, now_ns)
+                    }
+                }?;
+                taken.push(pair);
+                Ok(pair)
+            };
+            match anchor_offer(&offer, &a_cfg, &b_cfg, self.keys.as_mut(), &mut allocate) {
+                Ok(x) => x,
+                Err(e) => {
+                    for p in taken {
+                        self.ports.release(p, now_ns);
+                    }
+                    let code = if matches!(e, OfferError::Ports(_)) {
+                        503
+                    } else {
+                        488
+                    };
+                    return self.respond(
+                        flow,
+                        &req,
+                        code,
+                        &[(StdHeader::Warning, format!("399 relay \"{e}\""))],
+                        out,
+                    );
+                }
             }
         };
         self.counters.calls_attempted += 1;
@@ -228,6 +229,8 @@ impl B2bua {
             reoffer: None,
             restored_suites: Vec::new(),
             restored_times: None,
+            offerless,
+            late_offer: None,
             media_seen: (0, now_ns),
             held: false,
             installed: None,
@@ -317,7 +320,9 @@ impl B2bua {
                 self.config.product.clone(),
             );
         }
-        set_sdp(&mut m, &call.b_offer);
+        if !call.offerless {
+            set_sdp(&mut m, &call.b_offer);
+        }
         call.b_attempt += 1;
         call.b_provisional = false;
         self.by_b_branch.insert(branch, call.key);
@@ -343,4 +348,13 @@ impl B2bua {
             );
         }
     }
+}
+
+/// A placeholder description for a call whose offer is still to come.
+pub(super) fn empty_sdp() -> SessionDescription {
+    SessionDescription::parse(
+        b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+        &Limits::default(),
+    )
+    .expect("a minimal SDP")
 }

@@ -200,6 +200,8 @@ impl B2bua {
             reoffer: None,
             restored_suites: p.suites.clone(),
             restored_times: Some((p.setup_unix_ms, p.answer_unix_ms)),
+            offerless: false,
+            late_offer: None,
             media_seen: (0, now_ns),
             held: p.held,
             installed: Some(Vec::new()),

@@ -80,6 +80,11 @@ impl B2bua {
                 self.provisional(call, &resp, code, now_ns, out);
             }
             200..=299 => {
+                if call.b_final && call.late_offer.is_some() {
+                    // b repeats its 200 while a has not answered the offer yet.
+                    self.calls.insert(key, call);
+                    return;
+                }
                 if call.b_final {
                     // A retransmitted 200: ACK it again.
                     let ack = self.ack_success(&mut call);
@@ -89,6 +94,11 @@ impl B2bua {
                     });
                     self.calls.insert(key, call);
                     return;
+                }
+                if call.offerless && !call.cancelled && call.phase == Phase::Calling {
+                    // b's 200 carries the offer: it goes to a; b's ACK waits for a's answer.
+                    call.b_final = true;
+                    return self.late_offer(call, &resp, now_ns, out);
                 }
                 call.b_final = true;
                 let ack = self.ack_success(&mut call);
@@ -348,5 +358,160 @@ impl B2bua {
         let n = invite.cseq().map_or(1, |c| c.seq);
         add(&mut ack, StdHeader::CSeq, format!("{n} ACK"));
         ack
+    }
+
+    /// b's 200 to an INVITE without an offer holds b's offer: it is anchored (b the offerer)
+    /// and sent to a in our 200; a's ACK will answer it ([`B2bua::late_answer`]).
+    fn late_offer(&mut self, mut call: Call, resp: &Message, now_ns: u64, out: &mut Vec<Action>) {
+        let a_cfg = self.config.trunks[call.a.trunk].clone();
+        let b_cfg = self.config.trunks[call.b.trunk].clone();
+        let offer =
+            SessionDescription::parse(&resp.body, &Limits::default()).map_err(|e| e.to_string());
+        let mut taken = Vec::new();
+        let ports = &mut self.ports;
+        let anchored = offer.and_then(|offer| {
+            let mut allocate = |worker: Option<usize>| {
+                let pair = match worker {
+                    None => ports.allocate(a_cfg.media_address, b_cfg.media_address, now_ns),
+                    Some(w) => {
+                        ports.allocate_on(w, a_cfg.media_address, b_cfg.media_address, now_ns)
+                    }
+                }?;
+                taken.push(pair);
+                // Oriented with b as the offerer.
+                Ok(crate::ports::PortPair {
+                    worker: pair.worker,
+                    a: pair.b,
+                    b: pair.a,
+                })
+            };
+            anchor_offer(&offer, &b_cfg, &a_cfg, self.keys.as_mut(), &mut allocate)
+                .map_err(|e| e.to_string())
+        });
+        call.offered = crate::media::OfferedMedia::restored(taken.clone());
+        let (to_a, offered) = match anchored {
+            Ok(x) => x,
+            Err(e) => {
+                let ack = self.ack_success(&mut call);
+                out.push(Action::Send {
+                    to: call.b.to.clone(),
+                    message: ack,
+                });
+                self.bye(&mut call, Leg::B, out);
+                self.final_to_a(&mut call, 488, out);
+                self.end(
+                    call,
+                    488,
+                    &format!("offer in the 200: {e}"),
+                    EndedBy::Relay,
+                    now_ns,
+                    out,
+                );
+                return;
+            }
+        };
+        call.late_offer = Some(offered);
+        call.a_answer = Some(to_a);
+        call.phase = Phase::Answered;
+        call.answer_ns = Some(now_ns);
+        call.media_seen = (0, now_ns);
+        self.counters.calls_answered += 1;
+        let r = self.response_to_a(&call, 200, "OK", call.a_answer.as_ref());
+        call.a_last_response = Some(r.clone());
+        out.push(Action::Send {
+            to: Destination::Flow(call.a_flow),
+            message: r.clone(),
+        });
+        if call.a.transport == Transport::Udp {
+            self.retransmit(
+                Destination::Flow(call.a_flow),
+                r,
+                self.config.t1_ns,
+                now_ns,
+                now_ns + 64 * self.config.t1_ns,
+                Some(call.key),
+                out,
+            );
+        }
+        self.calls.insert(call.key, call);
+    }
+
+    /// a's ACK answers b's offer: the media is installed, then b gets its ACK with the
+    /// answer.
+    pub(super) fn late_answer(
+        &mut self,
+        key: CallKey,
+        ack: &Message,
+        now_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
+        let Some(offered) = call.late_offer.take() else {
+            self.calls.insert(key, call);
+            return;
+        };
+        call.phase = Phase::Confirmed;
+        let a_cfg = &self.config.trunks[call.a.trunk];
+        let b_cfg = &self.config.trunks[call.b.trunk];
+        let answered = SessionDescription::parse(&ack.body, &Limits::default())
+            .map_err(|e| e.to_string())
+            .and_then(|answer| {
+                anchor_answer(&answer, &offered, b_cfg, a_cfg, 1).map_err(|e| e.to_string())
+            });
+        let answered = match answered {
+            Ok(a) => a,
+            Err(e) => {
+                // No usable answer in the ACK: the call cannot carry media.
+                let ack_b = self.ack_success(&mut call);
+                out.push(Action::Send {
+                    to: call.b.to.clone(),
+                    message: ack_b,
+                });
+                self.bye(&mut call, Leg::B, out);
+                self.bye(&mut call, Leg::A, out);
+                self.end(
+                    call,
+                    488,
+                    &format!("answer in the ACK: {e}"),
+                    EndedBy::Relay,
+                    now_ns,
+                    out,
+                );
+                return;
+            }
+        };
+        let media: Vec<MediaSpec> = answered
+            .media
+            .into_iter()
+            .map(|mut m| {
+                std::mem::swap(&mut m.a, &mut m.b);
+                m
+            })
+            .collect();
+        call.b_suites = media
+            .iter()
+            .map(|m| m.b.send.as_ref().map(|c| c.suite.clone()))
+            .collect();
+        let mut ack_b = self.ack_success(&mut call);
+        set_sdp(&mut ack_b, &answered.answer);
+        let then = vec![Action::Send {
+            to: call.b.to.clone(),
+            message: ack_b,
+        }];
+        let op = ProgramOp::Add(CallSpec {
+            id: call.dataplane_id.clone(),
+            media: media.clone(),
+        });
+        call.installed = Some(media);
+        out.push(Action::Program {
+            call: key,
+            op,
+            then,
+        });
+        self.watch_media(key, now_ns, out);
+        self.calls.insert(key, call);
+        self.persist(key, out);
     }
 }
