@@ -14,18 +14,6 @@ use serde_json::{json, Value};
 
 const CALLEE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x20];
 
-/// EAL arguments without hugepages: the main lcore and two workers, all on CPU 0 (so the
-/// tests run on a one-CPU machine too).
-const THREE_LCORES_ON_CPU_0: [&str; 7] = [
-    "--no-huge",
-    "-m",
-    "256",
-    "--no-pci",
-    "--no-shconf",
-    "--log-level=error",
-    "--lcores=0@0,1@0,2@0",
-];
-
 fn relayed_to_callee(path: &Path) -> usize {
     common::read_pcap(path)
         .iter()
@@ -108,7 +96,7 @@ fn two_workers_share_a_port_without_rss(rx_queues: usize) {
         .arg("--control")
         .arg(&socket)
         .args(["--idle-exit-ms", "1500", "--duration", "30", "--"])
-        .args(THREE_LCORES_ON_CPU_0)
+        .args(common::THREE_LCORES_ON_CPU_0)
         .arg(format!(
             "--vdev=net_pcap0,{}tx_pcap={},tx_pcap={}",
             inputs
@@ -245,7 +233,7 @@ fn a_queue_map_gives_one_worker_every_receive_queue_of_a_port() {
         .arg("--control")
         .arg(&socket)
         .args(["--idle-exit-ms", "1500", "--duration", "30", "--"])
-        .args(THREE_LCORES_ON_CPU_0)
+        .args(common::THREE_LCORES_ON_CPU_0)
         .arg(format!(
             "--vdev=net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
             inputs[0].display(),

@@ -25,17 +25,6 @@ const RELAY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const A_PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
 const B_PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x20];
 
-/// The main lcore and two workers, all on CPU 0 (the test runs on a one-CPU machine too).
-const THREE_LCORES_ON_CPU_0: [&str; 7] = [
-    "--no-huge",
-    "-m",
-    "256",
-    "--no-pci",
-    "--no-shconf",
-    "--log-level=error",
-    "--lcores=0@0,1@0,2@0",
-];
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     SrtpToSrtp,
@@ -272,7 +261,7 @@ fn rtp_and_rtcp_of_every_call_reach_its_worker() {
         .arg("--stats-json")
         .arg(&stats_path)
         .arg("--")
-        .args(THREE_LCORES_ON_CPU_0)
+        .args(common::THREE_LCORES_ON_CPU_0)
         .arg(format!(
             "--vdev=net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
             input_paths[0].display(),

@@ -22,7 +22,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use relay_session::client::ControlClient;
-use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::capture::Capture;
 use relay_testsupport::netns::wait_until;
 use relay_testsupport::topology;
@@ -52,27 +51,7 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     )
     .unwrap();
     let cap_bob = Capture::start(&net.bob, topology::BOB_IF, &dir.join("bob.pcap"), "udp").unwrap();
-    let bob = Baresip::start(
-        &net.bob,
-        &BaresipOpts::new(
-            "sip:bob@198.18.20.2;transport=tls",
-            topology::BOB_SIP,
-            &pki.leaves[2].combined,
-            &pki.ca,
-        ),
-    )
-    .unwrap();
-    let alice = Baresip::start(
-        &net.alice,
-        &BaresipOpts::new(
-            "sip:alice@198.18.10.2;transport=tls",
-            topology::ALICE_SIP,
-            &pki.leaves[1].combined,
-            &pki.ca,
-        )
-        .with_outbound_proxy(&topology::sbc_proxy_for_alice()),
-    )
-    .unwrap();
+    let (alice, bob) = sbc::user_agents(net, &pki);
 
     alice.dial("sip:bob@198.18.20.2").unwrap();
     let diagnose = |what: &str| {

@@ -12,9 +12,8 @@ mod sbc;
 use std::time::Duration;
 
 use relay_session::client::ControlClient;
-use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::netns::wait_until;
-use relay_testsupport::topology::{self, SbcTopology};
+use relay_testsupport::topology::SbcTopology;
 use sbc::WAIT;
 
 #[test]
@@ -28,27 +27,7 @@ fn a_call_survives_a_killed_relay_control_and_is_still_ended_by_bye() {
     let net = SbcTopology::new().unwrap();
     let pki = sbc::pki(dir);
     let mut app = sbc::start(&net, dir, &pki);
-    let bob = Baresip::start(
-        &net.bob,
-        &BaresipOpts::new(
-            "sip:bob@198.18.20.2;transport=tls",
-            topology::BOB_SIP,
-            &pki.leaves[2].combined,
-            &pki.ca,
-        ),
-    )
-    .unwrap();
-    let alice = Baresip::start(
-        &net.alice,
-        &BaresipOpts::new(
-            "sip:alice@198.18.10.2;transport=tls",
-            topology::ALICE_SIP,
-            &pki.leaves[1].combined,
-            &pki.ca,
-        )
-        .with_outbound_proxy(&topology::sbc_proxy_for_alice()),
-    )
-    .unwrap();
+    let (alice, bob) = sbc::user_agents(&net, &pki);
     alice.dial("sip:bob@198.18.20.2").unwrap();
     let diagnose = |app: &relay_testsupport::appliance::Appliance<'_>, what: &str| {
         format!(

@@ -116,6 +116,21 @@ impl PortAllocator {
         Err(last_error.unwrap_or(PortError::NotLocal(a_ip)))
     }
 
+    /// Ports for a call's next media pair: on the least loaded worker for its first
+    /// (`worker` `None`), on the call's worker for the others.
+    pub fn allocate_for(
+        &mut self,
+        worker: Option<usize>,
+        a_ip: IpAddr,
+        b_ip: IpAddr,
+        now_ns: u64,
+    ) -> Result<PortPair, PortError> {
+        match worker {
+            None => self.allocate(a_ip, b_ip, now_ns),
+            Some(w) => self.allocate_on(w, a_ip, b_ip, now_ns),
+        }
+    }
+
     /// Ports for a further media pair of a call already on `worker`.
     pub fn allocate_on(
         &mut self,

@@ -27,6 +27,18 @@ pub fn eal_args(vdevs: &[&str]) -> Vec<String> {
     args
 }
 
+/// EAL arguments without hugepages: the main lcore and two workers, all on CPU 0 (so the
+/// tests run on a one-CPU machine too).
+pub const THREE_LCORES_ON_CPU_0: [&str; 7] = [
+    "--no-huge",
+    "-m",
+    "256",
+    "--no-pci",
+    "--no-shconf",
+    "--log-level=error",
+    "--lcores=0@0,1@0,2@0",
+];
+
 /// Frame `i` of a test stream: UDP/IPv4 with a size and content that differ per frame.
 pub fn test_frame(i: usize) -> Vec<u8> {
     // Sizes sweep from the 60-byte Ethernet minimum (without FCS) to a full 1514-byte frame.

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use relay_testsupport::appliance::{Appliance, Binaries, MediaPort};
+use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::pki;
 use relay_testsupport::topology::{self, SbcTopology};
 
@@ -148,4 +149,30 @@ pub fn start<'ns>(net: &'ns SbcTopology, dir: &Path, pki: &pki::Pki) -> Applianc
         control_toml(dir, socket, pki)
     })
     .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// bob listening on his TLS address, and alice with the SBC as her outbound proxy.
+pub fn user_agents<'ns>(net: &'ns SbcTopology, pki: &pki::Pki) -> (Baresip<'ns>, Baresip<'ns>) {
+    let bob = Baresip::start(
+        &net.bob,
+        &BaresipOpts::new(
+            "sip:bob@198.18.20.2;transport=tls",
+            topology::BOB_SIP,
+            &pki.leaves[2].combined,
+            &pki.ca,
+        ),
+    )
+    .unwrap();
+    let alice = Baresip::start(
+        &net.alice,
+        &BaresipOpts::new(
+            "sip:alice@198.18.10.2;transport=tls",
+            topology::ALICE_SIP,
+            &pki.leaves[1].combined,
+            &pki.ca,
+        )
+        .with_outbound_proxy(&topology::sbc_proxy_for_alice()),
+    )
+    .unwrap();
+    (alice, bob)
 }

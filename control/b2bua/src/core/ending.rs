@@ -197,44 +197,7 @@ impl B2bua {
         self.dialogs.retain(|_, (k, _)| *k != call.key);
         // The suites as last installed (a re-INVITE may have changed them), else as offered.
         out.push(Action::Forget(call.dataplane_id.clone()));
-        let suites = match &call.installed {
-            Some(media) if media.is_empty() && !call.restored_suites.is_empty() => {
-                call.restored_suites.clone()
-            }
-            Some(media) => media
-                .iter()
-                .map(|m| {
-                    (
-                        m.a.send.as_ref().map(|c| c.suite.clone()),
-                        m.b.send.as_ref().map(|c| c.suite.clone()),
-                    )
-                })
-                .collect(),
-            None => call
-                .offered
-                .a_suites()
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| (a, call.b_suites.get(i).cloned().flatten()))
-                .collect(),
-        };
-        let end = Action::Ended(Box::new(CallEnd {
-            dataplane_id: call.dataplane_id.clone(),
-            a_trunk: self.config.trunks[call.a.trunk].name.clone(),
-            b_trunk: self.config.trunks[call.b.trunk].name.clone(),
-            a_call_id: call.a.call_id.clone(),
-            b_call_id: call.b.call_id.clone(),
-            caller: call.caller.clone(),
-            callee: call.callee.clone(),
-            setup_ns: call.setup_ns,
-            answer_ns: call.answer_ns,
-            end_ns: now_ns,
-            ended_by: by,
-            status,
-            reason: reason.to_owned(),
-            suites,
-            restored_times: call.restored_times,
-        }));
+        let end = Action::Ended(Box::new(self.call_end(&call, status, reason, by, now_ns)));
         if call.installed.is_some() {
             out.push(Action::Program {
                 call: call.key,
@@ -326,28 +289,7 @@ impl B2bua {
         }
         // Media and ports go now; leg b is cleaned up when its final response comes.
         let pairs: Vec<_> = call.offered.pairs().collect();
-        let record = CallEnd {
-            dataplane_id: call.dataplane_id.clone(),
-            a_trunk: self.config.trunks[call.a.trunk].name.clone(),
-            b_trunk: self.config.trunks[call.b.trunk].name.clone(),
-            a_call_id: call.a.call_id.clone(),
-            b_call_id: call.b.call_id.clone(),
-            caller: call.caller.clone(),
-            callee: call.callee.clone(),
-            setup_ns: call.setup_ns,
-            answer_ns: None,
-            end_ns: now_ns,
-            ended_by: EndedBy::Caller,
-            status: 487,
-            reason: "cancelled".into(),
-            restored_times: None,
-            suites: call
-                .offered
-                .a_suites()
-                .into_iter()
-                .map(|a| (a, None))
-                .collect(),
-        };
+        let record = self.call_end(&call, 487, "cancelled", EndedBy::Caller, now_ns);
         let end = Action::Ended(Box::new(record));
         if call.installed.take().is_some() {
             out.push(Action::Program {
@@ -430,5 +372,55 @@ impl B2bua {
             &mut out,
         );
         out
+    }
+
+    /// The record of `call` ending now.
+    pub(super) fn call_end(
+        &self,
+        call: &Call,
+        status: u16,
+        reason: &str,
+        by: EndedBy,
+        now_ns: u64,
+    ) -> CallEnd {
+        // The suites as last installed (a re-INVITE may have changed them), else as offered.
+        let suites = match &call.installed {
+            Some(media) if media.is_empty() && !call.restored_suites.is_empty() => {
+                call.restored_suites.clone()
+            }
+            Some(media) => media
+                .iter()
+                .map(|m| {
+                    (
+                        m.a.send.as_ref().map(|c| c.suite.clone()),
+                        m.b.send.as_ref().map(|c| c.suite.clone()),
+                    )
+                })
+                .collect(),
+            None => call
+                .offered
+                .a_suites()
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (a, call.b_suites.get(i).cloned().flatten()))
+                .collect(),
+        };
+        CallEnd {
+            dataplane_id: call.dataplane_id.clone(),
+            a_trunk: self.config.trunks[call.a.trunk].name.clone(),
+            b_trunk: self.config.trunks[call.b.trunk].name.clone(),
+            a_call_id: call.a.call_id.clone(),
+            b_call_id: call.b.call_id.clone(),
+            caller: call.caller.clone(),
+            callee: call.callee.clone(),
+            setup_ns: call.setup_ns,
+            answer_ns: call.answer_ns,
+            end_ns: now_ns,
+            ended_by: by,
+            status,
+            reason: reason.to_owned(),
+            suites,
+            restored_times: call.restored_times,
+        }
     }
 }

@@ -110,12 +110,8 @@ impl B2bua {
             let mut taken = Vec::new();
             let ports = &mut self.ports;
             let mut allocate = |worker: Option<usize>| {
-                let pair = match worker {
-                    None => ports.allocate(a_cfg.media_address, b_cfg.media_address, now_ns),
-                    Some(w) => {
-                        ports.allocate_on(w, a_cfg.media_address, b_cfg.media_address, now_ns)
-                    }
-                }?;
+                let pair =
+                    ports.allocate_for(worker, a_cfg.media_address, b_cfg.media_address, now_ns)?;
                 taken.push(pair);
                 Ok(pair)
             };

@@ -277,29 +277,9 @@ impl B2bua {
             );
             return;
         };
-        call.phase = Phase::Answered;
-        call.answer_ns = Some(now_ns);
-        call.media_seen = (0, now_ns);
         self.watch_media(call.key, now_ns, out);
-        self.counters.calls_answered += 1;
-        let r = self.response_to_a(&call, 200, "OK", call.a_answer.as_ref());
-        call.a_last_response = Some(r.clone());
-        let mut then = vec![Action::Send {
-            to: Destination::Flow(call.a_flow),
-            message: r.clone(),
-        }];
-        if call.a.transport == Transport::Udp {
-            // The 2xx is retransmitted until a's ACK (RFC 3261 section 13.3.1.4).
-            self.retransmit(
-                Destination::Flow(call.a_flow),
-                r,
-                self.config.t1_ns,
-                now_ns,
-                now_ns + 64 * self.config.t1_ns,
-                Some(call.key),
-                &mut then,
-            );
-        }
+        let mut then = Vec::new();
+        self.ok_to_a(&mut call, now_ns, &mut then);
         match self.program(&call, media.clone()) {
             Some(op) => {
                 call.installed = Some(media);
@@ -360,6 +340,25 @@ impl B2bua {
         ack
     }
 
+    /// The call is answered: the 200 to a (with `a_answer`), retransmitted over UDP until a's
+    /// ACK (RFC 3261 section 13.3.1.4).
+    fn ok_to_a(&mut self, call: &mut Call, now_ns: u64, out: &mut Vec<Action>) {
+        call.phase = Phase::Answered;
+        call.answer_ns = Some(now_ns);
+        call.media_seen = (0, now_ns);
+        self.counters.calls_answered += 1;
+        let r = self.response_to_a(call, 200, "OK", call.a_answer.as_ref());
+        call.a_last_response = Some(r.clone());
+        out.push(Action::Send {
+            to: Destination::Flow(call.a_flow),
+            message: r.clone(),
+        });
+        if call.a.transport == Transport::Udp {
+            let (t1, to) = (self.config.t1_ns, Destination::Flow(call.a_flow));
+            self.retransmit(to, r, t1, now_ns, now_ns + 64 * t1, Some(call.key), out);
+        }
+    }
+
     /// b's 200 to an INVITE without an offer holds b's offer: it is anchored (b the offerer)
     /// and sent to a in our 200; a's ACK will answer it ([`B2bua::late_answer`]).
     fn late_offer(&mut self, mut call: Call, resp: &Message, now_ns: u64, out: &mut Vec<Action>) {
@@ -371,12 +370,8 @@ impl B2bua {
         let ports = &mut self.ports;
         let anchored = offer.and_then(|offer| {
             let mut allocate = |worker: Option<usize>| {
-                let pair = match worker {
-                    None => ports.allocate(a_cfg.media_address, b_cfg.media_address, now_ns),
-                    Some(w) => {
-                        ports.allocate_on(w, a_cfg.media_address, b_cfg.media_address, now_ns)
-                    }
-                }?;
+                let pair =
+                    ports.allocate_for(worker, a_cfg.media_address, b_cfg.media_address, now_ns)?;
                 taken.push(pair);
                 // Oriented with b as the offerer.
                 Ok(crate::ports::PortPair {
@@ -412,27 +407,7 @@ impl B2bua {
         };
         call.late_offer = Some(offered);
         call.a_answer = Some(to_a);
-        call.phase = Phase::Answered;
-        call.answer_ns = Some(now_ns);
-        call.media_seen = (0, now_ns);
-        self.counters.calls_answered += 1;
-        let r = self.response_to_a(&call, 200, "OK", call.a_answer.as_ref());
-        call.a_last_response = Some(r.clone());
-        out.push(Action::Send {
-            to: Destination::Flow(call.a_flow),
-            message: r.clone(),
-        });
-        if call.a.transport == Transport::Udp {
-            self.retransmit(
-                Destination::Flow(call.a_flow),
-                r,
-                self.config.t1_ns,
-                now_ns,
-                now_ns + 64 * self.config.t1_ns,
-                Some(call.key),
-                out,
-            );
-        }
+        self.ok_to_a(&mut call, now_ns, out);
         self.calls.insert(call.key, call);
     }
 
