@@ -16,6 +16,18 @@
 //! dir = "/var/lib/relay/cdr"
 //! kek = "/etc/relay/cdr.kek"
 //!
+//! [limits]                                 # optional: these are the defaults
+//! max_connections = 1000                   # inbound TCP/TLS connections at once
+//! max_connections_per_source = 32          # ... from one IP address
+//! max_tls_handshakes = 64                  # TLS handshakes in progress at once
+//! tls_handshake_timeout_s = 10
+//! message_timeout_s = 10                   # a message must arrive whole within this
+//! idle_timeout_s = 900                     # a connection silent this long is closed; 0: never
+//! invites_per_second = 200                 # new INVITEs from everyone (then 503)
+//! invites_per_second_per_source = 50       # ... from one IP address
+//! retry_after_s = 5                        # in those 503s
+//! error_responses_per_second = 200         # answers to malformed requests
+//!
 //! [[listen]]
 //! transport = "tls"                        # tls, tcp or udp
 //! address = "198.18.10.1:5061"
@@ -252,6 +264,120 @@ pub struct RouteSection {
     pub prefix: String,
 }
 
+/// `[limits]`: what the shell lets peers ask of it before a message reaches the B2BUA.
+/// Each refusal is counted and logged (see `shell::limits`). Every key is optional.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Inbound TCP and TLS connections open at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Inbound connections open at once from one IP address.
+    pub max_connections_per_source: usize,
+    /// TLS handshakes in progress at once; a connection over it is closed on accept.
+    pub max_tls_handshakes: usize,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout_s: u64,
+    /// Seconds a message may take to arrive whole from its first byte, and an inbound
+    /// connection to deliver its first message (or keep-alive) once it is open.
+    pub message_timeout_s: u64,
+    /// Seconds a connection may send nothing, not even a keep-alive, before it is closed
+    /// (0: never). Our answers to a caller go on the connection its INVITE came in on, so
+    /// keep this above the longest call for peers that send no keep-alives or OPTIONS.
+    pub idle_timeout_s: u64,
+    /// New INVITEs (no To tag) admitted per second from all sources together; the
+    /// bucket holds one second's worth. Over it: 503 with Retry-After.
+    pub invites_per_second: u32,
+    /// New INVITEs admitted per second from one IP address.
+    pub invites_per_second_per_source: u32,
+    /// The Retry-After of those 503s, in seconds.
+    pub retry_after_s: u32,
+    /// Answers to malformed requests per second, all sources together: they go to the
+    /// source address of a UDP datagram, which may be forged.
+    pub error_responses_per_second: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            // A trunking SBC talks to few peers over few connections; 1000 also stays
+            // below the usual soft limit of 1024 open files.
+            max_connections: 1000,
+            max_connections_per_source: 32,
+            max_tls_handshakes: 64,
+            tls_handshake_timeout_s: 10,
+            message_timeout_s: 10,
+            idle_timeout_s: 900,
+            invites_per_second: 200,
+            invites_per_second_per_source: 50,
+            retry_after_s: 5,
+            error_responses_per_second: 200,
+        }
+    }
+}
+
+impl LimitsSection {
+    fn check(&self) -> Result<(), (String, String)> {
+        let at_least_one = [
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_source",
+                self.max_connections_per_source as u64,
+            ),
+            ("max_tls_handshakes", self.max_tls_handshakes as u64),
+            ("tls_handshake_timeout_s", self.tls_handshake_timeout_s),
+            ("message_timeout_s", self.message_timeout_s),
+            ("invites_per_second", u64::from(self.invites_per_second)),
+            (
+                "invites_per_second_per_source",
+                u64::from(self.invites_per_second_per_source),
+            ),
+            (
+                "error_responses_per_second",
+                u64::from(self.error_responses_per_second),
+            ),
+        ];
+        for (key, v) in at_least_one {
+            if v == 0 {
+                return Err((
+                    format!("limits.{key}"),
+                    "must be at least 1 (leave it out for the default)".into(),
+                ));
+            }
+        }
+        if self.max_connections_per_source > self.max_connections {
+            return Err((
+                "limits.max_connections_per_source".into(),
+                format!(
+                    "{} is above limits.max_connections ({})",
+                    self.max_connections_per_source, self.max_connections
+                ),
+            ));
+        }
+        if self.invites_per_second_per_source > self.invites_per_second {
+            return Err((
+                "limits.invites_per_second_per_source".into(),
+                format!(
+                    "{} is above limits.invites_per_second ({})",
+                    self.invites_per_second_per_source, self.invites_per_second
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("tls_handshake_timeout_s", self.tls_handshake_timeout_s),
+            ("message_timeout_s", self.message_timeout_s),
+            ("idle_timeout_s", self.idle_timeout_s),
+        ] {
+            if v > 86_400 {
+                return Err((
+                    format!("limits.{key}"),
+                    "must be at most 86400 (a day)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -262,6 +388,9 @@ pub struct ControlConfig {
     pub tls: Option<TlsSection>,
     /// `[cdr]`.
     pub cdr: Option<CdrSection>,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[[listen]]`.
     #[serde(default)]
     pub listen: Vec<ListenSection>,
@@ -330,6 +459,9 @@ impl ControlConfig {
                     .into(),
             )
         })?;
+        self.limits
+            .check()
+            .map_err(|(key, problem)| fail(key, problem))?;
         if self.listen.is_empty() {
             return Err(fail(
                 "listen".into(),
@@ -695,6 +827,36 @@ to = "b"
                 "(syntax)",
                 "unknown field",
             ),
+            (
+                "[[listen]]",
+                "[limits]\nmax_connections = 0\n\n[[listen]]",
+                "limits.max_connections",
+                "at least 1",
+            ),
+            (
+                "[[listen]]",
+                "[limits]\nmax_connections = 10\nmax_connections_per_source = 11\n\n[[listen]]",
+                "limits.max_connections_per_source",
+                "above limits.max_connections",
+            ),
+            (
+                "[[listen]]",
+                "[limits]\ninvites_per_second_per_source = 1000\n\n[[listen]]",
+                "limits.invites_per_second_per_source",
+                "above limits.invites_per_second",
+            ),
+            (
+                "[[listen]]",
+                "[limits]\nidle_timeout_s = 100000\n\n[[listen]]",
+                "limits.idle_timeout_s",
+                "at most 86400",
+            ),
+            (
+                "[[listen]]",
+                "[limits]\nmax_calls = 5\n\n[[listen]]",
+                "(syntax)",
+                "unknown field",
+            ),
         ] {
             let text = base().replacen(from, to, 1);
             assert_ne!(text, base(), "{from}");
@@ -702,6 +864,21 @@ to = "b"
             assert_eq!(e.key, key, "{e}");
             assert!(e.problem.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn limits_have_safe_defaults_and_can_be_set_one_by_one() {
+        let s = check(&base()).unwrap();
+        assert_eq!(s.file.limits, LimitsSection::default());
+        let text = base().replacen(
+            "[[listen]]",
+            "[limits]\nmax_connections_per_source = 4\nidle_timeout_s = 0\n\n[[listen]]",
+            1,
+        );
+        let l = check(&text).unwrap().file.limits;
+        assert_eq!(l.max_connections_per_source, 4);
+        assert_eq!(l.idle_timeout_s, 0, "0 turns the idle timeout off");
+        assert_eq!(l.max_connections, LimitsSection::default().max_connections);
     }
 
     #[test]

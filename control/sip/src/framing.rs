@@ -8,6 +8,7 @@ use crate::error::ParseError;
 use crate::limits::Limits;
 use crate::message::Message;
 use crate::parse::{build, find_head_end, is_crlf_keepalive, parse_complete, split_head, RawHead};
+use crate::refused::Refused;
 
 /// What a UDP datagram held.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,8 +35,9 @@ pub enum Frame {
     Message(Box<Message>),
     /// A message whose extent was known (a sound header section with a Content-Length)
     /// but that failed a later check. Its bytes were skipped and the stream goes on; a
-    /// request deserves the response [`ParseError::status`] names.
-    Invalid(ParseError),
+    /// request deserves the response [`ParseError::status`] names, which
+    /// [`Refused::error_response`] builds from what was salvaged of it.
+    Invalid(ParseError, Box<Refused>),
     /// A double CRLF: the peer's keep-alive ping, to be answered with a single CRLF.
     ///
     //= https://www.rfc-editor.org/rfc/rfc5626#section-3.5.1
@@ -51,8 +53,8 @@ pub enum Frame {
 ///
 /// The buffer never holds more than [`Limits::max_message_size`] bytes. An `Err` from
 /// [`StreamDecoder::next_frame`] means the framing is lost: the shell closes the
-/// connection (after a response, if it can build one), and the decoder returns the same
-/// error from then on.
+/// connection (after a response, if it can build one from [`StreamDecoder::refused`]),
+/// and the decoder returns the same error from then on.
 #[derive(Debug)]
 pub struct StreamDecoder {
     limits: Limits,
@@ -63,6 +65,8 @@ pub struct StreamDecoder {
     /// offset of its body.
     pending: Option<(RawHead, usize)>,
     failed: Option<ParseError>,
+    /// What was salvaged of the message that lost the framing.
+    refused: Option<Box<Refused>>,
 }
 
 impl StreamDecoder {
@@ -74,6 +78,7 @@ impl StreamDecoder {
             scanned: 0,
             pending: None,
             failed: None,
+            refused: None,
         }
     }
 
@@ -98,8 +103,16 @@ impl StreamDecoder {
         self.limits.max_message_size.saturating_sub(self.buf.len())
     }
 
+    /// After an `Err` from [`StreamDecoder::next_frame`], what could be salvaged of the
+    /// message that lost the framing (the header section so far), for a last answer
+    /// before the connection closes.
+    pub fn refused(&self) -> Option<&Refused> {
+        self.refused.as_deref()
+    }
+
     fn fail(&mut self, e: ParseError) -> Result<Option<Frame>, ParseError> {
         self.failed = Some(e);
+        self.refused = Some(Box::new(Refused::salvage(&self.buf, &self.limits)));
         self.buf = Vec::new();
         self.pending = None;
         Err(e)
@@ -177,11 +190,15 @@ impl StreamDecoder {
             return Ok(None);
         }
         let body = self.buf[body_at..body_at + len].to_vec();
-        self.consume(body_at + len);
-        Ok(Some(match build(raw, body, &self.limits) {
+        let frame = match build(raw, body, &self.limits) {
             Ok(m) => Frame::Message(Box::new(m)),
-            Err(e) => Frame::Invalid(e),
-        }))
+            Err(e) => Frame::Invalid(
+                e,
+                Box::new(Refused::salvage(&self.buf[..body_at], &self.limits)),
+            ),
+        };
+        self.consume(body_at + len);
+        Ok(Some(frame))
     }
 }
 
@@ -252,7 +269,10 @@ mod tests {
         let mut d = StreamDecoder::new(Limits::default());
         d.push(format!("{bad}{OPTIONS}").as_bytes());
         let frames = drain(&mut d);
-        assert_eq!(frames[0], Frame::Invalid(ParseError::CSeqMethodMismatch));
+        assert!(matches!(
+            &frames[0],
+            Frame::Invalid(ParseError::CSeqMethodMismatch, r) if r.is_answerable()
+        ));
         assert!(matches!(frames[1], Frame::Message(_)));
     }
 

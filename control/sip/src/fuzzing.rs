@@ -8,7 +8,8 @@
 
 use crate::sdp::SessionDescription;
 use crate::{
-    parse_datagram, Datagram, Frame, Limits, Message, ParseError, StatusLine, StreamDecoder,
+    parse_datagram, Datagram, Frame, Limits, Message, ParseError, Refused, StatusLine,
+    StreamDecoder,
 };
 
 /// Limits for parsing a canonical form again: writing expands compact header names, adds
@@ -32,6 +33,32 @@ fn check_error(e: ParseError) {
         StatusLine::new(e.status(), &e.reason()).is_ok(),
         "{e:?} gives an unusable response"
     );
+}
+
+/// The answer to a refused message, when one can be built, is one message whose header
+/// section holds no control character but its CRLFs and no empty line before its end:
+/// nothing salvaged from the input can break a line or end the header section early.
+fn check_refused(refused: &Refused, e: ParseError) {
+    let Ok(response) = refused.error_response(e, "fuzz.example", "fuzz") else {
+        return;
+    };
+    assert_eq!(response.status(), Some(e.status()));
+    let bytes = response.to_bytes();
+    let head = bytes
+        .strip_suffix(b"\r\n\r\n")
+        .expect("ends with an empty line");
+    assert!(
+        !head.windows(4).any(|w| w == b"\r\n\r\n"),
+        "an early empty line"
+    );
+    for (i, &b) in head.iter().enumerate() {
+        let line_end = (b == b'\r' && head.get(i + 1) == Some(&b'\n'))
+            || (b == b'\n' && i > 0 && head[i - 1] == b'\r');
+        assert!(
+            line_end || b == b'\t' || (b >= 0x20 && b != 0x7f),
+            "control character {b:#x} in an answer"
+        );
+    }
 }
 
 fn check_message(m: &Message, limits: &Limits) {
@@ -99,7 +126,10 @@ pub fn sip_parse_input(data: &[u8]) {
         match parse_datagram(input, &limits) {
             Ok(Datagram::Message(m)) => check_message(&m, &limits),
             Ok(Datagram::KeepAlive) => {}
-            Err(e) => check_error(e),
+            Err(e) => {
+                check_error(e);
+                check_refused(&Refused::salvage(input, &limits), e);
+            }
         }
         return;
     }
@@ -113,11 +143,15 @@ pub fn sip_parse_input(data: &[u8]) {
         loop {
             match decoder.next_frame() {
                 Ok(Some(Frame::Message(m))) => check_message(&m, &limits),
-                Ok(Some(Frame::Invalid(e))) => check_error(e),
+                Ok(Some(Frame::Invalid(e, refused))) => {
+                    check_error(e);
+                    check_refused(&refused, e);
+                }
                 Ok(Some(Frame::Ping | Frame::Pong)) => {}
                 Ok(None) => break,
                 Err(e) => {
                     check_error(e);
+                    check_refused(decoder.refused().expect("salvaged on failure"), e);
                     assert_eq!(decoder.next_frame(), Err(e), "errors are sticky");
                     assert_eq!(decoder.push(b"x"), 0, "a failed decoder takes no bytes");
                     return;

@@ -17,6 +17,11 @@
 //!   ([`Message::vias`], [`Message::cseq`], [`Message::to_addr`], ...) parse on demand;
 //!   the parser has already run every one of them on a message it returns, so they do not
 //!   fail on a parsed message.
+//! * A refused message is still answered when it can be: [`Refused::salvage`] takes the
+//!   Via, From, To, Call-ID and CSeq back out of its bytes (bounded, and never a value
+//!   the parser would refuse as unsafe), [`Frame::Invalid`] and
+//!   [`StreamDecoder::refused`] hand it over on a stream, and [`Refused::error_response`]
+//!   builds the answer with the error's status and fixed words.
 //! * [`Message::to_bytes`] writes one canonical form (long names, CRLF, a Content-Length
 //!   computed from the body), and [`Message::response_to`] builds the response RFC 3261
 //!   section 8.2.6.2 describes.
@@ -64,6 +69,7 @@ mod header;
 mod limits;
 mod message;
 mod parse;
+mod refused;
 #[cfg(test)]
 mod rfc4475;
 mod scan;
@@ -77,6 +83,7 @@ pub use framing::{parse_datagram, Datagram, Frame, StreamDecoder};
 pub use header::{Header, HeaderName, Headers, StdHeader};
 pub use limits::Limits;
 pub use message::{Message, RequestLine, StartLine, StatusLine};
+pub use refused::Refused;
 pub use scan::{Param, Params};
 pub use uri::{Host, OpaqueUri, SipUri, Uri};
 pub use values::{

@@ -6,6 +6,7 @@
 pub mod anon;
 pub mod conn;
 pub mod dataplane;
+pub mod limits;
 pub mod observe;
 pub mod records;
 pub mod state;
@@ -106,7 +107,9 @@ pub async fn run(
 ) -> Result<(), ShellError> {
     let mut settings = settings;
     let file = &settings.file.clone();
-    let limits = Limits::default();
+    // [limits]: connection, handshake, timeout and INVITE-rate limits (shell/limits.rs).
+    let shield = limits::Shield::new(&file.limits, Limits::default(), &file.sbc.fqdn);
+    limits::spawn_reporter(shield.clone(), Duration::from_secs(60));
     let start = Instant::now();
     let epoch_ms_at_zero = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -209,7 +212,7 @@ pub async fn run(
                 let events = conn_tx.clone();
                 tokio::spawn(conn::udp_task(
                     socket,
-                    limits.clone(),
+                    shield.clone(),
                     events,
                     rx,
                     move |remote| {
@@ -241,75 +244,39 @@ pub async fn run(
                             source,
                         })?;
                 let tls = l.transport == SipTransport::Tls;
-                let acceptor = acceptor.clone();
-                let handshakes = handshakes.clone();
+                let transport = l.transport.sip();
                 let next = next_flow.clone();
                 let new_flow = new_flow_tx.clone();
-                let events = conn_tx.clone();
-                let limits = limits.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let Ok((tcp, remote)) = listener.accept().await else {
-                            continue;
-                        };
-                        let id = next.fetch_add(1, Ordering::Relaxed);
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let events = events.clone();
-                        let limits = limits.clone();
-                        let transport = if tls { Transport::Tls } else { Transport::Tcp };
-                        let _ = new_flow.send((
-                            id,
-                            FlowInfo {
-                                handle: FlowHandle::Stream(tx),
-                                transport,
-                                remote,
-                            },
-                        ));
-                        let acceptor = acceptor.read().ok().and_then(|a| a.clone());
-                        let handshakes = handshakes.clone();
-                        tokio::spawn(async move {
-                            if tls {
-                                let Some(acceptor) = acceptor else { return };
-                                // A handshake in progress may take at most 10 s.
-                                match tokio::time::timeout(
-                                    Duration::from_secs(10),
-                                    acceptor.accept(tcp),
-                                )
-                                .await
-                                {
-                                    Ok(Ok(stream)) => {
-                                        handshakes
-                                            .get_or_create(&observe::ResultLabels {
-                                                result: "ok".into(),
-                                            })
-                                            .inc();
-                                        conn::stream_task(stream, id, remote, limits, events, rx)
-                                            .await
-                                    }
-                                    Ok(Err(e)) => {
-                                        handshakes
-                                            .get_or_create(&observe::ResultLabels {
-                                                result: "failed".into(),
-                                            })
-                                            .inc();
-                                        let _ = events.send(ConnEvent::Closed {
-                                            flow: id,
-                                            why: format!("TLS handshake: {e}"),
-                                        });
-                                    }
-                                    Err(_) => {
-                                        let _ = events.send(ConnEvent::Closed {
-                                            flow: id,
-                                            why: "TLS handshake timed out".into(),
-                                        });
-                                    }
-                                }
-                            } else {
-                                conn::stream_task(tcp, id, remote, limits, events, rx).await;
-                            }
-                        });
-                    }
-                });
+                let register = move |remote| {
+                    let id = next.fetch_add(1, Ordering::Relaxed);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = new_flow.send((
+                        id,
+                        FlowInfo {
+                            handle: FlowHandle::Stream(tx),
+                            transport: transport.clone(),
+                            remote,
+                        },
+                    ));
+                    (id, rx)
+                };
+                let handshakes = handshakes.clone();
+                let handshake_done = move |result: &'static str| {
+                    handshakes
+                        .get_or_create(&observe::ResultLabels {
+                            result: result.into(),
+                        })
+                        .inc();
+                };
+                tokio::spawn(conn::accept_task(
+                    listener,
+                    tls,
+                    acceptor.clone(),
+                    shield.clone(),
+                    conn_tx.clone(),
+                    register,
+                    handshake_done,
+                ));
             }
         }
     }
@@ -488,7 +455,8 @@ pub async fn run(
                         cause: status.to_string(),
                     })
                     .inc();
-                tracing::warn!(flow, status, "malformed SIP message dropped");
+                // Answered (or not) by the transport task, and counted there too.
+                tracing::debug!(flow, status, "malformed SIP message");
                 continue;
             }
             Event::Conn(ConnEvent::Closed { flow, why }) => {
@@ -597,7 +565,7 @@ pub async fn run(
                                     next_flow.clone(),
                                     conn_tx.clone(),
                                     ev_tx.clone(),
-                                    limits.clone(),
+                                    shield.clone(),
                                 );
                             }
                         }
@@ -654,6 +622,7 @@ pub async fn run(
     }
     tracing::info!(
         active_calls = b2bua.active_calls(),
+        refusals = %shield.counters.snapshot(),
         "relay-control stopping"
     );
     Ok(())
@@ -841,6 +810,9 @@ fn reload(
     if listeners(&new) != listeners(running) {
         return Err("the listeners changed: that needs a restart".into());
     }
+    if new.file.limits != running.file.limits {
+        return Err("[limits] changed: that needs a restart".into());
+    }
     if names(&new) != names(running) {
         return Err("the trunks' names or order changed: that needs a restart".into());
     }
@@ -925,7 +897,7 @@ fn connect(
     next_flow: Arc<AtomicU64>,
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
     ev_tx: mpsc::UnboundedSender<Event>,
-    limits: Limits,
+    shield: Arc<limits::Shield>,
 ) {
     let trunk = key.0;
     let server_name = settings.file.trunk[trunk]
@@ -953,9 +925,9 @@ fn connect(
                         .await
                         .map_err(|_| "TLS handshake timed out".to_owned())?
                         .map_err(|e| format!("TLS handshake: {e}"))?;
-                tokio::spawn(conn::stream_task(stream, id, remote, limits, conn_tx, rx));
+                tokio::spawn(conn::stream_task(stream, id, remote, shield, conn_tx, rx));
             } else {
-                tokio::spawn(conn::stream_task(tcp, id, remote, limits, conn_tx, rx));
+                tokio::spawn(conn::stream_task(tcp, id, remote, shield, conn_tx, rx));
             }
             Ok::<_, String>(FlowInfo {
                 handle: FlowHandle::Stream(tx),
