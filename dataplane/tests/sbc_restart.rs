@@ -1,7 +1,12 @@
-//! relay-control killed (SIGKILL) during a call: the media goes on in the data plane, and
-//! after relay-control starts again a BYE still ends the call properly on both legs, with
-//! its data-plane call removed and its record written. What relay-control keeps for that
-//! holds no SRTP key, and nothing of it outlives the call.
+//! Restarts under a live baresip call over TLS with SRTP:
+//!
+//! * relay-control killed (SIGKILL): the media goes on in the data plane, and after
+//!   relay-control starts again a BYE still ends the call properly on both legs, with its
+//!   data-plane call removed and its record written. What relay-control keeps for that holds
+//!   no SRTP key, and nothing of it outlives the call.
+//! * relay-dataplane restarted: relay-control installs the call again (each SRTP stream at
+//!   the rollover counter and sequence number the data plane last reported), and the media
+//!   resumes, still authenticating on each leg with that leg's endpoint keys.
 //!
 //! Needs root, iproute2, tcpdump and baresip; skipped with the reason otherwise. Addresses in
 //! 198.18.10.0/24 and 198.18.20.0/24 only; namespaces and processes are removed however the
@@ -12,12 +17,19 @@ mod sbc;
 use std::time::Duration;
 
 use relay_session::client::ControlClient;
+use relay_testsupport::capture::Capture;
 use relay_testsupport::netns::wait_until;
+use relay_testsupport::srtp_check;
+use relay_testsupport::topology;
 use relay_testsupport::topology::SbcTopology;
 use sbc::WAIT;
 
+/// The two tests each run a data plane polling CPU 0: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_call_survives_a_killed_relay_control_and_is_still_ended_by_bye() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = relay_testsupport::skip_reason(true) {
         eprintln!("skipped: {why}");
         return;
@@ -143,4 +155,63 @@ fn a_call_survives_a_killed_relay_control_and_is_still_ended_by_bye() {
         setup <= answer && end - answer >= 1500,
         "the times of the whole call, across the restart: {r}"
     );
+}
+
+#[test]
+fn a_restarted_data_plane_gets_its_calls_back_and_the_media_resumes() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = relay_testsupport::skip_reason(true) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = SbcTopology::new().unwrap();
+    let pki = sbc::pki(dir);
+    let mut app = sbc::start(&net, dir, &pki);
+    let (alice, bob) = sbc::user_agents(&net, &pki);
+    alice.dial("sip:bob@198.18.20.2").unwrap();
+    alice
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", app.logs()));
+    bob.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // The data plane restarts empty; relay-control notices at its next media check.
+    app.restart_dataplane().unwrap_or_else(|e| panic!("{e}"));
+    let mut dp = ControlClient::connect(app.socket()).unwrap();
+    assert!(
+        wait_until(WAIT, || dp.list_calls().ok().filter(|c| c.len() == 1)).is_some(),
+        "the call is installed again:\n{}",
+        app.logs()
+    );
+    // Media on both legs after the re-install, checked with the endpoints' keys.
+    let cap_alice =
+        Capture::start(&net.alice, topology::ALICE_IF, &dir.join("a.pcap"), "udp").unwrap();
+    let cap_bob = Capture::start(&net.bob, topology::BOB_IF, &dir.join("b.pcap"), "udp").unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let (alice_leg, bob_leg) = (cap_alice.stop().unwrap(), cap_bob.stop().unwrap());
+    srtp_check::check_call(
+        &alice_leg.datagrams,
+        topology::ALICE,
+        &alice.sent_key().unwrap(),
+        topology::SBC_ALICE_MEDIA,
+        &alice.received_key().unwrap(),
+    )
+    .unwrap()
+    .verdict(40)
+    .unwrap_or_else(|e| panic!("alice's leg after the restart: {e}\n{}", app.logs()));
+    srtp_check::check_call(
+        &bob_leg.datagrams,
+        topology::SBC_BOB_MEDIA,
+        &bob.received_key().unwrap(),
+        topology::BOB,
+        &bob.sent_key().unwrap(),
+    )
+    .unwrap()
+    .verdict(40)
+    .unwrap_or_else(|e| panic!("bob's leg after the restart: {e}\n{}", app.logs()));
+    alice.hangup().unwrap();
+    bob.wait_event("CALL_CLOSED", WAIT).unwrap();
+    assert!(wait_until(WAIT, || dp.list_calls().ok().filter(Vec::is_empty)).is_some());
 }

@@ -56,6 +56,8 @@ pub struct Appliance<'ns> {
     rc_log: PathBuf,
     config_path: PathBuf,
     control_bin: PathBuf,
+    dataplane_bin: PathBuf,
+    ports: Vec<MediaPort>,
 }
 
 impl std::fmt::Debug for Appliance<'_> {
@@ -91,68 +93,20 @@ impl<'ns> Appliance<'ns> {
             std::fs::File::create(path)
                 .map_err(|e| Error::io(format!("creating {}", path.display()), e))
         };
-        let log = create(&dp_log)?;
-        let mut cmd = ns.command(&bins.dataplane.display().to_string());
-        cmd.arg("run");
-        for (i, p) in ports.iter().enumerate() {
-            cmd.arg("--port").arg(format!(
-                "net_af_packet{i},ipv4={}/{}",
-                p.address, p.prefix_len
-            ));
-        }
-        cmd.arg("--control").arg(&socket).args([
-            "--duration",
-            "120",
-            "--",
-            "--no-huge",
-            "-m",
-            "512",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            "--log-level=error",
-        ]);
-        cmd.arg(format!(
-            "--file-prefix=sbc{}-{}",
-            std::process::id(),
-            NEXT_PREFIX.fetch_add(1, Ordering::Relaxed)
-        ));
-        for (i, p) in ports.iter().enumerate() {
-            cmd.arg(format!("--vdev=net_af_packet{i},iface={}", p.iface));
-        }
-        let dataplane = KillOnDrop::new(
-            cmd.stdin(Stdio::null())
-                .stdout(
-                    log.try_clone()
-                        .map_err(|e| Error::io("duplicating a file handle", e))?,
-                )
-                .stderr(log)
-                .spawn()
-                .map_err(|e| Error::io("starting relay-dataplane", e))?,
-        );
+        create(&dp_log)?;
         let mut appliance = Appliance {
             control: KillOnDrop(None),
-            dataplane,
+            dataplane: KillOnDrop(None),
             ns,
             socket,
             dp_log,
             rc_log,
             config_path: dir.join("control.toml"),
             control_bin: bins.control.clone(),
+            dataplane_bin: bins.dataplane.clone(),
+            ports: ports.to_vec(),
         };
-        let up = wait_until(START_TIMEOUT, || {
-            if appliance.dataplane.try_wait().is_some() {
-                return Some(false);
-            }
-            appliance.socket.exists().then_some(true)
-        });
-        if up != Some(true) {
-            return Err(Error::Process(format!(
-                "the data plane did not start in {START_TIMEOUT:?}:\n{}",
-                appliance.dataplane_log()
-            )));
-        }
+        appliance.start_dataplane()?;
 
         let config_path = dir.join("control.toml");
         std::fs::write(&config_path, config(&appliance.socket))
@@ -174,6 +128,74 @@ impl<'ns> Appliance<'ns> {
         create(&appliance.rc_log)?;
         appliance.start_control()?;
         Ok(appliance)
+    }
+
+    /// Starts the data plane (again), its output appended to its log, and waits for its
+    /// control socket.
+    fn start_dataplane(&mut self) -> Result<()> {
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.dp_log)
+            .map_err(|e| Error::io(format!("opening {}", self.dp_log.display()), e))?;
+        let mut cmd = self.ns.command(&self.dataplane_bin.display().to_string());
+        cmd.arg("run");
+        for (i, p) in self.ports.iter().enumerate() {
+            cmd.arg("--port").arg(format!(
+                "net_af_packet{i},ipv4={}/{}",
+                p.address, p.prefix_len
+            ));
+        }
+        cmd.arg("--control").arg(&self.socket).args([
+            "--duration",
+            "120",
+            "--",
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            "--log-level=error",
+        ]);
+        cmd.arg(format!(
+            "--file-prefix=sbc{}-{}",
+            std::process::id(),
+            NEXT_PREFIX.fetch_add(1, Ordering::Relaxed)
+        ));
+        for (i, p) in self.ports.iter().enumerate() {
+            cmd.arg(format!("--vdev=net_af_packet{i},iface={}", p.iface));
+        }
+        self.dataplane = KillOnDrop::new(
+            cmd.stdin(Stdio::null())
+                .stdout(
+                    log.try_clone()
+                        .map_err(|e| Error::io("duplicating a file handle", e))?,
+                )
+                .stderr(log)
+                .spawn()
+                .map_err(|e| Error::io("starting relay-dataplane", e))?,
+        );
+        let up = wait_until(START_TIMEOUT, || {
+            if self.dataplane.try_wait().is_some() {
+                return Some(false);
+            }
+            self.socket.exists().then_some(true)
+        });
+        if up != Some(true) {
+            return Err(Error::Process(format!(
+                "the data plane did not start in {START_TIMEOUT:?}:\n{}",
+                self.dataplane_log()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops the data plane (SIGTERM) and starts it again: it comes back with no calls.
+    pub fn restart_dataplane(&mut self) -> Result<()> {
+        self.dataplane.terminate(Duration::from_secs(10));
+        self.start_dataplane()
     }
 
     /// Starts relay-control (again) with the appliance's `control.toml`, its log appended to

@@ -132,6 +132,8 @@ pub struct Call {
     pub b_suites: Vec<Option<String>>,
     /// The data plane's packet count of the call when it last changed, and when that was.
     pub media_seen: (u64, u64),
+    /// The data plane's last counters of the call (stream positions for a re-install).
+    pub last_counters: Option<relay_session::stats::CallCounters>,
     /// A leg put the call on hold (its last offer was sendonly, recvonly or inactive).
     pub held: bool,
     /// The wall-clock setup and answer times (Unix ms) of a call restored after a restart,

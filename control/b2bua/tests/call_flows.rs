@@ -1547,3 +1547,44 @@ fn an_invite_without_offer_gets_the_offer_in_the_200_and_the_answer_in_the_ack()
     assert_eq!(answer.media[0].port, pair.b.local.port());
     assert_eq!(sbc.ports_in_use(), 2);
 }
+
+#[test]
+fn a_call_the_data_plane_lost_is_installed_again_where_its_streams_stood() {
+    let (alice_key, bob_key) = (
+        key(Suite::AesCm128HmacSha1_80),
+        key(Suite::AesCm128HmacSha1_80),
+    );
+    let (mut sbc, _inv, spec, _a_tag) = confirmed_srtp_call(&alice_key, &bob_key);
+    let mut c = counters(500);
+    let at = |roc, seq| relay_session::StreamPosition {
+        ssrc: 0x1234,
+        roc,
+        seq,
+        srtcp_next: 9,
+    };
+    c.media[0].a.srtp_receive = vec![at(1, 70)];
+    c.media[0].b.srtp_send = vec![at(1, 70)];
+    c.media[0].b.srtp_receive = vec![at(2, 5)];
+    c.media[0].a.srtp_send = vec![at(2, 5)];
+    assert!(sbc.on_media(1, Some(&c), 5_000_000_000).is_empty());
+    // The data plane answers that it does not know the call: it restarted.
+    let out = sbc.on_media(1, None, 7_000_000_000);
+    let again = match &programs(&out)[..] {
+        [ProgramOp::Add(s)] => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(again.id, spec.id);
+    let m = &again.media[0];
+    assert_eq!(
+        (m.a.local, m.b.local),
+        (spec.media[0].a.local, spec.media[0].b.local)
+    );
+    assert_eq!(m.a.receive, spec.media[0].a.receive, "the same keys");
+    assert_eq!(
+        (m.a.resume_receive[0].roc, m.a.resume_receive[0].seq),
+        (1, 70)
+    );
+    assert_eq!((m.b.resume_send[0].roc, m.b.resume_send[0].seq), (1, 70));
+    assert_eq!((m.b.resume_receive[0].roc, m.a.resume_send[0].roc), (2, 2));
+    assert!(sends(&out).is_empty(), "the call goes on: no BYE");
+}

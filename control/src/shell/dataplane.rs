@@ -44,12 +44,13 @@ pub struct ProgramRequest {
 pub enum Done {
     /// A change was made or refused.
     Program(ProgramDone),
-    /// A call's counters (`None`: the data plane does not know it, or did not answer).
+    /// A call's counters: `Ok(None)` if the data plane does not know it, `Err` if the data
+    /// plane did not answer.
     Stats {
         /// The call.
         call: CallKey,
         /// Its counters.
-        counters: Option<CallCounters>,
+        counters: Result<Option<CallCounters>, ()>,
     },
 }
 
@@ -93,9 +94,18 @@ impl Dataplane {
                             }));
                         }
                         Request::Stats(req) => {
-                            let counters = connected(&path, &mut client)
-                                .ok()
-                                .and_then(|c| c.call_stats(&req.id).ok());
+                            // Ok(None): the data plane answered that it does not know the
+                            // call; a data plane that does not answer tells nothing.
+                            let counters = match connected(&path, &mut client)
+                                .map(|c| c.call_stats(&req.id))
+                            {
+                                Ok(Ok(c)) => Ok(Some(c)),
+                                Ok(Err(ClientError::Refused(_))) => Ok(None),
+                                _ => {
+                                    client = None;
+                                    Err(())
+                                }
+                            };
                             let _ = done.send(Done::Stats {
                                 call: req.call,
                                 counters,

@@ -89,7 +89,7 @@ enum Event {
     Program(dataplane::ProgramDone),
     Media {
         call: u64,
-        counters: Option<CallCounters>,
+        counters: Result<Option<CallCounters>, ()>,
     },
     Connected {
         key: (usize, String, u16),
@@ -470,7 +470,13 @@ pub async fn run(
                 continue;
             }
             Event::Timer(key) => b2bua.on_timer(key, now),
-            Event::Media { call, counters } => b2bua.on_media(call, counters.as_ref(), now),
+            Event::Media {
+                call,
+                counters: Ok(counters),
+            } => b2bua.on_media(call, counters.as_ref(), now),
+            Event::Media {
+                counters: Err(()), ..
+            } => continue,
             Event::Program(done) => match done.result {
                 Ok(counters) => {
                     if let Some(c) = counters {

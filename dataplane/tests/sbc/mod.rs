@@ -44,6 +44,9 @@ admin_socket = "{admin}"
 state_dir = "{state}"
 metrics = "127.0.0.1:9464"
 options_interval_s = 2
+# Media counters are read every 2 s (a quarter of this): a restarted data plane gets its
+# calls back within that.
+media_timeout_s = 8
 
 [tls]
 certificate = "{cert}"

@@ -190,14 +190,18 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return out;
         };
+        let Some(counters) = counters else {
+            // The data plane does not know the call: it restarted. Install the call again,
+            // each SRTP stream where it last stood (its rollover counter and highest
+            // sequence number), so streams past the sequence wrap keep authenticating.
+            return self.reinstall(key, now_ns);
+        };
+        call.last_counters = Some(counters.clone());
         let packets: u64 = counters
-            .map(|c| {
-                c.media
-                    .iter()
-                    .map(|m| m.a.rx_packets + m.b.rx_packets)
-                    .sum()
-            })
-            .unwrap_or(call.media_seen.0);
+            .media
+            .iter()
+            .map(|m| m.a.rx_packets + m.b.rx_packets)
+            .sum();
         if packets != call.media_seen.0 {
             call.media_seen = (packets, now_ns);
             return out;
@@ -257,6 +261,58 @@ impl B2bua {
                 );
             }
         }
+        out
+    }
+
+    /// Installs `key`'s media again after the data plane lost it, with the stream positions
+    /// it last reported; a call whose keys this process does not hold (taken back after a
+    /// restart of relay-control) cannot be, and is ended.
+    fn reinstall(&mut self, key: CallKey, now_ns: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return out;
+        };
+        let media = call.installed.clone().unwrap_or_default();
+        if media.is_empty() {
+            let mut call = self.calls.remove(&key).expect("present above");
+            call.installed = None;
+            for leg in [Leg::A, Leg::B] {
+                self.bye_with_reason(
+                    &mut call,
+                    leg,
+                    Some("SIP;cause=500;text=\"media lost\""),
+                    &mut out,
+                );
+            }
+            call.phase = Phase::Ending;
+            self.end(
+                call,
+                500,
+                "media lost with the data plane",
+                EndedBy::Relay,
+                now_ns,
+                &mut out,
+            );
+            return out;
+        }
+        let mut media = media;
+        if let Some(last) = &call.last_counters {
+            for (m, c) in media.iter_mut().zip(&last.media) {
+                m.a.resume_receive = c.a.srtp_receive.clone();
+                m.a.resume_send = c.a.srtp_send.clone();
+                m.b.resume_receive = c.b.srtp_receive.clone();
+                m.b.resume_send = c.b.srtp_send.clone();
+            }
+        }
+        call.media_seen = (call.media_seen.0, now_ns);
+        out.push(Action::Program {
+            call: key,
+            op: ProgramOp::Add(CallSpec {
+                id: call.dataplane_id.clone(),
+                media,
+            }),
+            then: Vec::new(),
+        });
         out
     }
 }

@@ -229,6 +229,7 @@ impl B2bua {
             late_offer: None,
             media_seen: (0, now_ns),
             held: false,
+            last_counters: None,
             installed: None,
             cancelled: false,
             b_provisional: false,

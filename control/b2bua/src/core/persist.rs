@@ -204,6 +204,7 @@ impl B2bua {
             late_offer: None,
             media_seen: (0, now_ns),
             held: p.held,
+            last_counters: None,
             installed: Some(Vec::new()),
             cancelled: false,
             b_provisional: true,
