@@ -166,6 +166,10 @@ pub struct Call {
     pub answer_ns: Option<u64>,
     /// The version of the SDP we send to a.
     pub sdp_version: u64,
+    /// The last SDP each leg (a, b) sent us: the media a transfer re-offers.
+    pub sdp_from: [Option<SessionDescription>; 2],
+    /// A transfer (REFER) in progress.
+    pub(crate) transfer: Option<crate::core::refer::Transfer>,
 }
 
 /// A header field from values this crate wrote (checked in debug builds).
@@ -190,7 +194,7 @@ pub(crate) fn set_sdp(m: &mut Message, sdp: &SessionDescription) {
 }
 
 /// The methods we answer.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER, NOTIFY";
 
 /// A request within `dialog`, with a fresh branch and the next CSeq (ACK and CANCEL take
 /// the INVITE's CSeq instead; the caller sets it).

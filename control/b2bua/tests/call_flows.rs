@@ -1588,3 +1588,148 @@ fn a_call_the_data_plane_lost_is_installed_again_where_its_streams_stood() {
     assert_eq!((m.b.resume_receive[0].roc, m.a.resume_send[0].roc), (2, 2));
     assert!(sends(&out).is_empty(), "the call goes on: no BYE");
 }
+
+#[test]
+fn a_refer_from_teams_connects_the_other_party_to_the_target_and_notifies() {
+    let mut sbc = teams_b2bua();
+    let teams_flow = Flow {
+        id: 2,
+        transport: Transport::Tls,
+        remote: format!("{BOB_1}:5061").parse().unwrap(),
+    };
+    let offer = sdp("198.18.10.2", 4000, "RTP/AVP", &[], "a=rtcp-mux\n");
+    let inv = the_invite_to_b(&sbc.on_message(&alice_flow(), invite("80", "+4930999", &offer), 0));
+    let teams_key = format!("{}|2^31", key(Suite::AesCm128HmacSha1_80));
+    let answer = sdp(
+        BOB_1,
+        6000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &teams_key)],
+        "a=rtcp-mux\n",
+    );
+    let out = sbc.on_message(
+        &teams_flow,
+        response(&inv, 200, "OK", "t80", Some(&answer)),
+        1,
+    );
+    let spec = installed(&out);
+    let a_tag = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1
+        .to_addr()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_owned();
+    sbc.on_message(&alice_flow(), parse(&format!("ACK sip:sbc.test SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack80\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-80@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n")), 2);
+
+    // Teams transfers the call to +4930777.
+    let refer = parse(&format!(
+        "REFER sip:sbc.example.com:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS {BOB_1}:5061;branch=z9hG4bKref1\nMax-Forwards: 70\nFrom: {}\nTo: {}\nCall-ID: {}\nCSeq: 5 REFER\nContact: <sip:{BOB_1}:5061;transport=tls>\nRefer-To: <sip:+4930777@{BOB_1};user=phone>\nReferred-By: <sip:+4930999@{BOB_1};user=phone>\nContent-Length: 0\n\n",
+        inv.headers.get(StdHeader::To).unwrap().to_owned() + ";tag=t80",
+        inv.headers.get(StdHeader::From).unwrap(),
+        inv.call_id().unwrap()
+    ));
+    let out = sbc.on_message(&teams_flow, refer, 3);
+    let msgs = sends(&out);
+    assert_eq!(status(&msgs[0].1), 202);
+    let notify = &msgs[1].1;
+    assert_eq!(notify.method().unwrap().as_str(), "NOTIFY");
+    assert_eq!(
+        notify.call_id().unwrap(),
+        inv.call_id().unwrap(),
+        "in the referrer's dialog"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&notify.body),
+        "SIP/2.0 100 Trying\r\n"
+    );
+    let (to, target_inv) = msgs[2].clone();
+    assert!(matches!(to, Destination::Peer { trunk: 1, .. }));
+    assert!(target_inv
+        .request_uri()
+        .unwrap()
+        .to_string()
+        .starts_with("sip:+4930777@"));
+    assert_ne!(
+        target_inv.call_id().unwrap(),
+        inv.call_id().unwrap(),
+        "a new dialog"
+    );
+    assert!(target_inv.headers.get(StdHeader::ReferredBy).is_some());
+    let offered = SessionDescription::parse(&target_inv.body, &Limits::default()).unwrap();
+    assert_eq!(
+        offered.media[0].port,
+        spec.media[0].b.local.port(),
+        "the same relay port"
+    );
+    let new_send_key = offered.media[0]
+        .cryptos()
+        .next()
+        .unwrap()
+        .to_string()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        new_send_key,
+        spec.media[0].b.send.as_ref().unwrap().key,
+        "a fresh key for the new peer"
+    );
+
+    // The target answers from another address with its own key.
+    let target_key = format!("{}|2^31", key(Suite::AesCm128HmacSha1_80));
+    let t_answer = sdp(
+        BOB_2,
+        7000,
+        "RTP/SAVP",
+        &[(1, Suite::AesCm128HmacSha1_80, &target_key)],
+        "a=rtcp-mux\n",
+    );
+    let out = sbc.on_message(
+        &teams_flow,
+        response(&target_inv, 200, "OK", "z1", Some(&t_answer)),
+        4,
+    );
+    let modified = match &programs(&out)[..] {
+        [ProgramOp::Modify(s)] => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    let m = &modified.media[0];
+    assert_eq!(m.b.remote, Some(format!("{BOB_2}:7000").parse().unwrap()));
+    assert_eq!(m.b.receive.as_ref().unwrap().key, target_key);
+    assert_eq!(m.b.send.as_ref().unwrap().key, new_send_key);
+    assert_eq!(
+        (m.a.local, m.a.remote),
+        (spec.media[0].a.local, spec.media[0].a.remote),
+        "the other party's leg untouched"
+    );
+    let then: Vec<String> = sends(&out)
+        .iter()
+        .map(|(_, m)| {
+            m.method()
+                .map(|x| x.as_str().to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        then,
+        ["ACK", "NOTIFY", "BYE"],
+        "ACK the target, tell the referrer, hang it up"
+    );
+    let done = sends(&out)[1].1.clone();
+    assert_eq!(String::from_utf8_lossy(&done.body), "SIP/2.0 200 OK\r\n");
+    // The target now is leg b: its BYE ends the call.
+    let bye = parse(&format!(
+        "BYE sip:sbc.example.com:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS {BOB_2}:5061;branch=z9hG4bKzbye\nMax-Forwards: 70\nFrom: {};tag=z1\nTo: {}\nCall-ID: {}\nCSeq: 1 BYE\nContent-Length: 0\n\n",
+        target_inv.headers.get(StdHeader::To).unwrap(),
+        target_inv.headers.get(StdHeader::From).unwrap(),
+        target_inv.call_id().unwrap()
+    ));
+    let out = sbc.on_message(&teams_flow, bye, 5);
+    assert!(matches!(&programs(&out)[..], [ProgramOp::Remove(_)]));
+    assert_eq!(ended(&out)[0].callee, "+4930777");
+}

@@ -72,6 +72,12 @@ impl B2bua {
             TimerKey::OptionsPing(trunk, peer) => self.ping(trunk, peer, now_ns, &mut out),
             TimerKey::OptionsTimeout(branch) => self.ping_timeout(&branch, now_ns),
             TimerKey::MediaCheck(key) => self.media_check(key, now_ns, &mut out),
+            TimerKey::TransferTimeout(key) => {
+                let pending = self.calls.get(&key).is_some_and(|c| c.transfer.is_some());
+                if pending {
+                    self.transfer_timeout(key, &mut out);
+                }
+            }
             TimerKey::InviteTimeout(key, attempt) => {
                 let Some(mut call) = self.calls.remove(&key) else {
                     return out;
@@ -194,6 +200,7 @@ impl B2bua {
         self.by_a_branch.retain(|_, k| *k != call.key);
         self.by_b_branch.retain(|_, k| *k != call.key);
         self.by_reoffer_branch.retain(|_, k| *k != call.key);
+        self.by_transfer_branch.retain(|_, k| *k != call.key);
         self.dialogs.retain(|_, (k, _)| *k != call.key);
         // The suites as last installed (a re-INVITE may have changed them), else as offered.
         out.push(Action::Forget(call.dataplane_id.clone()));

@@ -84,6 +84,7 @@ impl B2bua {
         let b_cfg = self.config.trunks[b_trunk].clone();
         // An INVITE without an offer (some operator trunks): b's 200 will carry the offer.
         let offerless = !is_sdp && req.body.is_empty();
+        let mut offer_seen = None;
         let (b_offer, offered) = if offerless {
             (
                 empty_sdp(),
@@ -115,6 +116,7 @@ impl B2bua {
                 taken.push(pair);
                 Ok(pair)
             };
+            offer_seen = Some(offer.clone());
             match anchor_offer(&offer, &a_cfg, &b_cfg, self.keys.as_mut(), &mut allocate) {
                 Ok(x) => x,
                 Err(e) => {
@@ -227,6 +229,8 @@ impl B2bua {
             restored_times: None,
             offerless,
             late_offer: None,
+            sdp_from: [offer_seen, None],
+            transfer: None,
             media_seen: (0, now_ns),
             held: false,
             last_counters: None,

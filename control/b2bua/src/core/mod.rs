@@ -28,6 +28,7 @@ mod ending;
 pub mod health;
 mod invite;
 pub mod persist;
+pub(crate) mod refer;
 pub(crate) mod reinvite;
 mod response;
 
@@ -64,6 +65,8 @@ pub enum TimerKey {
     OptionsTimeout(String),
     /// Time to check that call `0` still has media.
     MediaCheck(CallKey),
+    /// The transfer target of call `0` did not answer in time.
+    TransferTimeout(CallKey),
 }
 
 /// A change to the data plane.
@@ -230,6 +233,8 @@ pub struct B2bua {
     pings: HashMap<String, (usize, usize, u64)>,
     /// Each trunk peer's health from its OPTIONS answers.
     health: HashMap<(usize, usize), health::PeerHealth>,
+    /// Our INVITE branch of a transfer's new leg -> call.
+    by_transfer_branch: HashMap<String, CallKey>,
     /// Our re-INVITE/UPDATE branch -> call (responses to relayed offers).
     by_reoffer_branch: HashMap<String, CallKey>,
     /// (Call-ID, our tag) -> call and leg, for in-dialog requests.
@@ -305,6 +310,7 @@ impl B2bua {
             by_a_branch: HashMap::new(),
             by_b_branch: HashMap::new(),
             by_reoffer_branch: HashMap::new(),
+            by_transfer_branch: HashMap::new(),
             pings: HashMap::new(),
             wall_ms_at_zero: 0,
             health: HashMap::new(),
@@ -460,6 +466,10 @@ impl B2bua {
                 ];
                 self.respond(flow, &req, 200, &extra, out);
             }
+            Method::Refer if has_to_tag => match self.dialog_of(&req) {
+                Some((key, leg)) => self.on_refer(flow, req, leg, key, now_ns, out),
+                None => self.respond(flow, &req, 481, &[], out),
+            },
             Method::Invite | Method::Update if has_to_tag => match self.dialog_of(&req) {
                 Some((key, leg)) => self.on_reoffer(flow, req, leg, key, now_ns, out),
                 None => self.respond(flow, &req, 481, &[], out),

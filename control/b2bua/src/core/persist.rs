@@ -202,6 +202,8 @@ impl B2bua {
             restored_times: Some((p.setup_unix_ms, p.answer_unix_ms)),
             offerless: false,
             late_offer: None,
+            sdp_from: [None, None],
+            transfer: None,
             media_seen: (0, now_ns),
             held: p.held,
             last_counters: None,

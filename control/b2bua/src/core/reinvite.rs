@@ -297,6 +297,11 @@ impl B2bua {
                 return;
             }
         };
+        let leg_index = |l: Leg| if l == Leg::A { 0 } else { 1 };
+        call.sdp_from[leg_index(re.from)] =
+            SessionDescription::parse(&re.request.body, &Limits::default()).ok();
+        call.sdp_from[leg_index(re.from.other())] =
+            SessionDescription::parse(&resp.body, &Limits::default()).ok();
         let media: Vec<MediaSpec> = answered
             .media
             .into_iter()

@@ -8,6 +8,11 @@ impl B2bua {
         let Some(branch) = top.branch() else { return };
         let Ok(cseq) = resp.cseq() else { return };
         let code = resp.status().unwrap_or(500);
+        if cseq.method == Method::Invite {
+            if let Some(&key) = self.by_transfer_branch.get(branch) {
+                return self.on_transfer_response(key, &resp, now_ns, out);
+            }
+        }
         if matches!(cseq.method, Method::Invite | Method::Update) {
             if let Some(&key) = self.by_reoffer_branch.get(branch) {
                 return self.on_reoffer_response(key, &resp, now_ns, out);
@@ -152,6 +157,7 @@ impl B2bua {
         let b_cfg = &self.config.trunks[call.b.trunk];
         let answered = anchor_answer(&answer, &call.offered, a_cfg, b_cfg, call.sdp_version)
             .map_err(|e| e.to_string())?;
+        call.sdp_from[1] = Some(answer);
         call.b_suites = answered.b_suites;
         Ok(Some((answered.answer, answered.media)))
     }
@@ -362,6 +368,7 @@ impl B2bua {
     /// b's 200 to an INVITE without an offer holds b's offer: it is anchored (b the offerer)
     /// and sent to a in our 200; a's ACK will answer it ([`B2bua::late_answer`]).
     fn late_offer(&mut self, mut call: Call, resp: &Message, now_ns: u64, out: &mut Vec<Action>) {
+        call.sdp_from[1] = SessionDescription::parse(&resp.body, &Limits::default()).ok();
         let a_cfg = self.config.trunks[call.a.trunk].clone();
         let b_cfg = self.config.trunks[call.b.trunk].clone();
         let offer =
@@ -428,6 +435,7 @@ impl B2bua {
             return;
         };
         call.phase = Phase::Confirmed;
+        call.sdp_from[0] = SessionDescription::parse(&ack.body, &Limits::default()).ok();
         let a_cfg = &self.config.trunks[call.a.trunk];
         let b_cfg = &self.config.trunks[call.b.trunk];
         let answered = SessionDescription::parse(&ack.body, &Limits::default())
