@@ -124,6 +124,7 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     assert!(m.starts_with("HTTP/1.0 200 OK"), "{m}");
     for line in [
         "relay_calls_active 1",
+        "relay_limit_refusals{cause=\"invites_refused_per_source\"} 0",
         "relay_calls_attempted_total 1",
         "relay_calls_answered_total 1",
         "relay_tls_handshakes_total{result=\"ok\"}",

@@ -65,6 +65,13 @@ macro_rules! counters {
             }
         }
 
+        impl CountersSnapshot {
+            /// Every counter with its name, for metrics.
+            pub fn named(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+
         impl fmt::Display for CountersSnapshot {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let mut first = true;

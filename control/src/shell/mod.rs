@@ -403,6 +403,9 @@ pub async fn run(
                 match a {
                     observe::Ask::Scrape(done) => {
                         update_gauges(&metrics, &b2bua, &mut counted, cdr.as_ref(), flows.len());
+                        for (kind, n) in shield.counters.snapshot().named() {
+                            metrics.refusals.get_or_create(&observe::CauseLabels { cause: kind.into() }).set(n as i64);
+                        }
                         let _ = done.send(());
                     }
                     observe::Ask::Admin(req, answer) => {

@@ -93,6 +93,8 @@ pub struct Metrics {
     pub cdr_waiting: Gauge,
     /// CDR store: 1 while writes fail.
     pub cdr_failing: Gauge,
+    /// Refusals and answers of the transport limits (`[limits]`), by kind.
+    pub refusals: Family<CauseLabels, Gauge>,
     /// The data plane's counters per worker, read at each scrape.
     pub dataplane: Family<WorkerLabels, Gauge>,
 }
@@ -175,6 +177,11 @@ impl Metrics {
             "cdr_failing",
             "1 while CDR writes fail",
             self.cdr_failing.clone(),
+        );
+        r.register(
+            "limit_refusals",
+            "Refusals and answers of the transport limits since start, by kind",
+            self.refusals.clone(),
         );
         r.register(
             "dataplane",
