@@ -1733,3 +1733,21 @@ fn a_refer_from_teams_connects_the_other_party_to_the_target_and_notifies() {
     assert!(matches!(&programs(&out)[..], [ProgramOp::Remove(_)]));
     assert_eq!(ended(&out)[0].callee, "+4930777");
 }
+
+#[test]
+fn an_update_without_offer_refreshes_the_session_locally() {
+    let (alice_key, bob_key) = (
+        key(Suite::AesCm128HmacSha1_80),
+        key(Suite::AesCm128HmacSha1_80),
+    );
+    let (mut sbc, _inv, _spec, a_tag) = confirmed_srtp_call(&alice_key, &bob_key);
+    let update = parse(&format!("UPDATE sip:sbc.test:5061;transport=tls SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKupd1\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-20@alice.test\nCSeq: 12 UPDATE\nContact: <sip:alice@198.18.10.2:5061;transport=tls>\nContent-Length: 0\n\n"));
+    let out = sbc.on_message(&alice_flow(), update, 10);
+    let msgs = sends(&out);
+    assert_eq!(msgs.len(), 1, "answered here, not relayed: {msgs:?}");
+    assert_eq!(
+        (msgs[0].0.clone(), status(&msgs[0].1)),
+        (Destination::Flow(1), 200)
+    );
+    assert!(programs(&out).is_empty());
+}

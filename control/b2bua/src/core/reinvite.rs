@@ -75,6 +75,20 @@ impl B2bua {
             .flatten()
             .is_some_and(|t| t.is_sdp())
             && !req.body.is_empty();
+        if !is_sdp && req.body.is_empty() && method == Method::Update {
+            // An UPDATE without an offer refreshes the session (RFC 4028 section 9, RFC 3311):
+            // nothing changes; it is answered here and not relayed.
+            let refreshed = call.phase == Phase::Confirmed;
+            self.calls.insert(key, call);
+            let code = if refreshed { 200 } else { 491 };
+            return self.respond(
+                flow,
+                &req,
+                code,
+                &[(StdHeader::Contact, self.contact_for(key, from))],
+                out,
+            );
+        }
         let offer = if is_sdp {
             SessionDescription::parse(&req.body, &Limits::default()).map_err(|e| e.to_string())
         } else {
@@ -331,5 +345,14 @@ impl B2bua {
         let _ = now_ns;
         self.calls.insert(key, call);
         self.persist(key, out);
+    }
+
+    /// Our Contact towards `leg` of call `key`.
+    fn contact_for(&self, key: CallKey, leg: Leg) -> String {
+        let trunk =
+            self.calls
+                .get(&key)
+                .map_or(0, |c| if leg == Leg::A { c.a.trunk } else { c.b.trunk });
+        self.contact(trunk, None)
     }
 }
