@@ -168,6 +168,8 @@ pub struct Call {
     pub sdp_version: u64,
     /// The last SDP each leg (a, b) sent us: the media a transfer re-offers.
     pub sdp_from: [Option<SessionDescription>; 2],
+    /// Each leg's session timer (RFC 4028), if it has one.
+    pub session_timers: [Option<crate::core::session_timer::SessionTimer>; 2],
     /// A transfer (REFER) in progress.
     pub(crate) transfer: Option<crate::core::refer::Transfer>,
 }

@@ -1751,3 +1751,124 @@ fn an_update_without_offer_refreshes_the_session_locally() {
     );
     assert!(programs(&out).is_empty());
 }
+
+#[test]
+fn session_timers_are_kept_per_leg() {
+    let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
+    let offer = sdp(
+        "198.18.10.2",
+        4000,
+        "RTP/SAVP",
+        &[(
+            1,
+            Suite::AesCm128HmacSha1_80,
+            &key(Suite::AesCm128HmacSha1_80),
+        )],
+        "",
+    );
+    // Too short an interval: 422 with our Min-SE.
+    let mut short = invite("90", "+4930999", &offer);
+    short
+        .headers
+        .push(relay_sip::Header::new(StdHeader::SessionExpires, "30").unwrap());
+    let r = sends(&sbc.on_message(&alice_flow(), short, 0));
+    assert_eq!(status(&r[0].1), 422);
+    assert_eq!(r[0].1.headers.get(StdHeader::MinSe), Some("90"));
+
+    let mut inv_a = invite("91", "+4930999", &offer);
+    inv_a
+        .headers
+        .push(relay_sip::Header::new(StdHeader::Supported, "timer").unwrap());
+    inv_a
+        .headers
+        .push(relay_sip::Header::new(StdHeader::SessionExpires, "600").unwrap());
+    let inv = the_invite_to_b(&sbc.on_message(&alice_flow(), inv_a, 0));
+    assert_eq!(inv.headers.get(StdHeader::SessionExpires), Some("1800"));
+    let mut ok = response(
+        &inv,
+        200,
+        "OK",
+        "b91",
+        Some(&sdp(BOB_1, 6000, "RTP/AVP", &[], "")),
+    );
+    ok.headers
+        .push(relay_sip::Header::new(StdHeader::SessionExpires, "1800;refresher=uac").unwrap());
+    let out = sbc.on_message(&bob_flow(), ok, 1_000);
+    let to_a = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    assert_eq!(
+        to_a.headers.get(StdHeader::SessionExpires),
+        Some("600;refresher=uac"),
+        "a refreshes"
+    );
+    assert_eq!(to_a.headers.get(StdHeader::Require), Some("timer"));
+    let timers: Vec<(TimerKey, u64)> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::SessionTimer(..),
+                at_ns,
+            } => Some((k.clone(), *at_ns)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timers.len(), 2, "{timers:?}");
+    let (a_timer, a_at) = timers
+        .iter()
+        .find(|(k, _)| matches!(k, TimerKey::SessionTimer(_, relay_b2bua::Leg::A, _)))
+        .cloned()
+        .unwrap();
+    let (b_timer, b_at) = timers
+        .iter()
+        .find(|(k, _)| matches!(k, TimerKey::SessionTimer(_, relay_b2bua::Leg::B, _)))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        b_at,
+        1_000 + 900_000_000_000,
+        "we refresh b at half its interval"
+    );
+    assert_eq!(
+        a_at,
+        1_000 + 400_000_000_000,
+        "a's session ends at SE - SE/3 unless refreshed"
+    );
+    // Our refresh towards b: an UPDATE without an offer.
+    let out = sbc.on_timer(b_timer, b_at);
+    let (to, update) = sends(&out).remove(0);
+    assert!(matches!(to, Destination::Peer { .. }));
+    assert_eq!(update.method().unwrap().as_str(), "UPDATE");
+    assert!(update.body.is_empty());
+    // a refreshes by UPDATE: its timer starts again, so the old one does nothing.
+    let a_tag = to_a.to_addr().unwrap().tag().unwrap().to_owned();
+    let refresh = parse(&format!("UPDATE sip:sbc.test SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKupd9\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-91@alice.test\nCSeq: 11 UPDATE\nSession-Expires: 600;refresher=uac\nContent-Length: 0\n\n"));
+    let ack = parse(&format!("ACK sip:sbc.test SIP/2.0\nVia: SIP/2.0/TLS 198.18.10.2:5061;branch=z9hG4bKack91\nMax-Forwards: 70\nFrom: <sip:+4930111@alice.test>;tag=a1\nTo: <sip:+4930999@sbc.test>;tag={a_tag}\nCall-ID: call-91@alice.test\nCSeq: 10 ACK\nContent-Length: 0\n\n"));
+    sbc.on_message(&alice_flow(), ack, 2_000);
+    let out = sbc.on_message(&alice_flow(), refresh, 300_000_000_000);
+    assert_eq!(status(&sends(&out)[0].1), 200);
+    let (a_timer2, a_at2) = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Timer {
+                key: k @ TimerKey::SessionTimer(..),
+                at_ns,
+            } => Some((k.clone(), *at_ns)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        sbc.on_timer(a_timer, a_at).is_empty(),
+        "an old timer is ignored"
+    );
+    // a stops refreshing: the call is ended on both legs.
+    let out = sbc.on_timer(a_timer2, a_at2);
+    let byes = sends(&out)
+        .iter()
+        .filter(|(_, m)| m.method().is_some_and(|m| m.as_str() == "BYE"))
+        .count();
+    assert_eq!(byes, 2);
+    assert_eq!(ended(&out)[0].reason, "session timer expired");
+}

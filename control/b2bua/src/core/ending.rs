@@ -72,6 +72,9 @@ impl B2bua {
             TimerKey::OptionsPing(trunk, peer) => self.ping(trunk, peer, now_ns, &mut out),
             TimerKey::OptionsTimeout(branch) => self.ping_timeout(&branch, now_ns),
             TimerKey::MediaCheck(key) => self.media_check(key, now_ns, &mut out),
+            TimerKey::SessionTimer(key, leg, generation) => {
+                self.session_timer_fired(key, leg, generation, now_ns, &mut out)
+            }
             TimerKey::TransferTimeout(key) => {
                 let pending = self.calls.get(&key).is_some_and(|c| c.transfer.is_some());
                 if pending {

@@ -64,6 +64,13 @@ impl B2bua {
                 );
             }
         }
+        let a_timer = match Self::session_timer_of_request(&req) {
+            Ok(t) => t,
+            Err(()) => {
+                let min_se = session_timer::MIN_SE.to_string();
+                return self.respond(flow, &req, 422, &[(StdHeader::MinSe, min_se)], out);
+            }
+        };
         let Some(request_uri) = req.request_uri().cloned() else {
             return;
         };
@@ -230,6 +237,7 @@ impl B2bua {
             offerless,
             late_offer: None,
             sdp_from: [offer_seen, None],
+            session_timers: [a_timer, None],
             transfer: None,
             media_seen: (0, now_ns),
             held: false,
@@ -311,6 +319,9 @@ impl B2bua {
         set(&mut m, StdHeader::MaxForwards, hops.to_string());
         add(&mut m, StdHeader::Contact, self.contact(call.b.trunk, None));
         add(&mut m, StdHeader::Allow, ALLOW);
+        // Session timers towards b (RFC 4028): offered, b decides who refreshes.
+        add(&mut m, StdHeader::Supported, "timer");
+        add(&mut m, StdHeader::SessionExpires, "1800");
         if let Some(pai) = call.a_invite.headers.get(StdHeader::PAssertedIdentity) {
             add(&mut m, StdHeader::PAssertedIdentity, pai.to_owned());
         }

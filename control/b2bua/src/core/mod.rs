@@ -31,6 +31,7 @@ pub mod persist;
 pub(crate) mod refer;
 pub(crate) mod reinvite;
 mod response;
+pub mod session_timer;
 
 use crate::call::{
     add, dialog_request, set, set_sdp, Call, CallKey, Destination, Dialog, FlowId, Leg, Phase,
@@ -67,6 +68,8 @@ pub enum TimerKey {
     MediaCheck(CallKey),
     /// The transfer target of call `0` did not answer in time.
     TransferTimeout(CallKey),
+    /// Call `0`'s session timer on leg `1` (generation `2`): refresh or expiry (RFC 4028).
+    SessionTimer(CallKey, Leg, u32),
 }
 
 /// A change to the data plane.

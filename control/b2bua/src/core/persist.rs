@@ -203,6 +203,7 @@ impl B2bua {
             offerless: false,
             late_offer: None,
             sdp_from: [None, None],
+            session_timers: [None, None],
             transfer: None,
             media_seen: (0, now_ns),
             held: p.held,

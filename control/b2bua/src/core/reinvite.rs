@@ -79,15 +79,15 @@ impl B2bua {
             // An UPDATE without an offer refreshes the session (RFC 4028 section 9, RFC 3311):
             // nothing changes; it is answered here and not relayed.
             let refreshed = call.phase == Phase::Confirmed;
+            let timer = call.session_timers[if from == Leg::A { 0 } else { 1 }];
             self.calls.insert(key, call);
             let code = if refreshed { 200 } else { 491 };
-            return self.respond(
-                flow,
-                &req,
-                code,
-                &[(StdHeader::Contact, self.contact_for(key, from))],
-                out,
-            );
+            let mut extra = vec![(StdHeader::Contact, self.contact_for(key, from))];
+            if let (true, Some(t)) = (refreshed, timer) {
+                extra.extend(Self::session_timer_headers(&t));
+                self.session_refreshed(key, from, now_ns, out);
+            }
+            return self.respond(flow, &req, code, &extra, out);
         }
         let offer = if is_sdp {
             SessionDescription::parse(&req.body, &Limits::default()).map_err(|e| e.to_string())
@@ -345,6 +345,7 @@ impl B2bua {
         let _ = now_ns;
         self.calls.insert(key, call);
         self.persist(key, out);
+        self.session_refreshed(key, re.from, now_ns, out);
     }
 
     /// Our Contact towards `leg` of call `key`.

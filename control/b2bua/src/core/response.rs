@@ -177,6 +177,11 @@ impl B2bua {
         add(&mut r, StdHeader::Server, self.config.product.clone());
         if (200..300).contains(&code) {
             add(&mut r, StdHeader::Allow, ALLOW);
+            if let Some(t) = &call.session_timers[0] {
+                for (h, v) in Self::session_timer_headers(t) {
+                    add(&mut r, h, v);
+                }
+            }
         }
         if let Some(sdp) = sdp {
             set_sdp(&mut r, sdp);
@@ -284,6 +289,7 @@ impl B2bua {
             return;
         };
         self.watch_media(call.key, now_ns, out);
+        call.session_timers[1] = Self::session_timer_of_response(resp);
         let mut then = Vec::new();
         self.ok_to_a(&mut call, now_ns, &mut then);
         match self.program(&call, media.clone()) {
@@ -297,7 +303,10 @@ impl B2bua {
             }
             None => out.extend(then),
         }
-        self.calls.insert(call.key, call);
+        let key = call.key;
+        self.calls.insert(key, call);
+        self.arm_session_timer(key, Leg::A, now_ns, out);
+        self.arm_session_timer(key, Leg::B, now_ns, out);
     }
 
     pub(super) fn ack_success(&mut self, call: &mut Call) -> Message {
