@@ -84,10 +84,11 @@ fn acknowledged_records_survive_sigkill() {
         acked.len()
     );
 
-    let grant = Access::new(&config.dir)
+    let grant = Access::open(&config)
+        .unwrap()
         .grant("tester", "crash test", Duration::from_secs(60), T0)
         .unwrap();
-    let reader = CdrReader::open(&config.dir, &tmp.path().join("cdr.kek"), &grant).unwrap();
+    let reader = CdrReader::open(&config, &grant).unwrap();
     let mut found = std::collections::HashSet::new();
     let mut findings = Vec::new();
     for day in reader.days().unwrap() {

@@ -1,7 +1,9 @@
 //! The call-detail record: what the control plane fills in at the end of every call.
 //!
-//! Schema version 1, serialised as JSON inside the encrypted record. It holds call metadata
-//! only: never media, never SRTP keys (the suite name is recorded, not its key).
+//! Schema version 1. It holds call metadata only: never media, never SRTP keys (the suite name
+//! is recorded, not its key). Inside an encrypted record it is stored in a compact binary
+//! encoding ([`encode`]/[`decode`], segments of format 2); segments of format 1 hold JSON, which
+//! is still read.
 
 use serde::{Deserialize, Serialize};
 
@@ -137,6 +139,313 @@ impl MediaRecord {
             0.0
         } else {
             self.lost as f64 / expected as f64
+        }
+    }
+}
+
+/// First byte of a binary-encoded record: the encoding's version.
+const CODEC_V2: u8 = 2;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+    }
+}
+
+/// Appends the binary encoding of `r` to `out`: a version byte, then every field in schema
+/// order; lengths and counters as LEB128 varints, times as i64 LE, jitter as f64 LE bits.
+pub(crate) fn encode(r: &CallRecord, out: &mut Vec<u8>) {
+    out.push(CODEC_V2);
+    put_varint(out, u64::from(r.version));
+    put_str(out, &r.record_id);
+    put_varint(out, r.legs.len() as u64);
+    for l in &r.legs {
+        put_str(out, &l.call_id);
+        put_str(out, &l.from_uri);
+        put_str(out, &l.to_uri);
+        put_opt_str(out, l.from_number.as_deref());
+        put_opt_str(out, l.to_number.as_deref());
+        put_str(out, &l.trunk);
+        put_str(out, &l.peer);
+    }
+    out.extend_from_slice(&r.setup_ms.to_le_bytes());
+    match r.answer_ms {
+        None => out.push(0),
+        Some(a) => {
+            out.push(1);
+            out.extend_from_slice(&a.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&r.end_ms.to_le_bytes());
+    out.push(match r.ended_by {
+        EndedBy::Caller => 0,
+        EndedBy::Callee => 1,
+        EndedBy::Relay => 2,
+    });
+    match r.end_reason {
+        EndReason::Normal => out.push(0),
+        EndReason::SipStatus { code } => {
+            out.push(1);
+            put_varint(out, u64::from(code));
+        }
+        EndReason::Cancelled => out.push(2),
+        EndReason::MediaTimeout => out.push(3),
+        EndReason::SignallingTimeout => out.push(4),
+    }
+    put_varint(out, r.media.len() as u64);
+    for m in &r.media {
+        out.push(m.leg);
+        put_opt_str(out, m.codec.as_deref());
+        put_opt_str(out, m.srtp_suite.as_deref());
+        put_varint(out, m.packets);
+        put_varint(out, m.bytes);
+        put_varint(out, m.lost);
+        out.extend_from_slice(&m.jitter_ms.to_bits().to_le_bytes());
+        put_varint(out, m.auth_failures);
+        put_varint(out, m.replay_drops);
+    }
+}
+
+/// A bounds-checked cursor: every read returns `None` past the end.
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.data.len() {
+            return None;
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.bytes(1).map(|b| b[0])
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
+    }
+
+    fn str(&mut self) -> Option<String> {
+        let n = self.len()?;
+        std::str::from_utf8(self.bytes(n)?).ok().map(str::to_owned)
+    }
+
+    fn opt_str(&mut self) -> Option<Option<String>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.str()?)),
+            _ => None,
+        }
+    }
+
+    fn count(&mut self) -> Option<usize> {
+        // Every element takes at least one byte: refuse counts the input cannot hold, so a
+        // corrupt length never makes a huge allocation.
+        let n = self.len()?;
+        (n <= self.data.len()).then_some(n)
+    }
+}
+
+/// Decodes a record written by [`encode`]; `None` if `data` is not exactly one valid record.
+pub(crate) fn decode(data: &[u8]) -> Option<CallRecord> {
+    let mut r = Reader { data };
+    if r.u8()? != CODEC_V2 {
+        return None;
+    }
+    let version = u32::try_from(r.varint()?).ok()?;
+    let record_id = r.str()?;
+    let n_legs = r.count()?;
+    let mut legs = Vec::with_capacity(n_legs);
+    for _ in 0..n_legs {
+        legs.push(LegRecord {
+            call_id: r.str()?,
+            from_uri: r.str()?,
+            to_uri: r.str()?,
+            from_number: r.opt_str()?,
+            to_number: r.opt_str()?,
+            trunk: r.str()?,
+            peer: r.str()?,
+        });
+    }
+    let setup_ms = r.i64()?;
+    let answer_ms = match r.u8()? {
+        0 => None,
+        1 => Some(r.i64()?),
+        _ => return None,
+    };
+    let end_ms = r.i64()?;
+    let ended_by = match r.u8()? {
+        0 => EndedBy::Caller,
+        1 => EndedBy::Callee,
+        2 => EndedBy::Relay,
+        _ => return None,
+    };
+    let end_reason = match r.u8()? {
+        0 => EndReason::Normal,
+        1 => EndReason::SipStatus {
+            code: u16::try_from(r.varint()?).ok()?,
+        },
+        2 => EndReason::Cancelled,
+        3 => EndReason::MediaTimeout,
+        4 => EndReason::SignallingTimeout,
+        _ => return None,
+    };
+    let n_media = r.count()?;
+    let mut media = Vec::with_capacity(n_media);
+    for _ in 0..n_media {
+        media.push(MediaRecord {
+            leg: r.u8()?,
+            codec: r.opt_str()?,
+            srtp_suite: r.opt_str()?,
+            packets: r.varint()?,
+            bytes: r.varint()?,
+            lost: r.varint()?,
+            jitter_ms: f64::from_bits(u64::from_le_bytes(r.bytes(8)?.try_into().ok()?)),
+            auth_failures: r.varint()?,
+            replay_drops: r.varint()?,
+        });
+    }
+    if !r.data.is_empty() {
+        return None;
+    }
+    Some(CallRecord {
+        version,
+        record_id,
+        legs,
+        setup_ms,
+        answer_ms,
+        end_ms,
+        ended_by,
+        end_reason,
+        media,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: u64) -> CallRecord {
+        CallRecord {
+            version: SCHEMA_VERSION,
+            record_id: format!("r{n}"),
+            legs: vec![
+                LegRecord {
+                    call_id: format!("{n}@example.invalid"),
+                    from_uri: "sip:+4930123@example.invalid".into(),
+                    to_uri: "sip:\u{e9}l\u{e8}ve@example.invalid".into(),
+                    from_number: Some("+4930123".into()),
+                    to_number: None,
+                    trunk: "teams".into(),
+                    peer: "[2001:db8::1]:5061".into(),
+                },
+                LegRecord {
+                    call_id: String::new(),
+                    from_uri: String::new(),
+                    to_uri: "x".repeat(300),
+                    from_number: None,
+                    to_number: Some(String::new()),
+                    trunk: "operator".into(),
+                    peer: "198.19.5.1:5060".into(),
+                },
+            ],
+            setup_ms: -5,
+            answer_ms: (n % 2 == 0).then_some(i64::MAX),
+            end_ms: i64::MIN,
+            ended_by: [EndedBy::Caller, EndedBy::Callee, EndedBy::Relay][n as usize % 3],
+            end_reason: [
+                EndReason::Normal,
+                EndReason::SipStatus { code: 486 },
+                EndReason::Cancelled,
+                EndReason::MediaTimeout,
+                EndReason::SignallingTimeout,
+            ][n as usize % 5]
+                .clone(),
+            media: vec![MediaRecord {
+                leg: 1,
+                codec: Some("PCMA/8000".into()),
+                srtp_suite: None,
+                packets: u64::MAX,
+                bytes: 0,
+                lost: 127,
+                jitter_ms: 12.625,
+                auth_failures: 128,
+                replay_drops: 1 << 40,
+            }],
+        }
+    }
+
+    #[test]
+    fn binary_round_trip() {
+        for n in 0..10 {
+            let r = sample(n);
+            let mut buf = Vec::new();
+            encode(&r, &mut buf);
+            assert_eq!(decode(&buf).as_ref(), Some(&r), "{n}");
+            // Smaller than the JSON it replaces.
+            assert!(buf.len() < serde_json::to_vec(&r).unwrap().len());
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_refused() {
+        let mut buf = Vec::new();
+        encode(&sample(1), &mut buf);
+        for cut in 0..buf.len() {
+            assert!(decode(&buf[..cut]).is_none(), "{cut}");
+        }
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_none());
+        // Arbitrary bytes never panic.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let mut junk = buf.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x % junk.len() as u64) as usize;
+                junk[at] = (x >> 32) as u8;
+            }
+            let _ = decode(&junk);
         }
     }
 }

@@ -1,0 +1,541 @@
+//! Where a day's files are, its authenticated segment list, and reading or folding a whole
+//! day.
+//!
+//! ```text
+//! segments/<day>/index        sealed with the day key: every segment made that day, and the
+//!                             final record count of each one closed; rewritten durably when a
+//!                             segment is started or closed
+//! ```
+//!
+//! The list is written before the first record of a new segment, so a segment with records is
+//! always listed: a listed segment that is gone is reported missing, a missing or damaged list
+//! is reported (segments could have been deleted without trace), and so is a segment with
+//! records that is not listed. Days written by the first format have no list; they are read
+//! as before.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::crypto::{self, DayKey, Kek, KeyKind};
+use super::segment::{self, Finding};
+use super::stats::{self, CheckpointState, Folder};
+use super::{fsutil, CallRecord, CdrError};
+
+/// The store's directories.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    /// The data directory: segments, statistics, grants, audit log.
+    pub(crate) dir: PathBuf,
+    /// The key directory, outside the data directory.
+    pub(crate) keys_dir: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn segments_dir(&self) -> PathBuf {
+        self.dir.join("segments")
+    }
+
+    pub(crate) fn day_dir(&self, day: &str) -> PathBuf {
+        self.segments_dir().join(day)
+    }
+
+    /// Where the first version kept day keys: inside the data directory.
+    pub(crate) fn legacy_keys_dir(&self) -> PathBuf {
+        self.dir.join("keys")
+    }
+
+    /// The day key of `day` from the key directory, or from the legacy location of a store
+    /// not yet migrated (the control plane moves them at start-up).
+    pub(crate) fn load_day_key(&self, kek: &Kek, day: &str) -> Result<Option<DayKey>, CdrError> {
+        let path = crypto::key_path(&self.keys_dir, KeyKind::Data, day);
+        if let Some(k) = crypto::load_key(kek, &path, KeyKind::Data, day)? {
+            return Ok(Some(k));
+        }
+        let legacy = crypto::key_path(&self.legacy_keys_dir(), KeyKind::Data, day);
+        crypto::load_key(kek, &legacy, KeyKind::Data, day)
+    }
+
+    /// Every UTC day with segments or a key, ascending: a day whose directory was deleted
+    /// still has its key, and is reported.
+    pub(crate) fn days(&self) -> Result<Vec<String>, CdrError> {
+        let mut days = days_in(&self.segments_dir())?;
+        days.extend(days_in(&self.keys_dir)?);
+        days.extend(days_in(&self.legacy_keys_dir())?);
+        days.sort();
+        days.dedup();
+        Ok(days)
+    }
+}
+
+/// The `YYYY-MM-DD` names (with or without `.key`) in `dir`.
+pub(crate) fn days_in(dir: &Path) -> Result<Vec<String>, CdrError> {
+    let mut days = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                let name = e?.file_name().to_string_lossy().into_owned();
+                let name = name.strip_suffix(".key").unwrap_or(&name).to_owned();
+                if name.len() == 10 && super::age_in_days(&name, 0).is_some() {
+                    days.push(name);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    days.sort();
+    days.dedup();
+    Ok(days)
+}
+
+/// One segment in the day's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Listed {
+    pub(crate) seq: u32,
+    /// Records and bytes when the segment was closed; `None` while it may still grow.
+    #[serde(default)]
+    pub(crate) closed: Option<(u64, u64)>,
+}
+
+/// The day's segment list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DayIndex {
+    pub(crate) segments: Vec<Listed>,
+}
+
+impl DayIndex {
+    pub(crate) fn get(&self, seq: u32) -> Option<&Listed> {
+        self.segments.iter().find(|l| l.seq == seq)
+    }
+}
+
+pub(crate) enum IndexState {
+    Missing,
+    Damaged,
+    Valid(DayIndex),
+}
+
+fn index_aad(day: &str) -> Vec<u8> {
+    let mut aad = b"relay-cdr-day-index-v2:".to_vec();
+    aad.extend_from_slice(day.as_bytes());
+    aad
+}
+
+fn index_path(day_dir: &Path) -> PathBuf {
+    day_dir.join("index")
+}
+
+/// Whether a damaged list was set aside by the writer (see [`set_aside`]).
+fn set_aside_exists(day_dir: &Path) -> bool {
+    fs::read_dir(day_dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("index.damaged"))
+    })
+}
+
+pub(crate) fn read_index(key: &DayKey, day_dir: &Path, day: &str) -> Result<IndexState, CdrError> {
+    let sealed = match fs::read(index_path(day_dir)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(IndexState::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(key
+        .open(&index_aad(day), &sealed)
+        .and_then(|plain| serde_json::from_slice(&plain).ok())
+        .map_or(IndexState::Damaged, IndexState::Valid))
+}
+
+/// Replaces the day's list, durably.
+pub(crate) fn write_index(
+    key: &DayKey,
+    day_dir: &Path,
+    day: &str,
+    index: &DayIndex,
+) -> Result<(), CdrError> {
+    let json = serde_json::to_vec(index).map_err(|e| CdrError::Io(io::Error::other(e)))?;
+    let sealed = key.seal(&index_aad(day), &json)?;
+    fsutil::write_durably(&index_path(day_dir), &sealed)?;
+    Ok(())
+}
+
+/// Keeps a damaged list as evidence (readers keep reporting it) before the writer starts a
+/// new one from the segments on disk.
+pub(crate) fn set_aside(day_dir: &Path) -> io::Result<()> {
+    let mut n = 0;
+    loop {
+        let to = day_dir.join(format!("index.damaged-{n}"));
+        if !to.exists() {
+            fs::rename(index_path(day_dir), &to)?;
+            return fsutil::sync_dir(day_dir);
+        }
+        n += 1;
+    }
+}
+
+/// The format of segment `seq` from its header, or `None` if unreadable.
+fn format_on_disk(day_dir: &Path, day: &str, seq: u32) -> Option<u8> {
+    let mut header = [0u8; segment::HEADER_LEN as usize];
+    fs::File::open(segment::segment_path(day_dir, seq))
+        .and_then(|mut f| f.read_exact(&mut header))
+        .ok()?;
+    segment::format_of(&header, day, seq)
+}
+
+/// The segments to read and what the list says about each.
+struct Plan {
+    present: Vec<u32>,
+    index: Option<DayIndex>,
+}
+
+fn plan(
+    key: &DayKey,
+    day_dir: &Path,
+    day: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Plan, CdrError> {
+    // The list first, then the directory: a segment started meanwhile shows up as unlisted
+    // (checked again below), never as missing.
+    let state = read_index(key, day_dir, day)?;
+    let present = segment::segments_of(day_dir)?;
+    let list_damaged = || Finding::SegmentListDamaged {
+        day: day.to_owned(),
+    };
+    let index = match state {
+        IndexState::Valid(index) => {
+            if set_aside_exists(day_dir) {
+                findings.push(list_damaged());
+            }
+            for l in &index.segments {
+                if !present.contains(&l.seq) {
+                    findings.push(Finding::SegmentMissing {
+                        segment: segment::segment_path(day_dir, l.seq).display().to_string(),
+                    });
+                }
+            }
+            Some(index)
+        }
+        IndexState::Damaged => {
+            findings.push(list_damaged());
+            None
+        }
+        IndexState::Missing => {
+            // A day of the first format has no list; any other day must.
+            let legacy = !present.is_empty()
+                && present
+                    .iter()
+                    .all(|&seq| format_on_disk(day_dir, day, seq) == Some(1));
+            if !legacy {
+                findings.push(list_damaged());
+            }
+            None
+        }
+    };
+    Ok(Plan { present, index })
+}
+
+/// Whether the list, read again, names `seq` (it was started after the first read).
+fn listed_now(key: &DayKey, day_dir: &Path, day: &str, seq: u32) -> bool {
+    matches!(read_index(key, day_dir, day), Ok(IndexState::Valid(i)) if i.get(seq).is_some())
+}
+
+/// Where a segment's records go.
+trait Sink {
+    /// How many records the manifest promises, before the first one.
+    fn expect(&mut self, _records: usize) {}
+    fn emit(&mut self, record: CallRecord);
+}
+
+impl Sink for Vec<CallRecord> {
+    fn expect(&mut self, records: usize) {
+        self.reserve(records);
+    }
+    fn emit(&mut self, record: CallRecord) {
+        self.push(record);
+    }
+}
+
+/// A visitor: no capacity to plan.
+struct Visit<'a>(&'a mut dyn FnMut(CallRecord));
+
+impl Sink for Visit<'_> {
+    fn emit(&mut self, record: CallRecord) {
+        (self.0)(record);
+    }
+}
+
+/// Reads segment `seq` of a planned day into `buffer`'s allocation, handing each committed
+/// record to `sink`.
+#[allow(clippy::too_many_arguments)] // the day's context, passed down unchanged
+fn read_one(
+    key: &DayKey,
+    day_dir: &Path,
+    day: &str,
+    seq: u32,
+    index: Option<&DayIndex>,
+    buffer: &mut Vec<u8>,
+    sink: &mut dyn Sink,
+    findings: &mut Vec<Finding>,
+) -> Result<(), CdrError> {
+    let listed = index.and_then(|i| i.get(seq).copied());
+    let Some(loaded) = segment::load_into(key, day_dir, day, seq, 0, std::mem::take(buffer))?
+    else {
+        // Deleted while we read: reported like any missing segment.
+        findings.push(Finding::SegmentMissing {
+            segment: segment::segment_path(day_dir, seq).display().to_string(),
+        });
+        return Ok(());
+    };
+    sink.expect(loaded.committed_hint());
+    let unlisted = index.is_some() && listed.is_none();
+    let mut emitted = 0usize;
+    let mut own = Vec::new();
+    segment::read_loaded(
+        key,
+        day_dir,
+        day,
+        seq,
+        listed.and_then(|l| l.closed),
+        &loaded,
+        segment::HEADER_LEN,
+        0,
+        &mut |r| {
+            emitted += 1;
+            sink.emit(r)
+        },
+        &mut own,
+    );
+    // Not in the list: harmless if nothing was ever committed in it (a crash between making
+    // the file and listing it), damage otherwise.
+    if unlisted
+        && (emitted > 0 || own.iter().any(Finding::is_damage))
+        && !listed_now(key, day_dir, day, seq)
+    {
+        findings.push(Finding::SegmentUnlisted {
+            segment: segment::segment_path(day_dir, seq).display().to_string(),
+        });
+    }
+    findings.append(&mut own);
+    *buffer = loaded.into_buffer();
+    Ok(())
+}
+
+/// The day's key and plan, or `None` if there is nothing to read.
+fn open_day(
+    layout: &Layout,
+    kek: &Kek,
+    day: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<(DayKey, Plan)>, CdrError> {
+    let day_dir = layout.day_dir(day);
+    let Some(key) = layout.load_day_key(kek, day)? else {
+        if segment::segments_of(&day_dir)?.is_empty() {
+            return Ok(None);
+        }
+        return Err(CdrError::Purged(day.to_owned()));
+    };
+    let plan = plan(&key, &day_dir, day, findings)?;
+    Ok(Some((key, plan)))
+}
+
+/// Hands every committed record of `day` to `emit`, in write order, one at a time: memory
+/// stays bounded by one segment's bytes, whatever the day's size. Fails with
+/// [`CdrError::Purged`] if the day's key is gone but segments are left.
+pub(crate) fn visit_day(
+    layout: &Layout,
+    kek: &Kek,
+    day: &str,
+    emit: &mut dyn FnMut(CallRecord),
+    findings: &mut Vec<Finding>,
+) -> Result<(), CdrError> {
+    let Some((key, plan)) = open_day(layout, kek, day, findings)? else {
+        return Ok(());
+    };
+    let day_dir = layout.day_dir(day);
+    let mut buffer = Vec::new();
+    for &seq in &plan.present {
+        read_one(
+            &key,
+            &day_dir,
+            day,
+            seq,
+            plan.index.as_ref(),
+            &mut buffer,
+            &mut Visit(emit),
+            findings,
+        )?;
+    }
+    Ok(())
+}
+
+/// Threads that decrypt a day's segments: one per core, at most 4.
+fn readers(segments: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(segments)
+        .max(1)
+}
+
+/// Every committed record of `day`, in write order, decrypted on one thread per core (each
+/// takes whole segments). Fails with [`CdrError::Purged`] if the day's key is gone but
+/// segments are left.
+pub(crate) fn read_day(
+    layout: &Layout,
+    kek: &Kek,
+    day: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<CallRecord>, CdrError> {
+    let Some((key, plan)) = open_day(layout, kek, day, findings)? else {
+        return Ok(Vec::new());
+    };
+    let day_dir = layout.day_dir(day);
+    let (seqs, index) = (&plan.present, plan.index.as_ref());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Part = Result<(Vec<CallRecord>, Vec<Finding>), CdrError>;
+    let parts: Vec<(usize, Part)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..readers(seqs.len()))
+            .map(|_| {
+                let (next, key, day_dir) = (&next, &key, &day_dir);
+                scope.spawn(move || {
+                    let mut buffer = Vec::new();
+                    let mut parts = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&seq) = seqs.get(i) else { break };
+                        let (mut records, mut found) = (Vec::new(), Vec::new());
+                        let read = read_one(
+                            key,
+                            day_dir,
+                            day,
+                            seq,
+                            index,
+                            &mut buffer,
+                            &mut records,
+                            &mut found,
+                        );
+                        let failed = read.is_err();
+                        parts.push((i, read.map(|()| (records, found))));
+                        if failed {
+                            break;
+                        }
+                    }
+                    parts
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut parts = parts;
+    parts.sort_by_key(|(i, _)| *i);
+    let mut out = Vec::new();
+    let mut ordered = Vec::with_capacity(parts.len());
+    for (_, part) in parts {
+        ordered.push(part?);
+    }
+    out.reserve(ordered.iter().map(|(r, _)| r.len()).sum());
+    for (mut records, mut found) in ordered {
+        out.append(&mut records);
+        findings.append(&mut found);
+    }
+    Ok(out)
+}
+
+/// A day's statistics.
+pub(crate) struct Folded {
+    pub(crate) folder: Folder,
+    /// Records they cover.
+    pub(crate) records: usize,
+    /// Of those, records decrypted to fold them (not covered by a checkpoint).
+    pub(crate) decrypted: usize,
+}
+
+/// Folds `day` into statistics: each segment's sealed checkpoint, plus the records after it
+/// (only a crash leaves any), or the whole segment where there is no checkpoint (segments of
+/// the first format).
+pub(crate) fn fold_day(
+    layout: &Layout,
+    kek: &Kek,
+    day: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Folded, CdrError> {
+    let mut folder = Folder::default();
+    let mut decrypted = 0;
+    let mut records = 0;
+    let day_dir = layout.day_dir(day);
+    // Key already destroyed by an interrupted purge: nothing left to fold.
+    let Some(key) = layout.load_day_key(kek, day)? else {
+        return Ok(Folded {
+            folder,
+            records: 0,
+            decrypted: 0,
+        });
+    };
+    let plan = plan(&key, &day_dir, day, findings)?;
+    for &seq in &plan.present {
+        let closed = plan
+            .index
+            .as_ref()
+            .and_then(|i| i.get(seq))
+            .and_then(|l| l.closed);
+        let checkpoint = match stats::read_checkpoint(&key, &day_dir, day, seq)? {
+            CheckpointState::Valid(cp) => Some(cp),
+            CheckpointState::Missing => None,
+            CheckpointState::Damaged => {
+                findings.push(Finding::StatsDamaged {
+                    segment: segment::segment_path(&day_dir, seq).display().to_string(),
+                });
+                None
+            }
+        };
+        let from = checkpoint.as_ref().map_or(0, |cp| cp.bytes);
+        let Some(loaded) = segment::load(&key, &day_dir, day, seq, from)? else {
+            continue; // reported by `plan` if listed
+        };
+        // Checkpoints exist only for the second format.
+        let (checkpoint, loaded) = match checkpoint {
+            Some(cp) if loaded.version() == Some(2) => (Some(cp), loaded),
+            Some(_) => match segment::load(&key, &day_dir, day, seq, 0)? {
+                Some(all) => (None, all),
+                None => continue,
+            },
+            None => (None, loaded),
+        };
+        let (start, start_index) = checkpoint
+            .as_ref()
+            .map_or((segment::HEADER_LEN, 0), |cp| (cp.bytes, cp.records));
+        let mut add = |r: CallRecord| {
+            folder.add(&r);
+            decrypted += 1;
+        };
+        if loaded.len() > start {
+            segment::read_loaded(
+                &key,
+                &day_dir,
+                day,
+                seq,
+                closed,
+                &loaded,
+                start,
+                start_index,
+                &mut add,
+                findings,
+            );
+        }
+        if let Some(cp) = checkpoint {
+            records += cp.records as usize;
+            folder.merge(cp.hours)?;
+        }
+    }
+    Ok(Folded {
+        folder,
+        records: records + decrypted,
+        decrypted,
+    })
+}
