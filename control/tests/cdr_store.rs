@@ -524,3 +524,56 @@ fn a_backup_of_the_data_directory_is_undecryptable_after_the_purge() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// Statistics folded as records are written equal a fold of the records themselves, also when
+/// a checkpoint was lost (the purge then folds that segment from its records).
+#[test]
+fn statistics_folded_as_written_equal_a_fold_of_the_records() {
+    for lose_a_checkpoint in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = setup(tmp.path());
+        config.segment_max_bytes = 4096;
+        let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+        // Calls ending over the day, in several hours and segments.
+        let day_start = T0 - T0.rem_euclid(DAY_MS) + 3 * 3_600_000;
+        for n in 0..60 {
+            store
+                .write(&record(n, day_start + n as i64 * 400_000))
+                .unwrap();
+        }
+        drop(store);
+        let day = relay_control::cdr::day_of(T0);
+        let records = reader(&config).read_day(&day).unwrap().records;
+        assert_eq!(records.len(), 60);
+        let expected = stats::fold(&records);
+        if lose_a_checkpoint {
+            let cp = all_files(&config.dir)
+                .into_iter()
+                .find(|p| p.extension().is_some_and(|e| e == "stats"))
+                .unwrap();
+            fs::remove_file(cp).unwrap();
+        }
+        let kek = relay_control::cdr::Kek::load(&config.kek_file).unwrap();
+        let report = relay_control::cdr::purge(&config, &kek, T0 + 30 * DAY_MS).unwrap();
+        assert_eq!(report.records_folded, 60);
+        assert_eq!(
+            report.records_decrypted > 0,
+            lose_a_checkpoint,
+            "{report:?}"
+        );
+        let folded = stats::load_folded(&config.dir, &day, &day).unwrap();
+        let got = &folded[&day];
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(
+                (&g.hour, &g.trunk, g.attempted, g.answered, &g.failed),
+                (&e.hour, &e.trunk, e.attempted, e.answered, &e.failed)
+            );
+            assert_eq!(
+                (&g.loss_histogram, &g.jitter_histogram, &g.mos_histogram),
+                (&e.loss_histogram, &e.jitter_histogram, &e.mos_histogram)
+            );
+            assert!((g.minutes - e.minutes).abs() < 1e-9);
+        }
+    }
+}

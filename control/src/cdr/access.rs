@@ -213,6 +213,18 @@ impl Access {
         })
     }
 
+    /// Grants and audit log of the store of `config`, with a KEK already loaded.
+    pub(crate) fn with_kek(config: &CdrConfig, kek: &Kek) -> Access {
+        Access {
+            grants_dir: config.dir.join("access").join("grants"),
+            audit_dir: config.dir.join("audit"),
+            keys_dir: config.keys_dir.clone(),
+            grant_key: kek.mac_key("grant"),
+            audit_key: kek.mac_key("audit"),
+            kek: kek.duplicate(),
+        }
+    }
+
     /// Gives `who` read access for `ttl` for `reason`, and audits it (the entry is written
     /// first: a grant without one is refused).
     pub fn grant(
@@ -570,6 +582,105 @@ impl Access {
         Ok(out)
     }
 
+    /// Removes the query terms that entries of the first version hold in clear (`call-id X`,
+    /// `number N` in their detail) once the entry is at least `retention_days` old, as the
+    /// terms of newer entries are shredded with their audit key. The entries after the first
+    /// one changed are re-chained and their MACs renewed, the head is re-anchored, and an
+    /// `audit redact` entry says what was done. Returns how many entries were redacted.
+    pub(crate) fn redact_legacy_terms(
+        &self,
+        retention_days: u32,
+        now_ms: i64,
+    ) -> Result<usize, CdrError> {
+        // Checked first: a broken log is left as it is, for whoever investigates.
+        if self.verify()?.problem.is_some() {
+            return Ok(0);
+        }
+        let mut files: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        for file in log_files(&self.audit_dir)? {
+            let lines = fs::read_to_string(&file)?
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect();
+            files.push((file, lines));
+        }
+        let mut redacted = 0;
+        let mut rechain = false;
+        let mut prev: Option<String> = None;
+        let mut changed_files = Vec::new();
+        for (fi, (_, lines)) in files.iter_mut().enumerate() {
+            let mut changed = false;
+            for line in lines.iter_mut() {
+                let mut entry: AuditEntry = serde_json::from_str(line)
+                    .map_err(|e| CdrError::Corrupt(format!("audit log: {e}")))?;
+                let old = super::age_in_days(&super::day_of(entry.ts_ms), now_ms)
+                    .is_some_and(|age| age >= i64::from(retention_days));
+                let mut touched = false;
+                if entry.mac.is_none() && old {
+                    if let Some(clean) = redact_detail(&entry.detail) {
+                        entry.detail = clean;
+                        redacted += 1;
+                        touched = true;
+                        rechain = true;
+                    }
+                }
+                if rechain {
+                    if let Some(p) = &prev {
+                        touched |= &entry.prev != p;
+                        entry.prev = p.clone();
+                    }
+                    if touched && entry.mac.is_some() {
+                        entry.mac = Some(
+                            self.audit_key
+                                .tag_hex(&[Self::entry_mac_input(&entry)?.as_bytes()]),
+                        );
+                    }
+                    if touched {
+                        *line = serde_json::to_string(&entry)
+                            .map_err(|e| CdrError::Io(io::Error::other(e)))?;
+                        changed = true;
+                    }
+                }
+                prev = Some(hex_sha256(line));
+            }
+            if changed {
+                changed_files.push(fi);
+            }
+        }
+        if redacted == 0 {
+            return Ok(0);
+        }
+        for fi in changed_files {
+            let (path, lines) = &files[fi];
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            fsutil::write_durably(path, text.as_bytes())?;
+        }
+        if let Some((path, lines)) = files.iter().rev().find(|(_, l)| !l.is_empty()) {
+            let (file, last) = (
+                file_name(path),
+                hex_sha256(lines.last().expect("not empty")),
+            );
+            let head = Head {
+                mac: self.audit_key.tag_hex(&Self::head_parts(&file, &last)),
+                file,
+                last,
+            };
+            let json = serde_json::to_vec(&head).map_err(|e| CdrError::Io(io::Error::other(e)))?;
+            fsutil::write_durably(&self.audit_dir.join("head.json"), &json)?;
+        }
+        self.audit(
+            now_ms,
+            "relay",
+            "audit redact",
+            None,
+            &format!(
+                "query terms removed from {redacted} entries of the first version older than {retention_days} days; entries after them re-chained"
+            ),
+        )?;
+        Ok(redacted)
+    }
+
     /// Checks the log: the hash chain, every entry's MAC, and that the newest entry is the
     /// one anchored in `audit/head.json`. `Err` only if it cannot be read at all.
     pub fn verify(&self) -> Result<AuditCheck, CdrError> {
@@ -615,12 +726,14 @@ impl Access {
                             format!("{at}: entry altered (its MAC does not verify)"),
                         )
                     }
-                    None if macs_seen => return broken(
-                        check,
-                        format!(
+                    None if macs_seen => {
+                        return broken(
+                            check,
+                            format!(
                             "{at}: entry without a MAC after authenticated ones (inserted by hand)"
                         ),
-                    ),
+                        )
+                    }
                     None => {}
                 }
                 let hash = hex_sha256(line);
@@ -679,6 +792,29 @@ impl Access {
     }
 }
 
+/// The detail of a first-version read without its query terms: `from D to D call-id C
+/// number N; ...` becomes `from D to D call-id <redacted> number <redacted>; ...`. `None` if
+/// there are none.
+fn redact_detail(detail: &str) -> Option<String> {
+    let (query, rest) = detail.split_once("; ").unwrap_or((detail, ""));
+    let mut words: Vec<&str> = query.split(' ').collect();
+    let mut found = false;
+    for i in 1..words.len() {
+        if matches!(words[i - 1], "call-id" | "number") && words[i] != "<redacted>" {
+            words[i] = "<redacted>";
+            found = true;
+        }
+    }
+    found.then(|| {
+        let query = words.join(" ");
+        if rest.is_empty() {
+            query
+        } else {
+            format!("{query}; {rest}")
+        }
+    })
+}
+
 fn hex_sha256(line: &str) -> String {
     crypto::hex(&Sha256::digest(line.as_bytes()))
 }
@@ -729,6 +865,22 @@ pub(crate) fn apply_audit_retention(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_version_details_lose_their_terms() {
+        assert_eq!(
+            redact_detail("from 2026-11-01 to 2026-11-02 call-id a@b number +4930; 1 records: r1")
+                .as_deref(),
+            Some(
+                "from 2026-11-01 to 2026-11-02 call-id <redacted> number <redacted>; 1 records: r1"
+            )
+        );
+        assert_eq!(
+            redact_detail("from 2026-11-01 to 2026-11-02; 0 records: "),
+            None
+        );
+        assert_eq!(redact_detail("ttl 3600s"), None);
+    }
 
     #[test]
     fn ttl_parsing() {

@@ -110,6 +110,11 @@ impl Kek {
         Aes256Gcm::new((&self.0).into())
     }
 
+    /// A second copy, for a component that outlives the borrow (zeroised on drop as well).
+    pub(crate) fn duplicate(&self) -> Kek {
+        Kek(self.0)
+    }
+
     /// A MAC key for one purpose, derived from the KEK: HMAC-SHA256(KEK, label). Whoever can
     /// make one can read the KEK, which is root's alone.
     pub(crate) fn mac_key(&self, label: &str) -> MacKey {

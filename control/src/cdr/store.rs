@@ -919,6 +919,8 @@ pub struct PurgeReport {
     pub records_decrypted: usize,
     /// Days whose audit key (the query terms of that day's audit entries) was destroyed.
     pub audit_keys_destroyed: Vec<String>,
+    /// Audit entries of the first version whose query terms (in clear) were removed.
+    pub audit_entries_redacted: usize,
 }
 
 /// Purges every UTC day at least `retention_days` old: merges its statistics checkpoints
@@ -974,5 +976,7 @@ pub fn purge(config: &CdrConfig, kek: &Kek, now_ms: i64) -> Result<PurgeReport, 
     }
     report.stats_days_deleted = stats::apply_retention(dir, config.stats_retention_days, now_ms)?;
     super::access::apply_audit_retention(dir, config.audit_retention_days, now_ms)?;
+    report.audit_entries_redacted =
+        Access::with_kek(config, kek).redact_legacy_terms(config.retention_days, now_ms)?;
     Ok(report)
 }
