@@ -210,6 +210,15 @@ fn key_file_and_config_refusals_say_what_to_fix() {
         err.contains("cannot read key-encryption key") && err.contains("relayctl keygen"),
         "{err}"
     );
+    // Keys inside the data directory: a backup of it would keep purged days readable.
+    fs::create_dir_all(tmp.path().join("c")).unwrap();
+    let mut inside = setup(&tmp.path().join("c"));
+    inside.keys_dir = inside.dir.join("keys");
+    let err = CdrStore::open(inside, TestClock::at(T0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("inside the data directory"), "{err}");
     // Retention over 30 days.
     fs::create_dir_all(tmp.path().join("b")).unwrap();
     let mut config = setup(&tmp.path().join("b"));
@@ -480,6 +489,36 @@ fn a_deleted_segment_is_reported() {
             report.records.len()
         );
     }
+}
+
+/// A deleted day directory stays reported after the control plane restarts and writes to
+/// that day again (its new segment list does not wipe out the evidence).
+#[test]
+fn a_deleted_day_stays_reported_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    for n in 0..5 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    drop(store);
+    let day = relay_control::cdr::day_of(T0);
+    fs::remove_dir_all(config.dir.join("segments").join(&day)).unwrap();
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    for n in 5..8 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    drop(store);
+    let report = open_reader(&config).read_day(&day).unwrap();
+    assert_eq!(report.records.len(), 3);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::SegmentListDamaged { .. })),
+        "{:?}",
+        report.findings
+    );
 }
 
 /// Item 7: in the default layout a backup of the data directory, taken before the purge and

@@ -341,14 +341,15 @@ impl Access {
         Ok(out)
     }
 
-    /// Authentic grants that have not lapsed. Lapsed grant files are removed.
+    /// Authentic grants (MAC and audit entry) that have not lapsed. Lapsed grant files are
+    /// removed.
     pub fn active(&self, now_ms: i64) -> Result<Vec<Grant>, CdrError> {
         let mut out = Vec::new();
         for (path, _, grant) in self.grant_files()? {
             let Some(grant) = grant else { continue };
             if grant.expires_ms <= now_ms {
                 let _ = fsutil::remove_durably(&path);
-            } else if self.authentic(&grant) {
+            } else if self.authentic(&grant) && self.granted_in_log(&grant)? {
                 out.push(grant);
             }
         }

@@ -163,17 +163,34 @@ pub(crate) fn write_index(
 }
 
 /// Keeps a damaged list as evidence (readers keep reporting it) before the writer starts a
-/// new one from the segments on disk.
+/// new one from the segments on disk; for a list that is missing, leaves a marker instead.
 pub(crate) fn set_aside(day_dir: &Path) -> io::Result<()> {
+    fsutil::private_dir(day_dir)?;
     let mut n = 0;
     loop {
         let to = day_dir.join(format!("index.damaged-{n}"));
         if !to.exists() {
-            fs::rename(index_path(day_dir), &to)?;
+            match fs::rename(index_path(day_dir), &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => fsutil::write_new_synced(
+                    &to,
+                    b"the segment list was missing when the writer next used this day\n",
+                )?,
+                Err(e) => return Err(e),
+            }
             return fsutil::sync_dir(day_dir);
         }
         n += 1;
     }
+}
+
+/// Whether every segment in `present` is of the first format (a day written before segment
+/// lists existed).
+pub(crate) fn all_first_format(day_dir: &Path, day: &str, present: &[u32]) -> bool {
+    !present.is_empty()
+        && present
+            .iter()
+            .all(|&seq| format_on_disk(day_dir, day, seq) == Some(1))
 }
 
 /// The format of segment `seq` from its header, or `None` if unreadable.
@@ -224,11 +241,7 @@ fn plan(
         }
         IndexState::Missing => {
             // A day of the first format has no list; any other day must.
-            let legacy = !present.is_empty()
-                && present
-                    .iter()
-                    .all(|&seq| format_on_disk(day_dir, day, seq) == Some(1));
-            if !legacy {
+            if !all_first_format(day_dir, day, &present) {
                 findings.push(list_damaged());
             }
             None
@@ -341,9 +354,39 @@ fn open_day(
     Ok(Some((key, plan)))
 }
 
-/// Hands every committed record of `day` to `emit`, in write order, one at a time: memory
-/// stays bounded by one segment's bytes, whatever the day's size. Fails with
-/// [`CdrError::Purged`] if the day's key is gone but segments are left.
+/// Records per chunk handed from a decrypting thread to the visiting one.
+const CHUNK: usize = 1024;
+/// Chunks a decrypting thread may run ahead of the visitor, per segment.
+const CHUNKS_AHEAD: usize = 4;
+
+/// What a decrypting thread hands over for one segment.
+enum Piece {
+    Records(Vec<CallRecord>),
+    Done(Result<Vec<Finding>, CdrError>),
+}
+
+/// Sends a segment's records in chunks.
+struct Chunks<'a> {
+    tx: &'a crossbeam_channel::Sender<Piece>,
+    chunk: Vec<CallRecord>,
+    /// The visitor has gone (it failed): stop sending.
+    gone: bool,
+}
+
+impl Sink for Chunks<'_> {
+    fn emit(&mut self, record: CallRecord) {
+        self.chunk.push(record);
+        if self.chunk.len() == CHUNK && !self.gone {
+            let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            self.gone = self.tx.send(Piece::Records(full)).is_err();
+        }
+    }
+}
+
+/// Hands every committed record of `day` to `emit`, in write order, one at a time. Segments
+/// are decrypted and decoded on one thread per core (at most 4), each a few chunks ahead of
+/// the visitor, which runs on the caller's thread: memory stays bounded whatever the day's
+/// size. Fails with [`CdrError::Purged`] if the day's key is gone but segments are left.
 pub(crate) fn visit_day(
     layout: &Layout,
     kek: &Kek,
@@ -355,20 +398,89 @@ pub(crate) fn visit_day(
         return Ok(());
     };
     let day_dir = layout.day_dir(day);
-    let mut buffer = Vec::new();
-    for &seq in &plan.present {
-        read_one(
-            &key,
-            &day_dir,
-            day,
-            seq,
-            plan.index.as_ref(),
-            &mut buffer,
-            &mut Visit(emit),
-            findings,
-        )?;
+    let (seqs, index) = (&plan.present, plan.index.as_ref());
+    let workers = readers(seqs.len());
+    if workers == 1 {
+        let mut buffer = Vec::new();
+        for &seq in seqs {
+            read_one(
+                &key,
+                &day_dir,
+                day,
+                seq,
+                index,
+                &mut buffer,
+                &mut Visit(emit),
+                findings,
+            )?;
+        }
+        return Ok(());
     }
-    Ok(())
+    let (senders, receivers): (Vec<_>, Vec<_>) = seqs
+        .iter()
+        .map(|_| crossbeam_channel::bounded::<Piece>(CHUNKS_AHEAD))
+        .unzip();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let receivers = receivers;
+        for _ in 0..workers {
+            let (next, key, day_dir, senders) = (&next, &key, &day_dir, &senders);
+            scope.spawn(move || {
+                let mut buffer = Vec::new();
+                loop {
+                    // In order: the segment the visitor waits for is always being read.
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let (Some(&seq), Some(tx)) = (seqs.get(i), senders.get(i)) else {
+                        break;
+                    };
+                    let mut sink = Chunks {
+                        tx,
+                        chunk: Vec::with_capacity(CHUNK),
+                        gone: false,
+                    };
+                    let mut found = Vec::new();
+                    let read = read_one(
+                        key,
+                        day_dir,
+                        day,
+                        seq,
+                        index,
+                        &mut buffer,
+                        &mut sink,
+                        &mut found,
+                    );
+                    let last = std::mem::take(&mut sink.chunk);
+                    if !last.is_empty() && !sink.gone {
+                        let _ = tx.send(Piece::Records(last));
+                    }
+                    let failed = read.is_err();
+                    let _ = tx.send(Piece::Done(read.map(|()| found)));
+                    if failed || sink.gone {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut result = Ok(());
+        'segments: for rx in &receivers {
+            for piece in rx {
+                match piece {
+                    Piece::Records(records) => records.into_iter().for_each(&mut *emit),
+                    Piece::Done(Ok(mut found)) => {
+                        findings.append(&mut found);
+                        continue 'segments;
+                    }
+                    Piece::Done(Err(e)) => {
+                        result = Err(e);
+                        break 'segments;
+                    }
+                }
+            }
+        }
+        // Stop the decrypting threads if we stopped early: their sends now fail.
+        drop(receivers);
+        result
+    })
 }
 
 /// Threads that decrypt a day's segments: one per core, at most 4.

@@ -637,8 +637,10 @@ impl Writer {
             let index = match day::read_index(&key, &day_dir, day)? {
                 IndexState::Valid(i) => i,
                 IndexState::Missing => {
-                    if !new && !present.is_empty() {
-                        tracing::warn!(day, "CDR day without a segment list (first format, or deleted): listing the segments on disk");
+                    if !new && !day::all_first_format(&day_dir, day, &present) {
+                        // Deleted (or a crash right after the key was made): keep it reported.
+                        tracing::error!(day, "CDR segment list missing: a marker keeps it reported, a new list names the segments on disk");
+                        day::set_aside(&day_dir)?;
                     }
                     let i = adopt();
                     fsutil::private_dir(&day_dir)?;
