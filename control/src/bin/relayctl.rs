@@ -35,7 +35,7 @@ const EXIT_CODES: &str = "Exit status:
     after_help = EXIT_CODES
 )]
 struct Cli {
-    /// The CDR store directory.
+    /// The CDR data directory (segments, statistics, grants, audit log).
     #[arg(
         long,
         env = "RELAY_CDR_DIR",

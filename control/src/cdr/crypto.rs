@@ -216,9 +216,9 @@ fn seal_into(
 }
 
 /// Opens `nonce || ciphertext || tag` into `plain` (cleared first); false if it does not
-/// authenticate, and then `plain` is left empty.
+/// authenticate, and then `plain` is left empty. The caller zeroises `plain` when done with
+/// it (each open overwrites the previous plaintext's bytes as far as the new one reaches).
 fn open_into(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8], plain: &mut Vec<u8>) -> bool {
-    plain.zeroize();
     plain.clear();
     if sealed.len() < SEAL_OVERHEAD {
         return false;
@@ -289,7 +289,8 @@ impl DayKey {
         open_owned(&self.cipher, aad, sealed)
     }
 
-    /// Opens a sealed item into a buffer the caller reuses; false if it does not authenticate.
+    /// Opens a sealed item into a buffer the caller reuses (and zeroises when done); false if
+    /// it does not authenticate.
     pub(crate) fn open_into(&self, aad: &[u8], sealed: &[u8], plain: &mut Vec<u8>) -> bool {
         open_into(&self.cipher, aad, sealed, plain)
     }
