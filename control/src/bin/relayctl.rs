@@ -348,8 +348,8 @@ fn read_records(
     // Filtered while reading: only matching records are kept in memory.
     let mut records = Vec::new();
     let findings = reader.visit_range(from, to, &mut |r| {
-        if filter.matches(&r) {
-            records.push(r);
+        if filter.matches(r) {
+            records.push(r.clone());
         }
     })?;
     let status = report(&findings);

@@ -259,23 +259,23 @@ fn listed_now(key: &DayKey, day_dir: &Path, day: &str, seq: u32) -> bool {
 trait Sink {
     /// How many records the manifest promises, before the first one.
     fn expect(&mut self, _records: usize) {}
-    fn emit(&mut self, record: CallRecord);
+    fn emit(&mut self, record: &CallRecord);
 }
 
 impl Sink for Vec<CallRecord> {
     fn expect(&mut self, records: usize) {
         self.reserve(records);
     }
-    fn emit(&mut self, record: CallRecord) {
-        self.push(record);
+    fn emit(&mut self, record: &CallRecord) {
+        self.push(record.clone());
     }
 }
 
-/// A visitor: no capacity to plan.
-struct Visit<'a>(&'a mut dyn FnMut(CallRecord));
+/// A visitor: no capacity to plan, nothing kept.
+struct Visit<'a>(&'a mut dyn FnMut(&CallRecord));
 
 impl Sink for Visit<'_> {
-    fn emit(&mut self, record: CallRecord) {
+    fn emit(&mut self, record: &CallRecord) {
         (self.0)(record);
     }
 }
@@ -354,133 +354,37 @@ fn open_day(
     Ok(Some((key, plan)))
 }
 
-/// Records per chunk handed from a decrypting thread to the visiting one.
-const CHUNK: usize = 1024;
-/// Chunks a decrypting thread may run ahead of the visitor, per segment.
-const CHUNKS_AHEAD: usize = 4;
-
-/// What a decrypting thread hands over for one segment.
-enum Piece {
-    Records(Vec<CallRecord>),
-    Done(Result<Vec<Finding>, CdrError>),
-}
-
-/// Sends a segment's records in chunks.
-struct Chunks<'a> {
-    tx: &'a crossbeam_channel::Sender<Piece>,
-    chunk: Vec<CallRecord>,
-    /// The visitor has gone (it failed): stop sending.
-    gone: bool,
-}
-
-impl Sink for Chunks<'_> {
-    fn emit(&mut self, record: CallRecord) {
-        self.chunk.push(record);
-        if self.chunk.len() == CHUNK && !self.gone {
-            let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-            self.gone = self.tx.send(Piece::Records(full)).is_err();
-        }
-    }
-}
-
-/// Hands every committed record of `day` to `emit`, in write order, one at a time. Segments
-/// are decrypted and decoded on one thread per core (at most 4), each a few chunks ahead of
-/// the visitor, which runs on the caller's thread: memory stays bounded whatever the day's
-/// size. Fails with [`CdrError::Purged`] if the day's key is gone but segments are left.
+/// Hands every committed record of `day` to `emit`, in write order, one at a time, decoded
+/// into one record whose allocations are reused: memory stays bounded by one segment's bytes
+/// whatever the day's size, and almost nothing is allocated per record. (Decrypting segments
+/// on other threads costs more than it saves here: the records would have to be allocated
+/// there and freed here.) Fails with [`CdrError::Purged`] if the day's key is gone but
+/// segments are left.
 pub(crate) fn visit_day(
     layout: &Layout,
     kek: &Kek,
     day: &str,
-    emit: &mut dyn FnMut(CallRecord),
+    emit: &mut dyn FnMut(&CallRecord),
     findings: &mut Vec<Finding>,
 ) -> Result<(), CdrError> {
     let Some((key, plan)) = open_day(layout, kek, day, findings)? else {
         return Ok(());
     };
     let day_dir = layout.day_dir(day);
-    let (seqs, index) = (&plan.present, plan.index.as_ref());
-    let workers = readers(seqs.len());
-    if workers == 1 {
-        let mut buffer = Vec::new();
-        for &seq in seqs {
-            read_one(
-                &key,
-                &day_dir,
-                day,
-                seq,
-                index,
-                &mut buffer,
-                &mut Visit(emit),
-                findings,
-            )?;
-        }
-        return Ok(());
+    let mut buffer = Vec::new();
+    for &seq in &plan.present {
+        read_one(
+            &key,
+            &day_dir,
+            day,
+            seq,
+            plan.index.as_ref(),
+            &mut buffer,
+            &mut Visit(emit),
+            findings,
+        )?;
     }
-    let (senders, receivers): (Vec<_>, Vec<_>) = seqs
-        .iter()
-        .map(|_| crossbeam_channel::bounded::<Piece>(CHUNKS_AHEAD))
-        .unzip();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let receivers = receivers;
-        for _ in 0..workers {
-            let (next, key, day_dir, senders) = (&next, &key, &day_dir, &senders);
-            scope.spawn(move || {
-                let mut buffer = Vec::new();
-                loop {
-                    // In order: the segment the visitor waits for is always being read.
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let (Some(&seq), Some(tx)) = (seqs.get(i), senders.get(i)) else {
-                        break;
-                    };
-                    let mut sink = Chunks {
-                        tx,
-                        chunk: Vec::with_capacity(CHUNK),
-                        gone: false,
-                    };
-                    let mut found = Vec::new();
-                    let read = read_one(
-                        key,
-                        day_dir,
-                        day,
-                        seq,
-                        index,
-                        &mut buffer,
-                        &mut sink,
-                        &mut found,
-                    );
-                    let last = std::mem::take(&mut sink.chunk);
-                    if !last.is_empty() && !sink.gone {
-                        let _ = tx.send(Piece::Records(last));
-                    }
-                    let failed = read.is_err();
-                    let _ = tx.send(Piece::Done(read.map(|()| found)));
-                    if failed || sink.gone {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut result = Ok(());
-        'segments: for rx in &receivers {
-            for piece in rx {
-                match piece {
-                    Piece::Records(records) => records.into_iter().for_each(&mut *emit),
-                    Piece::Done(Ok(mut found)) => {
-                        findings.append(&mut found);
-                        continue 'segments;
-                    }
-                    Piece::Done(Err(e)) => {
-                        result = Err(e);
-                        break 'segments;
-                    }
-                }
-            }
-        }
-        // Stop the decrypting threads if we stopped early: their sends now fail.
-        drop(receivers);
-        result
-    })
+    Ok(())
 }
 
 /// Threads that decrypt a day's segments: one per core, at most 4.
@@ -622,8 +526,8 @@ pub(crate) fn fold_day(
         let (start, start_index) = checkpoint
             .as_ref()
             .map_or((segment::HEADER_LEN, 0), |cp| (cp.bytes, cp.records));
-        let mut add = |r: CallRecord| {
-            folder.add(&r);
+        let mut add = |r: &CallRecord| {
+            folder.add(r);
             decrypted += 1;
         };
         if loaded.len() > start {

@@ -262,12 +262,12 @@ impl<'a> Reader<'a> {
         usize::try_from(self.varint()?).ok()
     }
 
-    fn str(&mut self) -> Option<String> {
+    fn str(&mut self) -> Option<&'a str> {
         let n = self.len()?;
-        std::str::from_utf8(self.bytes(n)?).ok().map(str::to_owned)
+        std::str::from_utf8(self.bytes(n)?).ok()
     }
 
-    fn opt_str(&mut self) -> Option<Option<String>> {
+    fn opt_str(&mut self) -> Option<Option<&'a str>> {
         match self.u8()? {
             0 => Some(None),
             1 => Some(Some(self.str()?)),
@@ -283,79 +283,129 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn set_str(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
+}
+
+fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
+    match (dst.as_mut(), src) {
+        (Some(d), Some(s)) => set_str(d, s),
+        (_, s) => *dst = s.map(str::to_owned),
+    }
+}
+
+fn empty_leg() -> LegRecord {
+    LegRecord {
+        call_id: String::new(),
+        from_uri: String::new(),
+        to_uri: String::new(),
+        from_number: None,
+        to_number: None,
+        trunk: String::new(),
+        peer: String::new(),
+    }
+}
+
+fn empty_media() -> MediaRecord {
+    MediaRecord {
+        leg: 0,
+        codec: None,
+        srtp_suite: None,
+        packets: 0,
+        bytes: 0,
+        lost: 0,
+        jitter_ms: 0.0,
+        auth_failures: 0,
+        replay_drops: 0,
+    }
+}
+
+/// A record with every field empty, to decode into.
+pub(crate) fn empty() -> CallRecord {
+    CallRecord {
+        version: 0,
+        record_id: String::new(),
+        legs: Vec::new(),
+        setup_ms: 0,
+        answer_ms: None,
+        end_ms: 0,
+        ended_by: EndedBy::Caller,
+        end_reason: EndReason::Normal,
+        media: Vec::new(),
+    }
+}
+
 /// Decodes a record written by [`encode`]; `None` if `data` is not exactly one valid record.
+#[cfg(test)]
 pub(crate) fn decode(data: &[u8]) -> Option<CallRecord> {
-    let mut r = Reader { data };
-    if r.u8()? != CODEC_V2 {
+    let mut r = empty();
+    decode_into(data, &mut r).then_some(r)
+}
+
+/// Decodes a record written by [`encode`] into `r`, reusing the allocations of its strings
+/// and lists (a reader of a million records then allocates almost nothing). False if `data`
+/// is not exactly one valid record; `r` is then partly overwritten.
+pub(crate) fn decode_into(data: &[u8], r: &mut CallRecord) -> bool {
+    decode_fields(&mut Reader { data }, r).is_some()
+}
+
+fn decode_fields(rd: &mut Reader<'_>, r: &mut CallRecord) -> Option<()> {
+    if rd.u8()? != CODEC_V2 {
         return None;
     }
-    let version = u32::try_from(r.varint()?).ok()?;
-    let record_id = r.str()?;
-    let n_legs = r.count()?;
-    let mut legs = Vec::with_capacity(n_legs);
-    for _ in 0..n_legs {
-        legs.push(LegRecord {
-            call_id: r.str()?,
-            from_uri: r.str()?,
-            to_uri: r.str()?,
-            from_number: r.opt_str()?,
-            to_number: r.opt_str()?,
-            trunk: r.str()?,
-            peer: r.str()?,
-        });
+    r.version = u32::try_from(rd.varint()?).ok()?;
+    set_str(&mut r.record_id, rd.str()?);
+    let n_legs = rd.count()?;
+    r.legs.truncate(n_legs);
+    r.legs.resize_with(n_legs, empty_leg);
+    for l in &mut r.legs {
+        set_str(&mut l.call_id, rd.str()?);
+        set_str(&mut l.from_uri, rd.str()?);
+        set_str(&mut l.to_uri, rd.str()?);
+        set_opt(&mut l.from_number, rd.opt_str()?);
+        set_opt(&mut l.to_number, rd.opt_str()?);
+        set_str(&mut l.trunk, rd.str()?);
+        set_str(&mut l.peer, rd.str()?);
     }
-    let setup_ms = r.i64()?;
-    let answer_ms = match r.u8()? {
+    r.setup_ms = rd.i64()?;
+    r.answer_ms = match rd.u8()? {
         0 => None,
-        1 => Some(r.i64()?),
+        1 => Some(rd.i64()?),
         _ => return None,
     };
-    let end_ms = r.i64()?;
-    let ended_by = match r.u8()? {
+    r.end_ms = rd.i64()?;
+    r.ended_by = match rd.u8()? {
         0 => EndedBy::Caller,
         1 => EndedBy::Callee,
         2 => EndedBy::Relay,
         _ => return None,
     };
-    let end_reason = match r.u8()? {
+    r.end_reason = match rd.u8()? {
         0 => EndReason::Normal,
         1 => EndReason::SipStatus {
-            code: u16::try_from(r.varint()?).ok()?,
+            code: u16::try_from(rd.varint()?).ok()?,
         },
         2 => EndReason::Cancelled,
         3 => EndReason::MediaTimeout,
         4 => EndReason::SignallingTimeout,
         _ => return None,
     };
-    let n_media = r.count()?;
-    let mut media = Vec::with_capacity(n_media);
-    for _ in 0..n_media {
-        media.push(MediaRecord {
-            leg: r.u8()?,
-            codec: r.opt_str()?,
-            srtp_suite: r.opt_str()?,
-            packets: r.varint()?,
-            bytes: r.varint()?,
-            lost: r.varint()?,
-            jitter_ms: f64::from_bits(u64::from_le_bytes(r.bytes(8)?.try_into().ok()?)),
-            auth_failures: r.varint()?,
-            replay_drops: r.varint()?,
-        });
+    let n_media = rd.count()?;
+    r.media.truncate(n_media);
+    r.media.resize_with(n_media, empty_media);
+    for m in &mut r.media {
+        m.leg = rd.u8()?;
+        set_opt(&mut m.codec, rd.opt_str()?);
+        set_opt(&mut m.srtp_suite, rd.opt_str()?);
+        m.packets = rd.varint()?;
+        m.bytes = rd.varint()?;
+        m.lost = rd.varint()?;
+        m.jitter_ms = f64::from_bits(u64::from_le_bytes(rd.bytes(8)?.try_into().ok()?));
+        m.auth_failures = rd.varint()?;
+        m.replay_drops = rd.varint()?;
     }
-    if !r.data.is_empty() {
-        return None;
-    }
-    Some(CallRecord {
-        version,
-        record_id,
-        legs,
-        setup_ms,
-        answer_ms,
-        end_ms,
-        ended_by,
-        end_reason,
-        media,
-    })
+    rd.data.is_empty().then_some(())
 }
 
 #[cfg(test)]
@@ -421,6 +471,22 @@ mod tests {
             assert_eq!(decode(&buf).as_ref(), Some(&r), "{n}");
             // Smaller than the JSON it replaces.
             assert!(buf.len() < serde_json::to_vec(&r).unwrap().len());
+        }
+    }
+
+    #[test]
+    fn decoding_into_a_used_record_gives_the_same_record() {
+        let mut into = empty();
+        for n in [3, 0, 7, 1, 2] {
+            let mut r = sample(n);
+            if n == 0 {
+                r.legs.truncate(1);
+                r.media.clear();
+            }
+            let mut buf = Vec::new();
+            encode(&r, &mut buf);
+            assert!(decode_into(&buf, &mut into));
+            assert_eq!(into, r, "{n}");
         }
     }
 

@@ -538,11 +538,20 @@ fn frame_at(data: &[u8], at: usize) -> Option<Frame<'_>> {
     })
 }
 
-/// What a frame turned out to be.
+/// What a frame turned out to be (a record's plaintext is left in the buffer).
 enum Opened {
-    Record(Option<CallRecord>),
+    Record,
     Commit { records: u64 },
     Unknown,
+}
+
+/// A record read but not yet covered by a commit frame.
+struct Pend {
+    index: u64,
+    /// Where its frame starts.
+    offset: u64,
+    /// Its plaintext in the scan's arena; `None` if it does not authenticate.
+    plain: Option<(usize, usize)>,
 }
 
 /// Reads the frames of a format-2 segment from `start` (a commit boundary, or the header's
@@ -572,7 +581,7 @@ impl Scan<'_> {
                     frame.sealed,
                     plain,
                 )
-                .then(|| record::decode(plain))
+                .then_some(())
         };
         let as_commit = |plain: &mut Vec<u8>| {
             if !self.key.open_into(
@@ -587,7 +596,7 @@ impl Scan<'_> {
             (plain.len() == 16 && offset == at as u64).then_some(records)
         };
         match frame.kind {
-            KIND_RECORD => as_record(plain).map_or(Opened::Unknown, Opened::Record),
+            KIND_RECORD => as_record(plain).map_or(Opened::Unknown, |()| Opened::Record),
             KIND_COMMIT => {
                 as_commit(plain).map_or(Opened::Unknown, |records| Opened::Commit { records })
             }
@@ -627,7 +636,7 @@ impl Scan<'_> {
             };
             for i in index..index + 4 {
                 match self.open_any(&frame, at, i, plain) {
-                    Opened::Record(_) => return Some((at, i)),
+                    Opened::Record => return Some((at, i)),
                     Opened::Commit { records } if records >= index => return Some((at, records)),
                     _ => {}
                 }
@@ -642,12 +651,12 @@ impl Scan<'_> {
     fn judge(&self, data: &[u8], next_at: usize, index: u64, plain: &mut Vec<u8>) -> Option<bool> {
         let next = frame_at(data, next_at)?;
         match self.open_any(&next, next_at, index + 1, plain) {
-            Opened::Record(_) => return Some(true),
+            Opened::Record => return Some(true),
             Opened::Commit { records } if records == index + 1 => return Some(true),
             _ => {}
         }
         match self.open_any(&next, next_at, index, plain) {
-            Opened::Record(_) => Some(false),
+            Opened::Record => Some(false),
             _ => None,
         }
     }
@@ -656,47 +665,68 @@ impl Scan<'_> {
     /// or the header's end, with `start_index` records before it. `covered` is how many
     /// records the manifest (or the segment list) says were committed: records up to there
     /// whose commit frame is damaged are still returned, and a shortfall is reported as
-    /// truncation. Committed records go to `emit`, in order.
+    /// truncation. Committed records go to `emit`, in order, decoded into one record whose
+    /// allocations are reused.
     pub(crate) fn run(
         &self,
         data: &[u8],
         start: u64,
         start_index: u64,
         covered: Option<u64>,
-        emit: &mut dyn FnMut(CallRecord),
+        emit: &mut dyn FnMut(&CallRecord),
         findings: &mut Vec<Finding>,
     ) -> ScanEnd {
         let mut plain = Vec::with_capacity(1024);
+        // Plaintexts of the records not yet covered by a commit frame; reused, and zeroised
+        // once at the end.
+        let mut arena: Vec<u8> = Vec::new();
+        let mut record = record::empty();
         let mut at = start as usize;
         let mut index = start_index;
         let mut end = ScanEnd {
             committed_records: start_index,
             committed_bytes: start,
         };
-        // Records since the last authentic commit frame (`None`: does not authenticate), and
-        // damage found among them: both count only once a commit (or the manifest) covers them.
-        let mut pending: Vec<(u64, Option<CallRecord>)> = Vec::new();
+        // Records since the last authentic commit frame, and damage found among them: both
+        // count only once a commit (or the manifest) covers them.
+        let mut pending: Vec<Pend> = Vec::new();
         let mut pending_damage: Vec<Finding> = Vec::new();
         let damaged = |offset: usize| Finding::FrameDamaged {
             segment: self.name.to_owned(),
             offset: offset as u64,
         };
-        let mut settle = |pending: &mut Vec<(u64, Option<CallRecord>)>,
+        let mut settle = |pending: &mut Vec<Pend>,
+                          arena: &mut Vec<u8>,
                           pending_damage: &mut Vec<Finding>,
                           findings: &mut Vec<Finding>,
                           upto: u64| {
             // In index order: settle the prefix, keep the rest (and the allocation).
-            let settled = pending.partition_point(|(i, _)| *i < upto);
-            for (i, r) in pending.drain(..settled) {
-                match r {
-                    Some(r) => emit(r),
+            let settled = pending.partition_point(|p| p.index < upto);
+            for p in pending.drain(..settled) {
+                match p.plain {
+                    Some((a, b)) if record::decode_into(&arena[a..b], &mut record) => emit(&record),
+                    // Authentic, but not a record this version can decode.
+                    Some(_) => findings.push(Finding::FrameDamaged {
+                        segment: self.name.to_owned(),
+                        offset: p.offset,
+                    }),
                     None => findings.push(Finding::Tampered {
                         segment: self.name.to_owned(),
-                        index: i,
+                        index: p.index,
                     }),
                 }
             }
+            if pending.is_empty() {
+                arena.clear();
+            }
             findings.append(pending_damage);
+        };
+        let lost = |from: u64, to: u64, offset: usize| {
+            (from..to).map(move |k| Pend {
+                index: k,
+                offset: offset as u64,
+                plain: None,
+            })
         };
         while at < data.len() {
             let Some(frame) = frame_at(data, at) else {
@@ -704,7 +734,7 @@ impl Scan<'_> {
                 // look for authentic frames after it.
                 match self.resync(data, at + 1, index, &mut plain) {
                     Some((next, i)) => {
-                        pending.extend((index..i).map(|k| (k, None)));
+                        pending.extend(lost(index, i, at));
                         pending_damage.push(damaged(at));
                         index = i;
                         at = next;
@@ -724,37 +754,46 @@ impl Scan<'_> {
                 o => o,
             };
             match opened {
-                Opened::Record(r) => {
-                    if r.is_none() {
-                        pending_damage.push(damaged(at)); // authentic, but not decodable
-                    }
-                    pending.push((index, r));
+                Opened::Record => {
+                    let a = arena.len();
+                    arena.extend_from_slice(&plain);
+                    pending.push(Pend {
+                        index,
+                        offset: at as u64,
+                        plain: Some((a, arena.len())),
+                    });
                     index += 1;
                 }
                 Opened::Commit { records } => {
                     if records != index {
                         pending_damage.push(damaged(at));
-                        pending.extend((index..records).map(|k| (k, None)));
+                        pending.extend(lost(index, records, at));
                         index = index.max(records);
                     }
-                    settle(&mut pending, &mut pending_damage, findings, records);
+                    settle(
+                        &mut pending,
+                        &mut arena,
+                        &mut pending_damage,
+                        findings,
+                        records,
+                    );
                     end.committed_records = records;
                     end.committed_bytes = frame.end as u64;
                 }
                 Opened::Unknown => match self.judge(data, frame.end, index, &mut plain) {
                     Some(true) => {
-                        pending.push((index, None));
+                        pending.extend(lost(index, index + 1, at));
                         index += 1;
                     }
                     Some(false) => pending_damage.push(damaged(at)),
                     // The last frame: torn, or the damaged last commit; `covered` decides.
                     None if frame.end == data.len() => {
-                        pending.push((index, None));
+                        pending.extend(lost(index, index + 1, at));
                         index += 1;
                     }
                     None => match self.resync(data, at + 1, index, &mut plain) {
                         Some((next, i)) => {
-                            pending.extend((index..i).map(|k| (k, None)));
+                            pending.extend(lost(index, i, at));
                             pending_damage.push(damaged(at));
                             index = i;
                             at = next;
@@ -773,10 +812,10 @@ impl Scan<'_> {
                 // The manifest says more was committed: the records it covers are acknowledged.
                 let readable = pending
                     .iter()
-                    .filter(|(i, r)| *i < c && r.is_some())
+                    .filter(|p| p.index < c && p.plain.is_some())
                     .count() as u64;
                 let present = index.min(c);
-                settle(&mut pending, &mut pending_damage, findings, c);
+                settle(&mut pending, &mut arena, &mut pending_damage, findings, c);
                 if present < c {
                     findings.push(Finding::Truncated {
                         segment: self.name.to_owned(),
@@ -799,6 +838,7 @@ impl Scan<'_> {
             }
         }
         plain.zeroize();
+        arena.zeroize();
         end
     }
 }
@@ -916,7 +956,7 @@ pub(crate) fn read_loaded(
     loaded: &Loaded,
     start: u64,
     start_index: u64,
-    emit: &mut dyn FnMut(CallRecord),
+    emit: &mut dyn FnMut(&CallRecord),
     findings: &mut Vec<Finding>,
 ) {
     let name = segment_path(day_dir, seq).display().to_string();
@@ -960,7 +1000,7 @@ pub(crate) fn read_segment(
     day: &str,
     seq: u32,
     closed: Closed,
-    emit: &mut dyn FnMut(CallRecord),
+    emit: &mut dyn FnMut(&CallRecord),
     findings: &mut Vec<Finding>,
 ) -> Result<bool, CdrError> {
     let Some(loaded) = load(key, day_dir, day, seq, 0)? else {
@@ -981,7 +1021,7 @@ fn read_v1(
     name: &str,
     data: &[u8],
     manifest: &ManifestRead,
-    emit: &mut dyn FnMut(CallRecord),
+    emit: &mut dyn FnMut(&CallRecord),
     findings: &mut Vec<Finding>,
 ) {
     let never_committed = Manifest {
@@ -1017,7 +1057,7 @@ fn read_v1(
             .open(&record_aad_v1(day, seq, index), sealed)
             .and_then(|p| serde_json::from_slice::<CallRecord>(&p).ok())
         {
-            Some(r) => emit(r),
+            Some(r) => emit(&r),
             None => findings.push(Finding::Tampered {
                 segment: name.to_owned(),
                 index,

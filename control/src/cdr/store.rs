@@ -822,11 +822,12 @@ impl CdrReader {
     }
 
     /// Hands every record of `day` to `visit`, one at a time, in write order; returns what
-    /// was found wrong. Memory stays bounded whatever the day's size.
+    /// was found wrong. Memory stays bounded whatever the day's size, and the record handed
+    /// over is reused for the next one (clone what you keep).
     pub fn visit_day(
         &self,
         day: &str,
-        visit: &mut dyn FnMut(CallRecord),
+        visit: &mut dyn FnMut(&CallRecord),
     ) -> Result<Vec<Finding>, CdrError> {
         let mut findings = Vec::new();
         day::visit_day(&self.layout, &self.kek, day, visit, &mut findings)?;
@@ -840,7 +841,7 @@ impl CdrReader {
         &self,
         from_ms: i64,
         to_ms: i64,
-        visit: &mut dyn FnMut(CallRecord),
+        visit: &mut dyn FnMut(&CallRecord),
     ) -> Result<Vec<Finding>, CdrError> {
         let (first, last) = (day_of(from_ms), day_of(to_ms));
         let mut findings = Vec::new();
@@ -868,7 +869,7 @@ impl CdrReader {
     pub fn read_range(&self, from_ms: i64, to_ms: i64) -> Result<ReadReport, CdrError> {
         let mut out = ReadReport::default();
         let mut records = Vec::new();
-        out.findings = self.visit_range(from_ms, to_ms, &mut |r| records.push(r))?;
+        out.findings = self.visit_range(from_ms, to_ms, &mut |r| records.push(r.clone()))?;
         out.records = records;
         Ok(out)
     }
