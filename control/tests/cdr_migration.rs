@@ -39,6 +39,13 @@ fn a_first_version_store_is_read_migrated_and_purged() {
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert_eq!(ids(&report.records), expected);
     assert_eq!(report.records[3], record(3, T0 - 3_600_000 + 3000));
+    // The streaming read (what relayctl uses) decodes format 1 the same way.
+    let mut visited = Vec::new();
+    let findings = open_reader(&config)
+        .visit_day(&day, &mut |r| visited.push(r.clone()))
+        .unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(visited, report.records);
 
     // Its grant has no MAC: never used (the reader above made a new one), refused and logged.
     let access = access(&config);

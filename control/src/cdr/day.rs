@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::crypto::{self, DayKey, Kek, KeyKind};
-use super::segment::{self, Finding};
+use super::segment::{self, Finding, Plain};
 use super::stats::{self, CheckpointState, Folder};
-use super::{fsutil, CallRecord, CdrError};
+use super::{fsutil, record, CallRecord, CdrError};
+use zeroize::Zeroize;
 
 /// The store's directories.
 #[derive(Clone, Debug)]
@@ -255,28 +256,46 @@ fn listed_now(key: &DayKey, day_dir: &Path, day: &str, seq: u32) -> bool {
     matches!(read_index(key, day_dir, day), Ok(IndexState::Valid(i)) if i.get(seq).is_some())
 }
 
-/// Where a segment's records go.
+/// Where a segment's records go, as plaintexts.
 trait Sink {
     /// How many records the manifest promises, before the first one.
     fn expect(&mut self, _records: usize) {}
-    fn emit(&mut self, record: &CallRecord);
+    /// One committed record; false if it is authentic but cannot be decoded.
+    fn plain(&mut self, plain: &Plain<'_>) -> bool;
 }
 
-impl Sink for Vec<CallRecord> {
+/// Decoded records, kept.
+struct Collect {
+    records: Vec<CallRecord>,
+    scratch: CallRecord,
+}
+
+impl Sink for Collect {
     fn expect(&mut self, records: usize) {
-        self.reserve(records);
+        self.records.reserve(records);
     }
-    fn emit(&mut self, record: &CallRecord) {
-        self.push(record.clone());
+    fn plain(&mut self, plain: &Plain<'_>) -> bool {
+        let ok = plain.decode_into(&mut self.scratch);
+        if ok {
+            self.records.push(self.scratch.clone());
+        }
+        ok
     }
 }
 
-/// A visitor: no capacity to plan, nothing kept.
-struct Visit<'a>(&'a mut dyn FnMut(&CallRecord));
+/// Decoded records, each handed to a visitor in one reused record.
+struct Visit<'a> {
+    visit: &'a mut dyn FnMut(&CallRecord),
+    scratch: CallRecord,
+}
 
 impl Sink for Visit<'_> {
-    fn emit(&mut self, record: &CallRecord) {
-        (self.0)(record);
+    fn plain(&mut self, plain: &Plain<'_>) -> bool {
+        let ok = plain.decode_into(&mut self.scratch);
+        if ok {
+            (self.visit)(&self.scratch);
+        }
+        ok
     }
 }
 
@@ -294,19 +313,19 @@ fn read_one(
     findings: &mut Vec<Finding>,
 ) -> Result<(), CdrError> {
     let listed = index.and_then(|i| i.get(seq).copied());
+    let name = || segment::segment_path(day_dir, seq).display().to_string();
     let Some(loaded) = segment::load_into(key, day_dir, day, seq, 0, std::mem::take(buffer))?
     else {
         // Deleted while we read: reported like any missing segment.
-        findings.push(Finding::SegmentMissing {
-            segment: segment::segment_path(day_dir, seq).display().to_string(),
-        });
+        findings.push(Finding::SegmentMissing { segment: name() });
         return Ok(());
     };
     sink.expect(loaded.committed_hint());
     let unlisted = index.is_some() && listed.is_none();
     let mut emitted = 0usize;
     let mut own = Vec::new();
-    segment::read_loaded(
+    let mut undecodable = Vec::new();
+    segment::read_loaded_plain(
         key,
         day_dir,
         day,
@@ -315,21 +334,25 @@ fn read_one(
         &loaded,
         segment::HEADER_LEN,
         0,
-        &mut |r| {
+        &mut |plain| {
             emitted += 1;
-            sink.emit(r)
+            if !sink.plain(plain) {
+                undecodable.push(plain.offset);
+            }
         },
         &mut own,
     );
+    own.extend(undecodable.into_iter().map(|offset| Finding::FrameDamaged {
+        segment: name(),
+        offset,
+    }));
     // Not in the list: harmless if nothing was ever committed in it (a crash between making
     // the file and listing it), damage otherwise.
     if unlisted
         && (emitted > 0 || own.iter().any(Finding::is_damage))
         && !listed_now(key, day_dir, day, seq)
     {
-        findings.push(Finding::SegmentUnlisted {
-            segment: segment::segment_path(day_dir, seq).display().to_string(),
-        });
+        findings.push(Finding::SegmentUnlisted { segment: name() });
     }
     findings.append(&mut own);
     *buffer = loaded.into_buffer();
@@ -354,11 +377,73 @@ fn open_day(
     Ok(Some((key, plan)))
 }
 
+/// Plaintext bytes per chunk handed from the reading thread to the visiting one.
+const CHUNK_BYTES: usize = 256 << 10;
+/// Chunks the reading thread may run ahead of the visitor.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Plaintexts of committed records, from the reading thread.
+#[derive(Default)]
+struct Chunk {
+    seq: u32,
+    bytes: Vec<u8>,
+    /// Format, frame offset, and range in `bytes` of each record.
+    records: Vec<(u8, u64, usize, usize)>,
+}
+
+enum Piece {
+    Chunk(Chunk),
+    Done(Result<Vec<Finding>, CdrError>),
+}
+
+/// The reading thread's sink: plaintexts copied into chunks, sent when full. Chunks come back
+/// from the visitor to be reused, so their bytes are overwritten rather than freed, and all
+/// of them are zeroised when the day is done.
+struct Chunker<'a> {
+    tx: &'a crossbeam_channel::Sender<Piece>,
+    spare: &'a crossbeam_channel::Receiver<Chunk>,
+    chunk: Chunk,
+    /// The visitor has gone: stop.
+    gone: bool,
+}
+
+impl Chunker<'_> {
+    fn send(&mut self) {
+        if self.chunk.records.is_empty() || self.gone {
+            return;
+        }
+        let seq = self.chunk.seq;
+        let mut next = self.spare.try_recv().unwrap_or_default();
+        next.seq = seq;
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.gone = self.tx.send(Piece::Chunk(full)).is_err();
+    }
+
+    fn start(&mut self, seq: u32) {
+        self.send();
+        self.chunk.seq = seq;
+    }
+}
+
+impl Sink for Chunker<'_> {
+    fn plain(&mut self, plain: &Plain<'_>) -> bool {
+        let a = self.chunk.bytes.len();
+        self.chunk.bytes.extend_from_slice(plain.bytes);
+        let b = self.chunk.bytes.len();
+        self.chunk.records.push((plain.format, plain.offset, a, b));
+        if b >= CHUNK_BYTES {
+            self.send();
+        }
+        true // decoded, and judged, by the visitor
+    }
+}
+
 /// Hands every committed record of `day` to `emit`, in write order, one at a time, decoded
-/// into one record whose allocations are reused: memory stays bounded by one segment's bytes
-/// whatever the day's size, and almost nothing is allocated per record. (Decrypting segments
-/// on other threads costs more than it saves here: the records would have to be allocated
-/// there and freed here.) Fails with [`CdrError::Purged`] if the day's key is gone but
+/// into one record whose allocations are reused: memory stays bounded whatever the day's
+/// size, and almost nothing is allocated per record. With more than one core the reading,
+/// authentication and decryption run on a second thread a few chunks of plaintext ahead,
+/// and decoding and visiting on the caller's (records are never allocated on one thread
+/// and freed on the other). Fails with [`CdrError::Purged`] if the day's key is gone but
 /// segments are left.
 pub(crate) fn visit_day(
     layout: &Layout,
@@ -371,20 +456,107 @@ pub(crate) fn visit_day(
         return Ok(());
     };
     let day_dir = layout.day_dir(day);
-    let mut buffer = Vec::new();
-    for &seq in &plan.present {
-        read_one(
-            &key,
-            &day_dir,
-            day,
-            seq,
-            plan.index.as_ref(),
-            &mut buffer,
-            &mut Visit(emit),
-            findings,
-        )?;
+    let (seqs, index) = (&plan.present, plan.index.as_ref());
+    let mut visit = Visit {
+        visit: emit,
+        scratch: record::empty(),
+    };
+    if readers(usize::MAX) == 1 || seqs.is_empty() {
+        let mut buffer = Vec::new();
+        for &seq in seqs {
+            read_one(
+                &key,
+                &day_dir,
+                day,
+                seq,
+                index,
+                &mut buffer,
+                &mut visit,
+                findings,
+            )?;
+        }
+        return Ok(());
     }
-    Ok(())
+    let (tx, rx) = crossbeam_channel::bounded::<Piece>(CHUNKS_AHEAD);
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Chunk>(CHUNKS_AHEAD + 2);
+    let spare_left = spare_rx.clone();
+    std::thread::scope(|scope| {
+        let (key, day_dir) = (&key, &day_dir);
+        scope.spawn(move || {
+            let mut chunker = Chunker {
+                tx: &tx,
+                spare: &spare_rx,
+                chunk: Chunk::default(),
+                gone: false,
+            };
+            let mut buffer = Vec::new();
+            let mut found = Vec::new();
+            let mut result = Ok(());
+            for &seq in seqs {
+                chunker.start(seq);
+                result = read_one(
+                    key,
+                    day_dir,
+                    day,
+                    seq,
+                    index,
+                    &mut buffer,
+                    &mut chunker,
+                    &mut found,
+                );
+                if result.is_err() || chunker.gone {
+                    break;
+                }
+            }
+            chunker.send();
+            let mut last = std::mem::take(&mut chunker.chunk);
+            last.bytes.zeroize();
+            while let Ok(mut c) = spare_rx.try_recv() {
+                c.bytes.zeroize();
+            }
+            let _ = tx.send(Piece::Done(result.map(|()| found)));
+        });
+        let mut outcome = Ok(());
+        for piece in &rx {
+            match piece {
+                Piece::Chunk(mut chunk) => {
+                    for &(format, offset, a, b) in &chunk.records {
+                        let plain = Plain {
+                            format,
+                            offset,
+                            bytes: &chunk.bytes[a..b],
+                        };
+                        if !visit.plain(&plain) {
+                            findings.push(Finding::FrameDamaged {
+                                segment: segment::segment_path(day_dir, chunk.seq)
+                                    .display()
+                                    .to_string(),
+                                offset,
+                            });
+                        }
+                    }
+                    chunk.bytes.clear();
+                    chunk.records.clear();
+                    if let Err(e) = spare_tx.try_send(chunk) {
+                        e.into_inner().bytes.zeroize();
+                    }
+                }
+                Piece::Done(Ok(mut found)) => {
+                    findings.append(&mut found);
+                    break;
+                }
+                Piece::Done(Err(e)) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        // Chunks returned but not reused (the reading thread is done with them).
+        while let Ok(mut c) = spare_left.try_recv() {
+            c.bytes.zeroize();
+        }
+        outcome
+    })
 }
 
 /// Threads that decrypt a day's segments: one per core, at most 4.
@@ -422,7 +594,11 @@ pub(crate) fn read_day(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&seq) = seqs.get(i) else { break };
-                        let (mut records, mut found) = (Vec::new(), Vec::new());
+                        let mut sink = Collect {
+                            records: Vec::new(),
+                            scratch: record::empty(),
+                        };
+                        let mut found = Vec::new();
                         let read = read_one(
                             key,
                             day_dir,
@@ -430,11 +606,11 @@ pub(crate) fn read_day(
                             seq,
                             index,
                             &mut buffer,
-                            &mut records,
+                            &mut sink,
                             &mut found,
                         );
                         let failed = read.is_err();
-                        parts.push((i, read.map(|()| (records, found))));
+                        parts.push((i, read.map(|()| (sink.records, found))));
                         if failed {
                             break;
                         }

@@ -538,6 +538,32 @@ fn frame_at(data: &[u8], at: usize) -> Option<Frame<'_>> {
     })
 }
 
+/// The plaintext of a committed record, before decoding.
+pub(crate) struct Plain<'a> {
+    /// The segment format: 2 (binary encoding) or 1 (JSON).
+    pub(crate) format: u8,
+    /// Where its frame starts in the segment.
+    pub(crate) offset: u64,
+    pub(crate) bytes: &'a [u8],
+}
+
+impl Plain<'_> {
+    /// Decodes into `record` (reusing its allocations); false if it is authentic but not a
+    /// record this version can decode.
+    pub(crate) fn decode_into(&self, record: &mut CallRecord) -> bool {
+        match self.format {
+            1 => match serde_json::from_slice::<CallRecord>(self.bytes) {
+                Ok(r) => {
+                    *record = r;
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => record::decode_into(self.bytes, record),
+        }
+    }
+}
+
 /// What a frame turned out to be (a record's plaintext is left in the buffer).
 enum Opened {
     Record,
@@ -665,22 +691,20 @@ impl Scan<'_> {
     /// or the header's end, with `start_index` records before it. `covered` is how many
     /// records the manifest (or the segment list) says were committed: records up to there
     /// whose commit frame is damaged are still returned, and a shortfall is reported as
-    /// truncation. Committed records go to `emit`, in order, decoded into one record whose
-    /// allocations are reused.
+    /// truncation. The plaintexts of committed records go to `emit`, in order.
     pub(crate) fn run(
         &self,
         data: &[u8],
         start: u64,
         start_index: u64,
         covered: Option<u64>,
-        emit: &mut dyn FnMut(&CallRecord),
+        emit: &mut dyn FnMut(&Plain<'_>),
         findings: &mut Vec<Finding>,
     ) -> ScanEnd {
         let mut plain = Vec::with_capacity(1024);
         // Plaintexts of the records not yet covered by a commit frame; reused, and zeroised
         // once at the end.
         let mut arena: Vec<u8> = Vec::new();
-        let mut record = record::empty();
         let mut at = start as usize;
         let mut index = start_index;
         let mut end = ScanEnd {
@@ -704,11 +728,10 @@ impl Scan<'_> {
             let settled = pending.partition_point(|p| p.index < upto);
             for p in pending.drain(..settled) {
                 match p.plain {
-                    Some((a, b)) if record::decode_into(&arena[a..b], &mut record) => emit(&record),
-                    // Authentic, but not a record this version can decode.
-                    Some(_) => findings.push(Finding::FrameDamaged {
-                        segment: self.name.to_owned(),
+                    Some((a, b)) => emit(&Plain {
+                        format: 2,
                         offset: p.offset,
+                        bytes: &arena[a..b],
                     }),
                     None => findings.push(Finding::Tampered {
                         segment: self.name.to_owned(),
@@ -945,7 +968,7 @@ pub(crate) fn load_into(
 
 /// Reads the committed records of a loaded segment from `start` (the header's end, or the
 /// end of a checkpointed commit) with `start_index` records before it, reporting what is
-/// wrong.
+/// wrong; each is decoded into one record whose allocations are reused, and handed to `emit`.
 #[allow(clippy::too_many_arguments)] // each is one thing the caller knows; a struct would only rename them
 pub(crate) fn read_loaded(
     key: &DayKey,
@@ -957,6 +980,47 @@ pub(crate) fn read_loaded(
     start: u64,
     start_index: u64,
     emit: &mut dyn FnMut(&CallRecord),
+    findings: &mut Vec<Finding>,
+) {
+    let mut record = record::empty();
+    let mut undecodable = Vec::new();
+    read_loaded_plain(
+        key,
+        day_dir,
+        day,
+        seq,
+        closed,
+        loaded,
+        start,
+        start_index,
+        &mut |plain| {
+            if plain.decode_into(&mut record) {
+                emit(&record);
+            } else {
+                undecodable.push(plain.offset);
+            }
+        },
+        findings,
+    );
+    let name = segment_path(day_dir, seq).display().to_string();
+    findings.extend(undecodable.into_iter().map(|offset| Finding::FrameDamaged {
+        segment: name.clone(),
+        offset,
+    }));
+}
+
+/// [`read_loaded`] without decoding: the plaintexts of the committed records, in order.
+#[allow(clippy::too_many_arguments)] // as read_loaded
+pub(crate) fn read_loaded_plain(
+    key: &DayKey,
+    day_dir: &Path,
+    day: &str,
+    seq: u32,
+    closed: Closed,
+    loaded: &Loaded,
+    start: u64,
+    start_index: u64,
+    emit: &mut dyn FnMut(&Plain<'_>),
     findings: &mut Vec<Finding>,
 ) {
     let name = segment_path(day_dir, seq).display().to_string();
@@ -1021,7 +1085,7 @@ fn read_v1(
     name: &str,
     data: &[u8],
     manifest: &ManifestRead,
-    emit: &mut dyn FnMut(&CallRecord),
+    emit: &mut dyn FnMut(&Plain<'_>),
     findings: &mut Vec<Finding>,
 ) {
     let never_committed = Manifest {
@@ -1053,11 +1117,12 @@ fn read_v1(
         if (at + 4 + len) as u64 > limit {
             break;
         }
-        match key
-            .open(&record_aad_v1(day, seq, index), sealed)
-            .and_then(|p| serde_json::from_slice::<CallRecord>(&p).ok())
-        {
-            Some(r) => emit(&r),
+        match key.open(&record_aad_v1(day, seq, index), sealed) {
+            Some(p) => emit(&Plain {
+                format: 1,
+                offset: at as u64,
+                bytes: &p,
+            }),
             None => findings.push(Finding::Tampered {
                 segment: name.to_owned(),
                 index,
