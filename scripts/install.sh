@@ -13,6 +13,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SYSFS=${RELAY_SYSFS:-/sys}
 ETC=${RELAY_ETC:-/etc}
 PROC=${RELAY_PROC:-/proc}
+VARLIB=${RELAY_VARLIB:-/var/lib}
 
 BUILD_PACKAGES=(dpdk libdpdk-dev dpdk-dev clang libclang-dev pkg-config build-essential ca-certificates curl)
 # baresip-core and iputils-ping: the SIP/TLS user agents and the reachability checks of
@@ -51,7 +52,8 @@ on request, prepares the host for DPDK. Safe to run again: finished steps are sk
                       isolcpus, nohz_full, rcu_nocbs, irqaffinity
   --write-grub        with --isolate: write it to /etc/default/grub.d/ and run update-grub
   --systemd           install the binaries under --prefix and the systemd units relay-dataplane
-                      and relay-control (its /etc/relay/control.toml from docs/control.toml.sample)
+                      and relay-control (its /etc/relay/control.toml from docs/control.toml.sample);
+                      create the CDR key-encryption key and the CDR data and key directories
   --cpu-affinity LIST CPUAffinity= of the unit (default: core 0 plus the --isolate cores)
   --prefix DIR        where binaries go with --systemd (default /usr/local)
   -h, --help          this text
@@ -343,6 +345,18 @@ setup_systemd() {
     run_root mkdir -p -m 0700 "$ETC/relay"
     run_root "$PREFIX/bin/relayctl" keygen --out "$ETC/relay/cdr.kek"
   fi
+  # The CDR store's directories, owner-only: the data directory, and the key directory beside
+  # it, never inside it. A backup of the data directory then holds no key, so a day the purge
+  # has shredded stays undecryptable in every backup (README: Backups).
+  for dir in "$VARLIB/relay/cdr" "$VARLIB/relay/cdr-keys"; do
+    if [ -d "$dir" ] && [ "$(stat -c %a "$dir")" = 700 ]; then
+      note "$dir exists"
+    elif [ -d "$dir" ]; then
+      run_root chmod 0700 "$dir"
+    else
+      run_root install -d -m 0700 "$dir"
+    fi
+  done
   # The operator's arguments; never overwritten once it exists.
   if [ -f "$ETC/default/relay-dataplane" ]; then
     note "$ETC/default/relay-dataplane exists; leaving the operator's settings alone"

@@ -178,6 +178,10 @@ pub struct CdrSection {
     pub dir: PathBuf,
     /// The key-encryption key.
     pub kek: PathBuf,
+    /// The day-key directory: outside `dir` (a backup of `dir` then holds no key); default
+    /// `<dir>-keys`, as `relayctl --keys`.
+    #[serde(default)]
+    pub keys: Option<PathBuf>,
 }
 
 /// `[[listen]]`.

@@ -1,6 +1,8 @@
 //! A writer killed with SIGKILL mid-stream loses nothing it acknowledged: a child process (this
 //! test binary, re-run in child mode) writes records from four threads and prints each id once
 //! `write` returns; the parent kills it, reopens the store, and finds every acknowledged record.
+//! The child checkpoints its statistics every 50 ms, so the kill lands between checkpoints: the
+//! purge must still count every readable record exactly once.
 
 mod common;
 
@@ -22,7 +24,8 @@ fn crash_child_writer() {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
-    let config = CdrConfig::new(dir.join("store"), dir.join("cdr.kek"));
+    let mut config = CdrConfig::new(dir.join("store"), dir.join("cdr.kek"));
+    config.checkpoint_interval = Duration::from_millis(50);
     let store =
         Arc::new(CdrStore::open(config, Arc::new(SystemClock)).expect("child opens the store"));
     let now = relay_control::cdr::Clock::now_ms(&SystemClock);
@@ -84,10 +87,11 @@ fn acknowledged_records_survive_sigkill() {
         acked.len()
     );
 
-    let grant = Access::new(&config.dir)
+    let grant = Access::open(&config)
+        .unwrap()
         .grant("tester", "crash test", Duration::from_secs(60), T0)
         .unwrap();
-    let reader = CdrReader::open(&config.dir, &tmp.path().join("cdr.kek"), &grant).unwrap();
+    let reader = CdrReader::open(&config, &grant).unwrap();
     let mut found = std::collections::HashSet::new();
     let mut findings = Vec::new();
     for day in reader.days().unwrap() {
@@ -109,10 +113,16 @@ fn acknowledged_records_survive_sigkill() {
             "unexpected finding: {f}"
         );
     }
+    // The statistics: checkpoints plus the records after the last one, each counted once.
+    let now = relay_control::cdr::Clock::now_ms(&SystemClock);
+    let kek = relay_control::cdr::Kek::load(&config.kek_file).unwrap();
+    let report = relay_control::cdr::purge(&config, &kek, now + 31 * DAY_MS).unwrap();
+    assert_eq!(report.records_folded, found.len(), "{report:?}");
     eprintln!(
-        "{} acknowledged, {} readable, findings: {:?}, day {}",
+        "{} acknowledged, {} readable, {} of them decrypted by the purge (after the last checkpoint), findings: {:?}, day {}",
         acked.len(),
         found.len(),
+        report.records_decrypted,
         findings,
         day_of(T0)
     );

@@ -14,11 +14,7 @@ use relay_control::cdr::stats;
 use relay_control::cdr::{CdrError, CdrReader, CdrStore, Finding};
 
 fn reader(config: &relay_control::cdr::CdrConfig) -> CdrReader {
-    let access = Access::new(&config.dir);
-    let grant = access
-        .grant("tester", "unit test", Duration::from_secs(600), T0)
-        .unwrap();
-    CdrReader::open(&config.dir, &config.kek_file, &grant).unwrap()
+    open_reader(config)
 }
 
 #[test]
@@ -43,7 +39,7 @@ fn round_trip_and_file_modes() {
         assert_eq!(mode(&f), 0o600, "{}", f.display());
     }
     assert_eq!(mode(&config.dir), 0o700);
-    assert_eq!(mode(&config.dir.join("keys")), 0o700);
+    assert_eq!(mode(&config.keys_dir), 0o700);
     // Nothing readable in the files: no number, no Call-ID in clear.
     for f in segment_files(&config.dir) {
         let data = fs::read(f).unwrap();
@@ -63,14 +59,17 @@ fn three_records(config: &relay_control::cdr::CdrConfig) -> std::path::PathBuf {
     segment_files(&config.dir).pop().unwrap()
 }
 
-/// (offset, length) of each record frame in a segment file.
+/// (offset, length) of each record frame in a segment file (format 2: kind, length, sealed;
+/// kind 1 is a record, kind 2 a commit).
 fn frames(data: &[u8]) -> Vec<(usize, usize)> {
     let mut at = 22;
     let mut out = Vec::new();
-    while at + 4 <= data.len() {
-        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
-        out.push((at, 4 + len));
-        at += 4 + len;
+    while at + 5 <= data.len() {
+        let len = u32::from_le_bytes(data[at + 1..at + 5].try_into().unwrap()) as usize;
+        if data[at] == 1 {
+            out.push((at, 5 + len));
+        }
+        at += 5 + len;
     }
     out
 }
@@ -102,10 +101,10 @@ fn swapped_records_are_detected() {
     let seg = three_records(&config);
     let data = fs::read(&seg).unwrap();
     let f = frames(&data);
-    let mut swapped = data[..22].to_vec();
-    swapped.extend_from_slice(&data[f[1].0..f[1].0 + f[1].1]);
-    swapped.extend_from_slice(&data[f[0].0..f[0].0 + f[0].1]);
-    swapped.extend_from_slice(&data[f[2].0..]);
+    assert_eq!(f[0].1, f[1].1, "records 0 and 1 encode to the same length");
+    let mut swapped = data.clone();
+    swapped[f[0].0..f[0].0 + f[0].1].copy_from_slice(&data[f[1].0..f[1].0 + f[1].1]);
+    swapped[f[1].0..f[1].0 + f[1].1].copy_from_slice(&data[f[0].0..f[0].0 + f[0].1]);
     fs::write(&seg, &swapped).unwrap();
     let report = reader(&config)
         .read_day(&relay_control::cdr::day_of(T0))
@@ -160,12 +159,14 @@ fn a_wrong_kek_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let config = setup(tmp.path());
     three_records(&config);
-    let other = tmp.path().join("other.kek");
-    relay_control::cdr::Kek::generate(&other).unwrap();
-    let grant = Access::new(&config.dir)
+    let mut other = config.clone();
+    other.kek_file = tmp.path().join("other.kek");
+    relay_control::cdr::Kek::generate(&other.kek_file).unwrap();
+    let grant = Access::open(&other)
+        .unwrap()
         .grant("tester", "unit test", Duration::from_secs(60), T0)
         .unwrap();
-    let err = CdrReader::open(&config.dir, &other, &grant)
+    let err = CdrReader::open(&other, &grant)
         .unwrap()
         .read_day(&relay_control::cdr::day_of(T0))
         .unwrap_err();
@@ -209,6 +210,15 @@ fn key_file_and_config_refusals_say_what_to_fix() {
         err.contains("cannot read key-encryption key") && err.contains("relayctl keygen"),
         "{err}"
     );
+    // Keys inside the data directory: a backup of it would keep purged days readable.
+    fs::create_dir_all(tmp.path().join("c")).unwrap();
+    let mut inside = setup(&tmp.path().join("c"));
+    inside.keys_dir = inside.dir.join("keys");
+    let err = CdrStore::open(inside, TestClock::at(T0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("inside the data directory"), "{err}");
     // Retention over 30 days.
     fs::create_dir_all(tmp.path().join("b")).unwrap();
     let mut config = setup(&tmp.path().join("b"));
@@ -252,11 +262,7 @@ fn purge_shreds_old_days_and_keeps_statistics() {
     drop(store);
     let r = reader(&config);
     assert!(matches!(r.read_day(&day(31)), Ok(rep) if rep.records.is_empty()));
-    assert!(!config
-        .dir
-        .join("keys")
-        .join(format!("{}.key", day(31)))
-        .exists());
+    assert!(!config.keys_dir.join(format!("{}.key", day(31))).exists());
     assert_eq!(
         r.read_day(&day(29)).unwrap().records.len(),
         5,
@@ -401,4 +407,212 @@ fn nix_is_root() -> bool {
         .output()
         .map(|o| o.stdout == b"0\n")
         .unwrap_or(false)
+}
+
+// --- Hardening (issue 13) -------------------------------------------------------------------
+
+/// Item 2: one flipped byte in either slot of a segment's manifest is reported as damage, and
+/// every acknowledged record is still found.
+#[test]
+fn a_flipped_manifest_byte_is_damage_and_hides_no_acknowledged_record() {
+    // Eleven commits of one record each: the newest manifest slot is slot 1, the older slot 0.
+    for slot in [1u64, 0] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = setup(tmp.path());
+        let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+        for n in 0..11 {
+            store.write(&record(n, T0)).unwrap();
+        }
+        drop(store);
+        let manifests: Vec<_> = all_files(&config.dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "count"))
+            .collect();
+        assert_eq!(manifests.len(), 1, "{manifests:?}");
+        let mut data = fs::read(&manifests[0]).unwrap();
+        data[(slot * 128 + 2 + 20) as usize] ^= 0x40;
+        fs::write(&manifests[0], &data).unwrap();
+        let report = open_reader(&config)
+            .read_day(&relay_control::cdr::day_of(T0))
+            .unwrap();
+        assert_eq!(
+            report.records.len(),
+            11,
+            "slot {slot}: acknowledged records lost; findings {:?}",
+            report.findings
+        );
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| !matches!(f, Finding::TornTail { .. })),
+            "slot {slot}: the damage is not reported as damage: {:?}",
+            report.findings
+        );
+    }
+}
+
+/// Item 5: a deleted segment (first, middle, last) or a deleted day directory is reported.
+#[test]
+fn a_deleted_segment_is_reported() {
+    for victim in ["first", "middle", "last", "day"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = setup(tmp.path());
+        config.segment_max_bytes = 2048; // two or three records per segment
+        let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+        for n in 0..30 {
+            store.write(&record(n, T0)).unwrap();
+        }
+        drop(store);
+        let segments = segment_files(&config.dir);
+        assert!(segments.len() >= 4, "{segments:?}");
+        let remove = |seg: &std::path::Path| {
+            fs::remove_file(seg).unwrap();
+            let _ = fs::remove_file(seg.with_extension("count"));
+        };
+        match victim {
+            "first" => remove(&segments[0]),
+            "middle" => remove(&segments[segments.len() / 2]),
+            "last" => remove(segments.last().unwrap()),
+            _ => fs::remove_dir_all(segments[0].parent().unwrap()).unwrap(),
+        }
+        let report = open_reader(&config)
+            .read_range(T0 - DAY_MS, T0 + DAY_MS)
+            .unwrap();
+        assert!(report.records.len() < 30, "{victim}");
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| !matches!(f, Finding::TornTail { .. })),
+            "{victim}: a deleted segment goes unreported ({} records read)",
+            report.records.len()
+        );
+    }
+}
+
+/// A deleted day directory stays reported after the control plane restarts and writes to
+/// that day again (its new segment list does not wipe out the evidence).
+#[test]
+fn a_deleted_day_stays_reported_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path());
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    for n in 0..5 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    drop(store);
+    let day = relay_control::cdr::day_of(T0);
+    fs::remove_dir_all(config.dir.join("segments").join(&day)).unwrap();
+    let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+    for n in 5..8 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    drop(store);
+    let report = open_reader(&config).read_day(&day).unwrap();
+    assert_eq!(report.records.len(), 3);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::SegmentListDamaged { .. })),
+        "{:?}",
+        report.findings
+    );
+}
+
+/// Item 7: in the default layout a backup of the data directory, taken before the purge and
+/// restored after it, cannot be decrypted with the KEK.
+#[test]
+fn a_backup_of_the_data_directory_is_undecryptable_after_the_purge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = setup(tmp.path()); // CdrConfig::new: the default layout
+    let clock = TestClock::at(T0 - 31 * DAY_MS);
+    let store = CdrStore::open(config.clone(), clock.clone()).unwrap();
+    for n in 0..5 {
+        store.write(&record(n, T0 - 31 * DAY_MS)).unwrap();
+    }
+    clock.set(T0);
+    for n in 5..10 {
+        store.write(&record(n, T0)).unwrap();
+    }
+    let backup = tmp.path().join("backup");
+    copy_tree(&config.dir, &backup);
+    let report = store.purge_now().unwrap();
+    let old_day = relay_control::cdr::day_of(T0 - 31 * DAY_MS);
+    assert_eq!(report.days_purged, vec![old_day.clone()]);
+    drop(store);
+    // The backup holds no key...
+    for f in all_files(&backup) {
+        assert!(
+            f.extension().is_none_or(|e| e != "key"),
+            "a day key in the data directory's backup: {}",
+            f.display()
+        );
+    }
+    // ...and, restored in place of the data directory, the purged day stays unreadable.
+    fs::remove_dir_all(&config.dir).unwrap();
+    copy_tree(&backup, &config.dir);
+    match open_reader(&config).read_day(&old_day) {
+        Err(CdrError::Purged(_)) => {}
+        Ok(r) => assert!(
+            r.records.is_empty(),
+            "{} purged records decrypted from the backup",
+            r.records.len()
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Statistics folded as records are written equal a fold of the records themselves, also when
+/// a checkpoint was lost (the purge then folds that segment from its records).
+#[test]
+fn statistics_folded_as_written_equal_a_fold_of_the_records() {
+    for lose_a_checkpoint in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = setup(tmp.path());
+        config.segment_max_bytes = 4096;
+        let store = CdrStore::open(config.clone(), TestClock::at(T0)).unwrap();
+        // Calls ending over the day, in several hours and segments.
+        let day_start = T0 - T0.rem_euclid(DAY_MS) + 3 * 3_600_000;
+        for n in 0..60 {
+            store
+                .write(&record(n, day_start + n as i64 * 400_000))
+                .unwrap();
+        }
+        drop(store);
+        let day = relay_control::cdr::day_of(T0);
+        let records = reader(&config).read_day(&day).unwrap().records;
+        assert_eq!(records.len(), 60);
+        let expected = stats::fold(&records);
+        if lose_a_checkpoint {
+            let cp = all_files(&config.dir)
+                .into_iter()
+                .find(|p| p.extension().is_some_and(|e| e == "stats"))
+                .unwrap();
+            fs::remove_file(cp).unwrap();
+        }
+        let kek = relay_control::cdr::Kek::load(&config.kek_file).unwrap();
+        let report = relay_control::cdr::purge(&config, &kek, T0 + 30 * DAY_MS).unwrap();
+        assert_eq!(report.records_folded, 60);
+        assert_eq!(
+            report.records_decrypted > 0,
+            lose_a_checkpoint,
+            "{report:?}"
+        );
+        let folded = stats::load_folded(&config.dir, &day, &day).unwrap();
+        let got = &folded[&day];
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(
+                (&g.hour, &g.trunk, g.attempted, g.answered, &g.failed),
+                (&e.hour, &e.trunk, e.attempted, e.answered, &e.failed)
+            );
+            assert_eq!(
+                (&g.loss_histogram, &g.jitter_histogram, &g.mos_histogram),
+                (&e.loss_histogram, &e.jitter_histogram, &e.mos_histogram)
+            );
+            assert!((g.minutes - e.minutes).abs() < 1e-9);
+        }
+    }
 }

@@ -43,6 +43,9 @@ FAKE_ETC="$WORK/etc"
 mkdir -p "$FAKE_ETC"
 cp /etc/os-release "$FAKE_ETC/os-release"
 export RELAY_ETC="$FAKE_ETC"
+FAKE_VARLIB="$WORK/varlib"
+mkdir -p "$FAKE_VARLIB"
+export RELAY_VARLIB="$FAKE_VARLIB"
 
 expect "--help explains the options" 0 "--hugepages N" -- "$INSTALL" --help
 expect "unknown option is refused" 2 "unknown option '--frobnicate'" -- "$INSTALL" --frobnicate
@@ -67,13 +70,14 @@ for want in "would: cargo build --release --locked" "vm.nr_hugepages = 512" \
   "target/release/relay-control /usr/local/bin/relay-control" \
   "would: write $FAKE_ETC/systemd/system/relay-control.service" "ExecReload=/bin/kill -HUP" \
   "docs/control.toml.sample $FAKE_ETC/relay/control.toml" \
+  "would: install -d -m 0700 $FAKE_VARLIB/relay/cdr" "would: install -d -m 0700 $FAKE_VARLIB/relay/cdr-keys" \
   "hugetlbfs"; do
   if grep -qF -- "$want" <<<"$out"; then pass "dry run mentions: $want"; else fail "dry run mentions: $want" "$out"; fi
 done
-if [ -z "$(find "$FAKE_ETC" -mindepth 1 ! -name os-release)" ]; then
+if [ -z "$(find "$FAKE_ETC" -mindepth 1 ! -name os-release)" ] && [ -z "$(find "$FAKE_VARLIB" -mindepth 1)" ]; then
   pass "dry run wrote nothing"
 else
-  fail "dry run wrote files" "$(find "$FAKE_ETC")"
+  fail "dry run wrote files" "$(find "$FAKE_ETC" "$FAKE_VARLIB")"
 fi
 
 # Refusals, each with what to do.

@@ -3,24 +3,39 @@
 //! Reading records (`cdr list|show|export`) needs a just-in-time grant
 //! (`access grant --reason ... --ttl 1h`); grants and every read are audited. Anonymised
 //! statistics (`stats`) need no grant.
+//!
+//! Exit status: 0 done, nothing damaged; 2 not done (bad arguments, no grant, key file
+//! refused, wrong KEK, I/O error); 3 done, but damage was found (what was readable is printed,
+//! each finding is on stderr).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use relay_control::cdr::access::{parse_ttl, Access, Grant};
+use relay_control::cdr::access::{parse_ttl, Access, Grant, Revealed};
 use relay_control::cdr::stats::{self, HourStats};
-use relay_control::cdr::{self, day_of, CallRecord, CdrConfig, CdrReader, Clock, Kek, SystemClock};
+use relay_control::cdr::{
+    self, day_of, CallRecord, CdrConfig, CdrReader, Clock, Finding, Kek, SystemClock,
+};
+
+const EXIT_CODES: &str = "Exit status:
+  0  done; nothing was damaged (a torn tail left by a crash is noted on stderr, it is not damage)
+  2  not done: bad arguments, no active grant, key file refused, wrong KEK, I/O error
+  3  done, but damage was found: records, segments, manifests, segment lists or statistics
+     altered, truncated or missing, or the audit log broken; what was readable is printed,
+     and each finding is on stderr";
 
 #[derive(Parser)]
 #[command(
     name = "relayctl",
     version,
-    about = "Operator CLI of the SRTP relay: call-detail records, access grants, statistics"
+    about = "Operator CLI of the SRTP relay: call-detail records, access grants, statistics",
+    after_help = EXIT_CODES
 )]
 struct Cli {
-    /// The CDR store directory.
+    /// The CDR data directory (segments, statistics, grants, audit log).
     #[arg(
         long,
         env = "RELAY_CDR_DIR",
@@ -36,8 +51,55 @@ struct Cli {
         global = true
     )]
     kek: PathBuf,
+    /// The key directory (wrapped day keys), outside the data directory. Default: the data
+    /// directory's sibling `<name>-keys` (/var/lib/relay/cdr-keys).
+    #[arg(long, env = "RELAY_CDR_KEYS", global = true)]
+    keys: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    fn config(&self) -> CdrConfig {
+        let mut config = CdrConfig::new(&self.dir, &self.kek);
+        if let Some(keys) = &self.keys {
+            config.keys_dir = keys.clone();
+        }
+        config
+    }
+}
+
+/// How a command that ran went.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    /// Nothing damaged.
+    Clean,
+    /// Damage found and reported on stderr (exit status 3).
+    Damaged,
+}
+
+impl Status {
+    fn and(self, other: Status) -> Status {
+        if self == Status::Damaged || other == Status::Damaged {
+            Status::Damaged
+        } else {
+            Status::Clean
+        }
+    }
+}
+
+/// Prints the findings on stderr; damage if any is not a torn tail.
+fn report(findings: &[Finding]) -> Status {
+    let mut status = Status::Clean;
+    for f in findings {
+        if f.is_damage() {
+            eprintln!("relayctl: damage: {f}");
+            status = Status::Damaged;
+        } else {
+            eprintln!("relayctl: note: {f}");
+        }
+    }
+    status
 }
 
 #[derive(Subcommand)]
@@ -148,13 +210,17 @@ enum CdrCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Print the log.
+    /// Print the log (and check it, as `verify` does).
     Show {
         /// Only the last N entries.
         #[arg(long)]
         last: Option<usize>,
+        /// Also print the sealed query terms (numbers, Call-IDs) of reads whose key still
+        /// exists. Needs an active grant, and is itself audited.
+        #[arg(long)]
+        reveal: bool,
     },
-    /// Check the hash chain.
+    /// Check the hash chain, every entry's MAC and the anchor of the newest entry.
     Verify,
 }
 
@@ -247,15 +313,26 @@ impl Filter {
             })
     }
 
+    /// The query without personal data: the range, and which filters were used.
     fn describe(&self, from: i64, to: i64) -> String {
         let mut d = format!("from {} to {}", day_of(from), day_of(to));
-        if let Some(c) = &self.call_id {
-            d.push_str(&format!(" call-id {c}"));
-        }
-        if let Some(n) = &self.number {
-            d.push_str(&format!(" number {n}"));
+        let used: Vec<&str> = self.terms().iter().map(|(name, _)| *name).collect();
+        if !used.is_empty() {
+            d.push_str(&format!(" by {} (sealed)", used.join(", ")));
         }
         d
+    }
+
+    /// The personal query terms, sealed in the audit entry.
+    fn terms(&self) -> Vec<(&'static str, &str)> {
+        let mut t = Vec::new();
+        if let Some(c) = &self.call_id {
+            t.push(("call-id", c.as_str()));
+        }
+        if let Some(n) = &self.number {
+            t.push(("number", n.as_str()));
+        }
+        t
     }
 }
 
@@ -285,20 +362,19 @@ fn read_records(
     action: &str,
     filter: &Filter,
     now: i64,
-) -> Result<Vec<CallRecord>> {
+) -> Result<(Vec<CallRecord>, Status)> {
     let (from, to) = filter.range.resolve(now)?;
-    let reader = CdrReader::open(&cli.dir, &cli.kek, grant)?;
-    let report = reader.read_range(from, to)?;
-    for f in &report.findings {
-        eprintln!("relayctl: warning: {f}");
-    }
-    let records: Vec<CallRecord> = report
-        .records
-        .into_iter()
-        .filter(|r| filter.matches(r))
-        .collect();
+    let reader = CdrReader::open(&cli.config(), grant)?;
+    // Filtered while reading: only matching records are kept in memory.
+    let mut records = Vec::new();
+    let findings = reader.visit_range(from, to, &mut |r| {
+        if filter.matches(r) {
+            records.push(r.clone());
+        }
+    })?;
+    let status = report(&findings);
     let ids: Vec<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
-    access.audit(
+    access.audit_read(
         now,
         &who(),
         action,
@@ -309,23 +385,107 @@ fn read_records(
             records.len(),
             ids.join(" ")
         ),
+        &filter.terms(),
     )?;
-    Ok(records)
+    Ok((records, status))
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let now = SystemClock.now_ms();
-    let access = Access::new(&cli.dir);
-    match &cli.command {
-        Command::Calls { admin_socket } | Command::Trunks { admin_socket } => {
-            return live(admin_socket, matches!(cli.command, Command::Calls { .. }));
-        }
-        Command::Keygen { out } => {
-            Kek::generate(out)?;
+fn print_csv(records: &[CallRecord]) {
+    println!("record_id,setup,answer,end,duration_s,ended_by,end_reason,leg0_call_id,leg0_from,leg0_to,leg0_trunk,leg1_call_id,leg1_trunk");
+    for r in records {
+        let l0 = r.legs.first();
+        let l1 = r.legs.get(1);
+        let cols = [
+            r.record_id.clone(),
+            time_str(r.setup_ms),
+            r.answer_ms.map(time_str).unwrap_or_default(),
+            time_str(r.end_ms),
+            (r.duration_ms() / 1000).to_string(),
+            format!("{:?}", r.ended_by).to_lowercase(),
+            r.end_reason.label(),
+            l0.map(|l| l.call_id.clone()).unwrap_or_default(),
+            l0.and_then(|l| l.from_number.clone()).unwrap_or_default(),
+            l0.and_then(|l| l.to_number.clone()).unwrap_or_default(),
+            l0.map(|l| l.trunk.clone()).unwrap_or_default(),
+            l1.map(|l| l.call_id.clone()).unwrap_or_default(),
+            l1.map(|l| l.trunk.clone()).unwrap_or_default(),
+        ];
+        println!(
+            "{}",
+            cols.iter()
+                .map(|c| csv_field(c))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+}
+
+fn print_stats(rows: &[HourStats], format: Format) -> Result<()> {
+    match format {
+        Format::Csv => print!("{}", stats::to_csv(rows)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Table => {
             println!(
-                "wrote a new key-encryption key to {} (mode 0600)",
-                out.display()
+                "{:<18} {:<12} {:>9} {:>9} {:>6} {:>9}  failed",
+                "hour", "trunk", "attempted", "answered", "ASR", "minutes"
             );
+            for r in rows {
+                let failed: Vec<String> =
+                    r.failed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "{:<18} {:<12} {:>9} {:>9} {:>5.1}% {:>9.1}  {}",
+                    r.hour,
+                    r.trunk,
+                    r.attempted,
+                    r.answered,
+                    100.0 * r.asr(),
+                    r.minutes,
+                    failed.join(" ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the audit log; a break is reported on stderr as damage.
+fn audit_check(access: &Access) -> Result<(Status, usize)> {
+    let check = access.verify()?;
+    match &check.problem {
+        Some(p) => {
+            eprintln!("relayctl: damage: {p}");
+            Ok((Status::Damaged, check.entries))
+        }
+        None => {
+            if !check.anchored {
+                eprintln!("relayctl: note: the audit log was written by the first version and is not anchored yet; the next audited action anchors it");
+            }
+            Ok((Status::Clean, check.entries))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Status> {
+    let now = SystemClock.now_ms();
+    let config = cli.config();
+    if let Command::Calls { admin_socket } | Command::Trunks { admin_socket } = &cli.command {
+        live(admin_socket, matches!(cli.command, Command::Calls { .. }))?;
+        return Ok(Status::Clean);
+    }
+    if let Command::Keygen { out } = &cli.command {
+        Kek::generate(out)?;
+        println!(
+            "wrote a new key-encryption key to {} (mode 0600)",
+            out.display()
+        );
+        return Ok(Status::Clean);
+    }
+    // Every other command opens the store, and refuses a bad KEK the same way.
+    let access = Access::open(&config)?;
+    let mut status = Status::Clean;
+    match &cli.command {
+        Command::Keygen { .. } | Command::Calls { .. } | Command::Trunks { .. } => {
+            unreachable!("handled above")
         }
         Command::Access { command } => match command {
             AccessCommand::Grant { reason, ttl } => {
@@ -348,6 +508,10 @@ fn run(cli: Cli) -> Result<()> {
                         g.reason
                     );
                 }
+                for f in access.forged()? {
+                    eprintln!("relayctl: damage: grant file {f} is not authentic (written or changed by hand): refused");
+                    status = Status::Damaged;
+                }
             }
             AccessCommand::Revoke { id } => {
                 access.revoke(id, &who(), now)?;
@@ -358,7 +522,9 @@ fn run(cli: Cli) -> Result<()> {
             let grant = access.require(&who(), now)?;
             match command {
                 CdrCommand::List { filter } => {
-                    let records = read_records(&cli, &access, &grant, "cdr list", filter, now)?;
+                    let (records, s) =
+                        read_records(&cli, &access, &grant, "cdr list", filter, now)?;
+                    status = s;
                     println!(
                         "{:<20} {:<25} {:<18} {:<18} {:>8} end",
                         "record", "ended (UTC)", "from", "to", "secs"
@@ -383,7 +549,9 @@ fn run(cli: Cli) -> Result<()> {
                         call_id: None,
                         number: None,
                     };
-                    let records = read_records(&cli, &access, &grant, "cdr show", &filter, now)?;
+                    let (records, s) =
+                        read_records(&cli, &access, &grant, "cdr show", &filter, now)?;
+                    status = s;
                     let r = records
                         .iter()
                         .find(|r| &r.record_id == record_id)
@@ -391,42 +559,16 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(r)?);
                 }
                 CdrCommand::Export { filter, format } => {
-                    let records = read_records(&cli, &access, &grant, "cdr export", filter, now)?;
+                    let (records, s) =
+                        read_records(&cli, &access, &grant, "cdr export", filter, now)?;
+                    status = s;
                     match format {
                         ExportFormat::Json => {
                             for r in &records {
                                 println!("{}", serde_json::to_string(r)?);
                             }
                         }
-                        ExportFormat::Csv => {
-                            println!("record_id,setup,answer,end,duration_s,ended_by,end_reason,leg0_call_id,leg0_from,leg0_to,leg0_trunk,leg1_call_id,leg1_trunk");
-                            for r in &records {
-                                let l0 = r.legs.first();
-                                let l1 = r.legs.get(1);
-                                let cols = [
-                                    r.record_id.clone(),
-                                    time_str(r.setup_ms),
-                                    r.answer_ms.map(time_str).unwrap_or_default(),
-                                    time_str(r.end_ms),
-                                    (r.duration_ms() / 1000).to_string(),
-                                    format!("{:?}", r.ended_by).to_lowercase(),
-                                    r.end_reason.label(),
-                                    l0.map(|l| l.call_id.clone()).unwrap_or_default(),
-                                    l0.and_then(|l| l.from_number.clone()).unwrap_or_default(),
-                                    l0.and_then(|l| l.to_number.clone()).unwrap_or_default(),
-                                    l0.map(|l| l.trunk.clone()).unwrap_or_default(),
-                                    l1.map(|l| l.call_id.clone()).unwrap_or_default(),
-                                    l1.map(|l| l.trunk.clone()).unwrap_or_default(),
-                                ];
-                                println!(
-                                    "{}",
-                                    cols.iter()
-                                        .map(|c| csv_field(c))
-                                        .collect::<Vec<_>>()
-                                        .join(",")
-                                );
-                            }
-                        }
+                        ExportFormat::Csv => print_csv(&records),
                     }
                 }
             }
@@ -437,49 +579,56 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let (from, to) = range.resolve(now)?;
-            let mut rows: Vec<HourStats> =
-                stats::load_folded(&cli.dir, &day_of(from), &day_of(to))?
-                    .into_values()
-                    .flatten()
-                    .collect();
-            // Days not purged yet are aggregated on the fly; only aggregates leave this process.
-            let folded: std::collections::BTreeSet<String> =
-                rows.iter().map(|r| r.hour[..10].to_owned()).collect();
-            rows.extend(live_stats(&cli, from, to, &folded)?);
-            rows.retain(|r| trunk.as_ref().is_none_or(|t| &r.trunk == t));
+            let (first, last) = (day_of(from), day_of(to));
+            let mut rows: Vec<HourStats> = stats::load_folded(&cli.dir, &first, &last)?
+                .into_values()
+                .flatten()
+                .collect();
+            // Days not purged yet come from their sealed checkpoints; only aggregates leave.
+            let folded: BTreeSet<String> = rows.iter().map(|r| r.hour[..10].to_owned()).collect();
+            let live = cdr::live_stats(&config, &first, &last, &folded)?;
+            status = report(&live.findings);
+            rows.extend(live.rows);
+            // Whole hours: an hour is shown if it starts inside the range.
+            let (from_hour, to_hour) = (stats_hour(from), stats_hour(to));
+            rows.retain(|r| {
+                trunk.as_ref().is_none_or(|t| &r.trunk == t)
+                    && r.hour.as_str() >= from_hour.as_str()
+                    && r.hour.as_str() <= to_hour.as_str()
+            });
             rows.sort_by(|a, b| (&a.hour, &a.trunk).cmp(&(&b.hour, &b.trunk)));
-            match format {
-                Format::Csv => print!("{}", stats::to_csv(&rows)),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-                Format::Table => {
-                    println!(
-                        "{:<18} {:<12} {:>9} {:>9} {:>6} {:>9}  failed",
-                        "hour", "trunk", "attempted", "answered", "ASR", "minutes"
-                    );
-                    for r in &rows {
-                        let failed: Vec<String> =
-                            r.failed.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                        println!(
-                            "{:<18} {:<12} {:>9} {:>9} {:>5.1}% {:>9.1}  {}",
-                            r.hour,
-                            r.trunk,
-                            r.attempted,
-                            r.answered,
-                            100.0 * r.asr(),
-                            r.minutes,
-                            failed.join(" ")
-                        );
-                    }
-                }
-            }
+            print_stats(&rows, *format)?;
         }
         Command::Audit { command } => match command {
-            AuditCommand::Show { last } => {
+            AuditCommand::Show { last, reveal } => {
+                let grant = if *reveal {
+                    let g = access.require(&who(), now)?;
+                    access.audit(now, &who(), "audit reveal", Some(&g), "query terms shown")?;
+                    Some(g)
+                } else {
+                    None
+                };
                 let entries = access.entries()?;
                 let skip = last.map_or(0, |n| entries.len().saturating_sub(n));
                 for e in entries.iter().skip(skip) {
+                    let terms = match (&grant, access.reveal(e)?) {
+                        (None, Revealed::None) | (Some(_), Revealed::None) => String::new(),
+                        (None, _) => " terms=<sealed>".into(),
+                        (Some(_), Revealed::Shredded) => " terms=<shredded: key destroyed>".into(),
+                        (Some(_), Revealed::Damaged) => {
+                            status = Status::Damaged;
+                            " terms=<damaged>".into()
+                        }
+                        (Some(_), Revealed::Terms(t)) => format!(
+                            " terms={}",
+                            t.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        ),
+                    };
                     println!(
-                        "{}  {:<10} {:<11} grant={} reason={:?} {}",
+                        "{}  {:<10} {:<13} grant={} reason={:?} {}{terms}",
                         time_str(e.ts_ms),
                         e.who,
                         e.action,
@@ -488,11 +637,18 @@ fn run(cli: Cli) -> Result<()> {
                         e.detail
                     );
                 }
+                status = status.and(audit_check(&access)?.0);
             }
-            AuditCommand::Verify => println!("audit log intact: {} entries", access.verify()?),
+            AuditCommand::Verify => {
+                let (s, entries) = audit_check(&access)?;
+                status = s;
+                if s == Status::Clean {
+                    println!("audit log intact: {entries} entries");
+                }
+            }
         },
         Command::Purge { retention_days } => {
-            let mut config = CdrConfig::new(&cli.dir, &cli.kek);
+            let mut config = config.clone();
             config.retention_days = *retention_days;
             let kek = Kek::load(&cli.kek)?;
             let report = cdr::purge(&config, &kek, now)?;
@@ -509,37 +665,13 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(status)
 }
 
-/// Aggregates of the days in range that are not folded yet.
-fn live_stats(
-    cli: &Cli,
-    from: i64,
-    to: i64,
-    folded: &std::collections::BTreeSet<String>,
-) -> Result<Vec<HourStats>> {
-    let reader = match cdr::stats_reader(&cli.dir, &cli.kek) {
-        Ok(r) => r,
-        // Without the KEK only folded statistics can be shown.
-        Err(cdr::CdrError::KeyFile(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut records = Vec::new();
-    for day in reader
-        .days()?
-        .into_iter()
-        .filter(|d| *d >= day_of(from) && *d <= day_of(to) && !folded.contains(d))
-    {
-        records.extend(
-            reader
-                .read_day(&day)?
-                .records
-                .into_iter()
-                .filter(|r| r.end_ms >= from && r.end_ms <= to),
-        );
-    }
-    Ok(stats::fold(&records))
+/// The hour label (`YYYY-MM-DDTHH:00Z`) of the hour containing `ms`.
+fn stats_hour(ms: i64) -> String {
+    let hour = ms.div_euclid(3_600_000).rem_euclid(24);
+    format!("{}T{hour:02}:00Z", day_of(ms))
 }
 
 /// `relayctl calls` / `relayctl trunks`: what relay-control says on its admin socket.
@@ -590,7 +722,8 @@ fn live(socket: &std::path::Path, calls: bool) -> Result<()> {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Status::Clean) => ExitCode::SUCCESS,
+        Ok(Status::Damaged) => ExitCode::from(3),
         Err(e) => {
             eprintln!("relayctl: error: {e:#}");
             ExitCode::from(2)

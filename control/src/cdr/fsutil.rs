@@ -46,3 +46,30 @@ pub(crate) fn remove_durably(path: &Path) -> io::Result<()> {
         Err(e) => Err(e),
     }
 }
+
+/// Creates `path` (which must not exist) with mode 0600, writes `data` and syncs it.
+pub(crate) fn write_new_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// Replaces `path` with `data` atomically but without waiting for the disk: for files that
+/// are rebuilt from durable data when a crash loses them (the statistics checkpoints).
+pub(crate) fn replace_unsynced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+    }
+    fs::rename(&tmp, path)
+}

@@ -1,30 +1,42 @@
 //! Call-detail records: encrypted at rest, purged after at most 30 days by crypto-shredding,
 //! anonymised statistics that outlive them, and reads only under a just-in-time grant.
 //!
-//! Layout under the store directory (all files 0600, directories 0700):
+//! Two directories: the data directory and, outside it, the key directory (default: the data
+//! directory's sibling `<name>-keys`, e.g. `/var/lib/relay/cdr-keys`). Files are 0600,
+//! directories 0700. What each file holds, and how long:
 //!
 //! ```text
-//! keys/<day>.key            the day's AES-256-GCM data key, wrapped by the KEK
-//! segments/<day>/<seq>.seg  append-only records of calls that ended that UTC day
-//! segments/<day>/<seq>.count  the sealed manifest of the last group commit
-//! stats/<day>.json          anonymised hourly aggregates per trunk, folded at purge
-//! access/grants/<id>.json   just-in-time read grants
-//! audit/<yyyy-mm>.jsonl     append-only, hash-chained audit log
+//! <keys>/<day>.key             the day's AES-256-GCM data key, wrapped by the KEK     until the day is purged
+//! <keys>/audit/<day>.key       the key of that day's audit query terms, wrapped       until the day is purged
+//! segments/<day>/<seq>.seg     records of calls that ended that UTC day, with commit  until the day is purged
+//!                              frames (segment.rs)
+//! segments/<day>/<seq>.count   the sealed manifest of the segment's last commit       until the day is purged
+//! segments/<day>/<seq>.stats   sealed hourly aggregates of the segment so far         until the day is purged
+//! segments/<day>/index         the sealed list of the day's segments (day.rs)         until the day is purged
+//! stats/<day>.json             anonymised hourly aggregates per trunk, merged from    stats_retention_days (400)
+//!                              the checkpoints at the purge
+//! access/grants/<id>.json      just-in-time read grants, MAC'd                        until they lapse (24 h at most)
+//! audit/<yyyy-mm>.jsonl        append-only, hash-chained, MAC'd audit log; query      audit_retention_days (400);
+//!                              terms sealed under the day's audit key                 terms shredded with the key
+//! audit/head.json              the MAC'd anchor of the newest audit entry             as long as the log
 //! ```
 //!
 //! * [`CdrStore`] is the writer the control plane owns: [`CdrStore::submit`] queues a record
 //!   (bounded queue; the control plane never blocks on disk), [`CdrStore::write`] waits until
-//!   it is durable. A writer thread group-commits: appends a batch, fsyncs, then writes the
-//!   manifest; only then are the records acknowledged. On an I/O error (disk full) the batch
-//!   stays queued and is retried; what was committed is never touched.
-//! * [`CdrReader`] reads and verifies records for `relayctl`; it is handed out only with a
-//!   [`Grant`](access::Grant), and every read is audited.
-//! * [`purge`] folds each day older than the retention into statistics, destroys its key
-//!   (zeroised in memory, wrapped copy deleted and synced), then deletes its segments. After
-//!   that no copy of the segment files can be decrypted: the key exists nowhere. Keep `keys/`
-//!   out of backups (or back it up with the same retention) for that promise to hold.
+//!   it is durable. A writer thread group-commits: appends a batch and a commit frame in one
+//!   write, one `fdatasync`; only then are the records acknowledged, and their statistics
+//!   folded. On an I/O error (disk full) the batch stays queued and is retried in a new
+//!   segment; what was committed is never touched.
+//! * [`CdrReader`] reads and verifies records for `relayctl`; it is handed out only with an
+//!   authentic [`Grant`](access::Grant), and every read is audited.
+//! * [`purge`] merges each expired day's statistics checkpoints, destroys its key (zeroised in
+//!   memory, wrapped copy deleted and synced), then deletes its segments. After that no copy
+//!   of the data directory can be decrypted: the key exists nowhere. The key directory is
+//!   outside the data directory so that backups of the data directory never hold keys; keep
+//!   the key directory out of backups (or back it up with the same retention).
 
 mod crypto;
+mod day;
 mod fsutil;
 mod record;
 mod segment;
@@ -39,8 +51,8 @@ pub use crypto::{Kek, KEY_LEN};
 pub use record::{CallRecord, EndReason, EndedBy, LegRecord, MediaRecord, SCHEMA_VERSION};
 pub use segment::Finding;
 pub use store::{
-    purge, CdrConfig, CdrReader, CdrStore, Clock, MetricsSnapshot, PurgeReport, ReadReport,
-    SystemClock, MAX_RETENTION_DAYS,
+    default_keys_dir, live_stats, purge, CdrConfig, CdrReader, CdrStore, Clock, LiveStats,
+    MetricsSnapshot, PurgeReport, ReadReport, SystemClock, MAX_RETENTION_DAYS,
 };
 
 /// Errors of the CDR store and `relayctl`.
@@ -95,16 +107,6 @@ pub(crate) fn age_in_days(day: &str, now_ms: i64) -> Option<i64> {
         .ok()?
         .date();
     Some((today - date).whole_days())
-}
-
-/// A reader for aggregating statistics only: `relayctl stats` uses it for days not yet
-/// folded, and prints nothing but aggregates.
-#[doc(hidden)]
-pub fn stats_reader(
-    dir: &std::path::Path,
-    kek_file: &std::path::Path,
-) -> Result<CdrReader, CdrError> {
-    CdrReader::open_internal(dir, kek_file)
 }
 
 #[cfg(test)]

@@ -168,8 +168,17 @@ pub async fn run(
 
     let cdr = match &file.cdr {
         Some(c) => Some(
-            CdrStore::open(CdrConfig::new(&c.dir, &c.kek), Arc::new(SystemClock))
-                .map_err(|e| ShellError::Cdr(e.to_string()))?,
+            CdrStore::open(
+                {
+                    let mut config = CdrConfig::new(&c.dir, &c.kek);
+                    if let Some(keys) = &c.keys {
+                        config.keys_dir = keys.clone();
+                    }
+                    config
+                },
+                Arc::new(SystemClock),
+            )
+            .map_err(|e| ShellError::Cdr(e.to_string()))?,
         ),
         None => None,
     };

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use relay_control::cdr::access::{Access, Grant};
 use relay_control::cdr::{
-    CallRecord, CdrConfig, Clock, EndReason, EndedBy, Kek, LegRecord, MediaRecord, SCHEMA_VERSION,
+    CallRecord, CdrConfig, CdrReader, Clock, EndReason, EndedBy, Kek, LegRecord, MediaRecord,
+    SCHEMA_VERSION,
 };
 
 /// 2026-11-27T12:00:00Z.
@@ -107,4 +109,66 @@ pub fn segment_files(store: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The store's grants and audit log.
+pub fn access(config: &CdrConfig) -> Access {
+    Access::open(config).unwrap()
+}
+
+/// A fresh ten-minute grant for `tester`, given at `T0`.
+pub fn grant(config: &CdrConfig) -> Grant {
+    access(config)
+        .grant(
+            "tester",
+            "unit test",
+            std::time::Duration::from_secs(600),
+            T0,
+        )
+        .unwrap()
+}
+
+/// A reader under a fresh grant.
+pub fn open_reader(config: &CdrConfig) -> CdrReader {
+    CdrReader::open(config, &grant(config)).unwrap()
+}
+
+/// Every file under `root`, recursively, sorted.
+pub fn all_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copies the tree `from` to `to` (created), keeping file modes.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// Whether `haystack` contains `needle`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
