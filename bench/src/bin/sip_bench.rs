@@ -72,6 +72,10 @@ struct GenArgs {
     /// Seconds a transaction may take before the call counts as failed.
     #[arg(long, default_value_t = 10)]
     call_timeout: u64,
+    /// ACK every TCP segment at once (TCP_QUICKACK) instead of delaying ACKs: shows what a
+    /// peer that waits for ACKs (Nagle's algorithm) loses to delayed ACKs.
+    #[arg(long)]
+    quickack: bool,
 }
 
 impl GenArgs {
@@ -98,6 +102,7 @@ impl GenArgs {
             drain: Duration::from_secs(self.call_timeout),
             callee_prefix: "+4930".into(),
             markers: false,
+            quickack: self.quickack,
         }
     }
 }
@@ -189,6 +194,13 @@ struct RunArgs {
     /// Keep the run's directory.
     #[arg(long)]
     keep: bool,
+    /// Throughput only, no memory run.
+    #[arg(long)]
+    no_memory: bool,
+    /// The generator ACKs every TCP segment at once (TCP_QUICKACK) instead of delaying its
+    /// ACKs as peers usually do: shows what an SBC that waits for ACKs (Nagle) loses.
+    #[arg(long)]
+    quickack: bool,
 }
 
 fn print_result(json: &impl serde::Serialize) -> Result<()> {
@@ -273,6 +285,8 @@ fn main() -> Result<()> {
                 mem_calls: a.mem_calls,
                 kamailio_children: a.kamailio_children,
                 keep: a.keep,
+                no_memory: a.no_memory,
+                quickack: a.quickack,
             };
             run::run(&cfg).map(drop)
         }

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -73,6 +74,9 @@ pub struct LoadConfig {
     pub callee_prefix: String,
     /// Print `MEASURE start` / `MEASURE end` on stdout as the window opens and closes.
     pub markers: bool,
+    /// Acknowledge every TCP segment at once (`TCP_QUICKACK` after each read) instead of
+    /// the kernel's delayed ACK: a diagnosis of a peer that waits for ACKs (Nagle).
+    pub quickack: bool,
 }
 
 impl LoadConfig {
@@ -98,6 +102,7 @@ impl LoadConfig {
             drain: Duration::from_secs(3),
             callee_prefix: "+4930".into(),
             markers: false,
+            quickack: false,
         }
     }
 }
@@ -122,6 +127,10 @@ pub struct Report {
     /// INVITE -> 200 of the calls answered in the window: 50th, 90th, 99th, 99.9th
     /// percentile and maximum, milliseconds.
     pub invite_to_200_ms: [f64; 5],
+    /// Of those: from the UAC's INVITE to the SBC's INVITE at the UAS (same percentiles).
+    pub invite_forwarded_ms: [f64; 5],
+    /// And from the UAS's 200 to the SBC's 200 at the UAC (data-plane programming included).
+    pub answer_forwarded_ms: [f64; 5],
     /// INVITEs, ACKs and BYEs the UAS received.
     pub uas_invites: u64,
     /// ACKs at the UAS.
@@ -146,6 +155,7 @@ impl Report {
         let mut s = format!(
             "completed {} calls in {:.1} s: {:.0} calls/s (started {}, completed {}, failed {}{})\n\
              INVITE->200 ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
+             of which INVITE at the UAS after p50 {:.2} p99 {:.2}; its 200 at the UAC after p50 {:.2} p99 {:.2}\n\
              UAS saw {} INVITE, {} ACK, {} BYE; keys re-keyed both ways on {} calls, passed through on {}",
             self.completed_in_window,
             self.window_s,
@@ -163,6 +173,10 @@ impl Report {
             p[2],
             p[3],
             p[4],
+            self.invite_forwarded_ms[0],
+            self.invite_forwarded_ms[2],
+            self.answer_forwarded_ms[0],
+            self.answer_forwarded_ms[2],
             self.uas_invites,
             self.uas_acks,
             self.uas_byes,
@@ -203,6 +217,8 @@ struct Keys {
     uac_offered: String,
     uas_answered: Option<String>,
     passed: bool,
+    /// When the UAS received the SBC's INVITE and answered it.
+    uas_at: Option<Instant>,
 }
 
 struct Conn {
@@ -235,6 +251,8 @@ struct Engine {
     held: Vec<String>,
     confirmed: u64,
     latencies_us: Vec<u32>,
+    forward_us: Vec<u32>,
+    answer_us: Vec<u32>,
     report: Report,
     slot_freed: Rc<Notify>,
     confirmed_notify: Rc<Notify>,
@@ -384,12 +402,19 @@ impl Engine {
         match (cseq.method, status) {
             (Method::Invite, 100..=199) => {}
             (Method::Invite, 200..=299) => {
+                if call.index == 0 && std::env::var_os("SIP_BENCH_SHOW").is_some() {
+                    eprintln!("first 200 at the UAC:\n{}", String::from_utf8_lossy(&m.to_bytes()));
+                }
                 if call.phase != Phase::Inviting {
                     return; // a retransmitted 200: our ACK went on a reliable transport
                 }
                 if now >= self.window.0 && now < self.window.1 {
-                    let us = now.duration_since(call.invited).as_micros();
-                    self.latencies_us.push(us.min(u128::from(u32::MAX)) as u32);
+                    let us = |d: Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
+                    self.latencies_us.push(us(now.duration_since(call.invited)));
+                    if let Some(at) = self.keys.get(&call.index).and_then(|k| k.uas_at) {
+                        self.forward_us.push(us(at.saturating_duration_since(call.invited)));
+                        self.answer_us.push(us(now.saturating_duration_since(at)));
+                    }
                 }
                 if let Some(to) = m.headers.get(StdHeader::To) {
                     call.ids.to = to.to_owned();
@@ -494,6 +519,9 @@ impl Engine {
         match method {
             Method::Invite => {
                 self.report.uas_invites += 1;
+                if self.report.uas_invites == 1 && std::env::var_os("SIP_BENCH_SHOW").is_some() {
+                    eprintln!("first INVITE at the UAS:\n{}", String::from_utf8_lossy(&m.to_bytes()));
+                }
                 let tag = self.ids.hex();
                 let Some(mut r) = msg::response(&m, 200, "OK", Some(&tag)) else {
                     return;
@@ -511,6 +539,7 @@ impl Engine {
                         k.passed = true;
                     }
                     k.uas_answered = Some(key.clone());
+                    k.uas_at = Some(Instant::now());
                 }
                 for rr in m.headers.get_all(StdHeader::RecordRoute) {
                     msg::push(&mut r, StdHeader::RecordRoute, rr.to_owned());
@@ -594,6 +623,7 @@ fn sip_host_port(host: &str, port: u16) -> String {
 /// one write when several are waiting). Returns why it ended.
 async fn stream_io<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
+    quickack: Option<OwnedFd>,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     mut on_message: impl FnMut(Message),
 ) -> String {
@@ -609,6 +639,10 @@ async fn stream_io<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(n) => n,
                     Err(e) => return format!("read: {e}"),
                 };
+                if let Some(fd) = &quickack {
+                    // The kernel clears it again as it sees fit: set it after every read.
+                    let _ = rustix::net::sockopt::set_tcp_quickack(fd, true);
+                }
                 let mut data = &buf[..n];
                 while !data.is_empty() {
                     let taken = decoder.push(data);
@@ -657,10 +691,23 @@ async fn stream_io<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn connect(
-    cfg: &LoadConfig,
-    connector: &TlsConnector,
-) -> Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, SocketAddr)> {
+/// A second handle on `tcp`'s socket for `TCP_QUICKACK`, if asked for.
+fn quickack_fd(cfg: &LoadConfig, tcp: &tokio::net::TcpStream) -> Option<OwnedFd> {
+    if !cfg.quickack {
+        return None;
+    }
+    let fd = tcp.as_fd().try_clone_to_owned().ok()?;
+    let _ = rustix::net::sockopt::set_tcp_quickack(&fd, true);
+    Some(fd)
+}
+
+type Connected = (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    SocketAddr,
+    Option<OwnedFd>,
+);
+
+async fn connect(cfg: &LoadConfig, connector: &TlsConnector) -> Result<Connected> {
     let socket = match cfg.uac_bind {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
@@ -673,6 +720,7 @@ async fn connect(
         .map_err(|_| anyhow!("connecting to {} timed out", cfg.target))?
         .with_context(|| format!("connecting to {}", cfg.target))?;
     tcp.set_nodelay(true)?;
+    let quick = quickack_fd(cfg, &tcp);
     let local = tcp.local_addr()?;
     let name = ServerName::try_from(cfg.server_name.clone())
         .map_err(|e| anyhow!("server name {}: {e}", cfg.server_name))?;
@@ -680,10 +728,10 @@ async fn connect(
         .await
         .map_err(|_| anyhow!("TLS handshake with {} timed out", cfg.target))?
         .with_context(|| format!("TLS handshake with {}", cfg.target))?;
-    Ok((tls, local))
+    Ok((tls, local, quick))
 }
 
-fn uas_task(engine: Shared, listener: TcpListener, acceptor: TlsAcceptor) {
+fn uas_task(engine: Shared, listener: TcpListener, acceptor: TlsAcceptor, quickack: bool) {
     tokio::task::spawn_local(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -692,6 +740,11 @@ fn uas_task(engine: Shared, listener: TcpListener, acceptor: TlsAcceptor) {
             let _ = tcp.set_nodelay(true);
             let Ok(local) = tcp.local_addr() else {
                 continue;
+            };
+            let quick = if quickack {
+                tcp.as_fd().try_clone_to_owned().ok()
+            } else {
+                None
             };
             let acceptor = acceptor.clone();
             let engine = engine.clone();
@@ -703,7 +756,10 @@ fn uas_task(engine: Shared, listener: TcpListener, acceptor: TlsAcceptor) {
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 let reply = tx.clone();
-                stream_io(tls, rx, |m| engine.borrow_mut().on_uas(&reply, local, m)).await;
+                stream_io(tls, quick, rx, |m| {
+                    engine.borrow_mut().on_uas(&reply, local, m)
+                })
+                .await;
             });
         }
     });
@@ -731,6 +787,8 @@ async fn setup(cfg: &LoadConfig, hold_forever: bool) -> Result<Setup> {
         held: Vec::new(),
         confirmed: 0,
         latencies_us: Vec::new(),
+        forward_us: Vec::new(),
+        answer_us: Vec::new(),
         report: Report::default(),
         slot_freed: Rc::new(Notify::new()),
         confirmed_notify: Rc::new(Notify::new()),
@@ -740,11 +798,11 @@ async fn setup(cfg: &LoadConfig, hold_forever: bool) -> Result<Setup> {
             .await
             .with_context(|| format!("UAS listening on {at}"))?;
         let acceptor = TlsAcceptor::from(super::pki::server_config(&cfg.uas_cert, &cfg.uas_key)?);
-        uas_task(engine.clone(), listener, acceptor);
+        uas_task(engine.clone(), listener, acceptor, cfg.quickack);
     }
     let connector = TlsConnector::from(super::pki::client_config(&cfg.ca)?);
     for i in 0..cfg.connections {
-        let (tls, local) = connect(cfg, &connector).await?;
+        let (tls, local, quick) = connect(cfg, &connector).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let host = sip_host_port(&local.ip().to_string(), local.port());
         engine.borrow_mut().conns.push(Conn {
@@ -754,7 +812,7 @@ async fn setup(cfg: &LoadConfig, hold_forever: bool) -> Result<Setup> {
         });
         let e = engine.clone();
         tokio::task::spawn_local(async move {
-            let why = stream_io(tls, rx, |m| {
+            let why = stream_io(tls, quick, rx, |m| {
                 let me = e.clone();
                 e.borrow_mut().on_uac(i, m, Instant::now(), &me);
             })
@@ -875,6 +933,8 @@ pub fn run(cfg: &LoadConfig) -> Result<Report> {
         e.report.window_s = window;
         e.report.calls_per_s = e.report.completed_in_window as f64 / window;
         e.report.invite_to_200_ms = percentiles(std::mem::take(&mut e.latencies_us));
+        e.report.invite_forwarded_ms = percentiles(std::mem::take(&mut e.forward_us));
+        e.report.answer_forwarded_ms = percentiles(std::mem::take(&mut e.answer_us));
         e.conns.clear();
         Ok(e.report.clone())
     })
@@ -910,7 +970,7 @@ pub fn hold(
         let Setup { engine, connector } = setup(cfg, true).await?;
         let mut idle_conns = Vec::new();
         for _ in 0..idle {
-            let (tls, _) = connect(cfg, &connector).await?;
+            let (tls, _, _) = connect(cfg, &connector).await?;
             idle_conns.push(tls);
         }
         let connections = cfg.connections + idle_conns.len();

@@ -86,6 +86,10 @@ pub struct RunConfig {
     pub kamailio_children: u32,
     /// Keep the run's directory (logs, configuration) afterwards.
     pub keep: bool,
+    /// Skip the memory run.
+    pub no_memory: bool,
+    /// The generator ACKs every TCP segment at once (see `LoadConfig::quickack`).
+    pub quickack: bool,
 }
 
 /// One SBC's figures.
@@ -97,7 +101,8 @@ pub struct SutResult {
     pub load: Report,
     /// CPU of the signalling processes over the window, percent of one core.
     pub sbc_cpu_pct: f64,
-    /// CPU of the media relay over the window.
+    /// CPU of the media relay over the window (relay-dataplane: without its polling
+    /// worker, so its control socket's threads only).
     pub media_cpu_pct: f64,
     /// CPU of the generator over the window.
     pub gen_cpu_pct: f64,
@@ -111,6 +116,11 @@ pub struct SutResult {
 }
 
 impl SutResult {
+    /// CPU microseconds per completed call, signalling and media relay together.
+    pub fn cpu_us_per_call(&self) -> f64 {
+        (self.sbc_cpu_pct + self.media_cpu_pct) * 1e4 / self.load.calls_per_s.max(1e-9)
+    }
+
     /// Bytes per connection and per held call of the signalling processes, and per held call
     /// of the media relay.
     pub fn per_unit(&self) -> (f64, f64, f64) {
@@ -188,6 +198,17 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Result<Netns> {
+        // Namespaces of earlier runs that were killed before they could clean up.
+        for line in sh(&["ip", "netns", "list"])?.lines() {
+            let Some(old) = line.split_whitespace().next() else {
+                continue;
+            };
+            if let Some(pid) = old.strip_prefix("sipbench-") {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = sh(&["ip", "netns", "del", old]);
+                }
+            }
+        }
         let name = format!("sipbench-{}", std::process::id());
         sh(&["ip", "netns", "add", &name])?;
         let ns = Netns(name);
@@ -299,9 +320,10 @@ fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+/// utime + stime of `/proc/{what}` (a PID: the process, all its threads; `PID/task/TID`:
+/// one thread), in clock ticks.
+fn cpu_ticks(what: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{what}/stat")) else {
         return 0;
     };
     // Fields after the command name (which may hold spaces) in parentheses.
@@ -431,6 +453,8 @@ struct Sut {
     signalling: u32,
     /// The media relay.
     media: u32,
+    /// Its busy-polling thread, left out of its CPU figure (relay-dataplane's worker).
+    media_poller: Option<u32>,
     logs: Vec<PathBuf>,
 }
 
@@ -472,6 +496,7 @@ fn generator_args(cfg: &RunConfig, pki: &BenchPki) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(cfg.quickack.then(|| "--quickack".to_owned()))
     .collect()
 }
 
@@ -495,11 +520,17 @@ fn start_ours(ns: &Netns, cfg: &RunConfig, dir: &Path, pki: &BenchPki) -> Result
     })?;
     // The polling thread: the one that has used the most CPU after a moment.
     std::thread::sleep(Duration::from_millis(700));
+    let task = |tid: u32| format!("{}/task/{tid}", dp.pid());
     let busiest = std::fs::read_dir(format!("/proc/{}/task", dp.pid()))?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .max_by_key(|tid| cpu_ticks(*tid))
+        .max_by_key(|tid| cpu_ticks(&task(*tid)))
         .ok_or_else(|| anyhow!("relay-dataplane has no threads"))?;
+    let name = std::fs::read_to_string(format!("/proc/{}/comm", task(busiest)))?;
+    if name.trim().starts_with("control") {
+        bail!("relay-dataplane's busiest thread is {name:?}, not its polling worker");
+    }
     sh(&["chrt", "--idle", "-p", "0", &busiest.to_string()])?;
+    let poller = busiest;
 
     let kek = dir.join("cdr.kek");
     std::fs::write(&kek, "5a".repeat(32))?;
@@ -538,6 +569,7 @@ fn start_ours(ns: &Netns, cfg: &RunConfig, dir: &Path, pki: &BenchPki) -> Result
         procs: vec![rc, dp],
         signalling,
         media,
+        media_poller: Some(poller),
         logs: vec![rc_log, dp_log],
     })
 }
@@ -712,6 +744,7 @@ fn start_reference(ns: &Netns, cfg: &RunConfig, dir: &Path, pki: &BenchPki) -> R
         procs: vec![kam, rtp],
         signalling,
         media,
+        media_poller: None,
         logs: vec![kam_log, rtp_log],
     })
 }
@@ -726,31 +759,36 @@ fn measure(ns: &Netns, cfg: &RunConfig, pki: &BenchPki, sut: &mut Sut, dir: &Pat
     let mut media_mem = [media(), 0, 0];
 
     // Memory: idle connections, then held calls.
-    let hold_log = dir.join(format!("generator-hold-{}.log", sut.signalling));
-    let mut args = vec!["hold".to_owned()];
-    args.extend(generator_args(cfg, pki));
-    args.extend([
-        "--idle-connections".into(),
-        cfg.mem_connections.to_string(),
-        "--calls".into(),
-        cfg.mem_calls.to_string(),
-    ]);
-    let mut g = Generator::start(ns, cfg, &args, &hold_log)?;
-    g.expect("READY connections", Duration::from_secs(120), &hold_log)?;
-    std::thread::sleep(Duration::from_secs(2));
-    sbc_mem[1] = sig();
-    media_mem[1] = media();
-    g.say("calls")?;
-    g.expect("READY calls", Duration::from_secs(300), &hold_log)?;
-    std::thread::sleep(Duration::from_secs(2));
-    sbc_mem[2] = sig();
-    media_mem[2] = media();
-    sut.check_alive()?;
-    g.say("hangup")?;
-    let line = g.expect("RESULT ", Duration::from_secs(120), &hold_log)?;
-    let hold: HoldReport = serde_json::from_str(&line["RESULT ".len()..])?;
-    drop(g);
-    std::thread::sleep(Duration::from_secs(3));
+    let hold = if cfg.no_memory {
+        HoldReport::default()
+    } else {
+        let hold_log = dir.join(format!("generator-hold-{}.log", sut.signalling));
+        let mut args = vec!["hold".to_owned()];
+        args.extend(generator_args(cfg, pki));
+        args.extend([
+            "--idle-connections".into(),
+            cfg.mem_connections.to_string(),
+            "--calls".into(),
+            cfg.mem_calls.to_string(),
+        ]);
+        let mut g = Generator::start(ns, cfg, &args, &hold_log)?;
+        g.expect("READY connections", Duration::from_secs(120), &hold_log)?;
+        std::thread::sleep(Duration::from_secs(2));
+        sbc_mem[1] = sig();
+        media_mem[1] = media();
+        g.say("calls")?;
+        g.expect("READY calls", Duration::from_secs(300), &hold_log)?;
+        std::thread::sleep(Duration::from_secs(2));
+        sbc_mem[2] = sig();
+        media_mem[2] = media();
+        sut.check_alive()?;
+        g.say("hangup")?;
+        let line = g.expect("RESULT ", Duration::from_secs(120), &hold_log)?;
+        let hold: HoldReport = serde_json::from_str(&line["RESULT ".len()..])?;
+        drop(g);
+        std::thread::sleep(Duration::from_secs(3));
+        hold
+    };
 
     // Throughput.
     let load_log = dir.join(format!("generator-load-{}.log", sut.signalling));
@@ -773,9 +811,14 @@ fn measure(ns: &Netns, cfg: &RunConfig, pki: &BenchPki, sut: &mut Sut, dir: &Pat
     let sample = |s: &Sut| {
         (
             Instant::now(),
-            s.signalling_pids().iter().map(|p| cpu_ticks(*p)).sum::<u64>(),
-            cpu_ticks(s.media),
-            cpu_ticks(gen_pid),
+            s.signalling_pids()
+                .iter()
+                .map(|p| cpu_ticks(&p.to_string()))
+                .sum::<u64>(),
+            cpu_ticks(&s.media.to_string())
+                - s.media_poller
+                    .map_or(0, |t| cpu_ticks(&format!("{}/task/{t}", s.media))),
+            cpu_ticks(&gen_pid.to_string()),
         )
     };
     let timeout = Duration::from_secs(cfg.warmup + 60);
@@ -805,9 +848,26 @@ fn print_result(r: &SutResult) {
     println!("== {}", r.name);
     println!("{}", r.load.summary());
     println!(
-        "CPU over the window: signalling {:.0}% of its core, media relay {:.0}%, generator {:.0}%",
-        r.sbc_cpu_pct, r.media_cpu_pct, r.gen_cpu_pct
+        "CPU over the window: signalling {:.0}% of its core, media relay {:.0}% ({}), generator {:.0}%",
+        r.sbc_cpu_pct,
+        r.media_cpu_pct,
+        if r.name.starts_with("relay") {
+            "its control threads; the polling worker left out"
+        } else {
+            "all of it"
+        },
+        r.gen_cpu_pct
     );
+    println!(
+        "CPU per call: {:.0} us signalling + {:.0} us media relay = {:.0} us: {:.0} calls per CPU-second",
+        r.sbc_cpu_pct * 1e4 / r.load.calls_per_s.max(1e-9),
+        r.media_cpu_pct * 1e4 / r.load.calls_per_s.max(1e-9),
+        r.cpu_us_per_call(),
+        1e6 / r.cpu_us_per_call().max(1e-9)
+    );
+    if r.hold.connections == 0 {
+        return;
+    }
     println!(
         "memory, signalling (KiB): {} at rest, {} with {} TLS connections, {} with {} calls held: {:.0} bytes per connection, {:.0} bytes per call",
         r.sbc_mem_kib[0],
@@ -855,6 +915,9 @@ pub fn run(cfg: &RunConfig) -> Result<Vec<SutResult>> {
         cfg.connections,
         cfg.hold_ms
     );
+    if cfg.quickack {
+        println!("the generator ACKs every TCP segment at once (TCP_QUICKACK), not as a usual peer");
+    }
     let base = tempfile::Builder::new()
         .prefix("sip-bench.")
         .tempdir_in(&cfg.work_dir)
@@ -893,6 +956,10 @@ pub fn run(cfg: &RunConfig) -> Result<Vec<SutResult>> {
         print_result(&r);
         results.push(r);
     }
+    if cfg.keep {
+        let kept = base.keep();
+        println!("kept {}", kept.display());
+    }
     if let [ours, reference] = results.as_slice() {
         println!("== summary");
         println!(
@@ -901,15 +968,22 @@ pub fn run(cfg: &RunConfig) -> Result<Vec<SutResult>> {
             reference.load.calls_per_s,
             ours.load.calls_per_s / reference.load.calls_per_s.max(1e-9)
         );
+        println!(
+            "CPU per call (signalling + media relay control): relay-control {:.0} us, Kamailio + rtpengine {:.0} us: {:.0} vs {:.0} calls per CPU-second, {:.2}x the reference",
+            ours.cpu_us_per_call(),
+            reference.cpu_us_per_call(),
+            1e6 / ours.cpu_us_per_call().max(1e-9),
+            1e6 / reference.cpu_us_per_call().max(1e-9),
+            reference.cpu_us_per_call() / ours.cpu_us_per_call().max(1e-9)
+        );
+        if ours.hold.connections == 0 || reference.hold.connections == 0 {
+            return Ok(results);
+        }
         let (oc, ol, om) = ours.per_unit();
         let (rc, rl, rm) = reference.per_unit();
         println!(
             "bytes per TLS connection: relay-control {oc:.0}, Kamailio {rc:.0}; per held call: relay-control {ol:.0} + relay-dataplane {om:.0}, Kamailio {rl:.0} + rtpengine {rm:.0}"
         );
-    }
-    if cfg.keep {
-        let kept = base.keep();
-        println!("kept {}", kept.display());
     }
     Ok(results)
 }
