@@ -34,5 +34,9 @@ fn the_generator_completes_calls_against_itself_over_tls() {
         assert_eq!(n(k), n("started"), "{k}: {text}");
     }
     assert_eq!(n("rekeyed"), 0, "{text}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -18,7 +18,10 @@ use relay_bench::sipload::load::{self, HoldStep, LoadConfig};
 use relay_bench::sipload::{pki, run};
 
 #[derive(Parser)]
-#[command(name = "sip-bench", about = "New calls per second over SIP/TLS through an SBC")]
+#[command(
+    name = "sip-bench",
+    about = "New calls per second over SIP/TLS through an SBC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

@@ -294,7 +294,11 @@ impl Engine {
         .expect("a SIP URI");
         let ids = DialogIds {
             call_id: format!("{}@{}", self.ids.hex(), c.contact_host),
-            from: format!("<sip:+4940{index:09}@{}>;tag={}", c.contact_host, self.ids.hex()),
+            from: format!(
+                "<sip:+4940{index:09}@{}>;tag={}",
+                c.contact_host,
+                self.ids.hex()
+            ),
             to: format!("<sip:{callee}@{}>", self.cfg.target_host),
         };
         let branch = self.ids.hex();
@@ -403,7 +407,10 @@ impl Engine {
             (Method::Invite, 100..=199) => {}
             (Method::Invite, 200..=299) => {
                 if call.index == 0 && std::env::var_os("SIP_BENCH_SHOW").is_some() {
-                    eprintln!("first 200 at the UAC:\n{}", String::from_utf8_lossy(&m.to_bytes()));
+                    eprintln!(
+                        "first 200 at the UAC:\n{}",
+                        String::from_utf8_lossy(&m.to_bytes())
+                    );
                 }
                 if call.phase != Phase::Inviting {
                     return; // a retransmitted 200: our ACK went on a reliable transport
@@ -412,7 +419,8 @@ impl Engine {
                     let us = |d: Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
                     self.latencies_us.push(us(now.duration_since(call.invited)));
                     if let Some(at) = self.keys.get(&call.index).and_then(|k| k.uas_at) {
-                        self.forward_us.push(us(at.saturating_duration_since(call.invited)));
+                        self.forward_us
+                            .push(us(at.saturating_duration_since(call.invited)));
                         self.answer_us.push(us(now.saturating_duration_since(at)));
                     }
                 }
@@ -491,11 +499,11 @@ impl Engine {
             }
             (Method::Bye, 100..=199) => {}
             (Method::Bye, 200..=299) => {
-                if self.end_call(&call_id).is_some() {
-                    self.report.completed += 1;
-                    if now >= self.window.0 && now < self.window.1 {
-                        self.report.completed_in_window += 1;
-                    }
+                // The call was found above: it ends here.
+                self.end_call(&call_id);
+                self.report.completed += 1;
+                if now >= self.window.0 && now < self.window.1 {
+                    self.report.completed_in_window += 1;
                 }
             }
             (Method::Bye, _) => {
@@ -520,7 +528,10 @@ impl Engine {
             Method::Invite => {
                 self.report.uas_invites += 1;
                 if self.report.uas_invites == 1 && std::env::var_os("SIP_BENCH_SHOW").is_some() {
-                    eprintln!("first INVITE at the UAS:\n{}", String::from_utf8_lossy(&m.to_bytes()));
+                    eprintln!(
+                        "first INVITE at the UAS:\n{}",
+                        String::from_utf8_lossy(&m.to_bytes())
+                    );
                 }
                 let tag = self.ids.hex();
                 let Some(mut r) = msg::response(&m, 200, "OK", Some(&tag)) else {
@@ -927,7 +938,10 @@ pub fn run(cfg: &LoadConfig) -> Result<Report> {
         let mut e = engine.borrow_mut();
         let left = e.outstanding as u64;
         if left > 0 {
-            *e.report.failed.entry("still in progress at the end".into()).or_default() += left;
+            *e.report
+                .failed
+                .entry("still in progress at the end".into())
+                .or_default() += left;
         }
         let window = (w1 - w0).as_secs_f64();
         e.report.window_s = window;
@@ -1038,7 +1052,10 @@ pub fn hold(
         e.stopped = true;
         let left = e.outstanding as u64;
         if left > 0 {
-            *e.report.failed.entry("still in progress at the end".into()).or_default() += left;
+            *e.report
+                .failed
+                .entry("still in progress at the end".into())
+                .or_default() += left;
         }
         e.conns.clear();
         drop(idle_conns);

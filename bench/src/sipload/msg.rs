@@ -20,7 +20,7 @@ impl Ids {
     }
 
     /// The next 64 random-looking bits (xorshift64*).
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -29,7 +29,7 @@ impl Ids {
 
     /// 16 hex digits.
     pub fn hex(&mut self) -> String {
-        format!("{:016x}", self.next())
+        format!("{:016x}", self.next_u64())
     }
 }
 
@@ -140,8 +140,7 @@ mod tests {
     fn an_offer_parses_with_our_sdp_parser_and_its_key_is_found_again() {
         let key = fresh_key();
         let body = sdp("198.18.10.2", 40_000, 7, "1", &key);
-        let parsed =
-            relay_sip::sdp::SessionDescription::parse(&body, &Limits::default()).unwrap();
+        let parsed = relay_sip::sdp::SessionDescription::parse(&body, &Limits::default()).unwrap();
         assert_eq!(parsed.media.len(), 1);
         assert!(parsed.media[0].proto.is_srtp());
         assert_eq!(parsed.media[0].cryptos().count(), 1);

@@ -63,7 +63,12 @@ fn leaf(
 }
 
 /// Makes the CA and both leaves in `dir`.
-pub fn make(dir: &Path, sbc_ips: &[IpAddr], sbc_dns: &[&str], uas_ips: &[IpAddr]) -> Result<BenchPki> {
+pub fn make(
+    dir: &Path,
+    sbc_ips: &[IpAddr],
+    sbc_dns: &[&str],
+    uas_ips: &[IpAddr],
+) -> Result<BenchPki> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;

@@ -330,7 +330,11 @@ fn cpu_ticks(what: &str) -> u64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is field 3 (state): utime is field 14, stime 15.
-    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     get(14) + get(15)
 }
 
@@ -374,7 +378,12 @@ fn tree(pid: u32) -> Vec<u32> {
         .unwrap_or_default();
     while i < all.len() {
         let parent = all[i];
-        all.extend(entries.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        all.extend(
+            entries
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     all
@@ -507,17 +516,29 @@ fn start_ours(ns: &Netns, cfg: &RunConfig, dir: &Path, pki: &BenchPki) -> Result
     dp.args(["run", "--port", "net_ring0,ipv4=198.18.10.10/24"])
         .args(["--port", "net_ring1,ipv4=198.18.20.10/24", "--control"])
         .arg(&socket)
-        .args(["--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "-l"])
+        .args([
+            "--",
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+        ])
         .arg(cfg.gen_core.to_string())
         .args(["--log-level=error", "--vdev=net_ring0", "--vdev=net_ring1"])
         .arg(format!("--file-prefix=sipbench{}", std::process::id()));
     let mut dp = Proc::spawn("relay-dataplane", dp, Some(&dp_log))?;
-    wait_for("relay-dataplane's control socket", Duration::from_secs(20), || {
-        if dp.exited() {
-            bail!("relay-dataplane exited:\n{}", tail(&dp_log, 30));
-        }
-        Ok(socket.exists())
-    })?;
+    wait_for(
+        "relay-dataplane's control socket",
+        Duration::from_secs(20),
+        || {
+            if dp.exited() {
+                bail!("relay-dataplane exited:\n{}", tail(&dp_log, 30));
+            }
+            Ok(socket.exists())
+        },
+    )?;
     // The polling thread: the one that has used the most CPU after a moment.
     std::thread::sleep(Duration::from_millis(700));
     let task = |tid: u32| format!("{}/task/{tid}", dp.pid());
@@ -749,7 +770,13 @@ fn start_reference(ns: &Netns, cfg: &RunConfig, dir: &Path, pki: &BenchPki) -> R
     })
 }
 
-fn measure(ns: &Netns, cfg: &RunConfig, pki: &BenchPki, sut: &mut Sut, dir: &Path) -> Result<SutResult> {
+fn measure(
+    ns: &Netns,
+    cfg: &RunConfig,
+    pki: &BenchPki,
+    sut: &mut Sut,
+    dir: &Path,
+) -> Result<SutResult> {
     let tck = clk_tck();
     let sig = || mem_kib(&sut.signalling_pids());
     let media_pid = sut.media;
@@ -824,7 +851,11 @@ fn measure(ns: &Netns, cfg: &RunConfig, pki: &BenchPki, sut: &mut Sut, dir: &Pat
     let timeout = Duration::from_secs(cfg.warmup + 60);
     g.expect("MEASURE start", timeout, &load_log)?;
     let s0 = sample(sut);
-    g.expect("MEASURE end", Duration::from_secs(cfg.seconds + 30), &load_log)?;
+    g.expect(
+        "MEASURE end",
+        Duration::from_secs(cfg.seconds + 30),
+        &load_log,
+    )?;
     let s1 = sample(sut);
     let line = g.expect("RESULT ", Duration::from_secs(60), &load_log)?;
     let load: Report = serde_json::from_str(&line["RESULT ".len()..])?;
@@ -916,14 +947,20 @@ pub fn run(cfg: &RunConfig) -> Result<Vec<SutResult>> {
         cfg.hold_ms
     );
     if cfg.quickack {
-        println!("the generator ACKs every TCP segment at once (TCP_QUICKACK), not as a usual peer");
+        println!(
+            "the generator ACKs every TCP segment at once (TCP_QUICKACK), not as a usual peer"
+        );
     }
     let base = tempfile::Builder::new()
         .prefix("sip-bench.")
         .tempdir_in(&cfg.work_dir)
         .with_context(|| format!("a directory in {}", cfg.work_dir.display()))?;
     let dir = base.path().to_owned();
-    println!("run directory: {} (on the filesystem of {})", dir.display(), cfg.work_dir.display());
+    println!(
+        "run directory: {} (on the filesystem of {})",
+        dir.display(),
+        cfg.work_dir.display()
+    );
     let ns = Netns::new()?;
     let pki = pki::make(
         &dir.join("pki"),
