@@ -319,7 +319,11 @@ fn baresip_calls_baresip_over_tls_through_the_appliance_with_srtp_re_keyed_per_l
     }
     // relay-control's log names no person: no peer address, number or user.
     for personal in ["198.18.10.2", "198.18.20.2", "alice", "bob"] {
-        assert!(!logs.0.contains(personal), "{personal} in relay-control's log:\n{}", logs.0);
+        assert!(
+            !logs.0.contains(personal),
+            "{personal} in relay-control's log:\n{}",
+            logs.0
+        );
     }
     // No key in the record, the logs or the data plane's output.
     for k in &keys {
