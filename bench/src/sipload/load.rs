@@ -14,6 +14,9 @@
 //! the measurement window (after `warmup`, for `duration`); then no call is started and those
 //! in progress get `drain` to finish. Every wait is bounded: a call without its final
 //! response within `call_timeout` is a failure ("timeout").
+//!
+//! With `SIP_BENCH_SHOW` set in the environment, the first INVITE the UAS receives and the
+//! first 200 the UAC receives are printed to stderr (to see what an SBC sends).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
