@@ -9,3 +9,4 @@
 
 pub mod libsrtp;
 pub mod rtp;
+pub mod sipload;
