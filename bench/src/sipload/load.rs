@@ -665,7 +665,7 @@ async fn stream_io<S: AsyncRead + AsyncWrite + Unpin>(
                         match decoder.next_frame() {
                             Ok(None) => break,
                             Ok(Some(Frame::Message(m))) => on_message(*m),
-                            Ok(Some(Frame::Invalid(e))) => {
+                            Ok(Some(Frame::Invalid(e, _))) => {
                                 eprintln!("sip-bench: invalid SIP message ({}) skipped", e.status());
                             }
                             Ok(Some(Frame::Ping)) => out.extend_from_slice(b"\r\n"),

@@ -247,7 +247,15 @@ async fn run_stream<S>(
                 };
             }
             out = outgoing.recv() => {
-                let Some(bytes) = out else { break "closed by us".to_owned() };
+                let Some(mut bytes) = out else { break "closed by us".to_owned() };
+                // What else is already queued goes in the same write (one TLS record, one
+                // segment with TCP_NODELAY), up to 64 KiB.
+                while bytes.len() < 64 * 1024 {
+                    match outgoing.try_recv() {
+                        Ok(more) => bytes.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
                 if !write_within(&mut wr, &bytes, shield.message_timeout).await {
                     break "write failed or stalled".to_owned();
                 }

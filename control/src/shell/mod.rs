@@ -12,6 +12,7 @@ pub mod records;
 pub mod state;
 pub mod tls;
 
+use self::state::CallStore as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -325,13 +326,11 @@ pub async fn run(
     let mut pseudonyms = anon::Pseudonyms::new(epoch_ms_at_zero / 1000);
     // Calls kept over a restart: those the data plane still has go on; the others ended
     // while we were away.
-    let mut store: Box<dyn state::CallStore> = Box::new(
-        state::FileCallStore::open(&file.sbc.state_dir)
-            .map_err(|e| ShellError::State(format!("state_dir: {e}")))?,
-    );
+    let mut files = state::FileCallStore::open(&file.sbc.state_dir)
+        .map_err(|e| ShellError::State(format!("state_dir: {e}")))?;
     b2bua.set_wall_clock(epoch_ms_at_zero);
     let mut initial = b2bua.start(now_ns());
-    let (kept, unreadable) = store
+    let (kept, unreadable) = files
         .load()
         .map_err(|e| ShellError::State(format!("state_dir: {e}")))?;
     for path in unreadable {
@@ -361,11 +360,16 @@ pub async fn run(
                         call = record.dataplane_id,
                         "kept call no longer in the data plane: dropped"
                     );
-                    let _ = store.forget(&record.dataplane_id);
+                    let _ = files.forget(&record.dataplane_id);
                 }
             }
         }
     }
+    // From here on the kept-call files are written off the event loop.
+    let mut store: Box<dyn state::CallStore> = Box::new(
+        state::BackgroundCallStore::spawn(files)
+            .map_err(|e| ShellError::State(format!("call-store thread: {e}")))?,
+    );
     tracing::info!(
         listeners = file.listen.len(),
         trunks = file.trunk.len(),
@@ -932,6 +936,9 @@ fn connect(
             .await
             .map_err(|_| "connect timed out".to_owned())?
             .map_err(|e| format!("connect: {e}"))?;
+            // SIP messages are small and each waits for an answer: Nagle's algorithm against a
+            // peer that delays its ACKs would hold each one up to 40 ms (measured: bench/RESULTS.md).
+            let _ = tcp.set_nodelay(true);
             let remote = tcp.peer_addr().map_err(|e| e.to_string())?;
             let (tx, rx) = mpsc::unbounded_channel();
             if p.transport == Transport::Tls {

@@ -4,7 +4,9 @@
 //! removed when the call ends. No SRTP keys are ever in them.
 //!
 //! [`CallStore`] is the interface: a later change can back it with a replicated engine
-//! (Redis or Valkey, as rtpengine does) for a standby appliance.
+//! (Redis or Valkey, as rtpengine does) for a standby appliance. [`BackgroundCallStore`]
+//! moves the writes (one `fdatasync` per confirmed call) off the event loop onto a thread of
+//! their own, in order: the loop never waits for the disk (bench/RESULTS.md, issue 11).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -107,5 +109,166 @@ impl CallStore for FileCallStore {
             }
         }
         Ok((calls, bad))
+    }
+}
+
+enum StoreOp {
+    Save(Box<PersistedCall>),
+    Forget(String),
+}
+
+/// A [`CallStore`] whose writes happen on a thread of its own, in the order they were asked
+/// for; `save` and `forget` return at once and a failure is logged by that thread. `load` is
+/// refused: load from the inner store before handing it over. Dropping it finishes the
+/// queued writes first.
+pub struct BackgroundCallStore {
+    tx: Option<std::sync::mpsc::Sender<StoreOp>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundCallStore {
+    /// Starts the writer thread, which owns `inner`.
+    pub fn spawn(mut inner: impl CallStore + 'static) -> std::io::Result<BackgroundCallStore> {
+        let (tx, rx) = std::sync::mpsc::channel::<StoreOp>();
+        let writer = std::thread::Builder::new()
+            .name("call-store".into())
+            .spawn(move || {
+                for op in rx {
+                    match op {
+                        StoreOp::Save(call) => {
+                            if let Err(e) = inner.save(&call) {
+                                tracing::error!(error = %e, call = call.dataplane_id, "call not kept for a restart");
+                            }
+                        }
+                        StoreOp::Forget(id) => {
+                            if let Err(e) = inner.forget(&id) {
+                                tracing::error!(error = %e, call = id, "kept call record not removed");
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(BackgroundCallStore {
+            tx: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    fn send(&self, op: StoreOp) -> std::io::Result<()> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(op).ok())
+            .ok_or_else(|| std::io::Error::other("the call-store thread has stopped"))
+    }
+}
+
+impl CallStore for BackgroundCallStore {
+    fn save(&mut self, call: &PersistedCall) -> std::io::Result<()> {
+        self.send(StoreOp::Save(Box::new(call.clone())))
+    }
+
+    fn forget(&mut self, id: &str) -> std::io::Result<()> {
+        self.send(StoreOp::Forget(id.to_owned()))
+    }
+
+    fn load(&mut self) -> std::io::Result<(Vec<PersistedCall>, Vec<String>)> {
+        Err(std::io::Error::other(
+            "load from the inner store before it is moved to the background",
+        ))
+    }
+}
+
+impl Drop for BackgroundCallStore {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what was asked of it, in order, slowly.
+    struct Slow(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl CallStore for Slow {
+        fn save(&mut self, call: &PersistedCall) -> std::io::Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("save {}", call.dataplane_id));
+            Ok(())
+        }
+        fn forget(&mut self, id: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(format!("forget {id}"));
+            Ok(())
+        }
+        fn load(&mut self) -> std::io::Result<(Vec<PersistedCall>, Vec<String>)> {
+            Ok((Vec::new(), Vec::new()))
+        }
+    }
+
+    #[test]
+    fn background_writes_keep_their_order_and_finish_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileCallStore::open(&dir.path().join("state")).unwrap();
+        let mut files_bg = BackgroundCallStore::spawn(files).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut store = BackgroundCallStore::spawn(Slow(seen.clone())).unwrap();
+        let dialog = relay_b2bua::core::persist::PersistedDialog {
+            trunk: "t".into(),
+            call_id: "cid".into(),
+            local_tag: "l".into(),
+            local: "<sip:a@198.18.0.1>".into(),
+            remote: "<sip:b@198.18.0.2>;tag=r".into(),
+            remote_target: None,
+            cseq: 1,
+        };
+        let mut call = PersistedCall {
+            version: relay_b2bua::core::persist::PERSIST_VERSION,
+            dataplane_id: String::new(),
+            a: dialog.clone(),
+            b: dialog,
+            b_peer: 0,
+            ports: Vec::new(),
+            caller: String::new(),
+            callee: String::new(),
+            setup_unix_ms: 0,
+            answer_unix_ms: None,
+            suites: Vec::new(),
+            held: false,
+        };
+        for i in 0..5 {
+            call.dataplane_id = format!("c{i}");
+            store.save(&call).unwrap();
+            files_bg.save(&call).unwrap();
+        }
+        store.forget("c2").unwrap();
+        files_bg.forget("c2").unwrap();
+        drop(store);
+        drop(files_bg);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "save c0",
+                "save c1",
+                "save c2",
+                "save c3",
+                "save c4",
+                "forget c2"
+            ]
+        );
+        let (kept, bad) = FileCallStore::open(&dir.path().join("state"))
+            .unwrap()
+            .load()
+            .unwrap();
+        let mut ids: Vec<_> = kept.into_iter().map(|c| c.dataplane_id).collect();
+        ids.sort();
+        assert_eq!(ids, ["c0", "c1", "c3", "c4"]);
+        assert!(bad.is_empty());
     }
 }
