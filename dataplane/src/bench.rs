@@ -101,6 +101,41 @@ impl BenchResult {
     }
 }
 
+/// The CPU the figures come from: its model, online count and the flags that matter for
+/// them (machines differ between sessions), from `/proc/cpuinfo`.
+pub fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let have: Vec<&str> = [
+        "aes",
+        "pclmulqdq",
+        "vaes",
+        "vpclmulqdq",
+        "sha_ni",
+        "avx2",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "hypervisor",
+    ]
+    .into_iter()
+    .filter(|f| flags.split_whitespace().any(|x| x == *f))
+    .collect();
+    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
+    format!(
+        "cpu: {} ({cpus} online); flags: {}",
+        field("model name"),
+        have.join(" ")
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {

@@ -428,6 +428,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 eal
             };
+            println!("{}", bench::machine());
             println!("EAL arguments: {}", eal_args.join(" "));
             let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
             let (pool, a, b) = ring_pair(&eal, "bench", 8191)?;

@@ -108,7 +108,13 @@ enum Far {
     Sipp(usize),
 }
 
-fn control_toml(socket: &Path, pki: &pki::Pki, operator: SippTransport, far: Far) -> String {
+fn control_toml(
+    socket: &Path,
+    pki: &pki::Pki,
+    operator: SippTransport,
+    far: Far,
+    sbc_extra: &str,
+) -> String {
     let op = match operator {
         SippTransport::Udp => "udp",
         SippTransport::Tcp => "tcp",
@@ -122,7 +128,7 @@ dataplane_socket = "{socket}"
 media_ports = "30000-39999"
 admin_socket = "{admin}"
 state_dir = "{state}"
-
+{sbc_extra}
 [tls]
 certificate = "{cert}"
 private_key = "{key}"
@@ -282,6 +288,11 @@ impl Env {
 
     /// The data plane and relay-control in the SBC namespace.
     fn appliance(&self, operator: SippTransport, far: Far) -> Appliance<'_> {
+        self.appliance_with(operator, far, "")
+    }
+
+    /// The same with `sbc_extra` (TOML lines) added to `[sbc]`.
+    fn appliance_with(&self, operator: SippTransport, far: Far, sbc_extra: &str) -> Appliance<'_> {
         let bins = Binaries {
             dataplane: PathBuf::from(env!("CARGO_BIN_EXE_relay-dataplane")),
             control: workspace_binary("relay-control"),
@@ -299,7 +310,7 @@ impl Env {
             },
         ];
         Appliance::start(&self.net.sbc, &bins, &ports, self.dir(), |socket| {
-            control_toml(socket, &self.pki, operator, far)
+            control_toml(socket, &self.pki, operator, far, sbc_extra)
         })
         .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -993,4 +1004,53 @@ fn the_200_is_retransmitted_to_a_udp_caller_until_its_ack() {
         report(&caller, &callee)
     );
     wait_calls(&app, 0).unwrap();
+}
+
+#[test]
+fn a_call_whose_media_never_flows_is_ended_at_the_media_timeout() {
+    let Some(env) = Env::new("media-timeout", false) else {
+        return;
+    };
+    // Checked every second (a quarter of the timeout); a held call would wait for its own.
+    let app = env.appliance_with(
+        SippTransport::Udp,
+        Far::Sipp(1),
+        "media_timeout_s = 4\nhold_timeout_s = 60\n",
+    );
+    let mut callee = env.callee(0, "uas_silent.xml");
+    let started = Instant::now();
+    let mut caller = env.caller("uac_silent.xml", SippTransport::Udp);
+    let report = |caller: &Sipp<'_>, callee: &Sipp<'_>| {
+        format!("{}\n{}\n{}", app.logs(), caller.report(), callee.report())
+    };
+    if let Err(e) = wait_calls(&app, 1) {
+        panic!(
+            "one call in the data plane: {e:?}\n{}",
+            report(&caller, &callee)
+        );
+    }
+    // Both SIPps pass only if each got a BYE (and answered it) within 20 s.
+    if let Err(e) = caller.finish(SIPP_RUN).and_then(|_| callee.finish(WAIT)) {
+        panic!("{e}\n{}", report(&caller, &callee));
+    }
+    let ended_after = started.elapsed();
+    assert!(
+        ended_after >= Duration::from_secs(4),
+        "ended after {ended_after:?}, before the 4 s media timeout\n{}",
+        report(&caller, &callee)
+    );
+    for sipp in [&caller, &callee] {
+        let bye = sipp
+            .messages()
+            .into_iter()
+            .find(|m| m.direction == Direction::Received && m.method() == Some("BYE"))
+            .unwrap_or_else(|| panic!("no BYE\n{}", report(&caller, &callee)));
+        let reason = bye.header("Reason").unwrap_or_default().to_owned();
+        assert!(
+            reason.to_ascii_lowercase().contains("media"),
+            "the BYE says why: {reason:?}\n{}",
+            report(&caller, &callee)
+        );
+    }
+    wait_calls(&app, 0).unwrap_or_else(|calls| panic!("no call left: {calls:?}"));
 }
