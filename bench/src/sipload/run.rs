@@ -620,6 +620,15 @@ private_key = "{key}"
 dir = "{dir}/cdr"
 kek = "{dir}/cdr.kek"
 
+# The generator is one source with many connections and calls: the limits are raised out of
+# its way (the reference has none either); the run measures calls, not refusals.
+[limits]
+max_connections = 2000
+max_connections_per_source = 2000
+max_tls_handshakes = 1100
+invites_per_second = 100000
+invites_per_second_per_source = 100000
+
 [[listen]]
 transport = "tls"
 address = "{SBC_A}:{PORT}"
