@@ -326,20 +326,7 @@ impl B2bua {
                     message: by,
                 });
             } else {
-                let mut ack = Message::request(
-                    Method::Ack,
-                    t.invite.request_uri().cloned().expect("a request"),
-                );
-                for h in [StdHeader::Via, StdHeader::From, StdHeader::CallId] {
-                    if let Some(v) = t.invite.headers.get(h) {
-                        add(&mut ack, h, v.to_owned());
-                    }
-                }
-                add(&mut ack, StdHeader::MaxForwards, "70");
-                if let Some(to) = resp.headers.get(StdHeader::To) {
-                    add(&mut ack, StdHeader::To, to.to_owned());
-                }
-                add(&mut ack, StdHeader::CSeq, format!("{} ACK", t.dialog.cseq));
+                let ack = response::ack_of_failure(&t.invite, resp);
                 out.push(Action::Send {
                     to: t.dialog.to.clone(),
                     message: ack,

@@ -231,25 +231,7 @@ impl B2bua {
                 set(&mut ack, StdHeader::CSeq, format!("{n} ACK"));
                 ack
             } else {
-                let mut ack = Message::request(
-                    Method::Ack,
-                    re.sent.request_uri().cloned().expect("a request"),
-                );
-                for h in [StdHeader::Via, StdHeader::From, StdHeader::CallId] {
-                    if let Some(v) = re.sent.headers.get(h) {
-                        add(&mut ack, h, v.to_owned());
-                    }
-                }
-                add(&mut ack, StdHeader::MaxForwards, "70");
-                if let Some(to) = resp.headers.get(StdHeader::To) {
-                    add(&mut ack, StdHeader::To, to.to_owned());
-                }
-                add(
-                    &mut ack,
-                    StdHeader::CSeq,
-                    format!("{} ACK", re.sent.cseq().map_or(1, |c| c.seq)),
-                );
-                ack
+                response::ack_of_failure(&re.sent, resp)
             };
             let to = match other {
                 Leg::A => call.a.to.clone(),

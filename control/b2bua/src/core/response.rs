@@ -51,7 +51,7 @@ impl B2bua {
             if code >= 300 {
                 out.push(Action::Send {
                     to: call.b.to.clone(),
-                    message: self.ack_failure(&call, &resp),
+                    message: ack_of_failure(&call.b_invite, &resp),
                 });
             }
             self.calls.insert(key, call);
@@ -123,7 +123,7 @@ impl B2bua {
                 call.b_final = true;
                 out.push(Action::Send {
                     to: call.b.to.clone(),
-                    message: self.ack_failure(&call, &resp),
+                    message: ack_of_failure(&call.b_invite, &resp),
                 });
                 if call.cancelled || call.phase == Phase::Ending {
                     // The 487 to our CANCEL: the call already ended towards a.
@@ -323,38 +323,6 @@ impl B2bua {
         ack
     }
 
-    /// The ACK of a non-2xx final response: the INVITE's Via, Request-URI and CSeq number,
-    /// the response's To (RFC 3261 section 17.1.1.3).
-    pub(super) fn ack_failure(&self, call: &Call, resp: &Message) -> Message {
-        let invite = &call.b_invite;
-        let mut ack = Message::request(
-            Method::Ack,
-            invite.request_uri().cloned().expect("a request"),
-        );
-        if let Ok(top) = invite.top_via() {
-            let _ = top;
-            if let Some(v) = invite.headers.get(StdHeader::Via) {
-                add(
-                    &mut ack,
-                    StdHeader::Via,
-                    v.split(',').next().unwrap_or(v).trim().to_owned(),
-                );
-            }
-        }
-        add(&mut ack, StdHeader::MaxForwards, "70");
-        for h in [StdHeader::From, StdHeader::CallId] {
-            if let Some(v) = invite.headers.get(h) {
-                add(&mut ack, h, v.to_owned());
-            }
-        }
-        if let Some(to) = resp.headers.get(StdHeader::To) {
-            add(&mut ack, StdHeader::To, to.to_owned());
-        }
-        let n = invite.cseq().map_or(1, |c| c.seq);
-        add(&mut ack, StdHeader::CSeq, format!("{n} ACK"));
-        ack
-    }
-
     /// The call is answered: the 200 to a (with `a_answer`), retransmitted over UDP until a's
     /// ACK (RFC 3261 section 13.3.1.4).
     fn ok_to_a(&mut self, call: &mut Call, now_ns: u64, out: &mut Vec<Action>) {
@@ -506,4 +474,32 @@ impl B2bua {
         self.calls.insert(key, call);
         self.persist(key, out);
     }
+}
+
+/// The ACK of a non-2xx final response to `invite`: the INVITE's top Via, Request-URI, From,
+/// Call-ID and CSeq number, the response's To (RFC 3261 section 17.1.1.3).
+pub(super) fn ack_of_failure(invite: &Message, resp: &Message) -> Message {
+    let mut ack = Message::request(
+        Method::Ack,
+        invite.request_uri().cloned().expect("a request"),
+    );
+    if let Some(v) = invite.headers.get(StdHeader::Via) {
+        add(
+            &mut ack,
+            StdHeader::Via,
+            v.split(',').next().unwrap_or(v).trim().to_owned(),
+        );
+    }
+    add(&mut ack, StdHeader::MaxForwards, "70");
+    for h in [StdHeader::From, StdHeader::CallId] {
+        if let Some(v) = invite.headers.get(h) {
+            add(&mut ack, h, v.to_owned());
+        }
+    }
+    if let Some(to) = resp.headers.get(StdHeader::To) {
+        add(&mut ack, StdHeader::To, to.to_owned());
+    }
+    let n = invite.cseq().map_or(1, |c| c.seq);
+    add(&mut ack, StdHeader::CSeq, format!("{n} ACK"));
+    ack
 }
