@@ -7,6 +7,9 @@
 //! * relay-dataplane restarted: relay-control installs the call again (each SRTP stream at
 //!   the rollover counter and sequence number the data plane last reported), and the media
 //!   resumes, still authenticating on each leg with that leg's endpoint keys.
+//! * relay-control killed with its record of the call lost (as if it died between
+//!   programming the call and keeping it): at its start it removes the data-plane call that
+//!   no record names, so the call's ports and streams are not held for ever.
 //!
 //! Needs root, iproute2, tcpdump and baresip; skipped with the reason otherwise. Addresses in
 //! 198.18.10.0/24 and 198.18.20.0/24 only; namespaces and processes are removed however the
@@ -24,7 +27,7 @@ use relay_testsupport::topology;
 use relay_testsupport::topology::SbcTopology;
 use sbc::WAIT;
 
-/// The two tests each run a data plane polling CPU 0: one at a time.
+/// The tests each run a data plane polling CPU 0: one at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
@@ -214,4 +217,66 @@ fn a_restarted_data_plane_gets_its_calls_back_and_the_media_resumes() {
     alice.hangup().unwrap();
     bob.wait_event("CALL_CLOSED", WAIT).unwrap();
     assert!(wait_until(WAIT, || dp.list_calls().ok().filter(Vec::is_empty)).is_some());
+}
+
+#[test]
+fn a_data_plane_call_no_kept_record_names_is_removed_when_relay_control_starts() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = relay_testsupport::skip_reason(true) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = SbcTopology::new().unwrap();
+    let pki = sbc::pki(dir);
+    let mut app = sbc::start(&net, dir, &pki);
+    let (alice, bob) = sbc::user_agents(&net, &pki);
+    alice.dial("sip:bob@198.18.20.2").unwrap();
+    alice
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n{}\n--- alice\n{}\n--- bob\n{}",
+                app.logs(),
+                alice.sip_trace(),
+                bob.sip_trace()
+            )
+        });
+    let state = dir.join("state");
+    let kept = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&state)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(WAIT, || (kept().len() == 1).then_some(())).is_some(),
+        "{}",
+        app.logs()
+    );
+
+    // relay-control dies as if between programming the call and keeping it: no record.
+    let mut dp = ControlClient::connect(app.socket()).unwrap();
+    assert!(app.kill_control());
+    for f in kept() {
+        std::fs::remove_file(f).unwrap();
+    }
+    assert_eq!(dp.list_calls().unwrap().len(), 1);
+    app.restart_control().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        wait_until(WAIT, || dp.list_calls().ok().filter(Vec::is_empty)).is_some(),
+        "the unkept call is removed from the data plane\n{}",
+        app.logs()
+    );
+    assert!(
+        app.control_log()
+            .contains("a data-plane call no kept record names was removed"),
+        "{}",
+        app.logs()
+    );
 }

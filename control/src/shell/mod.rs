@@ -336,33 +336,70 @@ pub async fn run(
     for path in unreadable {
         tracing::warn!(path, "an unreadable kept call record was removed");
     }
-    if !kept.is_empty() {
+    // What the data plane has: calls kept go on, kept calls it no longer has ended while we
+    // were away, and calls it has that no record names (relay-control stopped between
+    // programming a call and keeping it) are removed, so that their ports and streams are not
+    // held for ever.
+    let p = file.sbc.dataplane_socket.clone();
+    let live = match tokio::task::spawn_blocking(move || {
+        relay_session::client::ControlClient::connect(&p).and_then(|mut c| c.list_calls())
+    })
+    .await
+    {
+        Ok(Ok(live)) => live,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the data plane's calls could not be listed at start-up");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut continued = std::collections::HashSet::new();
+    for record in kept {
+        let restored = live
+            .contains(&record.dataplane_id)
+            .then(|| b2bua.restore(&record, epoch_ms_at_zero, now_ns()))
+            .flatten();
+        match restored {
+            Some(actions) => {
+                tracing::info!(call = record.dataplane_id, "call continued after a restart");
+                initial.extend(actions);
+                continued.insert(record.dataplane_id);
+            }
+            None => {
+                tracing::info!(
+                    call = record.dataplane_id,
+                    "kept call no longer in the data plane: dropped"
+                );
+                let _ = files.forget(&record.dataplane_id);
+            }
+        }
+    }
+    let unkept: Vec<String> = live
+        .into_iter()
+        .filter(|id| !continued.contains(id))
+        .collect();
+    if !unkept.is_empty() {
         let p = file.sbc.dataplane_socket.clone();
-        let live = tokio::task::spawn_blocking(move || {
-            relay_session::client::ControlClient::connect(&p).and_then(|mut c| c.list_calls())
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut client = relay_session::client::ControlClient::connect(&p)?;
+            let mut removed = Vec::new();
+            for id in unkept {
+                match client.remove_call(&id) {
+                    Ok(_) => removed.push(id),
+                    Err(e) => tracing::warn!(error = %e, call = id, "an unkept data-plane call could not be removed"),
+                }
+            }
+            Ok::<_, relay_session::client::ClientError>(removed)
         })
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-        for record in kept {
-            let restored = live
-                .contains(&record.dataplane_id)
-                .then(|| b2bua.restore(&record, epoch_ms_at_zero, now_ns()))
-                .flatten();
-            match restored {
-                Some(actions) => {
-                    tracing::info!(call = record.dataplane_id, "call continued after a restart");
-                    initial.extend(actions);
-                }
-                None => {
-                    tracing::info!(
-                        call = record.dataplane_id,
-                        "kept call no longer in the data plane: dropped"
-                    );
-                    let _ = files.forget(&record.dataplane_id);
-                }
-            }
+        for id in removed {
+            tracing::warn!(
+                call = id,
+                "a data-plane call no kept record names was removed"
+            );
         }
     }
     // From here on the kept-call files are written off the event loop.
