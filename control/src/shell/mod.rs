@@ -9,10 +9,10 @@ pub mod dataplane;
 pub mod limits;
 pub mod observe;
 pub mod records;
+pub mod recover;
 pub mod state;
 pub mod tls;
 
-use self::state::CallStore as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -324,84 +324,22 @@ pub async fn run(
     tokio::spawn(observe::serve_admin(admin, ask_tx.clone()));
     let mut counted = relay_b2bua::core::Counters::default();
     let mut pseudonyms = anon::Pseudonyms::new(epoch_ms_at_zero / 1000);
-    // Calls kept over a restart: those the data plane still has go on; the others ended
-    // while we were away.
+    // Calls kept over a restart (see `recover`).
     let mut files = state::FileCallStore::open(&file.sbc.state_dir)
         .map_err(|e| ShellError::State(format!("state_dir: {e}")))?;
     b2bua.set_wall_clock(epoch_ms_at_zero);
     let mut initial = b2bua.start(now_ns());
-    let (kept, unreadable) = files
-        .load()
-        .map_err(|e| ShellError::State(format!("state_dir: {e}")))?;
-    for path in unreadable {
-        tracing::warn!(path, "an unreadable kept call record was removed");
-    }
-    // What the data plane has: calls kept go on, kept calls it no longer has ended while we
-    // were away, and calls it has that no record names (relay-control stopped between
-    // programming a call and keeping it) are removed, so that their ports and streams are not
-    // held for ever.
-    let p = file.sbc.dataplane_socket.clone();
-    let live = match tokio::task::spawn_blocking(move || {
-        relay_session::client::ControlClient::connect(&p).and_then(|mut c| c.list_calls())
-    })
-    .await
-    {
-        Ok(Ok(live)) => live,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "the data plane's calls could not be listed at start-up");
-            Vec::new()
-        }
-        Err(_) => Vec::new(),
-    };
-    let mut continued = std::collections::HashSet::new();
-    for record in kept {
-        let restored = live
-            .contains(&record.dataplane_id)
-            .then(|| b2bua.restore(&record, epoch_ms_at_zero, now_ns()))
-            .flatten();
-        match restored {
-            Some(actions) => {
-                tracing::info!(call = record.dataplane_id, "call continued after a restart");
-                initial.extend(actions);
-                continued.insert(record.dataplane_id);
-            }
-            None => {
-                tracing::info!(
-                    call = record.dataplane_id,
-                    "kept call no longer in the data plane: dropped"
-                );
-                let _ = files.forget(&record.dataplane_id);
-            }
-        }
-    }
-    let unkept: Vec<String> = live
-        .into_iter()
-        .filter(|id| !continued.contains(id))
-        .collect();
-    if !unkept.is_empty() {
-        let p = file.sbc.dataplane_socket.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            let mut client = relay_session::client::ControlClient::connect(&p)?;
-            let mut removed = Vec::new();
-            for id in unkept {
-                match client.remove_call(&id) {
-                    Ok(_) => removed.push(id),
-                    Err(e) => tracing::warn!(error = %e, call = id, "an unkept data-plane call could not be removed"),
-                }
-            }
-            Ok::<_, relay_session::client::ClientError>(removed)
-        })
+    initial.extend(
+        recover::take_back_calls(
+            &mut b2bua,
+            &mut files,
+            &file.sbc.dataplane_socket,
+            epoch_ms_at_zero,
+            &now_ns,
+        )
         .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-        for id in removed {
-            tracing::warn!(
-                call = id,
-                "a data-plane call no kept record names was removed"
-            );
-        }
-    }
+        .map_err(|e| ShellError::State(format!("state_dir: {e}")))?,
+    );
     // From here on the kept-call files are written off the event loop.
     let mut store: Box<dyn state::CallStore> = Box::new(
         state::BackgroundCallStore::spawn(files)
