@@ -25,6 +25,8 @@
 //! idle_timeout_s = 900                     # a connection silent this long is closed; 0: never
 //! invites_per_second = 200                 # new INVITEs from everyone (then 503)
 //! invites_per_second_per_source = 50       # ... from one IP address
+//! requests_per_second = 1000              # other new requests outside a dialog (then 503)
+//! requests_per_second_per_source = 100     # ... from one IP address
 //! retry_after_s = 5                        # in those 503s
 //! error_responses_per_second = 200         # answers to malformed requests
 //!
@@ -293,6 +295,12 @@ pub struct LimitsSection {
     pub invites_per_second: u32,
     /// New INVITEs admitted per second from one IP address.
     pub invites_per_second_per_source: u32,
+    /// Other new requests outside a dialog (no To tag; OPTIONS, REGISTER, MESSAGE, SUBSCRIBE,
+    /// ...; never ACK or CANCEL) admitted per second from all sources together; over it: 503
+    /// with Retry-After. A trunk peer's OPTIONS are a few a minute.
+    pub requests_per_second: u32,
+    /// The same from one IP address.
+    pub requests_per_second_per_source: u32,
     /// The Retry-After of those 503s, in seconds.
     pub retry_after_s: u32,
     /// Answers to malformed requests per second, all sources together: they go to the
@@ -313,6 +321,8 @@ impl Default for LimitsSection {
             idle_timeout_s: 900,
             invites_per_second: 200,
             invites_per_second_per_source: 50,
+            requests_per_second: 1000,
+            requests_per_second_per_source: 100,
             retry_after_s: 5,
             error_responses_per_second: 200,
         }
@@ -334,6 +344,11 @@ impl LimitsSection {
             (
                 "invites_per_second_per_source",
                 u64::from(self.invites_per_second_per_source),
+            ),
+            ("requests_per_second", u64::from(self.requests_per_second)),
+            (
+                "requests_per_second_per_source",
+                u64::from(self.requests_per_second_per_source),
             ),
             (
                 "error_responses_per_second",
@@ -357,14 +372,26 @@ impl LimitsSection {
                 ),
             ));
         }
-        if self.invites_per_second_per_source > self.invites_per_second {
-            return Err((
-                "limits.invites_per_second_per_source".into(),
-                format!(
-                    "{} is above limits.invites_per_second ({})",
-                    self.invites_per_second_per_source, self.invites_per_second
-                ),
-            ));
+        for (key, per_source, total_key, total) in [
+            (
+                "invites_per_second_per_source",
+                self.invites_per_second_per_source,
+                "invites_per_second",
+                self.invites_per_second,
+            ),
+            (
+                "requests_per_second_per_source",
+                self.requests_per_second_per_source,
+                "requests_per_second",
+                self.requests_per_second,
+            ),
+        ] {
+            if per_source > total {
+                return Err((
+                    format!("limits.{key}"),
+                    format!("{per_source} is above limits.{total_key} ({total})"),
+                ));
+            }
         }
         for (key, v) in [
             ("tls_handshake_timeout_s", self.tls_handshake_timeout_s),

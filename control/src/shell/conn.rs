@@ -197,7 +197,7 @@ async fn run_stream<S>(
                         framed = true;
                         match frame {
                             Frame::Message(message) => {
-                                if let Some(busy) = shield.refuse_invite(&message, remote.ip()) {
+                                if let Some(busy) = shield.refuse_over_rate(&message, remote.ip()) {
                                     if !write_within(&mut wr, &busy, shield.message_timeout).await {
                                         failed = Some("write".to_owned());
                                     }
@@ -329,7 +329,7 @@ pub async fn udp_task(
                 }
                 let reply = match parse_datagram(&buf[..n], &shield.sip) {
                     Ok(Datagram::Message(message)) => {
-                        match shield.refuse_invite(&message, remote.ip()) {
+                        match shield.refuse_over_rate(&message, remote.ip()) {
                             Some(busy) => Some(busy),
                             None => {
                                 let flow = flow_of(remote);

@@ -5,9 +5,10 @@
 //!   ([`ConnLimiter`]), and TLS handshakes in progress; over a limit the connection is
 //!   closed on accept. Timeouts (handshake, a message that stays half-sent, a silent
 //!   connection) are enforced by the transport tasks (`conn.rs`) with the durations here.
-//! * New INVITEs per second, globally and per source address ([`InviteLimiter`], token
+//! * New INVITEs per second, globally and per source address ([`NewRequestLimiter`], token
 //!   buckets holding one second's worth), answered 503 with Retry-After by the transport
-//!   task, before the message is queued to the B2BUA's task.
+//!   task, before the message is queued to the B2BUA's task; other new requests outside a
+//!   dialog (OPTIONS, REGISTER, MESSAGE, ...) the same, with their own rates.
 //! * Malformed requests are answered with the parser's status ([`Shield::answer`]) from
 //!   what [`relay_sip::Refused`] salvaged; such answers are themselves rate-limited, since
 //!   on UDP they go to a source address that may be forged.
@@ -103,6 +104,8 @@ counters! {
     idle_timeouts: "Connections closed after `idle_timeout_s` of silence.",
     invites_refused_global: "New INVITEs answered 503: over `invites_per_second`.",
     invites_refused_per_source: "New INVITEs answered 503: over `invites_per_second_per_source`.",
+    requests_refused_global: "Other new out-of-dialog requests answered 503: over `requests_per_second`.",
+    requests_refused_per_source: "Other new out-of-dialog requests answered 503: over `requests_per_second_per_source`.",
 }
 
 impl Counters {
@@ -161,23 +164,24 @@ impl TokenBucket {
     }
 }
 
-/// Why a new INVITE was refused.
+/// Why a new request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InviteRefusal {
-    /// Over `invites_per_second`.
+pub enum RateRefusal {
+    /// Over the global rate (`invites_per_second`, `requests_per_second`).
     Global,
-    /// Over `invites_per_second_per_source`.
+    /// Over the rate of one source (`..._per_source`).
     PerSource,
 }
 
-/// New INVITEs per second, globally and per source address.
+/// New requests per second (INVITEs, or the other out-of-dialog requests), globally and per
+/// source address.
 ///
 /// A source over its own rate is refused without taking a global token, so one flooding
 /// source cannot use up everyone's rate. Retransmissions of an admitted INVITE (same
 /// Call-ID and top Via branch, within Timer B) pass without a token: a 503 to one would
 /// end a transaction the B2BUA has already taken on.
 #[derive(Debug)]
-pub struct InviteLimiter {
+pub struct NewRequestLimiter {
     global: TokenBucket,
     per_source_rate: u32,
     sources: HashMap<IpAddr, TokenBucket>,
@@ -189,10 +193,10 @@ pub struct InviteLimiter {
     max_admitted: usize,
 }
 
-impl InviteLimiter {
+impl NewRequestLimiter {
     /// A limiter admitting `global` INVITEs a second, `per_source` from one address.
-    pub fn new(global: u32, per_source: u32, now: Instant) -> InviteLimiter {
-        InviteLimiter {
+    pub fn new(global: u32, per_source: u32, now: Instant) -> NewRequestLimiter {
+        NewRequestLimiter {
             global: TokenBucket::per_second(global, now),
             per_source_rate: per_source,
             sources: HashMap::new(),
@@ -208,7 +212,7 @@ impl InviteLimiter {
     }
 
     /// Admits or refuses a new INVITE from `source`; `key` names its transaction.
-    pub fn check(&mut self, source: IpAddr, key: &str, now: Instant) -> Result<(), InviteRefusal> {
+    pub fn check(&mut self, source: IpAddr, key: &str, now: Instant) -> Result<(), RateRefusal> {
         while let Some((at, _)) = self.admitted.front() {
             if now.saturating_duration_since(*at) < REMEMBER_ADMITTED {
                 break;
@@ -239,10 +243,10 @@ impl InviteLimiter {
                 &mut self.overflow
             };
         if !bucket.ready(now) {
-            return Err(InviteRefusal::PerSource);
+            return Err(RateRefusal::PerSource);
         }
         if !self.global.take(now) {
-            return Err(InviteRefusal::Global);
+            return Err(RateRefusal::Global);
         }
         bucket.take(now);
         if self.admitted.len() >= self.max_admitted {
@@ -353,7 +357,8 @@ pub struct Shield {
     pub counters: Counters,
     connections: Arc<ConnLimiter>,
     handshakes: Arc<Semaphore>,
-    invites: Mutex<InviteLimiter>,
+    invites: Mutex<NewRequestLimiter>,
+    requests: Mutex<NewRequestLimiter>,
     error_responses: Mutex<TokenBucket>,
     retry_after_s: u32,
     /// Our name in Warning header fields.
@@ -377,9 +382,14 @@ impl Shield {
                 limits.max_connections_per_source,
             ),
             handshakes: Arc::new(Semaphore::new(limits.max_tls_handshakes)),
-            invites: Mutex::new(InviteLimiter::new(
+            invites: Mutex::new(NewRequestLimiter::new(
                 limits.invites_per_second,
                 limits.invites_per_second_per_source,
+                now,
+            )),
+            requests: Mutex::new(NewRequestLimiter::new(
+                limits.requests_per_second,
+                limits.requests_per_second_per_source,
                 now,
             )),
             error_responses: Mutex::new(TokenBucket::per_second(
@@ -451,12 +461,16 @@ impl Shield {
         }
     }
 
-    /// For a new INVITE (no To tag) over the rate, the 503 to send instead of passing it
-    /// on; `None` for anything to pass on.
-    pub fn refuse_invite(&self, message: &Message, source: IpAddr) -> Option<Vec<u8>> {
-        if message.method() != Some(&Method::Invite)
-            || message.to_addr().is_ok_and(|t| t.tag().is_some())
-        {
+    /// For a new request outside a dialog (no To tag; not ACK or CANCEL) over its rate, the
+    /// 503 to send instead of passing it on; `None` for anything to pass on. INVITEs and the
+    /// other methods have their own rates.
+    pub fn refuse_over_rate(&self, message: &Message, source: IpAddr) -> Option<Vec<u8>> {
+        let invite = match message.method() {
+            Some(Method::Invite) => true,
+            Some(Method::Ack | Method::Cancel) | None => return None,
+            Some(_) => false,
+        };
+        if message.to_addr().is_ok_and(|t| t.tag().is_some()) {
             return None;
         }
         let branch = message
@@ -465,17 +479,24 @@ impl Shield {
             .and_then(|v| v.branch().map(str::to_owned))
             .unwrap_or_default();
         let key = format!("{}\n{branch}", message.call_id().unwrap_or_default());
-        let verdict = self
-            .invites
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(source, &key, Instant::now());
+        let limiter = if invite {
+            &self.invites
+        } else {
+            &self.requests
+        };
+        let verdict =
+            limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .check(source, &key, Instant::now());
         let why = verdict.err()?;
-        Counters::bump(match why {
-            InviteRefusal::Global => &self.counters.invites_refused_global,
-            InviteRefusal::PerSource => &self.counters.invites_refused_per_source,
+        Counters::bump(match (invite, why) {
+            (true, RateRefusal::Global) => &self.counters.invites_refused_global,
+            (true, RateRefusal::PerSource) => &self.counters.invites_refused_per_source,
+            (false, RateRefusal::Global) => &self.counters.requests_refused_global,
+            (false, RateRefusal::PerSource) => &self.counters.requests_refused_per_source,
         });
-        tracing::debug!(?why, "INVITE over the rate answered 503");
+        tracing::debug!(?why, invite, "request over the rate answered 503");
         //= https://www.rfc-editor.org/rfc/rfc3261#section-21.5.4
         //# The server is temporarily unable to process the request due to a
         //# temporary overloading or maintenance of the server.  The server MAY
@@ -487,7 +508,11 @@ impl Shield {
             (StdHeader::RetryAfter, self.retry_after_s.to_string()),
             (
                 StdHeader::Warning,
-                format!("399 {} \"Call Rate Limit\"", self.warn_agent),
+                if invite {
+                    format!("399 {} \"Call Rate Limit\"", self.warn_agent)
+                } else {
+                    format!("399 {} \"Request Rate Limit\"", self.warn_agent)
+                },
             ),
         ] {
             if let Ok(h) = Header::new(h, v) {
@@ -540,21 +565,21 @@ mod tests {
     #[test]
     fn a_flooding_source_does_not_use_up_the_global_rate() {
         let t0 = Instant::now();
-        let mut l = InviteLimiter::new(10, 3, t0);
+        let mut l = NewRequestLimiter::new(10, 3, t0);
         for i in 0..3 {
             assert_eq!(l.check(ip(1), &format!("a{i}"), t0), Ok(()));
         }
         for i in 3..100 {
             assert_eq!(
                 l.check(ip(1), &format!("a{i}"), t0),
-                Err(InviteRefusal::PerSource)
+                Err(RateRefusal::PerSource)
             );
         }
         // Seven global tokens are left for everyone else.
         for s in 2..9 {
             assert_eq!(l.check(ip(s), &format!("b{s}"), t0), Ok(()));
         }
-        assert_eq!(l.check(ip(9), "c", t0), Err(InviteRefusal::Global));
+        assert_eq!(l.check(ip(9), "c", t0), Err(RateRefusal::Global));
         // A second later both have refilled.
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(l.check(ip(1), "d", t1), Ok(()));
@@ -564,9 +589,9 @@ mod tests {
     #[test]
     fn retransmissions_of_an_admitted_invite_pass() {
         let t0 = Instant::now();
-        let mut l = InviteLimiter::new(10, 1, t0);
+        let mut l = NewRequestLimiter::new(10, 1, t0);
         assert_eq!(l.check(ip(1), "call\nbranch", t0), Ok(()));
-        assert_eq!(l.check(ip(1), "other", t0), Err(InviteRefusal::PerSource));
+        assert_eq!(l.check(ip(1), "other", t0), Err(RateRefusal::PerSource));
         assert_eq!(l.check(ip(1), "call\nbranch", t0), Ok(()));
         assert_eq!(
             l.check(ip(1), "call\nbranch", t0 + Duration::from_millis(500)),
@@ -581,7 +606,7 @@ mod tests {
     #[test]
     fn per_source_state_is_bounded() {
         let t0 = Instant::now();
-        let mut l = InviteLimiter::new(1_000_000, 1, t0);
+        let mut l = NewRequestLimiter::new(1_000_000, 1, t0);
         for i in 0..MAX_TRACKED_SOURCES as u32 + 100 {
             let source = IpAddr::from((0xc612_0000u32 + i).to_be_bytes());
             let _ = l.check(source, &i.to_string(), t0);
@@ -590,7 +615,7 @@ mod tests {
         // New sources beyond share one bucket; a known source keeps its own.
         assert_eq!(
             l.check(IpAddr::from([198, 19, 255, 1]), "x", t0),
-            Err(InviteRefusal::PerSource)
+            Err(RateRefusal::PerSource)
         );
         // Once the quiet sources' buckets are full again they are forgotten.
         let t1 = t0 + Duration::from_secs(2);
@@ -638,23 +663,23 @@ mod tests {
             let text = INVITE.replace("flood-1", &format!("flood-{n}"));
             Message::parse(text.as_bytes(), &relay_sip::Limits::default()).unwrap()
         };
-        assert!(s.refuse_invite(&msg(1), ip(2)).is_none());
-        assert!(s.refuse_invite(&msg(2), ip(2)).is_none());
-        let refused = s.refuse_invite(&msg(3), ip(2)).expect("over the rate");
+        assert!(s.refuse_over_rate(&msg(1), ip(2)).is_none());
+        assert!(s.refuse_over_rate(&msg(2), ip(2)).is_none());
+        let refused = s.refuse_over_rate(&msg(3), ip(2)).expect("over the rate");
         let r = Message::parse(&refused, &relay_sip::Limits::default()).unwrap();
         assert_eq!(r.status(), Some(503));
         assert_eq!(r.call_id(), Ok("flood-3"));
         assert_eq!(r.retry_after().unwrap().map(|v| v.delta), Some(7));
         assert!(r.to_addr().unwrap().tag().is_some());
-        // A retransmission of an admitted one passes; OPTIONS and in-dialog requests are
-        // never counted.
-        assert!(s.refuse_invite(&msg(1), ip(2)).is_none());
+        // A retransmission of an admitted one passes; OPTIONS have their own rate, and
+        // in-dialog requests are never counted.
+        assert!(s.refuse_over_rate(&msg(1), ip(2)).is_none());
         let options = INVITE.replace("INVITE", "OPTIONS");
         let options = Message::parse(options.as_bytes(), &relay_sip::Limits::default()).unwrap();
-        assert!(s.refuse_invite(&options, ip(2)).is_none());
+        assert!(s.refuse_over_rate(&options, ip(2)).is_none());
         let reinvite = INVITE.replace("+4930123@198.18.30.1>", "+4930123@198.18.30.1>;tag=2");
         let reinvite = Message::parse(reinvite.as_bytes(), &relay_sip::Limits::default()).unwrap();
-        assert!(s.refuse_invite(&reinvite, ip(2)).is_none());
+        assert!(s.refuse_over_rate(&reinvite, ip(2)).is_none());
         let c = s.counters.snapshot();
         assert_eq!(c.invites_refused_per_source, 1);
         assert_eq!(c.invites_refused_global, 0);
@@ -693,5 +718,37 @@ mod tests {
             (2, 1, 1)
         );
         assert!(c.to_string().contains("malformed_answered=2 "), "{c}");
+    }
+
+    #[test]
+    fn other_out_of_dialog_requests_have_their_own_rate() {
+        let s = shield(LimitsSection {
+            requests_per_second: 10,
+            requests_per_second_per_source: 3,
+            ..LimitsSection::default()
+        });
+        let msg = |method: &str, n: u32| {
+            let text = INVITE
+                .replace("INVITE", method)
+                .replace("flood-1", &format!("flood-{n}"));
+            Message::parse(text.as_bytes(), &relay_sip::Limits::default()).unwrap()
+        };
+        for n in 0..3 {
+            assert!(s.refuse_over_rate(&msg("OPTIONS", n), ip(2)).is_none());
+        }
+        let refused = s
+            .refuse_over_rate(&msg("MESSAGE", 3), ip(2))
+            .expect("over the rate");
+        let r = Message::parse(&refused, &relay_sip::Limits::default()).unwrap();
+        assert_eq!(r.status(), Some(503));
+        assert!(r.retry_after().unwrap().is_some());
+        // Another source, an INVITE, a CANCEL and an ACK from the flooding one still pass.
+        assert!(s.refuse_over_rate(&msg("OPTIONS", 4), ip(3)).is_none());
+        assert!(s.refuse_over_rate(&msg("INVITE", 5), ip(2)).is_none());
+        assert!(s.refuse_over_rate(&msg("CANCEL", 5), ip(2)).is_none());
+        assert!(s.refuse_over_rate(&msg("ACK", 6), ip(2)).is_none());
+        let c = s.counters.snapshot();
+        assert_eq!(c.requests_refused_per_source, 1);
+        assert_eq!(c.invites_refused_per_source + c.invites_refused_global, 0);
     }
 }
