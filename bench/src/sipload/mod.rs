@@ -11,4 +11,5 @@
 pub mod load;
 pub mod msg;
 pub mod pki;
+pub mod procfs;
 pub mod run;
