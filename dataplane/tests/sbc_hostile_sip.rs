@@ -18,9 +18,11 @@
 //! in 198.18.10.0/24, 198.18.20.0/24 and 198.18.30.0/24 only; namespaces and processes are
 //! removed however the test ends.
 
+mod sbc;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::capture::Capture;
 use relay_testsupport::netns::{wait_until, KillOnDrop, Netns, Veth};
 use relay_testsupport::topology::{self, SbcTopology};
+use relay_testsupport::workspace_binary;
 use relay_testsupport::{pki, srtp_check};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -45,22 +48,6 @@ const TIMEOUT_S: u64 = 3;
 // Above the corpus's 15 INVITEs that parse, which arrive within a second or two.
 const INVITES_PER_SOURCE: usize = 30;
 const RETRY_AFTER: &str = "7";
-
-/// A binary of the workspace built next to this test's own (`target/<profile>/`).
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("this test binary");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
-        path.display()
-    );
-    path
-}
 
 fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
     let sbc = &pki.leaves[0];
@@ -87,14 +74,6 @@ invites_per_second_per_source = {INVITES_PER_SOURCE}
 retry_after_s = {RETRY_AFTER}
 
 [[listen]]
-transport = "tls"
-address = "198.18.10.1:5061"
-
-[[listen]]
-transport = "tls"
-address = "198.18.20.1:5061"
-
-[[listen]]
 transport = "udp"
 address = "{SIP_PLAIN}"
 
@@ -106,26 +85,8 @@ address = "{SIP_PLAIN}"
 transport = "tls"
 address = "{SIP_TLS}"
 
-[[trunk]]
-name = "alice-side"
-peers = [{{ host = "198.18.10.2", port = 5061, transport = "tls" }}]
-signalling_address = "198.18.10.1:5061"
-local_host = "198.18.10.1"
-media_address = "198.18.10.10"
-media_policy = "srtp_mandatory"
-suites = ["AES_CM_128_HMAC_SHA1_80"]
-trust_store = "{ca}"
-
-[[trunk]]
-name = "bob-side"
-peers = [{{ host = "198.18.20.2", port = 5061, transport = "tls" }}]
-signalling_address = "198.18.20.1:5061"
-local_host = "198.18.20.1"
-media_address = "198.18.20.10"
-media_policy = "srtp_mandatory"
-suites = ["AES_CM_128_HMAC_SHA1_80"]
-trust_store = "{ca}"
-
+# The TLS listeners and trunks of alice and bob, as every whole-appliance test has them.
+{trunks}
 # mallory is a trunk: the worst case, a peer the SBC routes for. Its INVITEs reach the
 # B2BUA's checks (420, 488) instead of a 403 for an unknown source.
 [[trunk]]
@@ -151,7 +112,7 @@ prefix = "+4930"
         state = dir.join("state").display(),
         cert = sbc.certificate.display(),
         key = sbc.key.display(),
-        ca = pki.ca.display(),
+        trunks = sbc::tls_trunks(&pki.ca),
     )
 }
 

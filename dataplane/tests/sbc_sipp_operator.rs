@@ -47,6 +47,7 @@ use relay_testsupport::capture::{Capture, Captured};
 use relay_testsupport::netns::wait_until;
 use relay_testsupport::sipp::{self, Direction, Sipp, SippOpts, SippTransport};
 use relay_testsupport::topology::{self, SbcTopology};
+use relay_testsupport::workspace_binary;
 use relay_testsupport::{pki, srtp_check};
 
 /// The bound of every wait for an event.
@@ -76,22 +77,6 @@ const FRAMES: u16 = 250;
 
 /// One test at a time: each runs a data plane that polls core 0.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A binary of the workspace built next to this test's own (`target/<profile>/`).
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("this test binary");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
-        path.display()
-    );
-    path
-}
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -69,3 +69,21 @@ pub fn sipp_skip_reason(needs_baresip: bool) -> Option<&'static str> {
     }
     None
 }
+
+/// A binary of the workspace built next to the running test binary (`target/<profile>/`,
+/// the parent of its `deps/`): relay-control, relayctl. Panics, naming the build command,
+/// when it is missing.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("this test binary");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,24 +13,9 @@ use relay_testsupport::appliance::{Appliance, Binaries, MediaPort};
 use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::pki;
 use relay_testsupport::topology::{self, SbcTopology};
+pub use relay_testsupport::workspace_binary;
 
 pub const WAIT: Duration = Duration::from_secs(15);
-
-/// A binary of the workspace built next to this test's own (`target/<profile>/`).
-pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("this test binary");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (`cargo build -p relay-control`; `cargo test --workspace` does)",
-        path.display()
-    );
-    path
-}
 
 pub fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
     let sbc = &pki.leaves[0];
@@ -56,7 +41,27 @@ private_key = "{key}"
 dir = "{cdr}"
 kek = "{kek}"
 
-[[listen]]
+{trunks}
+[[route]]
+from = "alice-side"
+to = "bob-side"
+"#,
+        socket = socket.display(),
+        admin = dir.join("control.sock").display(),
+        state = dir.join("state").display(),
+        cert = sbc.certificate.display(),
+        key = sbc.key.display(),
+        cdr = dir.join("cdr").display(),
+        kek = dir.join("cdr.kek").display(),
+        trunks = tls_trunks(&pki.ca),
+    )
+}
+
+/// The SBC's two TLS listeners and the trunks to alice (198.18.10.2) and bob (198.18.20.2),
+/// both SRTP-mandatory with `ca` as their trust store.
+pub fn tls_trunks(ca: &Path) -> String {
+    format!(
+        r#"[[listen]]
 transport = "tls"
 address = "198.18.10.1:5061"
 
@@ -83,19 +88,8 @@ media_address = "198.18.20.10"
 media_policy = "srtp_mandatory"
 suites = ["AES_CM_128_HMAC_SHA1_80"]
 trust_store = "{ca}"
-
-[[route]]
-from = "alice-side"
-to = "bob-side"
 "#,
-        socket = socket.display(),
-        admin = dir.join("control.sock").display(),
-        state = dir.join("state").display(),
-        cert = sbc.certificate.display(),
-        key = sbc.key.display(),
-        cdr = dir.join("cdr").display(),
-        kek = dir.join("cdr.kek").display(),
-        ca = pki.ca.display(),
+        ca = ca.display()
     )
 }
 
