@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relay_session::client::ControlClient;
-use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::capture::Capture;
 use relay_testsupport::netns::{wait_until, KillOnDrop, Netns, Veth};
 use relay_testsupport::topology::{self, SbcTopology};
@@ -759,27 +758,7 @@ fn hostile_sip_is_refused_while_a_call_keeps_its_media() {
     );
 
     // The call.
-    let bob = Baresip::start(
-        &net.bob,
-        &BaresipOpts::new(
-            "sip:bob@198.18.20.2;transport=tls",
-            topology::BOB_SIP,
-            &pki.leaves[2].combined,
-            &pki.ca,
-        ),
-    )
-    .unwrap();
-    let alice = Baresip::start(
-        &net.alice,
-        &BaresipOpts::new(
-            "sip:alice@198.18.10.2;transport=tls",
-            topology::ALICE_SIP,
-            &pki.leaves[1].combined,
-            &pki.ca,
-        )
-        .with_outbound_proxy(&topology::sbc_proxy_for_alice()),
-    )
-    .unwrap();
+    let (alice, bob) = sbc::user_agents(&net, &pki);
     alice.dial("sip:bob@198.18.20.2").unwrap();
     let diagnose = |what: &str| {
         format!(
