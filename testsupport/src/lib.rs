@@ -5,8 +5,9 @@
 //! baresip user agents in them over SIP/TLS with SDES SRTP ([`baresip`]), captures what they
 //! send with tcpdump ([`capture`]), and checks the captured media with libsrtp2 against the
 //! keys the endpoints themselves advertised in their SDP ([`srtp_check`]). [`sipp`] runs SIPp
-//! as a scripted operator-side user agent (SIP over UDP or TCP, plain RTP), and [`appliance`]
-//! starts the relay's two processes in a topology's SBC namespace.
+//! as a scripted operator-side user agent (SIP over UDP or TCP, plain RTP), [`sip_peer`] is a
+//! scripted SIP/TLS peer on our own stack (the Teams side, which no package imitates), and
+//! [`appliance`] starts the relay's two processes in a topology's SBC namespace.
 //!
 //! # What it needs
 //!
@@ -36,6 +37,7 @@ pub mod capture;
 mod error;
 pub mod netns;
 pub mod pki;
+pub mod sip_peer;
 pub mod sipp;
 pub mod srtp_check;
 pub mod topology;

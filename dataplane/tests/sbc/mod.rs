@@ -17,7 +17,9 @@ pub use relay_testsupport::workspace_binary;
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
-pub fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
+/// relay-control's configuration: the SBC's settings, with `trunks` (listeners, trunks and
+/// routes) appended.
+pub fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki, trunks: &str) -> String {
     let sbc = &pki.leaves[0];
     format!(
         r#"
@@ -42,9 +44,6 @@ dir = "{cdr}"
 kek = "{kek}"
 
 {trunks}
-[[route]]
-from = "alice-side"
-to = "bob-side"
 "#,
         socket = socket.display(),
         admin = dir.join("control.sock").display(),
@@ -53,7 +52,6 @@ to = "bob-side"
         key = sbc.key.display(),
         cdr = dir.join("cdr").display(),
         kek = dir.join("cdr.kek").display(),
-        trunks = tls_trunks(&pki.ca),
     )
 }
 
@@ -125,8 +123,23 @@ pub fn pki(dir: &Path) -> pki::Pki {
     )
 }
 
-/// relay-dataplane and relay-control in `net`'s SBC namespace, with a CDR store in `dir`.
+/// relay-dataplane and relay-control in `net`'s SBC namespace, with a CDR store in `dir`,
+/// alice's and bob's trunks ([`tls_trunks`]) and a route from alice to bob.
 pub fn start<'ns>(net: &'ns SbcTopology, dir: &Path, pki: &pki::Pki) -> Appliance<'ns> {
+    let trunks = format!(
+        "{}\n[[route]]\nfrom = \"alice-side\"\nto = \"bob-side\"\n",
+        tls_trunks(&pki.ca)
+    );
+    start_with(net, dir, pki, &trunks)
+}
+
+/// As [`start`], with `trunks` (listeners, trunks and routes) in the configuration.
+pub fn start_with<'ns>(
+    net: &'ns SbcTopology,
+    dir: &Path,
+    pki: &pki::Pki,
+    trunks: &str,
+) -> Appliance<'ns> {
     std::fs::write(dir.join("cdr.kek"), "11".repeat(32)).unwrap();
     std::fs::set_permissions(dir.join("cdr.kek"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let bins = Binaries {
@@ -143,7 +156,7 @@ pub fn start<'ns>(net: &'ns SbcTopology, dir: &Path, pki: &pki::Pki) -> Applianc
         port(topology::SBC_BOB_IF, topology::SBC_BOB_MEDIA),
     ];
     Appliance::start(&net.sbc, &bins, &ports, dir, |socket| {
-        control_toml(dir, socket, pki)
+        control_toml(dir, socket, pki, trunks)
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
