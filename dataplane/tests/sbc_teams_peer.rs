@@ -572,6 +572,103 @@ fn call_and_refer(teams1: &mut SipPeer, conn: ConnId, operator: &mut SipPeer, id
     );
 }
 
+/// Starts a just-in-time SIP trace (`relayctl trace start`) and waits until relay-control
+/// has picked the grant up; the trace grant's id.
+fn start_trace(dir: &Path, app: &relay_testsupport::appliance::Appliance<'_>) -> String {
+    let out = sbc::relayctl(
+        dir,
+        &[
+            "trace",
+            "start",
+            "--reason",
+            "TEAMS-1 failover diagnosis",
+            "--ttl",
+            "10m",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = text
+        .split_whitespace()
+        .nth(1)
+        .expect("trace <id> until ...")
+        .to_owned();
+    relay_testsupport::netns::wait_until(WAIT, || {
+        app.control_log().contains("SIP trace on").then_some(())
+    })
+    .expect("relay-control turns the trace on");
+    id
+}
+
+fn stop_trace(dir: &Path, app: &relay_testsupport::appliance::Appliance<'_>, id: &str) {
+    let out = sbc::relayctl(dir, &["trace", "stop", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    relay_testsupport::netns::wait_until(WAIT, || {
+        app.control_log().contains("SIP trace off").then_some(())
+    })
+    .expect("relay-control turns the trace off");
+}
+
+/// The trace holds the failover call (both proxies' INVITEs, the 503), keys redacted, and
+/// nothing from after it was stopped (the transfer).
+fn check_trace(dir: &Path) {
+    let grant = sbc::relayctl(
+        dir,
+        &[
+            "access",
+            "grant",
+            "--reason",
+            "TEAMS-1 read the trace",
+            "--ttl",
+            "10m",
+        ],
+    );
+    assert!(
+        grant.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grant.stderr)
+    );
+    let out = sbc::relayctl(dir, &["trace", "show"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for wanted in [
+        "INVITE sip:+4930200@198.18.10.2",
+        "INVITE sip:+4930200@198.18.10.3",
+        "SIP/2.0 503 Service Unavailable",
+        "X-MS-SBC",
+        "inline:<redacted>",
+    ] {
+        assert!(text.contains(wanted), "the trace lacks {wanted:?}:\n{text}");
+    }
+    assert!(
+        text.match_indices("inline:")
+            .all(|(i, _)| text[i..].starts_with("inline:<redacted>")),
+        "a key in the trace:\n{text}"
+    );
+    assert!(!text.contains("+4930500"), "traced after the stop:\n{text}");
+    if std::env::var_os("SHOW_TRACE").is_some() {
+        eprintln!("{text}");
+    }
+    let audit = sbc::relayctl(dir, &["audit", "show"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.contains("trace show") && audit.contains("SIP trace"),
+        "{audit}"
+    );
+}
+
 #[test]
 fn teams_direct_routing_profile_against_a_scripted_teams() {
     if let Some(why) = skip_reason(false) {
@@ -610,6 +707,7 @@ fn teams_direct_routing_profile_against_a_scripted_teams() {
     let mut ids = Ids::new();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         options_cadence(&teams1, &teams2);
+        let trace = start_trace(dir, &app);
         failover_call(
             &net,
             &mut operator,
@@ -618,6 +716,7 @@ fn teams_direct_routing_profile_against_a_scripted_teams() {
             &op_client,
             &mut ids,
         );
+        stop_trace(dir, &app, &trace);
         let conn = teams1
             .connect(&net.alice, SBC_TEAMS_SIDE, "sbc.test", teams_client.clone())
             .unwrap();
@@ -631,6 +730,7 @@ fn teams_direct_routing_profile_against_a_scripted_teams() {
             (out.status.success() && text.contains("0 active")).then_some(text)
         });
         assert!(calls.is_some(), "calls remain after the hang-ups");
+        check_trace(dir);
     }));
     if let Err(panic) = run {
         eprintln!("{}", app.logs());

@@ -14,8 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use relay_control::cdr::access::{parse_ttl, Access, Grant, Revealed};
+use relay_control::cdr::access::{parse_ttl, Access, Grant, GrantScope, Revealed};
 use relay_control::cdr::stats::{self, HourStats};
+use relay_control::cdr::trace;
 use relay_control::cdr::{
     self, day_of, CallRecord, CdrConfig, CdrReader, Clock, Finding, Kek, SystemClock,
 };
@@ -140,6 +141,12 @@ enum Command {
         #[command(subcommand)]
         command: CdrCommand,
     },
+    /// Just-in-time SIP traces: written by relay-control only while a trace grant lasts,
+    /// encrypted, purged with the records of their day.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
     /// Anonymised hourly statistics per trunk (no grant needed).
     Stats {
         #[command(flatten)]
@@ -181,6 +188,30 @@ enum AccessCommand {
     Revoke {
         /// The grant's id.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Start a trace: relay-control writes every SIP message (keys redacted) until the
+    /// grant lapses or is stopped. Audited like a read grant.
+    Start {
+        /// Why: a ticket number or a sentence. Written to the audit log.
+        #[arg(long)]
+        reason: String,
+        /// How long, e.g. 15m, 1h (at most 24h).
+        #[arg(long, default_value = "30m")]
+        ttl: String,
+    },
+    /// Stop a trace before its grant lapses.
+    Stop {
+        /// The trace grant's id (from `trace start` or `access list`).
+        id: String,
+    },
+    /// Print the traced messages (needs a read grant; the read is audited).
+    Show {
+        #[command(flatten)]
+        range: Range,
     },
 }
 
@@ -501,9 +532,13 @@ fn run(cli: Cli) -> Result<Status> {
             AccessCommand::List => {
                 for g in access.active(now)? {
                     println!(
-                        "{}  {:<12} until {}  {}",
+                        "{}  {:<12} {:<5} until {}  {}",
                         g.id,
                         g.who,
+                        match g.scope {
+                            GrantScope::Read => "read",
+                            GrantScope::Trace => "trace",
+                        },
                         time_str(g.expires_ms),
                         g.reason
                     );
@@ -516,6 +551,62 @@ fn run(cli: Cli) -> Result<Status> {
             AccessCommand::Revoke { id } => {
                 access.revoke(id, &who(), now)?;
                 println!("revoked {id}");
+            }
+        },
+        Command::Trace { command } => match command {
+            TraceCommand::Start { reason, ttl } => {
+                let g =
+                    access.grant_scoped(&who(), reason, parse_ttl(ttl)?, GrantScope::Trace, now)?;
+                println!(
+                    "trace {} until {}: relay-control traces SIP within a few seconds (reason: {})",
+                    g.id,
+                    time_str(g.expires_ms),
+                    g.reason
+                );
+            }
+            TraceCommand::Stop { id } => {
+                access.revoke(id, &who(), now)?;
+                println!("stopped trace {id}");
+            }
+            TraceCommand::Show { range } => {
+                let grant = access.require(&who(), now)?;
+                let (from, to) = range.resolve(now)?;
+                let read = trace::read(&config, &grant, &day_of(from), &day_of(to))?;
+                for f in &read.findings {
+                    eprintln!("relayctl: {f}");
+                }
+                for (trace_id, e) in &read.entries {
+                    if e.ts_ms < from || e.ts_ms > to {
+                        continue;
+                    }
+                    let arrow = match e.direction {
+                        trace::Direction::In => "<-",
+                        trace::Direction::Out => "->",
+                    };
+                    println!(
+                        "== {} {arrow} {} {} (trace {trace_id})",
+                        time_str(e.ts_ms),
+                        e.transport,
+                        e.peer
+                    );
+                    println!("{}", e.text.trim_end());
+                }
+                access.audit_read(
+                    now,
+                    &who(),
+                    "trace show",
+                    Some(&grant),
+                    &format!(
+                        "{} .. {}; {} messages",
+                        time_str(from),
+                        time_str(to),
+                        read.entries.len()
+                    ),
+                    &[],
+                )?;
+                if !read.findings.is_empty() {
+                    status = Status::Damaged;
+                }
             }
         },
         Command::Cdr { command } => {

@@ -45,21 +45,48 @@ pub struct Grant {
     pub created_ms: i64,
     /// When it lapses by itself, ms since the epoch.
     pub expires_ms: i64,
+    /// What it allows: reading records (the default, and what grants written before scopes
+    /// existed are), or writing a SIP trace while it lasts.
+    #[serde(default, skip_serializing_if = "GrantScope::is_read")]
+    pub scope: GrantScope,
     /// HMAC-SHA256 (hex) of the fields above under a KEK-derived key; empty in a file
     /// written by hand, which is then refused.
     #[serde(default)]
     pub mac: String,
 }
 
+/// What a grant allows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantScope {
+    /// Reading call records, SIP traces and audit query terms (`relayctl cdr`, `trace show`).
+    #[default]
+    Read,
+    /// relay-control writes every SIP message to the encrypted trace store while it lasts
+    /// (`relayctl trace start`).
+    Trace,
+}
+
+impl GrantScope {
+    fn is_read(&self) -> bool {
+        *self == GrantScope::Read
+    }
+}
+
 impl Grant {
-    fn mac_parts(&self) -> [Vec<u8>; 5] {
-        [
+    fn mac_parts(&self) -> Vec<Vec<u8>> {
+        let mut parts = vec![
             self.id.as_bytes().to_vec(),
             self.who.as_bytes().to_vec(),
             self.reason.as_bytes().to_vec(),
             self.created_ms.to_be_bytes().to_vec(),
             self.expires_ms.to_be_bytes().to_vec(),
-        ]
+        ];
+        // Read grants MAC as they did before scopes existed; any other scope is bound in.
+        if self.scope != GrantScope::Read {
+            parts.push(b"scope:trace".to_vec());
+        }
+        parts
     }
 }
 
@@ -234,6 +261,18 @@ impl Access {
         ttl: Duration,
         now_ms: i64,
     ) -> Result<Grant, CdrError> {
+        self.grant_scoped(who, reason, ttl, GrantScope::Read, now_ms)
+    }
+
+    /// As [`Access::grant`], for `scope`.
+    pub fn grant_scoped(
+        &self,
+        who: &str,
+        reason: &str,
+        ttl: Duration,
+        scope: GrantScope,
+        now_ms: i64,
+    ) -> Result<Grant, CdrError> {
         if reason.trim().len() < 3 {
             return Err(CdrError::Config(
                 "a grant needs a --reason (a ticket number or why the records are needed)".into(),
@@ -251,6 +290,7 @@ impl Access {
             reason: reason.trim().to_owned(),
             created_ms: now_ms,
             expires_ms: now_ms + ttl.as_millis() as i64,
+            scope,
             mac: String::new(),
         };
         let parts = grant.mac_parts();
@@ -262,7 +302,10 @@ impl Access {
             who,
             "grant",
             Some(&grant),
-            &format!("ttl {}s", ttl.as_secs()),
+            &match scope {
+                GrantScope::Read => format!("ttl {}s", ttl.as_secs()),
+                GrantScope::Trace => format!("SIP trace, ttl {}s", ttl.as_secs()),
+            },
         )?;
         let json =
             serde_json::to_vec_pretty(&grant).map_err(|e| CdrError::Io(io::Error::other(e)))?;
@@ -379,7 +422,7 @@ impl Access {
         let mut refused = 0;
         for (path, id, grant) in self.grant_files()? {
             let Some(grant) = grant else { continue };
-            if grant.who != who {
+            if grant.who != who || grant.scope != GrantScope::Read {
                 continue;
             }
             if !(self.authentic(&grant) && self.granted_in_log(&grant)?) {

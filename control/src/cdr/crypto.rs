@@ -333,6 +333,8 @@ pub(crate) enum KeyKind {
     Data,
     /// Seals the personal query terms of the day's audit entries.
     Audit,
+    /// Seals the day's just-in-time SIP traces (trace.rs).
+    Trace,
 }
 
 impl KeyKind {
@@ -340,6 +342,7 @@ impl KeyKind {
         let mut aad = match self {
             KeyKind::Data => b"relay-cdr-daykey-v1:".to_vec(),
             KeyKind::Audit => b"relay-cdr-auditkey-v1:".to_vec(),
+            KeyKind::Trace => b"relay-sip-tracekey-v1:".to_vec(),
         };
         aad.extend_from_slice(day.as_bytes());
         aad
@@ -350,11 +353,13 @@ impl KeyKind {
         match self {
             KeyKind::Data => keys_dir.to_owned(),
             KeyKind::Audit => keys_dir.join("audit"),
+            KeyKind::Trace => keys_dir.join("trace"),
         }
     }
 }
 
-/// Where the wrapped key of `day` lives: `<keys>/<day>.key` or `<keys>/audit/<day>.key`.
+/// Where the wrapped key of `day` lives: `<keys>/<day>.key`, `<keys>/audit/<day>.key` or
+/// `<keys>/trace/<day>.key`.
 pub(crate) fn key_path(keys_dir: &Path, kind: KeyKind, day: &str) -> PathBuf {
     kind.dir(keys_dir).join(format!("{day}.key"))
 }

@@ -19,6 +19,8 @@
 //! audit/<yyyy-mm>.jsonl        append-only, hash-chained, MAC'd audit log; query      audit_retention_days (400);
 //!                              terms sealed under the day's audit key                 terms shredded with the key
 //! audit/head.json              the MAC'd anchor of the newest audit entry             as long as the log
+//! <keys>/trace/<day>.key       the day's SIP trace key, wrapped by the KEK            until the day is purged
+//! traces/<day>/<grant>.trace   SIP messages written under a trace grant (trace.rs)    until the day is purged
 //! ```
 //!
 //! * [`CdrStore`] is the writer the control plane owns: [`CdrStore::submit`] queues a record
@@ -44,6 +46,7 @@ mod segment;
 pub mod access;
 pub mod stats;
 mod store;
+pub mod trace;
 
 use std::io;
 

@@ -924,6 +924,8 @@ pub struct PurgeReport {
     pub audit_keys_destroyed: Vec<String>,
     /// Audit entries of the first version whose query terms (in clear) were removed.
     pub audit_entries_redacted: usize,
+    /// Days whose SIP traces were destroyed (key and files).
+    pub trace_days_purged: Vec<String>,
 }
 
 /// Purges every UTC day at least `retention_days` old: merges its statistics checkpoints
@@ -977,6 +979,8 @@ pub fn purge(config: &CdrConfig, kek: &Kek, now_ms: i64) -> Result<PurgeReport, 
             report.audit_keys_destroyed.push(day);
         }
     }
+    // SIP traces live exactly as long as the records of their day.
+    report.trace_days_purged = super::trace::purge(&layout, expired)?;
     report.stats_days_deleted = stats::apply_retention(dir, config.stats_retention_days, now_ms)?;
     super::access::apply_audit_retention(dir, config.audit_retention_days, now_ms)?;
     report.audit_entries_redacted =

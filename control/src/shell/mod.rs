@@ -10,6 +10,7 @@ pub mod limits;
 pub mod observe;
 pub mod records;
 pub mod recover;
+pub mod sip_trace;
 pub mod state;
 pub mod tls;
 
@@ -31,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::cdr::trace::Direction as TraceDirection;
 use crate::cdr::{CdrConfig, CdrStore, SystemClock};
 use crate::config::{ControlConfig, Settings, SipTransport};
 use conn::ConnEvent;
@@ -182,6 +184,17 @@ pub async fn run(
             .map_err(|e| ShellError::Cdr(e.to_string()))?,
         ),
         None => None,
+    };
+    // Just-in-time SIP traces need the CDR store (their keys and retention are its own).
+    let tracer = match (&cdr, &file.cdr) {
+        (Some(_), Some(c)) => {
+            let mut config = CdrConfig::new(&c.dir, &c.kek);
+            if let Some(keys) = &c.keys {
+                config.keys_dir = keys.clone();
+            }
+            Some(sip_trace::SipTracer::start(config).map_err(|e| ShellError::Cdr(e.to_string()))?)
+        }
+        _ => None,
     };
 
     let (acceptor, mut connectors) = tls_setup(file)?;
@@ -437,6 +450,13 @@ pub async fn run(
                     .sip_messages
                     .get_or_create(&sip_labels("in", &message))
                     .inc();
+                if let Some(t) = &tracer {
+                    t.record(
+                        TraceDirection::In,
+                        || (f.transport.to_string(), remote.to_string()),
+                        &message.to_bytes(),
+                    );
+                }
                 b2bua.on_message(&f, *message, now)
             }
             Event::Conn(ConnEvent::Invalid { flow, status }) => {
@@ -519,6 +539,13 @@ pub async fn run(
                         .get_or_create(&sip_labels("out", &message))
                         .inc();
                     let bytes = message.to_bytes();
+                    if let Some(t) = &tracer {
+                        t.record(
+                            TraceDirection::Out,
+                            || describe_destination(&to, &flows, &settings, &message),
+                            &bytes,
+                        );
+                    }
                     match to {
                         Destination::Flow(id) => {
                             if let Some(info) = flows.get(&id) {
@@ -836,6 +863,25 @@ fn send_on(info: &FlowInfo, bytes: Vec<u8>) {
 #[allow(clippy::too_many_arguments)]
 /// Where a message to `to` goes: its trunk, the configured peer it is (if one), and the
 /// host, port and transport to use (a `Target` takes them from the Request-URI).
+/// The transport and peer a message goes to, for the SIP trace.
+fn describe_destination(
+    to: &Destination,
+    flows: &HashMap<FlowId, FlowInfo>,
+    settings: &Settings,
+    message: &relay_sip::Message,
+) -> (String, String) {
+    match to {
+        Destination::Flow(id) => flows.get(id).map_or_else(
+            || ("?".into(), "a closed connection".into()),
+            |f| (f.transport.to_string(), f.remote.to_string()),
+        ),
+        _ => target_of(settings, to, message).map_or_else(
+            || ("?".into(), "no address".into()),
+            |(_, _, p)| (p.transport.to_string(), format!("{}:{}", p.host, p.port)),
+        ),
+    }
+}
+
 fn target_of(
     settings: &Settings,
     to: &Destination,
