@@ -15,6 +15,13 @@
 //!   media pairs (`relay_session::MediaSpec`): what a sends is received with a's key and sent
 //!   to b with the relay's key for b, and the other way round.
 //!
+//! Topology hiding: what one side's SDP says about its endpoint does not reach the other side.
+//! The origin's username and the session name become `-`, the session's and media's `i=`,
+//! `u=`, `e=`, `p=` and `k=` lines and `a=tool` are dropped, and the origin and connection
+//! addresses are the data plane's. `a=ssrc` (and its `cname:`) passes: the relay forwards SSRCs
+//! and RTCP unchanged (a stream's SDES CNAME is in its RTCP anyway), and endpoints need the
+//! SSRCs to tell streams apart.
+//!
 //! SDES semantics (RFC 4568 section 6.1): the key in an `a=crypto` line is the one its
 //! *sender* encrypts with. So the relay's keys appear in the SDP it sends, and the peers'
 //! keys are taken from the SDP they send.
@@ -205,20 +212,44 @@ fn passed(attrs: &[Attribute]) -> Vec<Attribute> {
             !matches!(
                 a,
                 Attribute::Crypto(_) | Attribute::Ice(_) | Attribute::Rtcp(_) | Attribute::RtcpMux
-            )
+            ) && !reveals_endpoint(a)
         })
         .cloned()
         .collect()
 }
 
+/// An attribute that names the endpoint's software (topology hiding, see the module docs).
+fn reveals_endpoint(a: &Attribute) -> bool {
+    a.name().eq_ignore_ascii_case("tool")
+}
+
+/// The session part of the SDP sent to the other side: the data plane's address, and
+/// nothing about the endpoint (see the module docs).
 fn session_towards(sdp: &SessionDescription, address: IpAddr, version: u64) -> SessionDescription {
     let mut out = sdp.clone();
+    let anonymous = || relay_sip::sdp::Word::new("-").expect("a word");
+    out.origin.username = anonymous();
     out.origin.address = Address::Ip(address);
     out.origin.session_version = version;
+    out.session_name = relay_sip::sdp::Text::new("-").expect("a text");
+    out.information = None;
+    out.uri = None;
+    out.emails.clear();
+    out.phones.clear();
+    out.encryption_key = None;
     out.connection = Some(Connection::new(address));
-    out.attributes.retain(|a| !a.is_ice());
+    out.attributes
+        .retain(|a| !a.is_ice() && !reveals_endpoint(a));
     out.media.clear();
     out
+}
+
+/// Drops each media line's `i=` and `k=` (topology hiding; keys travel only in `a=crypto`).
+fn hide_media_details(out: &mut SessionDescription) {
+    for m in &mut out.media {
+        m.information = None;
+        m.encryption_key = None;
+    }
 }
 
 fn rejected_line(m: &MediaDescription) -> MediaDescription {
@@ -332,6 +363,7 @@ pub fn anchor_offer(
             b_offered,
         });
     }
+    hide_media_details(&mut out);
     Ok((out, OfferedMedia { lines }))
 }
 
@@ -454,6 +486,7 @@ pub fn anchor_answer(
             },
         });
     }
+    hide_media_details(&mut out);
     Ok(AnsweredMedia {
         answer: out,
         media,

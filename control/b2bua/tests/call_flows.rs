@@ -486,6 +486,83 @@ fn srtp_on_both_legs_gets_a_key_per_leg_and_direction() {
     );
 }
 
+/// What an SDP says about its endpoint, in a form `sdp()` can splice in: the origin's user
+/// and session name, `i=`/`u=`/`e=`/`p=` lines and `a=tool`.
+fn identifying(sdp: &str, who: &str) -> String {
+    sdp.replace("o=- ", &format!("o={who} "))
+        .replace(
+            "s=-\n",
+            &format!("s={who}'s call\ni=desk phone of {who}\nu=http://{who}.example/\ne={who}@example.com\np=+49 30 {who}\n"),
+        )
+        .replace("t=0 0\n", &format!("t=0 0\na=tool:{who}-softphone 1.0\n"))
+        .replace("a=sendrecv\n", &format!("i={who}'s microphone\na=sendrecv\na=ssrc:1234 cname:{who}@example.com\n"))
+}
+
+#[test]
+fn sdp_says_nothing_about_the_endpoint_on_the_other_side() {
+    let mut sbc = b2bua(Transport::Tls, MediaPolicy::SrtpMandatory);
+    let offer = identifying(
+        &sdp(
+            "198.18.10.2",
+            4000,
+            "RTP/SAVP",
+            &[(
+                1,
+                Suite::AesCm128HmacSha1_80,
+                &key(Suite::AesCm128HmacSha1_80),
+            )],
+            "",
+        ),
+        "alice",
+    );
+    let out = sbc.on_message(&alice_flow(), invite("th", "+4930999", &offer), 0);
+    let inv = the_invite_to_b(&out);
+    let body = String::from_utf8_lossy(&inv.body).into_owned();
+    let answer = identifying(
+        &sdp(
+            BOB_1,
+            6000,
+            "RTP/SAVP",
+            &[(
+                1,
+                Suite::AesCm128HmacSha1_80,
+                &key(Suite::AesCm128HmacSha1_80),
+            )],
+            "",
+        ),
+        "bob",
+    );
+    let out = sbc.on_message(
+        &bob_flow(),
+        response(&inv, 200, "OK", "b2", Some(&answer)),
+        1,
+    );
+    let ok_to_a = sends(&out)
+        .into_iter()
+        .find(|(to, m)| *to == Destination::Flow(1) && status(m) == 200)
+        .unwrap()
+        .1;
+    let back = String::from_utf8_lossy(&ok_to_a.body).into_owned();
+    for (sent, who) in [(&body, "alice"), (&back, "bob")] {
+        for line in sent.lines() {
+            let hidden = line.starts_with("o=-") || line.starts_with("a=ssrc:1234 cname:");
+            assert!(
+                hidden || !line.contains(who),
+                "{who} shows in {line:?}:\n{sent}"
+            );
+            for kind in ["i=", "u=", "e=", "p=", "k=", "a=tool"] {
+                assert!(!line.starts_with(kind), "{line:?} passed:\n{sent}");
+            }
+        }
+        assert!(sent.contains("s=-\r\n"), "{sent}");
+        // SSRCs pass: the relay forwards them, and endpoints need them.
+        assert!(
+            sent.contains(&format!("a=ssrc:1234 cname:{who}@example.com")),
+            "{sent}"
+        );
+    }
+}
+
 #[test]
 fn an_offer_without_acceptable_crypto_gets_488_and_takes_no_ports() {
     let mut sbc = b2bua(Transport::Udp, MediaPolicy::Rtp);
