@@ -31,8 +31,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use relay_bench::sipload::msg::{self, DialogIds, Ids};
-use relay_sip::{Message, Method, StdHeader, Uri};
-use relay_testsupport::sip_peer::{self, ConnId, Received, SipPeer};
+use relay_sip::{Message, Method, StdHeader};
+use relay_testsupport::sip_peer::{self, contact_uri, ConnId, Dialog, Received, SipPeer};
 use relay_testsupport::topology::{self, SbcTopology};
 use relay_testsupport::{pki, skip_reason};
 
@@ -120,14 +120,6 @@ fn make_pki(dir: &Path) -> pki::Pki {
     )
 }
 
-/// The first address of a message's Contact.
-fn contact_uri(m: &Message) -> Option<Uri> {
-    match m.contact().ok()?? {
-        relay_sip::Contact::Addresses(a) => a.into_iter().next().map(|a| a.uri),
-        relay_sip::Contact::Wildcard => None,
-    }
-}
-
 fn header<'m>(m: &'m Message, name: &str) -> Option<&'m str> {
     m.headers
         .get(relay_sip::HeaderName::parse(name).expect("a header name"))
@@ -168,80 +160,6 @@ fn assert_teams_sdp(m: &Message, what: &str) {
         "{what}: {:?} is not AES_CM_128_HMAC_SHA1_80 with |2^31",
         cryptos[0]
     );
-}
-
-/// A UAC's side of a dialog it started.
-struct Dialog {
-    ids: DialogIds,
-    target: Uri,
-    via_host: String,
-    cseq: u32,
-}
-
-impl Dialog {
-    fn new(ids: &mut Ids, via_host: &str, from_user: &str, to: &str, target: &str) -> Dialog {
-        Dialog {
-            ids: DialogIds {
-                call_id: format!("{}@{via_host}", ids.hex()),
-                from: format!("<sip:{from_user}@{via_host};user=phone>;tag={}", ids.hex()),
-                to: to.to_owned(),
-            },
-            target: Uri::parse(target).expect("a target URI"),
-            via_host: format!("{via_host}:5061"),
-            cseq: 1,
-        }
-    }
-
-    /// A new request in the dialog (the next CSeq).
-    fn request(&mut self, ids: &mut Ids, method: Method) -> Message {
-        self.cseq += 1;
-        msg::request(
-            method,
-            &self.target,
-            &self.via_host,
-            &ids.hex(),
-            &self.ids,
-            self.cseq,
-            &[],
-        )
-    }
-
-    fn invite(&mut self, ids: &mut Ids, contact: &str, sdp: Vec<u8>) -> Message {
-        let mut m = msg::request(
-            Method::Invite,
-            &self.target,
-            &self.via_host,
-            &ids.hex(),
-            &self.ids,
-            self.cseq,
-            &[],
-        );
-        msg::push(&mut m, StdHeader::Contact, contact);
-        msg::push(&mut m, StdHeader::ContentType, "application/sdp");
-        m.body = sdp;
-        m
-    }
-
-    /// Takes the remote tag and target from a 2xx to the INVITE.
-    fn established(&mut self, ok: &Message) {
-        self.ids.to = ok.headers.get(StdHeader::To).expect("a To").to_owned();
-        if let Some(uri) = contact_uri(ok) {
-            self.target = uri;
-        }
-    }
-
-    /// The ACK for the 2xx of the INVITE (same CSeq number).
-    fn ack(&self, ids: &mut Ids) -> Message {
-        msg::request(
-            Method::Ack,
-            &self.target,
-            &self.via_host,
-            &ids.hex(),
-            &self.ids,
-            self.cseq,
-            &[],
-        )
-    }
 }
 
 /// The SDP a peer offers or answers: one audio line in `direction` with the given
@@ -306,7 +224,8 @@ fn failover_call(
         "+4930100",
         "<sip:+4930200@198.18.20.1>",
         "sip:+4930200@198.18.20.1:5061;transport=tls",
-    );
+    )
+    .unwrap();
     let offer = sdp_with(
         OPERATOR.ip(),
         40_000,
@@ -394,7 +313,8 @@ fn teams_call(
         "+4930300",
         &format!("<sip:{number}@sbc.test;user=phone>"),
         &format!("sip:{number}@sbc.test:5061;user=phone;transport=tls"),
-    );
+    )
+    .unwrap();
     let offer = sdp_with(
         TEAMS1.ip(),
         52_000,

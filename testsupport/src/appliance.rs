@@ -45,6 +45,31 @@ pub struct Binaries {
     pub control: PathBuf,
 }
 
+/// How the data plane runs (the defaults are the tests': one lcore, 120 s).
+#[derive(Clone, Debug)]
+pub struct ApplianceOptions {
+    /// Worker lcores. One runs on the main lcore (`-l 0`); more get their own lcores, all on
+    /// the machine's last CPU, and each port as many queue pairs.
+    pub workers: usize,
+    /// The data plane stops by itself after this long.
+    pub run_seconds: u64,
+    /// Where the data plane writes its final counters (`--stats-json`) when it stops.
+    pub stats_json: Option<PathBuf>,
+    /// relay-control's `RELAY_LOG`.
+    pub control_log: String,
+}
+
+impl Default for ApplianceOptions {
+    fn default() -> Self {
+        ApplianceOptions {
+            workers: 1,
+            run_seconds: 120,
+            stats_json: None,
+            control_log: "relay_control=debug".into(),
+        }
+    }
+}
+
 /// relay-dataplane and relay-control running in the SBC namespace.
 pub struct Appliance<'ns> {
     // Field order is drop order: relay-control goes before the data plane it talks to.
@@ -58,6 +83,7 @@ pub struct Appliance<'ns> {
     control_bin: PathBuf,
     dataplane_bin: PathBuf,
     ports: Vec<MediaPort>,
+    options: ApplianceOptions,
 }
 
 impl std::fmt::Debug for Appliance<'_> {
@@ -83,6 +109,18 @@ impl<'ns> Appliance<'ns> {
         dir: &Path,
         config: impl FnOnce(&Path) -> String,
     ) -> Result<Appliance<'ns>> {
+        Appliance::start_with(ns, bins, ports, dir, ApplianceOptions::default(), config)
+    }
+
+    /// As [`Appliance::start`], with `options`.
+    pub fn start_with(
+        ns: &'ns Netns,
+        bins: &Binaries,
+        ports: &[MediaPort],
+        dir: &Path,
+        options: ApplianceOptions,
+        config: impl FnOnce(&Path) -> String,
+    ) -> Result<Appliance<'ns>> {
         for p in ports {
             check_test_address(p.address)?;
         }
@@ -105,6 +143,7 @@ impl<'ns> Appliance<'ns> {
             control_bin: bins.control.clone(),
             dataplane_bin: bins.dataplane.clone(),
             ports: ports.to_vec(),
+            options,
         };
         appliance.start_dataplane()?;
 
@@ -146,26 +185,39 @@ impl<'ns> Appliance<'ns> {
                 p.address, p.prefix_len
             ));
         }
-        cmd.arg("--control").arg(&self.socket).args([
-            "--duration",
-            "120",
-            "--",
-            "--no-huge",
-            "-m",
-            "512",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            "--log-level=error",
-        ]);
+        cmd.arg("--control").arg(&self.socket);
+        cmd.arg("--duration")
+            .arg(self.options.run_seconds.to_string());
+        if let Some(stats) = &self.options.stats_json {
+            cmd.arg("--stats-json").arg(stats);
+        }
+        cmd.args(["--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf"]);
+        let workers = self.options.workers.max(1);
+        if workers == 1 {
+            cmd.args(["-l", "0"]);
+        } else {
+            // The main lcore on CPU 0, the workers together on the last CPU.
+            let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+            let lcores: Vec<String> = std::iter::once("0@0".to_owned())
+                .chain((1..=workers).map(|w| format!("{w}@{last}")))
+                .collect();
+            cmd.arg(format!("--lcores={}", lcores.join(",")));
+        }
+        cmd.arg("--log-level=error");
         cmd.arg(format!(
             "--file-prefix=sbc{}-{}",
             std::process::id(),
             NEXT_PREFIX.fetch_add(1, Ordering::Relaxed)
         ));
         for (i, p) in self.ports.iter().enumerate() {
-            cmd.arg(format!("--vdev=net_af_packet{i},iface={}", p.iface));
+            if workers == 1 {
+                cmd.arg(format!("--vdev=net_af_packet{i},iface={}", p.iface));
+            } else {
+                cmd.arg(format!(
+                    "--vdev=net_af_packet{i},iface={},qpairs={workers}",
+                    p.iface
+                ));
+            }
         }
         self.dataplane = KillOnDrop::new(
             cmd.stdin(Stdio::null())
@@ -211,7 +263,7 @@ impl<'ns> Appliance<'ns> {
                 .command(&self.control_bin.display().to_string())
                 .arg("--config")
                 .arg(&self.config_path)
-                .env("RELAY_LOG", "relay_control=debug")
+                .env("RELAY_LOG", &self.options.control_log)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)

@@ -217,6 +217,14 @@ impl SipPeer {
         }
     }
 
+    /// The next message (one received earlier and not taken first), waiting at most `wait`.
+    pub fn poll(&mut self, wait: Duration) -> Option<Received> {
+        if !self.backlog.is_empty() {
+            return Some(self.backlog.remove(0));
+        }
+        self.events.recv_timeout(wait).ok()
+    }
+
     /// The next request with `method` (see [`SipPeer::expect`]).
     pub fn expect_request(&mut self, method: Method, wait: Duration) -> Result<Received> {
         let what = format!("a {method} request");
@@ -246,6 +254,110 @@ impl Drop for SipPeer {
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+/// The first address of a message's Contact.
+pub fn contact_uri(m: &Message) -> Option<relay_sip::Uri> {
+    match m.contact().ok()?? {
+        relay_sip::Contact::Addresses(a) => a.into_iter().next().map(|a| a.uri),
+        relay_sip::Contact::Wildcard => None,
+    }
+}
+
+/// The UAC's side of a dialog it starts over TLS: Call-ID, tags, target and CSeq.
+#[derive(Clone, Debug)]
+pub struct Dialog {
+    /// Call-ID, From (with our tag) and To (with the remote tag once known).
+    pub ids: relay_bench::sipload::msg::DialogIds,
+    /// Where in-dialog requests go (the remote Contact once known).
+    pub target: relay_sip::Uri,
+    /// Our `host:port` in Via.
+    pub via_host: String,
+    /// The CSeq of the last request.
+    pub cseq: u32,
+}
+
+impl Dialog {
+    /// A new dialog from `from_user@host` (a `user=phone` number) to `to` (a To header
+    /// value), its INVITE sent to `target`.
+    pub fn new(
+        ids: &mut relay_bench::sipload::msg::Ids,
+        host: &str,
+        from_user: &str,
+        to: &str,
+        target: &str,
+    ) -> Result<Dialog> {
+        Ok(Dialog {
+            ids: relay_bench::sipload::msg::DialogIds {
+                call_id: format!("{}@{host}", ids.hex()),
+                from: format!("<sip:{from_user}@{host};user=phone>;tag={}", ids.hex()),
+                to: to.to_owned(),
+            },
+            target: relay_sip::Uri::parse(target)
+                .map_err(|e| Error::Malformed(format!("target {target}: {e}")))?,
+            via_host: format!("{host}:5061"),
+            cseq: 1,
+        })
+    }
+
+    /// A new request in the dialog (the next CSeq).
+    pub fn request(&mut self, ids: &mut relay_bench::sipload::msg::Ids, method: Method) -> Message {
+        self.cseq += 1;
+        relay_bench::sipload::msg::request(
+            method,
+            &self.target,
+            &self.via_host,
+            &ids.hex(),
+            &self.ids,
+            self.cseq,
+            &[],
+        )
+    }
+
+    /// The INVITE that starts the dialog, with `contact` and an SDP offer.
+    pub fn invite(
+        &mut self,
+        ids: &mut relay_bench::sipload::msg::Ids,
+        contact: &str,
+        sdp: Vec<u8>,
+    ) -> Message {
+        let mut m = relay_bench::sipload::msg::request(
+            Method::Invite,
+            &self.target,
+            &self.via_host,
+            &ids.hex(),
+            &self.ids,
+            self.cseq,
+            &[],
+        );
+        push(&mut m, StdHeader::Contact, contact);
+        push(&mut m, StdHeader::ContentType, "application/sdp");
+        m.body = sdp;
+        m
+    }
+
+    /// Takes the remote tag and target from a 2xx to the INVITE.
+    pub fn established(&mut self, ok: &Message) {
+        if let Some(to) = ok.headers.get(StdHeader::To) {
+            self.ids.to = to.to_owned();
+        }
+        if let Some(uri) = contact_uri(ok) {
+            self.target = uri;
+        }
+    }
+
+    /// The ACK for the 2xx of the INVITE (same CSeq number).
+    pub fn ack(&self, ids: &mut relay_bench::sipload::msg::Ids) -> Message {
+        relay_bench::sipload::msg::request(
+            Method::Ack,
+            &self.target,
+            &self.via_host,
+            &ids.hex(),
+            &self.ids,
+            self.cseq,
+            &[],
+        )
     }
 }
 

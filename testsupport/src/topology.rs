@@ -120,9 +120,15 @@ pub struct SbcTopology {
 impl SbcTopology {
     /// Builds the topology (needs root and iproute2, ethtool).
     pub fn new() -> Result<SbcTopology> {
-        let alice = Netns::new("sbct-alice")?;
-        let sbc = Netns::new("sbct-sbc")?;
-        let bob = Netns::new("sbct-bob")?;
+        SbcTopology::named("sbct")
+    }
+
+    /// As [`SbcTopology::new`], the namespaces called `PREFIX-alice-PID-N`, `PREFIX-sbc-...`,
+    /// `PREFIX-bob-...`.
+    pub fn named(prefix: &str) -> Result<SbcTopology> {
+        let alice = Netns::new(&format!("{prefix}-alice"))?;
+        let sbc = Netns::new(&format!("{prefix}-sbc"))?;
+        let bob = Netns::new(&format!("{prefix}-bob"))?;
         let cidr = |a: Ipv4Addr| format!("{a}/{PREFIX_LEN}");
         let alice_link = Veth::new(
             &alice,

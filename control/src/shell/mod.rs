@@ -12,6 +12,7 @@ pub mod records;
 pub mod recover;
 pub mod sip_trace;
 pub mod state;
+pub mod timers;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -366,20 +367,25 @@ pub async fn run(
     );
     tokio::pin!(stop);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut timers = timers::TimerQueue::new();
     for action in initial {
         if let Action::Timer { key, at_ns } = action {
-            let tx = ev_tx.clone();
-            let wait = Duration::from_nanos(at_ns.saturating_sub(now_ns()));
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = tx.send(Event::Timer(key));
-            });
+            timers.insert(at_ns, key);
         }
     }
 
     loop {
+        let timer_wait = timers
+            .next_deadline()
+            .map(|at| Duration::from_nanos(at.saturating_sub(now_ns())));
         let event = tokio::select! {
             _ = &mut stop => break,
+            _ = tokio::time::sleep(timer_wait.unwrap_or(Duration::ZERO)), if timer_wait.is_some() => {
+                match timers.pop_due(now_ns()) {
+                    Some(key) => Event::Timer(key),
+                    None => continue,
+                }
+            }
             _ = hup.recv() => {
                 // SIGHUP: certificates, trust stores and trunk settings again; calls and
                 // connections in use go on.
@@ -612,14 +618,7 @@ pub async fn run(
                     call,
                     id: dataplane_id,
                 }),
-                Action::Timer { key, at_ns } => {
-                    let tx = ev_tx.clone();
-                    let wait = Duration::from_nanos(at_ns.saturating_sub(now));
-                    tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        let _ = tx.send(Event::Timer(key));
-                    });
-                }
+                Action::Timer { key, at_ns } => timers.insert(at_ns, key),
                 Action::Ended(end) => {
                     metrics
                         .calls_ended
