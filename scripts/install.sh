@@ -15,7 +15,8 @@ ETC=${RELAY_ETC:-/etc}
 PROC=${RELAY_PROC:-/proc}
 VARLIB=${RELAY_VARLIB:-/var/lib}
 
-BUILD_PACKAGES=(dpdk libdpdk-dev dpdk-dev clang libclang-dev pkg-config build-essential ca-certificates curl)
+# iproute2 and ethtool: the demo (scripts/demo.sh) builds network namespaces and veth pairs.
+BUILD_PACKAGES=(dpdk libdpdk-dev dpdk-dev clang libclang-dev pkg-config build-essential ca-certificates curl iproute2 ethtool)
 # baresip-core and iputils-ping: the SIP/TLS user agents and the reachability checks of
 # relay-testsupport's namespace tests (tcpdump captures their media); sip-tester: SIPp, the
 # operator-side SIP/UDP and SIP/TCP user agent of dataplane/tests/sbc_sipp_operator.rs.
