@@ -27,11 +27,11 @@ use relay_testsupport::topology::{self, SbcTopology};
 use crate::media::{self, Direction, LegMedia, LegResult};
 
 /// The cloud side's SIP address (its proxy, as Teams' would be).
-pub(crate) const CLOUD_SIP: SocketAddr = SocketAddr::new(IpAddr::V4(topology::ALICE), 5061);
+pub const CLOUD_SIP: SocketAddr = SocketAddr::new(IpAddr::V4(topology::ALICE), 5061);
 /// The operator side's SIP address.
-pub(crate) const OPERATOR_SIP: SocketAddr = SocketAddr::new(IpAddr::V4(topology::BOB), 5061);
+pub const OPERATOR_SIP: SocketAddr = SocketAddr::new(IpAddr::V4(topology::BOB), 5061);
 /// The SBC's SIP/TLS listener on the cloud side.
-pub(crate) const SBC_CLOUD_SIP: SocketAddr =
+pub const SBC_CLOUD_SIP: SocketAddr =
     SocketAddr::new(IpAddr::V4(topology::SBC_ALICE_SIGNALLING), 5061);
 const CLOUD_MEDIA_PORT: u16 = 40_000;
 const OPERATOR_MEDIA_PORT: u16 = 50_000;
@@ -40,20 +40,20 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What to run.
 #[derive(Clone, Debug)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// Calls to place.
-    pub(crate) calls: u32,
+    pub calls: u32,
     /// Media per call.
-    pub(crate) duration: Duration,
+    pub duration: Duration,
     /// New calls per second.
-    pub(crate) cps: f64,
+    pub cps: f64,
     /// Whether the operator side answers SRTP (else plain RTP).
-    pub(crate) operator_srtp: bool,
+    pub operator_srtp: bool,
 }
 
 /// Who hung up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Side {
+pub enum Side {
     /// The cloud side (the caller).
     Cloud,
     /// The operator side.
@@ -62,23 +62,23 @@ pub(crate) enum Side {
 
 /// How one call went.
 #[derive(Debug)]
-pub(crate) struct CallOutcome {
+pub struct CallOutcome {
     /// Its index in the run.
-    pub(crate) index: u32,
+    pub index: u32,
     /// The number called.
-    pub(crate) number: String,
+    pub number: String,
     /// Whether it was answered.
-    pub(crate) answered: bool,
+    pub answered: bool,
     /// Why it failed (the final status, or a timeout), if it did.
-    pub(crate) failure: Option<String>,
+    pub failure: Option<String>,
     /// Who sent the BYE.
-    pub(crate) hung_up_by: Option<Side>,
+    pub hung_up_by: Option<Side>,
     /// Whether the BYE was answered 200 and the other side got its BYE.
-    pub(crate) ended_cleanly: bool,
+    pub ended_cleanly: bool,
     /// The cloud leg's media (sent cloud -> operator; received operator -> cloud).
-    pub(crate) cloud: LegResult,
+    pub cloud: LegResult,
     /// The operator leg's media.
-    pub(crate) operator: LegResult,
+    pub operator: LegResult,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -129,7 +129,11 @@ fn media_of(body: &[u8]) -> Result<(SocketAddr, Option<SdesKey>)> {
             port = m.split(' ').next().and_then(|p| p.parse::<u16>().ok());
         } else if let Some(c) = line.strip_prefix("a=crypto:") {
             if key.is_none() {
-                key = Some(CryptoAttribute::parse(c).map_err(|e| anyhow!("a=crypto: {e}"))?.key);
+                key = Some(
+                    CryptoAttribute::parse(c)
+                        .map_err(|e| anyhow!("a=crypto: {e}"))?
+                        .key,
+                );
             }
         }
     }
@@ -147,14 +151,19 @@ fn sdp(ip: IpAddr, port: u16, key: Option<&str>) -> Vec<u8> {
          a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
     );
     if let Some(k) = key {
-        s.push_str(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^31\r\n"));
+        s.push_str(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^31\r\n"
+        ));
     }
     s.into_bytes()
 }
 
 fn sdes(inline: &str) -> Result<SdesKey> {
-    SdesKey::parse_inline(relay_srtp::Suite::AesCm128HmacSha1_80, &format!("inline:{inline}"))
-        .map_err(|e| anyhow!("our own key: {e}"))
+    SdesKey::parse_inline(
+        relay_srtp::Suite::AesCm128HmacSha1_80,
+        &format!("inline:{inline}"),
+    )
+    .map_err(|e| anyhow!("our own key: {e}"))
 }
 
 fn bind(ns: &Netns, addr: SocketAddr) -> Result<UdpSocket> {
@@ -163,7 +172,7 @@ fn bind(ns: &Netns, addr: SocketAddr) -> Result<UdpSocket> {
 }
 
 /// The cloud and operator sides, ready to place calls.
-pub(crate) struct Sides<'a> {
+pub struct Sides<'a> {
     net: &'a SbcTopology,
     cloud: SipPeer,
     cloud_conn: ConnId,
@@ -172,9 +181,15 @@ pub(crate) struct Sides<'a> {
 
 impl<'a> Sides<'a> {
     /// Starts both sides' SIP/TLS peers and connects the cloud side to the SBC.
-    pub(crate) fn start(net: &'a SbcTopology, ca: &std::path::Path, cloud: &Leaf, operator: &Leaf) -> Result<Sides<'a>> {
+    pub fn start(
+        net: &'a SbcTopology,
+        ca: &std::path::Path,
+        cloud: &Leaf,
+        operator: &Leaf,
+    ) -> Result<Sides<'a>> {
         let cloud_server = sip_peer::mutual_tls_server(&cloud.certificate, &cloud.key, ca)?;
-        let operator_server = sip_peer::mutual_tls_server(&operator.certificate, &operator.key, ca)?;
+        let operator_server =
+            sip_peer::mutual_tls_server(&operator.certificate, &operator.key, ca)?;
         let mut cloud_peer = SipPeer::listen(&net.alice, "cloud", CLOUD_SIP, cloud_server)?;
         let operator_peer = SipPeer::listen(&net.bob, "operator", OPERATOR_SIP, operator_server)?;
         let client = sip_peer::mutual_tls_client(&cloud.certificate, &cloud.key, ca)?;
@@ -189,7 +204,12 @@ impl<'a> Sides<'a> {
 
     /// Places the plan's calls and waits for them to end (or for `stop`, which hangs up
     /// every call and starts no more); what each call did.
-    pub(crate) fn run(&mut self, plan: &Plan, stop: &AtomicBool, progress: &mut dyn FnMut(&Progress)) -> Result<Vec<CallOutcome>> {
+    pub fn run(
+        &mut self,
+        plan: &Plan,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Vec<CallOutcome>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -214,7 +234,11 @@ impl<'a> Sides<'a> {
                     invite_at: t0 + Duration::from_secs_f64(f64::from(i) / plan.cps),
                     media_end: None,
                     operator: None,
-                    hangup_by: if i % 2 == 0 { Side::Cloud } else { Side::Operator },
+                    hangup_by: if i % 2 == 0 {
+                        Side::Cloud
+                    } else {
+                        Side::Operator
+                    },
                     bye_answered: false,
                     bye_received: false,
                     failure: None,
@@ -222,10 +246,14 @@ impl<'a> Sides<'a> {
                 })
             })
             .collect::<Result<_>>()?;
-        let by_cloud_id: HashMap<String, usize> =
-            calls.iter().map(|c| (c.dialog.ids.call_id.clone(), c.index as usize)).collect();
-        let by_number: HashMap<String, usize> =
-            calls.iter().map(|c| (c.number.clone(), c.index as usize)).collect();
+        let by_cloud_id: HashMap<String, usize> = calls
+            .iter()
+            .map(|c| (c.dialog.ids.call_id.clone(), c.index as usize))
+            .collect();
+        let by_number: HashMap<String, usize> = calls
+            .iter()
+            .map(|c| (c.number.clone(), c.index as usize))
+            .collect();
         let mut by_operator_id: HashMap<String, usize> = HashMap::new();
         let deadline = t0
             + Duration::from_secs_f64(f64::from(plan.calls) / plan.cps)
@@ -240,7 +268,8 @@ impl<'a> Sides<'a> {
             }
             if now > deadline {
                 for c in calls.iter_mut().filter(|c| c.phase != Phase::Done) {
-                    c.failure.get_or_insert_with(|| "no end within the run's time".into());
+                    c.failure
+                        .get_or_insert_with(|| "no end within the run's time".into());
                     c.phase = Phase::Done;
                 }
                 break;
@@ -330,8 +359,14 @@ impl<'a> Sides<'a> {
                 self.cloud.send(self.cloud_conn, &bye)?;
             }
             Side::Operator => {
-                let op = c.operator.as_mut().ok_or_else(|| anyhow!("no operator leg"))?;
-                let d = op.bye.as_mut().ok_or_else(|| anyhow!("no operator dialog"))?;
+                let op = c
+                    .operator
+                    .as_mut()
+                    .ok_or_else(|| anyhow!("no operator leg"))?;
+                let d = op
+                    .bye
+                    .as_mut()
+                    .ok_or_else(|| anyhow!("no operator dialog"))?;
                 let bye = d.request(ids, Method::Bye);
                 self.operator.send(op.invite.conn, &bye)?;
             }
@@ -405,7 +440,10 @@ impl<'a> Sides<'a> {
         c.media_end = Some(end);
         c.phase = Phase::Talking;
         let cloud = LegMedia {
-            socket: bind(&self.net.alice, SocketAddr::new(CLOUD_SIP.ip(), CLOUD_MEDIA_PORT + 2 * c.index as u16))?,
+            socket: bind(
+                &self.net.alice,
+                SocketAddr::new(CLOUD_SIP.ip(), CLOUD_MEDIA_PORT + 2 * c.index as u16),
+            )?,
             remote: cloud_remote,
             send_key: Some(sdes(&c.cloud_key)?),
             receive_key: relay_cloud_key,
@@ -414,7 +452,10 @@ impl<'a> Sides<'a> {
             end,
         };
         let operator = LegMedia {
-            socket: bind(&self.net.bob, SocketAddr::new(OPERATOR_SIP.ip(), OPERATOR_MEDIA_PORT + 2 * c.index as u16))?,
+            socket: bind(
+                &self.net.bob,
+                SocketAddr::new(OPERATOR_SIP.ip(), OPERATOR_MEDIA_PORT + 2 * c.index as u16),
+            )?,
             remote: op.relay.0,
             send_key: op.own_key.as_deref().map(sdes).transpose()?,
             receive_key: op.relay.1.clone(),
@@ -422,8 +463,11 @@ impl<'a> Sides<'a> {
             dir: Direction::OperatorToCloud,
             end,
         };
-        c.media.push(runtime.spawn(async move { media::run(cloud).await.map(|r| (Side::Cloud, r)) }));
-        c.media.push(runtime.spawn(async move { media::run(operator).await.map(|r| (Side::Operator, r)) }));
+        c.media
+            .push(runtime.spawn(async move { media::run(cloud).await.map(|r| (Side::Cloud, r)) }));
+        c.media.push(
+            runtime.spawn(async move { media::run(operator).await.map(|r| (Side::Operator, r)) }),
+        );
         Ok(())
     }
 
@@ -446,7 +490,8 @@ impl<'a> Sides<'a> {
                     .unwrap_or_default()
                     .to_owned();
                 let Some(&i) = by_number.get(&user) else {
-                    self.operator.respond(&r, 404, "Not Found", Some("op"), None, None)?;
+                    self.operator
+                        .respond(&r, 404, "Not Found", Some("op"), None, None)?;
                     return Ok(());
                 };
                 by_id.insert(call_id, i);
@@ -455,17 +500,32 @@ impl<'a> Sides<'a> {
                 let own_key = plan.operator_srtp.then(msg::fresh_key);
                 let port = OPERATOR_MEDIA_PORT + 2 * c.index as u16;
                 let answer = sdp(OPERATOR_SIP.ip(), port, own_key.as_deref());
-                let contact = format!("<sip:{}@{}:5061;transport=tls>", c.number, OPERATOR_SIP.ip());
+                let contact = format!(
+                    "<sip:{}@{}:5061;transport=tls>",
+                    c.number,
+                    OPERATOR_SIP.ip()
+                );
                 let tag = format!("op{}", c.index);
-                self.operator.respond(&r, 180, "Ringing", Some(&tag), Some(&contact), None)?;
-                self.operator.respond(&r, 200, "OK", Some(&tag), Some(&contact), Some(&answer))?;
+                self.operator
+                    .respond(&r, 180, "Ringing", Some(&tag), Some(&contact), None)?;
+                self.operator
+                    .respond(&r, 200, "OK", Some(&tag), Some(&contact), Some(&answer))?;
                 let bye = Dialog {
                     ids: msg::DialogIds {
                         call_id: r.msg.call_id().unwrap_or_default().to_owned(),
-                        from: format!("{};tag={tag}", r.msg.headers.get(StdHeader::To).unwrap_or_default()),
-                        to: r.msg.headers.get(StdHeader::From).unwrap_or_default().to_owned(),
+                        from: format!(
+                            "{};tag={tag}",
+                            r.msg.headers.get(StdHeader::To).unwrap_or_default()
+                        ),
+                        to: r
+                            .msg
+                            .headers
+                            .get(StdHeader::From)
+                            .unwrap_or_default()
+                            .to_owned(),
                     },
-                    target: sip_peer::contact_uri(&r.msg).ok_or_else(|| anyhow!("an INVITE without Contact"))?,
+                    target: sip_peer::contact_uri(&r.msg)
+                        .ok_or_else(|| anyhow!("an INVITE without Contact"))?,
                     via_host: format!("{}:5061", OPERATOR_SIP.ip()),
                     cseq: 100,
                 };
@@ -512,17 +572,17 @@ fn reason(m: &Message) -> String {
 
 /// Where the run stands, for the live lines.
 #[derive(Debug, Default)]
-pub(crate) struct Progress {
+pub struct Progress {
     /// Seconds since the first call.
-    pub(crate) elapsed_s: f64,
+    pub elapsed_s: f64,
     /// Calls placed so far.
-    pub(crate) placed: usize,
+    pub placed: usize,
     /// Calls with media flowing.
-    pub(crate) talking: usize,
+    pub talking: usize,
     /// Calls over.
-    pub(crate) done: usize,
+    pub done: usize,
     /// Calls that failed.
-    pub(crate) failed: usize,
+    pub failed: usize,
 }
 
 impl Progress {
@@ -538,7 +598,7 @@ impl Progress {
 }
 
 /// Shared flag set by SIGINT/SIGTERM.
-pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;

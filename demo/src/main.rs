@@ -16,11 +16,6 @@
 
 #![forbid(unsafe_code)]
 
-mod calls;
-mod media;
-mod records;
-mod setup;
-
 use std::io::{IsTerminal, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,9 +26,11 @@ use anyhow::{anyhow, Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use relay_session::stats::FinalCounters;
 use relay_testsupport::appliance::{Appliance, ApplianceOptions, Binaries, MediaPort};
+use relay_testsupport::capture::Capture;
 use relay_testsupport::topology::{self, SbcTopology};
 
-use calls::{CallOutcome, Plan, Side, Sides};
+use relay_demo::calls::{self, CallOutcome, Plan, Side, Sides};
+use relay_demo::{media, records, setup};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +59,10 @@ struct Cli {
     /// Keep the run's directory (configuration, logs, CDR store) and print where it is.
     #[arg(long)]
     keep: bool,
+    /// Capture both outer links (the cloud side's and the operator side's interface) with
+    /// tcpdump into DIR/cloud.pcap and DIR/operator.pcap while the calls run.
+    #[arg(long, value_name = "DIR")]
+    capture: Option<PathBuf>,
     /// Where relay-dataplane, relay-control and relayctl are (default: beside this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -126,7 +127,9 @@ fn run(cli: &Cli) -> Result<bool> {
         return Err(anyhow!("starting relay-dataplane demo: {err}"));
     }
     if cli.calls == 0 || cli.cps <= 0.0 || cli.duration <= 0.0 || cli.workers == 0 {
-        return Err(anyhow!("--calls, --cps, --duration and --workers must be above 0"));
+        return Err(anyhow!(
+            "--calls, --cps, --duration and --workers must be above 0"
+        ));
     }
     if !relay_testsupport::netns::is_root() {
         return Err(anyhow!(
@@ -195,7 +198,10 @@ fn run(cli: &Cli) -> Result<bool> {
         "            cloud leg SRTP (AES_CM_128_HMAC_SHA1_80, fresh keys per leg and direction), operator leg {operator_media}; {} s of G.711 per call at 20 ms, {} calls/s",
         cli.duration, cli.cps
     );
-    println!("            set up in {:.1} s; Ctrl-C hangs up and cleans up", started.elapsed().as_secs_f64());
+    println!(
+        "            set up in {:.1} s; Ctrl-C hangs up and cleans up",
+        started.elapsed().as_secs_f64()
+    );
 
     let tty = std::io::stderr().is_terminal();
     let mut progress = |p: &calls::Progress| {
@@ -210,10 +216,36 @@ fn run(cli: &Cli) -> Result<bool> {
             eprintln!("{line}");
         }
     };
+    let captures = match &cli.capture {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            let start = |ns, iface: &str, name: &str| {
+                Capture::start(ns, iface, &d.join(name), "")
+                    .map_err(|e| anyhow!("tcpdump on {iface} (Debian package tcpdump): {e}"))
+            };
+            Some((
+                start(&net.alice, topology::ALICE_IF, "cloud.pcap")?,
+                start(&net.bob, topology::BOB_IF, "operator.pcap")?,
+            ))
+        }
+        None => None,
+    };
     let outcomes = {
         let mut sides = Sides::start(&net, &pki.ca, &pki.leaves[1], &pki.leaves[2])?;
         sides.run(&plan, &stop, &mut progress)?
     };
+    if let Some((cloud, operator)) = captures {
+        for (what, c) in [("cloud", cloud), ("operator", operator)] {
+            let path = c.path().to_owned();
+            let got = c.stop().map_err(|e| anyhow!("capture: {e}"))?;
+            println!(
+                "capture     {what} link: {} UDP datagrams, {} other frames in {}",
+                got.datagrams.len(),
+                got.other_frames,
+                path.display()
+            );
+        }
+    }
     if tty {
         eprintln!();
     }
@@ -226,7 +258,13 @@ fn run(cli: &Cli) -> Result<bool> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let records = records::read_back(&relayctl, &dir, &run_id);
-    let ok = summarize(cli, &outcomes, dataplane.as_ref(), records.as_ref(), control_ok);
+    let ok = summarize(
+        cli,
+        &outcomes,
+        dataplane.as_ref(),
+        records.as_ref(),
+        control_ok,
+    );
     if let Err(e) = &records {
         println!("records     could not be read back: {e:#}");
     }
@@ -241,7 +279,10 @@ fn run(cli: &Cli) -> Result<bool> {
     );
     if cli.keep {
         let kept = tmp.keep();
-        println!("kept        {} (control.toml, logs, CDR store)", kept.display());
+        println!(
+            "kept        {} (control.toml, logs, CDR store)",
+            kept.display()
+        );
     }
     drop(net);
     Ok(ok && !stop.load(std::sync::atomic::Ordering::Relaxed))
@@ -280,8 +321,14 @@ fn summarize(
     let mut ok = control_ok;
     let answered = outcomes.iter().filter(|o| o.answered).count();
     let failed: Vec<&CallOutcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
-    let by_cloud = outcomes.iter().filter(|o| o.hung_up_by == Some(Side::Cloud)).count();
-    let by_operator = outcomes.iter().filter(|o| o.hung_up_by == Some(Side::Operator)).count();
+    let by_cloud = outcomes
+        .iter()
+        .filter(|o| o.hung_up_by == Some(Side::Cloud))
+        .count();
+    let by_operator = outcomes
+        .iter()
+        .filter(|o| o.hung_up_by == Some(Side::Operator))
+        .count();
     let clean = outcomes.iter().filter(|o| o.ended_cleanly).count();
     println!(
         "calls       {} attempted, {answered} answered, {} failed; hung up by the cloud side {by_cloud}, by the operator side {by_operator}; {clean} BYEs answered on both legs",
@@ -290,7 +337,9 @@ fn summarize(
     );
     let mut causes: std::collections::BTreeMap<&str, usize> = Default::default();
     for f in &failed {
-        *causes.entry(f.failure.as_deref().unwrap_or("?")).or_default() += 1;
+        *causes
+            .entry(f.failure.as_deref().unwrap_or("?"))
+            .or_default() += 1;
     }
     for (cause, n) in &causes {
         let which: Vec<String> = failed
@@ -299,14 +348,25 @@ fn summarize(
             .take(5)
             .map(|f| format!("#{} {}", f.index, f.number))
             .collect();
-        println!("            failed: {n} x {cause} (e.g. {})", which.join(", "));
+        println!(
+            "            failed: {n} x {cause} (e.g. {})",
+            which.join(", ")
+        );
     }
     ok &= failed.is_empty() && answered == outcomes.len() && clean == answered;
     let sent_up: u64 = outcomes.iter().map(|o| o.cloud.sent).sum();
     let sent_down: u64 = outcomes.iter().map(|o| o.operator.sent).sum();
     for (name, sent, got) in [
-        ("cloud -> operator", sent_up, received(outcomes, Side::Operator)),
-        ("operator -> cloud", sent_down, received(outcomes, Side::Cloud)),
+        (
+            "cloud -> operator",
+            sent_up,
+            received(outcomes, Side::Operator),
+        ),
+        (
+            "operator -> cloud",
+            sent_down,
+            received(outcomes, Side::Cloud),
+        ),
     ] {
         let lost = sent.saturating_sub(got.verified);
         println!(
@@ -339,11 +399,21 @@ fn summarize(
                 "SRTP <-> RTP: decrypted towards the operator, encrypted towards the cloud"
             };
             println!(
-                "data plane  {} frames received, {} relayed ({rekey}), {} local answers (ARP); drops: {drops}",
-                w.rx, w.forwarded, w.replies
+                "data plane  {} frames received, {} relayed ({rekey}), {} local answers (ARP); drops: {drops}{}",
+                w.rx,
+                w.forwarded,
+                w.replies,
+                if w.drops.is_empty() {
+                    ""
+                } else {
+                    " (frames on the links it shares with the kernel that are not media: the kernel's SIP/TLS, IPv6 link-local)"
+                }
             );
             for (i, wk) in d.workers.iter().enumerate().filter(|_| d.workers.len() > 1) {
-                println!("            worker {i}: {} received, {} relayed, {} handed over", wk.rx, wk.forwarded, wk.handed_over);
+                println!(
+                    "            worker {i}: {} received, {} relayed, {} handed over",
+                    wk.rx, wk.forwarded, wk.handed_over
+                );
             }
             ok &= w.forwarded >= sent_up + sent_down;
         }

@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 use relay_srtp::{Context, ContextConfig, SdesKey};
 
 /// Bytes of G.711 per packet (20 ms at 8 kHz).
-pub(crate) const PAYLOAD: usize = 160;
+pub const PAYLOAD: usize = 160;
 /// Packet interval.
-pub(crate) const PTIME: Duration = Duration::from_millis(20);
+pub const PTIME: Duration = Duration::from_millis(20);
 /// How long a stream keeps receiving after it stops sending (packets in flight).
-pub(crate) const GRACE: Duration = Duration::from_millis(300);
+pub const GRACE: Duration = Duration::from_millis(300);
 const RTP_HEADER: usize = 12;
 const PT_PCMU: u8 = 0;
 
 /// Which way a stream goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
     /// From the cloud side's caller to the operator side.
     CloudToOperator,
     /// From the operator side back to the cloud.
@@ -42,7 +42,7 @@ impl Direction {
     }
 
     /// The other way.
-    pub(crate) fn reverse(self) -> Direction {
+    pub fn reverse(self) -> Direction {
         match self {
             Direction::CloudToOperator => Direction::OperatorToCloud,
             Direction::OperatorToCloud => Direction::CloudToOperator,
@@ -51,7 +51,7 @@ impl Direction {
 }
 
 /// The SSRC of call `call`'s stream in `dir` (distinct for every stream of a run).
-pub(crate) fn ssrc(call: u32, dir: Direction) -> u32 {
+pub fn ssrc(call: u32, dir: Direction) -> u32 {
     0x5e00_0000 | (call << 1) | u32::from(dir.code())
 }
 
@@ -83,7 +83,7 @@ fn tone() -> [u8; 20] {
 }
 
 /// The payload of packet `seq` of call `call` in `dir`.
-pub(crate) fn payload(call: u32, dir: Direction, seq: u16) -> [u8; PAYLOAD] {
+pub fn payload(call: u32, dir: Direction, seq: u16) -> [u8; PAYLOAD] {
     let tone = tone();
     let mut p = [0u8; PAYLOAD];
     p[..4].copy_from_slice(&call.to_be_bytes());
@@ -97,52 +97,52 @@ pub(crate) fn payload(call: u32, dir: Direction, seq: u16) -> [u8; PAYLOAD] {
 
 /// What arrived of one stream at its receiving socket.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct StreamStats {
+pub struct StreamStats {
     /// Packets that arrived on the receiving socket.
-    pub(crate) received: u64,
+    pub received: u64,
     /// Of them, decrypted (or, plain, parsed) and byte-identical to what was sent, once each.
-    pub(crate) verified: u64,
+    pub verified: u64,
     /// Failed SRTP authentication (or replay) with the announced key.
-    pub(crate) auth_failed: u64,
+    pub auth_failed: u64,
     /// Authenticated but not what was sent for this call and direction (wrong SSRC, payload).
-    pub(crate) wrong: u64,
+    pub wrong: u64,
     /// A sequence number seen before.
-    pub(crate) duplicates: u64,
+    pub duplicates: u64,
     /// Interarrival jitter at the end, in milliseconds (RFC 3550 A.8).
-    pub(crate) jitter_ms: f64,
+    pub jitter_ms: f64,
 }
 
 /// One leg's end of a call's media: sends `dir` and receives the reverse.
 #[derive(Debug)]
-pub(crate) struct LegMedia {
+pub struct LegMedia {
     /// The leg's own socket (inside its namespace).
-    pub(crate) socket: std::net::UdpSocket,
+    pub socket: std::net::UdpSocket,
     /// The relay's address and port for this leg, from the SDP.
-    pub(crate) remote: SocketAddr,
+    pub remote: SocketAddr,
     /// The key this leg sends with (its own, from the SDP it sent); `None`: plain RTP.
-    pub(crate) send_key: Option<SdesKey>,
+    pub send_key: Option<SdesKey>,
     /// The key the relay sends to this leg with (from the SDP the relay sent); `None`: RTP.
-    pub(crate) receive_key: Option<SdesKey>,
+    pub receive_key: Option<SdesKey>,
     /// The call.
-    pub(crate) call: u32,
+    pub call: u32,
     /// What this leg sends.
-    pub(crate) dir: Direction,
+    pub dir: Direction,
     /// When it stops sending (it receives for [`GRACE`] more).
-    pub(crate) end: Instant,
+    pub end: Instant,
 }
 
 /// What a leg's media task returns: its sending counter, and the receive side of the
 /// reverse direction.
 #[derive(Debug, Default)]
-pub(crate) struct LegResult {
+pub struct LegResult {
     /// Packets this leg sent.
-    pub(crate) sent: u64,
+    pub sent: u64,
     /// What it received (the reverse direction's stream; `sent` there is 0).
-    pub(crate) received: StreamStats,
+    pub received: StreamStats,
 }
 
 /// Runs one leg's media until `end` + [`GRACE`].
-pub(crate) async fn run(leg: LegMedia) -> std::io::Result<LegResult> {
+pub async fn run(leg: LegMedia) -> std::io::Result<LegResult> {
     leg.socket.set_nonblocking(true)?;
     let socket = tokio::net::UdpSocket::from_std(leg.socket)?;
     let mut send = leg

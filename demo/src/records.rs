@@ -10,21 +10,21 @@ use relay_control::cdr::{CallRecord, EndedBy};
 
 /// What the records say, summed.
 #[derive(Debug, Default)]
-pub(crate) struct RecordSummary {
+pub struct RecordSummary {
     /// The grant they were read under.
-    pub(crate) grant: String,
+    pub grant: String,
     /// Records.
-    pub(crate) records: usize,
+    pub records: usize,
     /// Of them, answered calls.
-    pub(crate) answered: usize,
+    pub answered: usize,
     /// Ended by the caller (the cloud side), by the callee (the operator side), by the relay.
-    pub(crate) ended_by: [usize; 3],
+    pub ended_by: [usize; 3],
     /// Media packets the relay accepted from the cloud leg and from the operator leg.
-    pub(crate) packets_from: [u64; 2],
+    pub packets_from: [u64; 2],
     /// SRTP tags that failed, and replays, on any leg.
-    pub(crate) auth_failures: u64,
+    pub auth_failures: u64,
     /// The suites on the cloud leg and the operator leg, as recorded (first record).
-    pub(crate) suites: [Option<String>; 2],
+    pub suites: [Option<String>; 2],
 }
 
 fn relayctl(bin: &Path, run_dir: &Path, args: &[&str]) -> Result<String> {
@@ -47,7 +47,7 @@ fn relayctl(bin: &Path, run_dir: &Path, args: &[&str]) -> Result<String> {
 }
 
 /// Reads the run's records under a fresh grant.
-pub(crate) fn read_back(relayctl_bin: &Path, run_dir: &Path, run_id: &str) -> Result<RecordSummary> {
+pub fn read_back(relayctl_bin: &Path, run_dir: &Path, run_id: &str) -> Result<RecordSummary> {
     let granted = relayctl(
         relayctl_bin,
         run_dir,
@@ -60,8 +60,16 @@ pub(crate) fn read_back(relayctl_bin: &Path, run_dir: &Path, run_id: &str) -> Re
             "10m",
         ],
     )?;
-    let grant = granted.split_whitespace().nth(1).unwrap_or_default().to_owned();
-    let export = relayctl(relayctl_bin, run_dir, &["cdr", "export", "--format", "json"])?;
+    let grant = granted
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let export = relayctl(
+        relayctl_bin,
+        run_dir,
+        &["cdr", "export", "--format", "json"],
+    )?;
     let mut s = RecordSummary {
         grant,
         ..RecordSummary::default()

@@ -14,14 +14,13 @@ use relay_testsupport::pki::{self, Pki};
 use relay_testsupport::topology;
 
 /// The prefix of the run's namespaces.
-pub(crate) const NETNS_PREFIX: &str = "relaydemo";
+pub const NETNS_PREFIX: &str = "relaydemo";
 /// The prefix of the run's temporary directory (followed by the PID).
-pub(crate) const TMP_PREFIX: &str = "relay-demo-";
+pub const TMP_PREFIX: &str = "relay-demo-";
 
 /// Whether `pid` is a running relay-demo.
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.contains("relay-demo"))
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("relay-demo"))
 }
 
 /// Whether any process has `pid` (DPDK directories are made by tests too: only those of
@@ -33,15 +32,18 @@ fn exists(pid: u32) -> bool {
 /// The PID in a name `...-PID-N` or `PREFIXPID-...`.
 fn pid_in(name: &str, prefix: &str) -> Option<u32> {
     let rest = name.strip_prefix(prefix)?;
-    rest.split(['-', '.']).find(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))?
+    rest.split(['-', '.'])
+        .find(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))?
         .parse()
         .ok()
 }
 
 /// Removes what runs that are no longer running left; what was removed, for the log.
-pub(crate) fn remove_leftovers() -> Vec<String> {
+pub fn remove_leftovers() -> Vec<String> {
     let mut removed = Vec::new();
-    let list = std::process::Command::new("ip").args(["netns", "list"]).output();
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output();
     let names: Vec<String> = list
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
@@ -59,13 +61,20 @@ pub(crate) fn remove_leftovers() -> Vec<String> {
         }
         // Processes a crashed run left in the namespace (the data plane, relay-control),
         // stopped by their PIDs.
-        if let Ok(o) = std::process::Command::new("ip").args(["netns", "pids", &name]).output() {
+        if let Ok(o) = std::process::Command::new("ip")
+            .args(["netns", "pids", &name])
+            .output()
+        {
             for p in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = std::process::Command::new("kill").args(["-KILL", p]).status();
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", p])
+                    .status();
                 removed.push(format!("process {p} in {name}"));
             }
         }
-        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .status();
         removed.push(format!("namespace {name}"));
     }
     let dirs: [(PathBuf, &str, fn(u32) -> bool); 2] = [
@@ -73,7 +82,9 @@ pub(crate) fn remove_leftovers() -> Vec<String> {
         (PathBuf::from("/var/run/dpdk"), "sbc", exists),
     ];
     for (dir, prefix, running) in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(pid) = pid_in(&name, prefix) {
@@ -88,14 +99,17 @@ pub(crate) fn remove_leftovers() -> Vec<String> {
 
 /// The run's PKI: a development CA, the SBC's certificate (its signalling addresses and
 /// `sbc.test`), the cloud side's and the operator side's.
-pub(crate) fn make_pki(dir: &Path) -> Pki {
+pub fn make_pki(dir: &Path) -> Pki {
     let ip = IpAddr::V4;
     pki::make(
         dir,
         &[
             (
                 "sbc",
-                &[ip(topology::SBC_ALICE_SIGNALLING), ip(topology::SBC_BOB_SIGNALLING)],
+                &[
+                    ip(topology::SBC_ALICE_SIGNALLING),
+                    ip(topology::SBC_BOB_SIGNALLING),
+                ],
                 &["sbc.test"],
             ),
             ("cloud", &[ip(topology::ALICE)], &["sip.cloud.test"]),
@@ -105,16 +119,26 @@ pub(crate) fn make_pki(dir: &Path) -> Pki {
 }
 
 /// A fresh CDR key-encryption key (mode 0600), as `relayctl keygen` writes one.
-pub(crate) fn make_kek(path: &Path) -> Result<()> {
+pub fn make_kek(path: &Path) -> Result<()> {
     relay_control::cdr::Kek::generate(path)
         .with_context(|| format!("writing the key-encryption key {}", path.display()))
 }
 
 /// relay-control's configuration for the run: the cloud trunk (Teams Direct Routing
 /// profile, mutual TLS, SRTP) and the operator trunk (TLS, RTP or SRTP).
-pub(crate) fn control_toml(dir: &Path, socket: &Path, pki: &Pki, operator_srtp: bool, metrics: &str) -> String {
+pub fn control_toml(
+    dir: &Path,
+    socket: &Path,
+    pki: &Pki,
+    operator_srtp: bool,
+    metrics: &str,
+) -> String {
     let sbc = &pki.leaves[0];
-    let policy = if operator_srtp { "srtp_mandatory" } else { "rtp" };
+    let policy = if operator_srtp {
+        "srtp_mandatory"
+    } else {
+        "rtp"
+    };
     format!(
         r#"# relay-demo: the whole appliance between a cloud side and an operator side.
 [sbc]

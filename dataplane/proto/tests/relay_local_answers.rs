@@ -78,6 +78,50 @@ fn arp_and_icmp_for_our_addresses_only() {
 }
 
 #[test]
+fn a_calls_peer_is_asked_for_at_install_and_a_stale_entry_keeps_media_flowing() {
+    let mut h = Harness::new();
+    h.now_ns = 1;
+    let Peers { mut caller, .. } =
+        h.add(&Call::new("c").b("198.19.0.1:40002", Some("198.19.0.33:6000")));
+    // Asked for while the call is set up, before its first packet.
+    let mut requests = Vec::new();
+    h.relay
+        .drain_arp_requests(|port, f| requests.push((port, f.to_vec())));
+    assert_eq!(requests.len(), 1);
+    let l2 = wire::parse_l2(&requests[0].1).unwrap();
+    let arp = wire::parse_arp(&requests[0].1, &l2).unwrap();
+    assert_eq!(arp.tpa, "198.19.0.33".parse::<Ipv4Addr>().unwrap());
+    let mut buf = vec![0u8; 128];
+    let reply = wire::Arp {
+        op: 2,
+        sha: [2, 0, 0, 0, 0, 0x33],
+        spa: "198.19.0.33".parse().unwrap(),
+        tha: [2, 0, 0, 0, 1, 1],
+        tpa: "198.19.0.1".parse().unwrap(),
+    };
+    let n = wire::write_arp(&mut buf, [2, 0, 0, 0, 1, 1], Some(42), &reply).unwrap();
+    h.now_ns = 2;
+    assert_eq!(h.process(1, &mut buf, n), Verdict::Consumed);
+    // So the first packet goes through.
+    let (mut buf, len, _) = caller.send(0, 20);
+    h.now_ns = 3;
+    let (_, u, _) = forwarded(h.process(0, &mut buf, len), &buf);
+    assert_eq!(u.l2.dst, [2, 0, 0, 0, 0, 0x33]);
+    // Long after the entry aged out (300 s), packets still go to the MAC it had, and the
+    // neighbour is asked again, once.
+    h.now_ns = 2 + 301_000_000_000;
+    for seq in 1..4 {
+        let (mut buf, len, _) = caller.send(seq, 20);
+        let (_, u, _) = forwarded(h.process(0, &mut buf, len), &buf);
+        assert_eq!(u.l2.dst, [2, 0, 0, 0, 0, 0x33]);
+    }
+    let mut again = Vec::new();
+    h.relay
+        .drain_arp_requests(|port, f| again.push((port, f.to_vec())));
+    assert_eq!(again.len(), 1, "one refresh request");
+}
+
+#[test]
 fn unknown_next_hop_queues_one_arp_request() {
     let mut h = Harness::new();
     h.now_ns = 1;

@@ -78,7 +78,9 @@ impl Relay {
         if l2.ethertype == ETHERTYPE_IPV4 {
             let ours = wire::peek_ipv4_dst(&frame[..len], l2.l3).map(IpAddr::V4);
             if !ours.is_some_and(|ip| self.is_ours(rx_port, ip)) {
-                return self.drop(DropReason::Unsupported);
+                // Not UDP and not to us (say, the kernel's own TCP on a link it shares with
+                // the relay): not for us, whatever the protocol.
+                return self.drop(DropReason::NotForUs);
             }
             return match wire::icmp_echo_reply_in_place(&mut frame[..len], l2) {
                 Ok(n) => {

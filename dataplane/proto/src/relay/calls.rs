@@ -156,6 +156,13 @@ impl Relay {
             );
         }
         self.calls.insert(spec.id.clone(), slots);
+        for m in &spec.media {
+            for leg in [&m.a, &m.b] {
+                if let Some(remote) = leg.remote {
+                    self.resolve_ahead(leg.local, remote.ip());
+                }
+            }
+        }
         Ok(())
     }
 

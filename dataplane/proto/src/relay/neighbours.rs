@@ -62,6 +62,25 @@ impl Relay {
         }
     }
 
+    /// Queues an ARP request (or neighbour solicitation) for the next hop from `local` to
+    /// `remote` if its MAC is not known yet: a call's peers are resolved while the call is
+    /// set up, so its first packets are not dropped waiting for them.
+    pub(super) fn resolve_ahead(&mut self, local: SocketAddr, remote: IpAddr) {
+        let Some(port) = self.ports.iter().find(|p| p.owns(local.ip())) else {
+            return;
+        };
+        let Some(next_hop) = port.next_hop(remote) else {
+            return;
+        };
+        if remote.is_ipv4() != local.is_ipv4() || self.neighbours.contains_key(&next_hop) {
+            return;
+        }
+        let key = (port.port, next_hop);
+        if self.pending_arp.len() < MAX_PENDING_ARP && !self.pending_arp.contains(&key) {
+            self.pending_arp.push(key);
+        }
+    }
+
     /// Calls `f` with each neighbour learnt from the wire since the last call.
     pub fn drain_learnt(&mut self, mut f: impl FnMut(IpAddr, [u8; 6])) {
         for (ip, mac) in self.learnt.drain(..) {
@@ -140,10 +159,14 @@ impl Relay {
     }
 }
 
+/// How soon headers built from a stale neighbour entry are built again (and the neighbour
+/// asked again if no answer came).
+const STALE_RETRY_NS: u64 = 1_000_000_000;
+
 /// Builds the headers for packets sent from `local` to a leg's peer (`remote`, `remote_rtcp`),
 /// RTP or RTCP port: route by the port that owns the local address, next hop on link or the
 /// gateway, its MAC from the neighbour table (or an ARP request / neighbour solicitation
-/// queued, and the packet dropped).
+/// queued, and the packet dropped; a stale entry is used while it is asked again).
 pub(super) fn build_tx(
     local: SocketAddr,
     (remote, remote_rtcp): (Option<SocketAddr>, Option<SocketAddr>),
@@ -171,16 +194,23 @@ pub(super) fn build_tx(
         .find(|p| p.owns(src.ip()))
         .ok_or(DropReason::NoRoute)?;
     let next_hop = port.next_hop(dst.ip()).ok_or(DropReason::NoRoute)?;
-    let Some((dst_mac, expires_ns)) = neighbours
-        .get(&next_hop)
-        .filter(|(_, exp)| *exp > now_ns)
-        .copied()
-    else {
+    let ask = |pending_arp: &mut Vec<(u16, IpAddr)>| {
         if pending_arp.len() < MAX_PENDING_ARP && !pending_arp.contains(&(port.port, next_hop)) {
             pending_arp.push((port.port, next_hop));
         }
+    };
+    let Some((dst_mac, mut expires_ns)) = neighbours.get(&next_hop).copied() else {
+        ask(pending_arp);
         return Err(DropReason::NeighbourUnresolved);
     };
+    if expires_ns <= now_ns {
+        // Stale: keep sending to the MAC we know while asking again, as a host's neighbour
+        // cache does (RFC 4861 section 7.3.3's STALE state), instead of dropping a long
+        // call's packets each time the entry ages out. The headers are rebuilt soon, with
+        // the answer or without it.
+        ask(pending_arp);
+        expires_ns = now_ns.saturating_add(STALE_RETRY_NS);
+    }
     let l2 = wire::L2Out {
         src: port.mac,
         dst: dst_mac,

@@ -1,0 +1,283 @@
+//! The README's main command, `relay-demo`, run as a user runs it (as root, small and short),
+//! and what it promises checked from outside:
+//!
+//! - it exits 0, its summary's call counts are those asked for, and the call records read
+//!   back independently with `relayctl` (under a grant of the test's own) number the same;
+//! - on the wire (tcpdump on both outer links): SIP only inside TLS (no SIP start line, SDP
+//!   or `a=crypto` in any frame), and no 16-byte run of the audio payload the callers sent
+//!   on an SRTP link; the plain-RTP operator link shows the payload, which proves the check
+//!   can fail;
+//! - on disk: no file the run left (configuration, logs, CDR store, kept-call state, data
+//!   plane statistics) holds a 16-byte run of the payload, in plain or in the SRTP form
+//!   captured on the wire.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use relay_demo::media::{self, Direction};
+use relay_testsupport::capture::read_udp;
+
+const CALLS: u32 = 4;
+const DURATION_S: f64 = 2.0;
+
+/// One demo at a time: each takes the machine's cores, and the second test checks that
+/// nothing of a run is left.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn demo(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_relay-demo"))
+        .args(args)
+        .output()
+        .expect("relay-demo runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn kept_dir(output: &str) -> PathBuf {
+    let line = output
+        .lines()
+        .find_map(|l| l.strip_prefix("kept        "))
+        .expect("a kept line");
+    PathBuf::from(line.split(' ').next().unwrap())
+}
+
+fn can_run() -> bool {
+    if !relay_testsupport::netns::is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return false;
+    }
+    if !Path::new(&relay_testsupport::workspace_binary("relay-control")).exists() {
+        panic!("relay-control is not built: cargo build --workspace --bins first (scripts/test.sh does)");
+    }
+    true
+}
+
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Every 16-byte run of every payload the callers sent (calls, both directions, the first
+/// `packets` sequence numbers from each stream's start).
+fn payload_runs() -> HashSet<[u8; 16]> {
+    let mut runs = HashSet::new();
+    for call in 0..CALLS {
+        for dir in [Direction::CloudToOperator, Direction::OperatorToCloud] {
+            let first = (media::ssrc(call, dir) as u16).wrapping_mul(7);
+            for n in 0..200u16 {
+                let p = media::payload(call, dir, first.wrapping_add(n));
+                for w in p.windows(16) {
+                    runs.insert(w.try_into().unwrap());
+                }
+            }
+        }
+    }
+    runs
+}
+
+fn holds_any(data: &[u8], runs: &HashSet<[u8; 16]>) -> bool {
+    data.windows(16)
+        .any(|w| runs.contains(<&[u8; 16]>::try_from(w).unwrap()))
+}
+
+fn relayctl_records(dir: &Path) -> usize {
+    let run = |args: &[&str]| {
+        let out = Command::new(relay_testsupport::workspace_binary("relayctl"))
+            .args(args)
+            .env("RELAY_CDR_DIR", dir.join("cdr"))
+            .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
+            .env("USER", "demo-test")
+            .env_remove("SUDO_USER")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[
+        "access",
+        "grant",
+        "--reason",
+        "demo test: count the records",
+        "--ttl",
+        "5m",
+    ]);
+    run(&["cdr", "export", "--format", "json"])
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .count()
+}
+
+#[test]
+fn calls_go_through_encrypted_and_leave_no_media_on_disk() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let captures = tempfile::tempdir().unwrap();
+    let calls = CALLS.to_string();
+    let duration = DURATION_S.to_string();
+    let (ok, out) = demo(&[
+        "--calls",
+        &calls,
+        "--duration",
+        &duration,
+        "--cps",
+        "4",
+        "--operator-media",
+        "rtp",
+        "--keep",
+        "--capture",
+        captures.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "relay-demo failed:\n{out}");
+    let dir = kept_dir(&out);
+    let cleanup = scopeguard(dir.clone());
+    assert!(
+        out.contains(&format!(
+            "calls       {CALLS} attempted, {CALLS} answered, 0 failed"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("they agree with the callers") && out.contains("result      OK"),
+        "{out}"
+    );
+    assert_eq!(
+        relayctl_records(&dir),
+        CALLS as usize,
+        "records read back by the test"
+    );
+
+    let runs = payload_runs();
+    // The wire. Every frame of the cloud link: no SIP or SDP in clear, no payload.
+    let cloud = std::fs::read(captures.path().join("cloud.pcap")).unwrap();
+    for marker in [&b"SIP/2.0"[..], b"a=crypto", b"m=audio", b"inline:"] {
+        assert!(
+            !cloud.windows(marker.len()).any(|w| w == marker),
+            "{} in clear on the cloud link",
+            String::from_utf8_lossy(marker)
+        );
+    }
+    let (cloud_udp, _) = read_udp(&captures.path().join("cloud.pcap")).unwrap();
+    assert!(cloud_udp.len() as f64 >= f64::from(CALLS) * DURATION_S * 50.0 * 2.0 * 0.9);
+    for d in &cloud_udp {
+        assert!(
+            !holds_any(&d.payload, &runs),
+            "audio in clear on the SRTP link: {d:?}"
+        );
+    }
+    // The operator link is plain RTP by choice: the payload is there, so the check above
+    // would have found it. Its SIP is TLS all the same.
+    let operator = std::fs::read(captures.path().join("operator.pcap")).unwrap();
+    assert!(
+        !operator.windows(7).any(|w| w == b"SIP/2.0"),
+        "SIP in clear on the operator link"
+    );
+    let (operator_udp, _) = read_udp(&captures.path().join("operator.pcap")).unwrap();
+    assert!(
+        operator_udp.iter().any(|d| holds_any(&d.payload, &runs)),
+        "the RTP link shows the audio"
+    );
+
+    // The disk: nothing of the audio, plain or as the SRTP the cloud link carried.
+    let mut srtp_runs = HashSet::new();
+    for d in cloud_udp.iter().filter(|d| d.payload.len() > 12 + 10) {
+        for w in d.payload[12..d.payload.len() - 10].windows(16) {
+            srtp_runs.insert(<[u8; 16]>::try_from(w).unwrap());
+        }
+    }
+    let files = files_under(&dir);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "seg")),
+        "{files:?}"
+    );
+    for f in &files {
+        let data = std::fs::read(f).unwrap();
+        assert!(!holds_any(&data, &runs), "{} holds audio", f.display());
+        assert!(
+            !holds_any(&data, &srtp_runs),
+            "{} holds SRTP from the wire",
+            f.display()
+        );
+    }
+    drop(cleanup);
+}
+
+#[test]
+fn srtp_on_both_legs_with_two_workers() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (ok, out) = demo(&[
+        "--calls",
+        "6",
+        "--duration",
+        "2",
+        "--cps",
+        "6",
+        "--workers",
+        "2",
+    ]);
+    assert!(ok, "relay-demo failed:\n{out}");
+    assert!(
+        out.contains("calls       6 attempted, 6 answered, 0 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("suites AES_CM_128_HMAC_SHA1_80 / AES_CM_128_HMAC_SHA1_80"),
+        "{out}"
+    );
+    assert!(out.contains("worker 1:"), "{out}");
+    // It removed everything it made.
+    let pid_dirs = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("relay-demo-"))
+        .count();
+    assert_eq!(pid_dirs, 0, "a relay-demo temporary directory is left");
+    let ns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(!ns.contains("relaydemo-"), "namespaces left: {ns}");
+}
+
+/// Removes the kept run directory when dropped.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scopeguard(dir: PathBuf) -> Cleanup {
+    Cleanup(dir)
+}
