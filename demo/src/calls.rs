@@ -177,6 +177,8 @@ pub struct Sides<'a> {
     cloud: SipPeer,
     cloud_conn: ConnId,
     operator: SipPeer,
+    /// Tells every media task that the run was stopped.
+    media_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl<'a> Sides<'a> {
@@ -199,6 +201,7 @@ impl<'a> Sides<'a> {
             cloud: cloud_peer,
             cloud_conn,
             operator: operator_peer,
+            media_stop: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -263,6 +266,9 @@ impl<'a> Sides<'a> {
         loop {
             let now = Instant::now();
             let stopping = stop.load(Ordering::Relaxed);
+            if stopping && !*self.media_stop.borrow() {
+                let _ = self.media_stop.send(true);
+            }
             if calls.iter().all(|c| c.phase == Phase::Done) {
                 break;
             }
@@ -450,6 +456,7 @@ impl<'a> Sides<'a> {
             call: c.index,
             dir: Direction::CloudToOperator,
             end,
+            stop: self.media_stop.subscribe(),
         };
         let operator = LegMedia {
             socket: bind(
@@ -462,6 +469,7 @@ impl<'a> Sides<'a> {
             call: c.index,
             dir: Direction::OperatorToCloud,
             end,
+            stop: self.media_stop.subscribe(),
         };
         c.media
             .push(runtime.spawn(async move { media::run(cloud).await.map(|r| (Side::Cloud, r)) }));

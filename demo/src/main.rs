@@ -142,8 +142,12 @@ fn run(cli: &Cli) -> Result<bool> {
     };
     let relayctl = binary(&bins, "relayctl")?;
     let stop = calls::stop_flag()?;
-    for what in setup::remove_leftovers() {
+    let leftovers = setup::remove_leftovers();
+    for what in leftovers.iter().take(8) {
         eprintln!("relay-demo: removed what an earlier run left: {what}");
+    }
+    if leftovers.len() > 8 {
+        eprintln!("relay-demo: ... and {} more", leftovers.len() - 8);
     }
     let started = Instant::now();
     let tmp = tempfile::Builder::new()
@@ -176,6 +180,7 @@ fn run(cli: &Cli) -> Result<bool> {
         run_seconds,
         stats_json: Some(stats_path.clone()),
         control_log: "relay_control=info".into(),
+        own_process_group: true,
     };
     let app = Appliance::start_with(&net.sbc, &binaries, &ports, &dir, options, |socket| {
         setup::control_toml(&dir, socket, &pki, operator_srtp, "127.0.0.1:9464")

@@ -129,6 +129,8 @@ pub struct LegMedia {
     pub dir: Direction,
     /// When it stops sending (it receives for [`GRACE`] more).
     pub end: Instant,
+    /// Turns true when the run is stopped (Ctrl-C): the leg stops sending then.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What a leg's media task returns: its sending counter, and the receive side of the
@@ -142,7 +144,7 @@ pub struct LegResult {
 }
 
 /// Runs one leg's media until `end` + [`GRACE`].
-pub async fn run(leg: LegMedia) -> std::io::Result<LegResult> {
+pub async fn run(mut leg: LegMedia) -> std::io::Result<LegResult> {
     leg.socket.set_nonblocking(true)?;
     let socket = tokio::net::UdpSocket::from_std(leg.socket)?;
     let mut send = leg
@@ -167,13 +169,19 @@ pub async fn run(leg: LegMedia) -> std::io::Result<LegResult> {
     let mut ts: u32 = my_ssrc.rotate_left(7);
     let mut out = [0u8; 1500];
     let mut buf = [0u8; 1500];
-    let done = leg.end + GRACE;
+    let mut done = leg.end + GRACE;
     loop {
         let now = Instant::now();
         if now >= done {
             break;
         }
         tokio::select! {
+            changed = leg.stop.changed(), if now < leg.end => {
+                if changed.is_err() || *leg.stop.borrow() {
+                    leg.end = now;
+                    done = now + GRACE;
+                }
+            }
             _ = ticks.tick(), if now < leg.end => {
                 out[0] = 0x80;
                 out[1] = PT_PCMU | if result.sent == 0 { 0x80 } else { 0 };

@@ -269,6 +269,101 @@ fn srtp_on_both_legs_with_two_workers() {
     assert!(!ns.contains("relaydemo-"), "namespaces left: {ns}");
 }
 
+#[test]
+fn ctrl_c_hangs_up_and_a_run_after_a_crash_removes_what_it_left() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let start = |calls: &str| {
+        Command::new(env!("CARGO_BIN_EXE_relay-demo"))
+            .args(["--calls", calls, "--duration", "60", "--cps", "10"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_talking = |child: &mut std::process::Child| {
+        // The header's last line comes once the appliance is up; calls start right after.
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0 {
+            if line.contains("Ctrl-C hangs up") {
+                break;
+            }
+            line.clear();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        out
+    };
+    // Ctrl-C (SIGINT to relay-demo alone: its children have a process group of their own):
+    // the calls are hung up, the records still agree, everything is removed.
+    let mut child = start("4");
+    let mut out = wait_talking(&mut child);
+    let pid = child.id();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stopped early is not a success:\n{rest}"
+    );
+    assert!(
+        rest.contains("4 answered, 0 failed") && rest.contains("they agree with the callers"),
+        "{rest}"
+    );
+    assert!(rest.contains("(stopped early)"), "{rest}");
+    let netns = || {
+        String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    assert!(
+        !netns().contains(&format!("-{pid}-")),
+        "namespaces left after Ctrl-C: {}",
+        netns()
+    );
+
+    // A crash (SIGKILL) leaves the namespaces and the appliance running; the next run
+    // removes them.
+    let mut child = start("2");
+    let _ = wait_talking(&mut child);
+    let pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        netns().contains(&format!("-{pid}-")),
+        "a crash leaves its namespaces"
+    );
+    let (ok, out) = demo(&["--calls", "2", "--duration", "1", "--cps", "10"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("namespace relaydemo-sbc-{pid}-")),
+        "{out}"
+    );
+    assert!(!netns().contains(&format!("-{pid}-")), "left: {}", netns());
+    let tmp_left = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("relay-demo-{pid}-"))
+        });
+    assert!(!tmp_left, "the crashed run's directory is left");
+}
+
 /// Removes the kept run directory when dropped.
 struct Cleanup(PathBuf);
 

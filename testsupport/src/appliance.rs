@@ -57,6 +57,9 @@ pub struct ApplianceOptions {
     pub stats_json: Option<PathBuf>,
     /// relay-control's `RELAY_LOG`.
     pub control_log: String,
+    /// Start both processes in a process group of their own, so that a terminal's Ctrl-C
+    /// reaches only the program that started them, which then stops them in order.
+    pub own_process_group: bool,
 }
 
 impl Default for ApplianceOptions {
@@ -66,6 +69,7 @@ impl Default for ApplianceOptions {
             run_seconds: 120,
             stats_json: None,
             control_log: "relay_control=debug".into(),
+            own_process_group: false,
         }
     }
 }
@@ -209,6 +213,9 @@ impl<'ns> Appliance<'ns> {
             std::process::id(),
             NEXT_PREFIX.fetch_add(1, Ordering::Relaxed)
         ));
+        if self.options.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         for (i, p) in self.ports.iter().enumerate() {
             if workers == 1 {
                 cmd.arg(format!("--vdev=net_af_packet{i},iface={}", p.iface));
@@ -258,10 +265,12 @@ impl<'ns> Appliance<'ns> {
             .append(true)
             .open(&self.rc_log)
             .map_err(|e| Error::io(format!("opening {}", self.rc_log.display()), e))?;
+        let mut cmd = self.ns.command(&self.control_bin.display().to_string());
+        if self.options.own_process_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         self.control = KillOnDrop::new(
-            self.ns
-                .command(&self.control_bin.display().to_string())
-                .arg("--config")
+            cmd.arg("--config")
                 .arg(&self.config_path)
                 .env("RELAY_LOG", &self.options.control_log)
                 .stdin(Stdio::null())

@@ -103,7 +103,11 @@ enum Event {
     },
 }
 
-/// Runs `relay-control` until `stop` resolves.
+/// How long a stopping relay-control waits for the data plane's answers to changes it sent.
+const STOP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs `relay-control` until `stop` resolves (then until the data plane has answered the
+/// changes already sent, at most [`STOP_DRAIN`]).
 pub async fn run(
     settings: Settings,
     config_path: Option<std::path::PathBuf>,
@@ -374,12 +378,32 @@ pub async fn run(
         }
     }
 
+    // Data-plane changes sent and not yet answered. On stop, the loop goes on until they
+    // are answered (at most STOP_DRAIN): a call that ended just before the stop still gets
+    // its final counters and its record.
+    let mut programs_in_flight = 0usize;
+    let mut stopping: Option<Instant> = None;
     loop {
+        if let Some(since) = stopping {
+            if programs_in_flight == 0 || since.elapsed() > STOP_DRAIN {
+                if programs_in_flight > 0 {
+                    tracing::warn!(
+                        programs_in_flight,
+                        "stopping with data-plane changes unanswered"
+                    );
+                }
+                break;
+            }
+        }
         let timer_wait = timers
             .next_deadline()
             .map(|at| Duration::from_nanos(at.saturating_sub(now_ns())));
         let event = tokio::select! {
-            _ = &mut stop => break,
+            _ = &mut stop, if stopping.is_none() => {
+                stopping = Some(Instant::now());
+                continue;
+            }
+            _ = tokio::time::sleep(STOP_DRAIN), if stopping.is_some() => continue,
             _ = tokio::time::sleep(timer_wait.unwrap_or(Duration::ZERO)), if timer_wait.is_some() => {
                 match timers.pop_due(now_ns()) {
                     Some(key) => Event::Timer(key),
@@ -422,7 +446,10 @@ pub async fn run(
                 continue;
             }
             Some(d) = dp_rx.recv() => match d {
-                Done::Program(d) => Event::Program(d),
+                Done::Program(d) => {
+                    programs_in_flight = programs_in_flight.saturating_sub(1);
+                    Event::Program(d)
+                }
                 Done::Stats { call, counters } => Event::Media { call, counters },
             },
             Some((id, info)) = new_flow_rx.recv() => {
@@ -602,6 +629,7 @@ pub async fn run(
                     }
                 }
                 Action::Program { call, op, then } => {
+                    programs_in_flight += 1;
                     dataplane.program(ProgramRequest { call, op, then })
                 }
                 Action::Persist(record) => {
