@@ -9,7 +9,10 @@
 //!   can fail;
 //! - on disk: no file the run left (configuration, logs, CDR store, kept-call state, data
 //!   plane statistics) holds a 16-byte run of the payload, in plain or in the SRTP form
-//!   captured on the wire.
+//!   captured on the wire;
+//! - retention (an injected clock): 31 days on, the purge leaves the run's records
+//!   unreadable, its day's anonymised statistics remain, the audit log shows the grant;
+//! - Ctrl-C hangs up and removes everything; a run after a crash removes what it left.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -97,34 +100,39 @@ fn holds_any(data: &[u8], runs: &HashSet<[u8; 16]>) -> bool {
 }
 
 fn relayctl_records(dir: &Path) -> usize {
-    let run = |args: &[&str]| {
-        let out = Command::new(relay_testsupport::workspace_binary("relayctl"))
-            .args(args)
-            .env("RELAY_CDR_DIR", dir.join("cdr"))
-            .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
-            .env("USER", "demo-test")
-            .env_remove("SUDO_USER")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(&[
-        "access",
-        "grant",
-        "--reason",
-        "demo test: count the records",
-        "--ttl",
-        "5m",
-    ]);
-    run(&["cdr", "export", "--format", "json"])
+    relayctl(
+        dir,
+        &[
+            "access",
+            "grant",
+            "--reason",
+            "demo test: count the records",
+            "--ttl",
+            "5m",
+        ],
+    );
+    relayctl(dir, &["cdr", "export", "--format", "json"])
         .lines()
         .filter(|l| l.starts_with('{'))
         .count()
+}
+
+/// `relayctl ARGS` on the run's store, as user `demo-test`; its output (it must succeed).
+fn relayctl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(relay_testsupport::workspace_binary("relayctl"))
+        .args(args)
+        .env("RELAY_CDR_DIR", dir.join("cdr"))
+        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
+        .env("USER", "demo-test")
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "relayctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -222,6 +230,47 @@ fn calls_go_through_encrypted_and_leave_no_media_on_disk() {
             f.display()
         );
     }
+
+    // Retention, with an injected clock: 31 days on, the purge has destroyed the run's
+    // records (their day key and segments), the anonymised statistics of that day remain,
+    // and the audit log still shows the grant the demo read them under.
+    let config = relay_control::cdr::CdrConfig::new(dir.join("cdr"), dir.join("cdr.kek"));
+    let kek = relay_control::cdr::Kek::load(&config.kek_file).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let today = relay_control::cdr::day_of(now_ms);
+    let report = relay_control::cdr::purge(&config, &kek, now_ms + 31 * 86_400_000).unwrap();
+    assert!(report.days_purged.contains(&today), "{report:?}");
+    assert!(!config.keys_dir.join(format!("{today}.key")).exists());
+    assert!(!dir.join("cdr/segments").join(&today).exists());
+    assert_eq!(
+        relayctl_records(&dir),
+        0,
+        "records readable after the purge"
+    );
+    let stats = relayctl(&dir, &["stats", "--from", &today, "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stats).unwrap();
+    let attempted: u64 = rows
+        .iter()
+        .filter(|r| r["trunk"] == "cloud")
+        .map(|r| r["attempted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        attempted,
+        u64::from(CALLS),
+        "the day's statistics remain: {stats}"
+    );
+    assert!(
+        !stats.contains("+49302"),
+        "statistics hold no number: {stats}"
+    );
+    let audit = relayctl(&dir, &["audit", "show"]);
+    assert!(
+        audit.contains("read back the run's records"),
+        "the demo's grant is in the audit log:\n{audit}"
+    );
     drop(cleanup);
 }
 
