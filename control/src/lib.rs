@@ -14,3 +14,4 @@
 pub mod cdr;
 pub mod config;
 pub mod shell;
+pub mod top;

@@ -71,6 +71,9 @@ pub fn worker_counters(w: &WorkerStats) -> WorkerCounters {
         replies: w.replies,
         handed_over: w.handed_over,
         drops: drops(&w.drops),
+        srtp: w.srtp,
+        run_ns: w.run_ns,
+        busy_ns: w.busy_ns,
         workers: None,
     }
 }

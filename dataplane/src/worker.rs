@@ -122,9 +122,19 @@ pub fn run<'eal>(
     let mut last_rx_ns = None;
     let mut iterations = 0u64;
 
+    // The previous round's start and whether it found packets: each round's time is added
+    // to the run (and to the busy time, if it worked) when the next one starts.
+    let mut round: Option<(u64, bool)> = None;
     loop {
         iterations += 1;
         let now = now_ns();
+        if let Some((started, worked)) = round {
+            let took = now.saturating_sub(started);
+            relay.stats.run_ns += took;
+            if worked {
+                relay.stats.busy_ns += took;
+            }
+        }
         // Control first: a few messages per loop, so forwarding never pauses for long, and
         // applied before the packets that follow them (a neighbour another worker learnt
         // arrives here before the packets it handed over after learning it).
@@ -196,6 +206,7 @@ pub fn run<'eal>(
         if received > 0 {
             last_rx_ns = Some(now);
         }
+        round = Some((now, received > 0));
         // Check the clocks and flags every 64 loops: cheap either way, but keep it off the
         // packet path.
         if iterations % 64 == 0 {

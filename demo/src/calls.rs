@@ -175,15 +175,17 @@ fn bind(ns: &Netns, addr: SocketAddr) -> Result<UdpSocket> {
 pub struct Sides<'a> {
     net: &'a SbcTopology,
     cloud: SipPeer,
-    cloud_conn: ConnId,
+    cloud_conn: Option<ConnId>,
+    cloud_client: Arc<rustls::ClientConfig>,
     operator: SipPeer,
     /// Tells every media task that the run was stopped.
     media_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl<'a> Sides<'a> {
-    /// Starts both sides' SIP/TLS peers and connects the cloud side to the SBC.
-    pub fn start(
+    /// Starts both sides' SIP/TLS listeners (before the appliance, so that its first
+    /// OPTIONS find them up).
+    pub fn listen(
         net: &'a SbcTopology,
         ca: &std::path::Path,
         cloud: &Leaf,
@@ -192,17 +194,33 @@ impl<'a> Sides<'a> {
         let cloud_server = sip_peer::mutual_tls_server(&cloud.certificate, &cloud.key, ca)?;
         let operator_server =
             sip_peer::mutual_tls_server(&operator.certificate, &operator.key, ca)?;
-        let mut cloud_peer = SipPeer::listen(&net.alice, "cloud", CLOUD_SIP, cloud_server)?;
+        let cloud_peer = SipPeer::listen(&net.alice, "cloud", CLOUD_SIP, cloud_server)?;
         let operator_peer = SipPeer::listen(&net.bob, "operator", OPERATOR_SIP, operator_server)?;
-        let client = sip_peer::mutual_tls_client(&cloud.certificate, &cloud.key, ca)?;
-        let cloud_conn = cloud_peer.connect(&net.alice, SBC_CLOUD_SIP, "sbc.test", client)?;
         Ok(Sides {
             net,
             cloud: cloud_peer,
-            cloud_conn,
+            cloud_conn: None,
+            cloud_client: sip_peer::mutual_tls_client(&cloud.certificate, &cloud.key, ca)?,
             operator: operator_peer,
             media_stop: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Connects the cloud side to the SBC (once relay-control is up).
+    pub fn connect(&mut self) -> Result<()> {
+        let conn = self.cloud.connect(
+            &self.net.alice,
+            SBC_CLOUD_SIP,
+            "sbc.test",
+            self.cloud_client.clone(),
+        )?;
+        self.cloud_conn = Some(conn);
+        Ok(())
+    }
+
+    fn conn(&self) -> Result<ConnId> {
+        self.cloud_conn
+            .ok_or_else(|| anyhow!("the cloud side is not connected"))
     }
 
     /// Places the plan's calls and waits for them to end (or for `stop`, which hangs up
@@ -297,7 +315,7 @@ impl<'a> Sides<'a> {
                             "<sip:+4930100@198.18.10.2:5061;transport=tls>",
                             offer,
                         );
-                        self.cloud.send(self.cloud_conn, &invite)?;
+                        self.cloud.send(self.conn()?, &invite)?;
                         c.invite_at = now;
                         c.phase = Phase::Calling;
                     }
@@ -362,7 +380,7 @@ impl<'a> Sides<'a> {
         match c.hangup_by {
             Side::Cloud => {
                 let bye = c.dialog.request(ids, Method::Bye);
-                self.cloud.send(self.cloud_conn, &bye)?;
+                self.cloud.send(self.conn()?, &bye)?;
             }
             Side::Operator => {
                 let op = c
@@ -419,7 +437,7 @@ impl<'a> Sides<'a> {
                         return Ok(());
                     }
                     c.dialog.established(&r.msg);
-                    self.cloud.send(self.cloud_conn, &c.dialog.ack(ids))?;
+                    self.cloud.send(self.conn()?, &c.dialog.ack(ids))?;
                     self.start_media(c, &r.msg, runtime, plan)?;
                 }
             }

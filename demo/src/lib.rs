@@ -7,5 +7,6 @@
 
 pub mod calls;
 pub mod media;
+pub mod metrics_relay;
 pub mod records;
 pub mod setup;

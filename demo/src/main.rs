@@ -63,6 +63,10 @@ struct Cli {
     /// tcpdump into DIR/cloud.pcap and DIR/operator.pcap while the calls run.
     #[arg(long, value_name = "DIR")]
     capture: Option<PathBuf>,
+    /// Serve relay-control's Prometheus endpoint on this host address while the demo runs
+    /// (for example 127.0.0.1:9464; it is relayed into the SBC's namespace).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Where relay-dataplane, relay-control and relayctl are (default: beside this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -82,6 +86,9 @@ enum OperatorMedia {
     Rtp,
     Srtp,
 }
+
+/// relay-control's Prometheus port on the SBC namespace's loopback.
+const METRICS_PORT: u16 = 9464;
 
 fn bin_dir(cli: &Cli) -> Result<PathBuf> {
     match &cli.bin_dir {
@@ -182,8 +189,15 @@ fn run(cli: &Cli) -> Result<bool> {
         control_log: "relay_control=info".into(),
         own_process_group: true,
     };
+    let mut sides = Sides::listen(&net, &pki.ca, &pki.leaves[1], &pki.leaves[2])?;
     let app = Appliance::start_with(&net.sbc, &binaries, &ports, &dir, options, |socket| {
-        setup::control_toml(&dir, socket, &pki, operator_srtp, "127.0.0.1:9464")
+        setup::control_toml(
+            &dir,
+            socket,
+            &pki,
+            operator_srtp,
+            &format!("127.0.0.1:{METRICS_PORT}"),
+        )
     })
     .map_err(|e| anyhow!("starting the appliance: {e}"))?;
     let operator_media = if operator_srtp {
@@ -203,23 +217,53 @@ fn run(cli: &Cli) -> Result<bool> {
         "            cloud leg SRTP (AES_CM_128_HMAC_SHA1_80, fresh keys per leg and direction), operator leg {operator_media}; {} s of G.711 per call at 20 ms, {} calls/s",
         cli.duration, cli.cps
     );
+    let admin_socket = dir.join("control.sock");
+    println!(
+        "            live view: relayctl top --admin-socket {} --dataplane-socket {}",
+        admin_socket.display(),
+        app.socket().display()
+    );
+    if let Some(addr) = cli.metrics {
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
+        relay_demo::metrics_relay::start(addr, net.sbc.name(), target, stop.clone())?;
+        println!(
+            "            Prometheus endpoint: http://{addr}/metrics (Grafana dashboard: docs/grafana-dashboard.json)"
+        );
+    }
     println!(
         "            set up in {:.1} s; Ctrl-C hangs up and cleans up",
         started.elapsed().as_secs_f64()
     );
 
+    // The live view: the callers' progress and `relayctl top`'s view of both processes,
+    // redrawn in place on a terminal; on a pipe, the progress line every second and the
+    // full view every fifth.
     let tty = std::io::stderr().is_terminal();
+    let dataplane_socket = app.socket().to_owned();
+    let mut before = relay_control::top::sample(&admin_socket, &dataplane_socket);
+    let mut drawn = 0usize;
+    let mut frames = 0u64;
     let mut progress = |p: &calls::Progress| {
-        let line = format!(
-            "{:6.1} s  placed {:>5}/{}  talking {:>5}  ended {:>5}  failed {:>3}",
+        let now = relay_control::top::sample(&admin_socket, &dataplane_socket);
+        let mut lines = vec![format!(
+            "{:6.1} s  callers: placed {:>5}/{}  talking {:>5}  ended {:>5}  failed {:>3}",
             p.elapsed_s, p.placed, cli.calls, p.talking, p.done, p.failed
-        );
-        if tty {
-            eprint!("\r{line}");
-            let _ = std::io::stderr().flush();
-        } else {
-            eprintln!("{line}");
+        )];
+        frames += 1;
+        if tty || frames % 5 == 0 {
+            lines.extend(relay_control::top::render(&before, &now));
         }
+        before = now;
+        if tty {
+            if drawn > 0 {
+                eprint!("\x1b[{drawn}A\x1b[J");
+            }
+            drawn = lines.len();
+        }
+        for l in &lines {
+            eprintln!("{l}");
+        }
+        let _ = std::io::stderr().flush();
     };
     let captures = match &cli.capture {
         Some(d) => {
@@ -236,9 +280,10 @@ fn run(cli: &Cli) -> Result<bool> {
         None => None,
     };
     let outcomes = {
-        let mut sides = Sides::start(&net, &pki.ca, &pki.leaves[1], &pki.leaves[2])?;
+        sides.connect()?;
         sides.run(&plan, &stop, &mut progress)?
     };
+    drop(sides);
     if let Some((cloud, operator)) = captures {
         for (what, c) in [("cloud", cloud), ("operator", operator)] {
             let path = c.path().to_owned();
@@ -250,9 +295,6 @@ fn run(cli: &Cli) -> Result<bool> {
                 path.display()
             );
         }
-    }
-    if tty {
-        eprintln!();
     }
     let control_ok = app.stop();
     let dataplane: Option<FinalCounters> = std::fs::read(&stats_path)

@@ -73,6 +73,17 @@ pub struct WorkerCounters {
     /// Frames dropped, by reason.
     #[serde(default)]
     pub drops: Drops,
+    /// Of the frames forwarded, those re-keyed (SRTP authenticated and decrypted, or
+    /// encrypted, by the relay). Added within version 1 (0 from older data planes).
+    #[serde(default)]
+    pub srtp: u64,
+    /// Nanoseconds the worker's loop has run (added within version 1).
+    #[serde(default)]
+    pub run_ns: u64,
+    /// Of them, in loop rounds that found packets: `busy_ns / run_ns` is how busy the core
+    /// is (added within version 1).
+    #[serde(default)]
+    pub busy_ns: u64,
     /// In a sum: each worker's own counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerCounters>>,
@@ -87,6 +98,9 @@ impl WorkerCounters {
             total.forwarded += w.forwarded;
             total.replies += w.replies;
             total.handed_over += w.handed_over;
+            total.srtp += w.srtp;
+            total.run_ns += w.run_ns;
+            total.busy_ns += w.busy_ns;
             for (reason, n) in &w.drops {
                 *total.drops.entry(reason.clone()).or_default() += n;
             }

@@ -143,21 +143,22 @@ impl Netns {
     /// Runs `f` on a thread that has entered the namespace: sockets `f` makes belong to the
     /// namespace for their whole life, wherever they are used afterwards.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|e| Error::io(format!("opening {path}"), e))?;
         std::thread::scope(|s| {
             s.spawn(|| {
                 // setns(2) moves only this thread; the test's other threads stay where they are.
-                rustix::thread::move_into_link_name_space(
-                    file.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .map_err(|e| Error::io(format!("entering namespace {}", self.name), e.into()))?;
+                move_thread_into(&self.name)?;
                 Ok(f())
             })
             .join()
             .map_err(|_| Error::Process(format!("a thread in namespace {} panicked", self.name)))?
         })
+    }
+
+    /// Moves the calling thread into the namespace for the rest of its life (sockets it
+    /// makes from then on belong to the namespace; sockets made before keep theirs). For a
+    /// thread of its own, such as a relay between a host address and a namespace service.
+    pub fn move_current_thread(&self) -> Result<()> {
+        move_thread_into(&self.name)
     }
 
     /// Connects a TCP socket inside the namespace to `addr` (loopback services of processes in
@@ -192,6 +193,18 @@ impl Drop for Netns {
     fn drop(&mut self) {
         sh(&["ip", "netns", "del", &self.name]);
     }
+}
+
+/// Moves the calling thread into the namespace called `name` (see
+/// [`Netns::move_current_thread`]).
+pub fn move_thread_into(name: &str) -> Result<()> {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).map_err(|e| Error::io(format!("opening {path}"), e))?;
+    rustix::thread::move_into_link_name_space(
+        file.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| Error::io(format!("entering namespace {name}"), e.into()))
 }
 
 /// A veth pair between two namespaces, each end with an address and up; deleted on drop.

@@ -115,6 +115,31 @@ enum Command {
         )]
         admin_socket: PathBuf,
     },
+    /// A live view of the running appliance: calls, records, trunks, and per data-plane
+    /// worker packets/s, re-keys/s, busy fraction and drops/s (from both local sockets).
+    /// Redraws in place on a terminal; plain lines otherwise.
+    Top {
+        /// relay-control's admin socket.
+        #[arg(
+            long,
+            env = "RELAY_ADMIN_SOCKET",
+            default_value = "/run/relay/control.sock"
+        )]
+        admin_socket: PathBuf,
+        /// The data plane's control socket.
+        #[arg(
+            long,
+            env = "RELAY_DATAPLANE_SOCKET",
+            default_value = "/run/relay/dataplane.sock"
+        )]
+        dataplane_socket: PathBuf,
+        /// Seconds between views.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many views (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Trunk peers' health from relay-control's OPTIONS, from its admin socket.
     Trunks {
         /// relay-control's admin socket.
@@ -499,6 +524,16 @@ fn audit_check(access: &Access) -> Result<(Status, usize)> {
 fn run(cli: Cli) -> Result<Status> {
     let now = SystemClock.now_ms();
     let config = cli.config();
+    if let Command::Top {
+        admin_socket,
+        dataplane_socket,
+        interval,
+        count,
+    } = &cli.command
+    {
+        top(admin_socket, dataplane_socket, *interval, *count)?;
+        return Ok(Status::Clean);
+    }
     if let Command::Calls { admin_socket } | Command::Trunks { admin_socket } = &cli.command {
         live(admin_socket, matches!(cli.command, Command::Calls { .. }))?;
         return Ok(Status::Clean);
@@ -515,7 +550,10 @@ fn run(cli: Cli) -> Result<Status> {
     let access = Access::open(&config)?;
     let mut status = Status::Clean;
     match &cli.command {
-        Command::Keygen { .. } | Command::Calls { .. } | Command::Trunks { .. } => {
+        Command::Keygen { .. }
+        | Command::Calls { .. }
+        | Command::Trunks { .. }
+        | Command::Top { .. } => {
             unreachable!("handled above")
         }
         Command::Access { command } => match command {
@@ -806,7 +844,43 @@ fn live(socket: &std::path::Path, calls: bool) -> Result<()> {
                 );
             }
         }
+        AdminAnswer::Status(_) => bail!("relay-control answered a status to another request"),
         AdminAnswer::Error(e) => bail!("relay-control: {e}"),
+    }
+    Ok(())
+}
+
+/// `relayctl top`.
+fn top(
+    admin: &std::path::Path,
+    dataplane: &std::path::Path,
+    interval: f64,
+    count: Option<u64>,
+) -> Result<()> {
+    use std::io::IsTerminal;
+    if !(0.1..=3600.0).contains(&interval) {
+        bail!("--interval must be between 0.1 and 3600 seconds");
+    }
+    let tty = std::io::stdout().is_terminal();
+    let mut before = relay_control::top::sample(admin, dataplane);
+    let mut shown = 0u64;
+    while count.is_none_or(|c| shown < c) {
+        std::thread::sleep(std::time::Duration::from_secs_f64(interval));
+        let now = relay_control::top::sample(admin, dataplane);
+        let lines = relay_control::top::render(&before, &now);
+        let stamp = time_str(SystemClock.now_ms());
+        if tty {
+            // Home and clear, then the view: it redraws in place.
+            print!("\x1b[H\x1b[2J");
+            println!("relayctl top  {stamp}  every {interval} s  (Ctrl-C to stop)");
+        } else {
+            println!("== {stamp}");
+        }
+        for l in &lines {
+            println!("{l}");
+        }
+        shown += 1;
+        before = now;
     }
     Ok(())
 }

@@ -382,6 +382,8 @@ pub async fn run(
     // are answered (at most STOP_DRAIN): a call that ended just before the stop still gets
     // its final counters and its record.
     let mut programs_in_flight = 0usize;
+    // Calls ended since the start (for the admin socket's status).
+    let mut calls_ended = 0u64;
     let mut stopping: Option<Instant> = None;
     loop {
         if let Some(since) = stopping {
@@ -440,7 +442,12 @@ pub async fn run(
                         let _ = done.send(());
                     }
                     observe::Ask::Admin(req, answer) => {
-                        let _ = answer.send(admin_answer(&b2bua, &req, now_ns()));
+                        let figures = ShellFigures {
+                            calls_ended,
+                            cdr: cdr.as_ref(),
+                            connections: flows.len(),
+                        };
+                        let _ = answer.send(admin_answer(&b2bua, &req, now_ns(), &figures));
                     }
                 }
                 continue;
@@ -648,6 +655,7 @@ pub async fn run(
                 }),
                 Action::Timer { key, at_ns } => timers.insert(at_ns, key),
                 Action::Ended(end) => {
+                    calls_ended += 1;
                     metrics
                         .calls_ended
                         .get_or_create(&observe::CauseLabels {
@@ -746,7 +754,12 @@ fn update_gauges(
     }
 }
 
-fn admin_answer(b2bua: &B2bua, req: &observe::AdminRequest, now_ns: u64) -> observe::AdminAnswer {
+fn admin_answer(
+    b2bua: &B2bua,
+    req: &observe::AdminRequest,
+    now_ns: u64,
+    shell: &ShellFigures<'_>,
+) -> observe::AdminAnswer {
     match req {
         observe::AdminRequest::Calls => observe::AdminAnswer::Calls(
             b2bua
@@ -763,36 +776,61 @@ fn admin_answer(b2bua: &B2bua, req: &observe::AdminRequest, now_ns: u64) -> obse
                 })
                 .collect(),
         ),
-        observe::AdminRequest::Trunks => {
-            let health: HashMap<(usize, usize), relay_b2bua::PeerHealth> =
-                b2bua.health().into_iter().collect();
-            let mut v = Vec::new();
-            for (t, trunk) in b2bua.config().trunks.iter().enumerate() {
-                for (p, peer) in trunk.peers.iter().enumerate() {
-                    let h = health.get(&(t, p)).cloned().unwrap_or_default();
-                    v.push(observe::PeerView {
-                        trunk: trunk.name.clone(),
-                        peer: format!(
-                            "{}:{}/{}",
-                            peer.host,
-                            peer.port,
-                            peer.transport.as_str().to_ascii_lowercase()
-                        ),
-                        state: match h.up {
-                            Some(true) => "up",
-                            Some(false) => "down",
-                            None => "unknown",
-                        }
-                        .into(),
-                        rtt_ms: h.rtt_ns.map(|n| n as f64 / 1e6),
-                        sent: h.sent,
-                        timeouts: h.timeouts,
-                    });
-                }
-            }
-            observe::AdminAnswer::Trunks(v)
+        observe::AdminRequest::Trunks => observe::AdminAnswer::Trunks(trunk_views(b2bua)),
+        observe::AdminRequest::Status => {
+            let c = &b2bua.counters;
+            let cdr_m = shell.cdr.map(CdrStore::metrics);
+            observe::AdminAnswer::Status(observe::StatusView {
+                calls_active: b2bua.active_calls() as u64,
+                calls_attempted: c.calls_attempted,
+                calls_answered: c.calls_answered,
+                calls_failed: c.calls_failed.values().sum(),
+                calls_ended: shell.calls_ended,
+                cdr_written: cdr_m.as_ref().map_or(0, |m| m.written),
+                cdr_waiting: cdr_m.as_ref().map_or(0, |m| m.waiting as u64),
+                connections: shell.connections as u64,
+                trunks: trunk_views(b2bua),
+            })
         }
     }
+}
+
+/// What the shell adds to the B2BUA's figures in a status answer.
+struct ShellFigures<'a> {
+    calls_ended: u64,
+    cdr: Option<&'a CdrStore>,
+    connections: usize,
+}
+
+/// Every trunk peer's health, for `relayctl trunks` and `top`.
+fn trunk_views(b2bua: &B2bua) -> Vec<observe::PeerView> {
+    let health: HashMap<(usize, usize), relay_b2bua::PeerHealth> =
+        b2bua.health().into_iter().collect();
+    let mut v = Vec::new();
+    for (t, trunk) in b2bua.config().trunks.iter().enumerate() {
+        for (p, peer) in trunk.peers.iter().enumerate() {
+            let h = health.get(&(t, p)).cloned().unwrap_or_default();
+            v.push(observe::PeerView {
+                trunk: trunk.name.clone(),
+                peer: format!(
+                    "{}:{}/{}",
+                    peer.host,
+                    peer.port,
+                    peer.transport.as_str().to_ascii_lowercase()
+                ),
+                state: match h.up {
+                    Some(true) => "up",
+                    Some(false) => "down",
+                    None => "unknown",
+                }
+                .into(),
+                rtt_ms: h.rtt_ns.map(|n| n as f64 / 1e6),
+                sent: h.sent,
+                timeouts: h.timeouts,
+            });
+        }
+    }
+    v
 }
 
 /// TLS for `file`: the acceptor (our identity; client certificates verified against the

@@ -236,6 +236,31 @@ pub enum AdminRequest {
     Calls,
     /// Trunk health.
     Trunks,
+    /// Totals for a live view (`relayctl top`).
+    Status,
+}
+
+/// relay-control's totals at one moment (`relayctl top` turns two into rates).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Calls in progress.
+    pub calls_active: u64,
+    /// Calls started since relay-control started.
+    pub calls_attempted: u64,
+    /// Of them, answered.
+    pub calls_answered: u64,
+    /// Of them, failed (any final status).
+    pub calls_failed: u64,
+    /// Calls ended (after an answer, or failed), with a record.
+    pub calls_ended: u64,
+    /// Call records durably written.
+    pub cdr_written: u64,
+    /// Call records waiting to be written.
+    pub cdr_waiting: u64,
+    /// Open SIP connections.
+    pub connections: u64,
+    /// Every trunk peer's health.
+    pub trunks: Vec<PeerView>,
 }
 
 /// The answer.
@@ -246,6 +271,8 @@ pub enum AdminAnswer {
     Calls(Vec<CallView>),
     /// Trunk peers.
     Trunks(Vec<PeerView>),
+    /// Totals.
+    Status(StatusView),
     /// The request was not understood.
     Error(String),
 }
@@ -317,6 +344,9 @@ pub async fn serve_metrics(
                         set("forwarded", s.forwarded);
                         set("replies", s.replies);
                         set("handed_over", s.handed_over);
+                        set("srtp", s.srtp);
+                        set("run_ns", s.run_ns);
+                        set("busy_ns", s.busy_ns);
                         for (reason, v) in &s.drops {
                             set(&format!("drop_{reason}"), *v);
                         }

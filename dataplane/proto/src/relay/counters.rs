@@ -173,6 +173,14 @@ pub struct WorkerStats {
     pub handed_over: u64,
     /// Drops per [`DropReason`].
     pub drops: [u64; DropReason::COUNT],
+    /// Of the frames forwarded, those whose SRTP/SRTCP was authenticated and decrypted or
+    /// that were encrypted here: the re-keying work.
+    pub srtp: u64,
+    /// Nanoseconds the worker's loop ran, and of them the loop rounds that found packets
+    /// (kept by the I/O shell, which has the clock): their ratio is how busy the core is.
+    pub run_ns: u64,
+    /// See [`WorkerStats::run_ns`].
+    pub busy_ns: u64,
 }
 
 /// A call's counters, for the control plane.

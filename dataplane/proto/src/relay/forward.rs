@@ -93,6 +93,7 @@ impl Relay {
             neighbours,
             neighbour_gen,
             pending_arp,
+            stats,
             ..
         } = self;
         let media = media
@@ -187,6 +188,7 @@ impl Relay {
             let arrival = ((u128::from(now_ns) * u128::from(inb.clock_per_ns)) >> 40) as u32;
             inb.rtp.update(seq, ts, arrival);
         }
+        let srtp = inb.receive.is_some() || out.send.is_some();
         // Outbound: protect for the other leg.
         let out_len = match (out.send.as_deref_mut(), is_rtcp) {
             (Some((_, ctx)), false) => ctx.protect_rtp(payload, plain)?,
@@ -241,6 +243,7 @@ impl Relay {
         };
         out.tx_packets += 1;
         out.tx_bytes += out_len as u64;
+        stats.srtp += u64::from(srtp);
         Ok(Verdict::Forward {
             port: cache.port,
             len,
