@@ -413,6 +413,127 @@ fn ctrl_c_hangs_up_and_a_run_after_a_crash_removes_what_it_left() {
     assert!(!tmp_left, "the crashed run's directory is left");
 }
 
+/// The value of the first Prometheus sample whose name and labels start with `prefix`.
+fn prometheus_value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn relayctl_top_agrees_with_the_prometheus_endpoint() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let metrics = "127.0.0.1:19464";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relay-demo"))
+        .args([
+            "--calls",
+            "4",
+            "--duration",
+            "6",
+            "--cps",
+            "8",
+            "--metrics",
+            metrics,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut admin, mut dataplane) = (String::new(), String::new());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0 {
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("live view: relayctl top --admin-socket ")
+        {
+            let (a, d) = rest.split_once(" --dataplane-socket ").unwrap();
+            (admin, dataplane) = (a.to_owned(), d.to_owned());
+        }
+        if line.contains("Ctrl-C hangs up") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(!admin.is_empty(), "the demo names its sockets");
+    // The calls are up and talking (4 calls at 8/s: all placed within 0.5 s).
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let top = Command::new(relay_testsupport::workspace_binary("relayctl"))
+        .args([
+            "top",
+            "--admin-socket",
+            &admin,
+            "--dataplane-socket",
+            &dataplane,
+            "--count",
+            "1",
+            "--interval",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    let mut scrape = std::net::TcpStream::connect(metrics).unwrap();
+    std::io::Write::write_all(&mut scrape, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut prom = String::new();
+    std::io::Read::read_to_string(&mut scrape, &mut prom).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+
+    // Calls: the same totals in both.
+    assert!(
+        top.contains("calls       4 active") && top.contains("since start 4 attempted, 4 answered"),
+        "{top}"
+    );
+    assert_eq!(
+        prometheus_value(&prom, "relay_calls_active "),
+        Some(4.0),
+        "{prom}"
+    );
+    assert_eq!(
+        prometheus_value(&prom, "relay_calls_attempted_total "),
+        Some(4.0),
+        "{prom}"
+    );
+    assert!(
+        top.contains("cloud 198.18.10.2:5061/tls up")
+            && top.contains("operator 198.18.20.2:5061/tls up"),
+        "{top}"
+    );
+    assert_eq!(
+        prometheus_value(&prom, "relay_trunk_up{trunk=\"cloud\""),
+        Some(1.0),
+        "{prom}"
+    );
+    // The data plane: packets flowing and re-keyed, and the relayed total top showed is the
+    // endpoint's, read a moment later (at 400 packets/s, within 2 s of it).
+    let row = top
+        .lines()
+        .find(|l| l.starts_with("0 "))
+        .unwrap_or_else(|| panic!("{top}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let (pps, rekeyed, relayed): (f64, f64, f64) = (
+        cols[1].parse().unwrap(),
+        cols[2].parse().unwrap(),
+        cols[4].parse().unwrap(),
+    );
+    assert!(pps > 200.0 && rekeyed > 200.0, "{row}");
+    let prom_relayed =
+        prometheus_value(&prom, "relay_dataplane{worker=\"0\",counter=\"forwarded\"}").unwrap();
+    assert!(
+        prom_relayed >= relayed && prom_relayed - relayed <= 800.0,
+        "top {relayed}, Prometheus {prom_relayed}"
+    );
+    assert!(
+        prometheus_value(&prom, "relay_dataplane{worker=\"0\",counter=\"busy_ns\"}").unwrap() > 0.0
+    );
+}
+
 /// Removes the kept run directory when dropped.
 struct Cleanup(PathBuf);
 
