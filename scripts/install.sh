@@ -53,7 +53,8 @@ on request, prepares the host for DPDK. Safe to run again: finished steps are sk
                       isolcpus, nohz_full, rcu_nocbs, irqaffinity
   --write-grub        with --isolate: write it to /etc/default/grub.d/ and run update-grub
   --systemd           install the binaries under --prefix and the systemd units relay-dataplane
-                      and relay-control (its /etc/relay/control.toml from docs/control.toml.sample);
+                      and relay-control, both enabled, the data plane first (its
+                      /etc/relay/control.toml from docs/control.toml.sample);
                       create the CDR key-encryption key and the CDR data and key directories
   --cpu-affinity LIST CPUAffinity= of the unit (default: core 0 plus the --isolate cores)
   --prefix DIR        where binaries go with --systemd (default /usr/local)
@@ -382,6 +383,10 @@ RestartSec=2
 # The EAL pins its lcores itself; this keeps every other thread of the process on these cores.
 CPUAffinity=${affinity//,/ }
 LimitMEMLOCK=infinity
+# /run/relay holds both control sockets (dataplane.sock here, control.sock of relay-control),
+# where relayctl looks by default; kept when either unit stops.
+RuntimeDirectory=relay
+RuntimeDirectoryPreserve=yes
 NoNewPrivileges=yes
 ProtectHome=yes
 ProtectSystem=full
@@ -422,13 +427,30 @@ PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target"
+  # Both units are enabled: at boot the data plane starts first, relay-control after it
+  # (After=/Wants=). relay-control's ExecStartPre refuses a configuration that does not pass
+  # --check, so say now whether it does.
+  local check_ok=0
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "would: $PREFIX/bin/relay-control --config $ETC/relay/control.toml --check"
+  elif "$PREFIX/bin/relay-control" --config "$ETC/relay/control.toml" --check >/dev/null 2>&1; then
+    check_ok=1
+  fi
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     run_root systemctl daemon-reload
-    run_root systemctl enable relay-dataplane.service
-    note "start it with: systemctl start relay-dataplane"
-    note "edit $ETC/relay/control.toml (relay-control --check tells what is missing), then: systemctl enable --now relay-control"
+    run_root systemctl enable relay-dataplane.service relay-control.service
+    note "start both with: systemctl start relay-dataplane relay-control (relayctl top shows them)"
   else
-    note "systemd is not running here; the units are installed for the next boot"
+    run_root mkdir -p "$ETC/systemd/system/multi-user.target.wants"
+    for unit in relay-dataplane relay-control; do
+      run_root ln -sf "$ETC/systemd/system/$unit.service" "$ETC/systemd/system/multi-user.target.wants/$unit.service"
+    done
+    note "systemd is not running here; both units are installed and enabled for the next boot"
+  fi
+  if [ "$check_ok" = 0 ] && [ "$DRY_RUN" = 0 ]; then
+    note "relay-control is enabled, but $ETC/relay/control.toml does not pass its check yet: run"
+    note "  $PREFIX/bin/relay-control --config $ETC/relay/control.toml --check"
+    note "fix what it names (certificates, trunks), then: systemctl restart relay-control"
   fi
 }
 

@@ -71,9 +71,16 @@ for want in "would: cargo build --release --locked" "vm.nr_hugepages = 512" \
   "would: write $FAKE_ETC/systemd/system/relay-control.service" "ExecReload=/bin/kill -HUP" \
   "docs/control.toml.sample $FAKE_ETC/relay/control.toml" \
   "would: install -d -m 0700 $FAKE_VARLIB/relay/cdr" "would: install -d -m 0700 $FAKE_VARLIB/relay/cdr-keys" \
-  "hugetlbfs"; do
+  "hugetlbfs" "RuntimeDirectory=relay" \
+  "would: /usr/local/bin/relay-control --config $FAKE_ETC/relay/control.toml --check"; do
   if grep -qF -- "$want" <<<"$out"; then pass "dry run mentions: $want"; else fail "dry run mentions: $want" "$out"; fi
 done
+if grep -qE "systemctl enable relay-dataplane.service relay-control.service|ln -sf .*multi-user.target.wants/relay-control.service" <<<"$out" \
+  && grep -qE "systemctl enable relay-dataplane.service relay-control.service|ln -sf .*multi-user.target.wants/relay-dataplane.service" <<<"$out"; then
+  pass "dry run enables both units"
+else
+  fail "dry run enables both units" "$out"
+fi
 if [ -z "$(find "$FAKE_ETC" -mindepth 1 ! -name os-release)" ] && [ -z "$(find "$FAKE_VARLIB" -mindepth 1)" ]; then
   pass "dry run wrote nothing"
 else
