@@ -38,6 +38,9 @@ fn pid_in(name: &str, prefix: &str) -> Option<u32> {
         .ok()
 }
 
+/// Whether the process of a PID found in a name still runs (and so owns what is named).
+type Running = fn(u32) -> bool;
+
 /// Removes what runs that are no longer running left; what was removed, for the log.
 pub fn remove_leftovers() -> Vec<String> {
     let mut removed = Vec::new();
@@ -77,7 +80,7 @@ pub fn remove_leftovers() -> Vec<String> {
             .status();
         removed.push(format!("namespace {name}"));
     }
-    let dirs: [(PathBuf, &str, fn(u32) -> bool); 2] = [
+    let dirs: [(PathBuf, &str, Running); 2] = [
         (std::env::temp_dir(), TMP_PREFIX, alive),
         (PathBuf::from("/var/run/dpdk"), "sbc", exists),
     ];

@@ -227,8 +227,7 @@ fn reveals_endpoint(a: &Attribute) -> bool {
 /// nothing about the endpoint (see the module docs).
 fn session_towards(sdp: &SessionDescription, address: IpAddr, version: u64) -> SessionDescription {
     let mut out = sdp.clone();
-    let anonymous = || relay_sip::sdp::Word::new("-").expect("a word");
-    out.origin.username = anonymous();
+    out.origin.username = relay_sip::sdp::Word::new("-").expect("a word");
     out.origin.address = Address::Ip(address);
     out.origin.session_version = version;
     out.session_name = relay_sip::sdp::Text::new("-").expect("a text");
