@@ -107,7 +107,7 @@ enum Event {
 const STOP_DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs `relay-control` until `stop` resolves (then until the data plane has answered the
-/// changes already sent, at most [`STOP_DRAIN`]).
+/// changes already sent, at most 5 s).
 pub async fn run(
     settings: Settings,
     config_path: Option<std::path::PathBuf>,
