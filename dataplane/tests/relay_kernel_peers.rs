@@ -192,7 +192,9 @@ fn kernel_udp_peers_through_two_workers() {
     // The relay asked for the callee when the calls were installed, so no packet waited for
     // ARP (the kernel learnt the relay's MAC from that request, or asked and was answered).
     assert!(
-        stats["worker"]["drops"].get("neighbour_unresolved").is_none(),
+        stats["worker"]["drops"]
+            .get("neighbour_unresolved")
+            .is_none(),
         "{stats}"
     );
 }
