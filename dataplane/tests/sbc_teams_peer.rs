@@ -657,6 +657,19 @@ fn teams_direct_routing_profile_against_a_scripted_teams() {
         std::panic::resume_unwind(panic);
     }
     assert!(app.stop(), "the appliance stops cleanly");
+    // relay-control closed every connection properly: TLS close_notify, not a cut stream.
+    for (peer, name) in [
+        (&teams1, "teams1"),
+        (&teams2, "teams2"),
+        (&operator, "operator"),
+    ] {
+        let closes = relay_testsupport::netns::wait_until(WAIT, || {
+            let c = peer.closes();
+            (!c.is_empty()).then_some(c)
+        })
+        .unwrap_or_else(|| panic!("{name}: relay-control left its connections open"));
+        assert!(closes.iter().all(|&(_, clean)| clean), "{name}: {closes:?}");
+    }
 }
 
 /// `media_timeout_s` in `sbc::control_toml`; `hold_timeout_s` is left at its default (an hour).

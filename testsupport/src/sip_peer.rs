@@ -60,6 +60,8 @@ struct Shared {
     events: Mutex<Sender<Received>>,
     /// Threads to join on drop.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Connections the far end closed: whether it closed TLS properly (close_notify).
+    closes: Mutex<Vec<(ConnId, bool)>>,
 }
 
 /// A SIP/TLS peer; see the module docs.
@@ -98,6 +100,7 @@ impl SipPeer {
             senders: Mutex::new(Vec::new()),
             events: Mutex::new(tx),
             threads: Mutex::new(Vec::new()),
+            closes: Mutex::new(Vec::new()),
         });
         let accept = {
             let shared = shared.clone();
@@ -141,6 +144,12 @@ impl SipPeer {
     /// Sets the status the peer answers OPTIONS with from now on (503: an unhealthy peer).
     pub fn set_options_status(&self, status: u16) {
         self.shared.options_status.store(status, Ordering::Relaxed);
+    }
+
+    /// The connections the far end has closed so far, and whether each was closed properly
+    /// (TLS `close_notify` before the end of the stream).
+    pub fn closes(&self) -> Vec<(ConnId, bool)> {
+        self.shared.closes.lock().unwrap().clone()
     }
 
     /// Every OPTIONS received so far, in order.
@@ -438,11 +447,16 @@ fn serve(name: &str, id: ConnId, mut io: Box<dyn Stream>, rx: &Receiver<Vec<u8>>
             }
         }
         let n = match io.read(&mut chunk) {
-            Ok(0) => return,
+            Ok(0) => {
+                // rustls reports the end only after the peer's close_notify.
+                shared.closes.lock().unwrap().push((id, true));
+                return;
+            }
             Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) => {
                 if !shared.stop.load(Ordering::Relaxed) {
+                    shared.closes.lock().unwrap().push((id, false));
                     eprintln!("{name}: connection {id:?}: {e}");
                 }
                 return;

@@ -679,9 +679,26 @@ pub async fn run(
             }
         }
     }
+    // Close every SIP connection properly (TLS close_notify, then FIN): dropping a
+    // connection's sender ends its task, which shuts the stream down. Wait for them, briefly.
+    let streams = flows
+        .values()
+        .filter(|f| matches!(f.handle, FlowHandle::Stream(_)))
+        .count();
+    drop(flows);
+    let closing = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut closed = 0;
+    while closed < streams {
+        match tokio::time::timeout_at(closing, conn_rx.recv()).await {
+            Ok(Some(ConnEvent::Closed { .. })) => closed += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
     tracing::info!(
         active_calls = b2bua.active_calls(),
         refusals = %shield.counters.snapshot(),
+        connections_closed = closed,
         "relay-control stopping"
     );
     Ok(())
