@@ -29,6 +29,8 @@
 //! requests_per_second_per_source = 100     # ... from one IP address
 //! retry_after_s = 5                        # in those 503s
 //! error_responses_per_second = 200         # answers to malformed requests
+//! max_udp_flows = 100000                    # SIP-over-UDP peers kept (address and port)
+//! max_udp_flows_per_source = 256
 //!
 //! [[listen]]
 //! transport = "tls"                        # tls, tcp or udp
@@ -306,6 +308,11 @@ pub struct LimitsSection {
     /// Answers to malformed requests per second, all sources together: they go to the
     /// source address of a UDP datagram, which may be forged.
     pub error_responses_per_second: u32,
+    /// SIP-over-UDP flows (peer address and port) kept at once; a datagram from a new one
+    /// over it is dropped. UDP flows have no end, so this bounds what forged sources cost.
+    pub max_udp_flows: usize,
+    /// The same from one IP address (ports).
+    pub max_udp_flows_per_source: usize,
 }
 
 impl Default for LimitsSection {
@@ -325,6 +332,9 @@ impl Default for LimitsSection {
             requests_per_second_per_source: 100,
             retry_after_s: 5,
             error_responses_per_second: 200,
+            // A trunk peer uses one or a few ports; 100,000 flows are a few tens of MB.
+            max_udp_flows: 100_000,
+            max_udp_flows_per_source: 256,
         }
     }
 }
@@ -338,6 +348,11 @@ impl LimitsSection {
                 self.max_connections_per_source as u64,
             ),
             ("max_tls_handshakes", self.max_tls_handshakes as u64),
+            ("max_udp_flows", self.max_udp_flows as u64),
+            (
+                "max_udp_flows_per_source",
+                self.max_udp_flows_per_source as u64,
+            ),
             ("tls_handshake_timeout_s", self.tls_handshake_timeout_s),
             ("message_timeout_s", self.message_timeout_s),
             ("invites_per_second", u64::from(self.invites_per_second)),

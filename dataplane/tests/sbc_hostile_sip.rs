@@ -47,6 +47,8 @@ const TIMEOUT_S: u64 = 3;
 // Above the corpus's 15 INVITEs that parse, which arrive within a second or two.
 const INVITES_PER_SOURCE: usize = 30;
 const RETRY_AFTER: &str = "7";
+// Above the few UDP sockets of the steps before the port flood.
+const UDP_FLOWS_PER_SOURCE: usize = 64;
 
 fn control_toml(dir: &Path, socket: &Path, pki: &pki::Pki) -> String {
     let sbc = &pki.leaves[0];
@@ -71,6 +73,7 @@ message_timeout_s = {TIMEOUT_S}
 invites_per_second = 100
 invites_per_second_per_source = {INVITES_PER_SOURCE}
 retry_after_s = {RETRY_AFTER}
+max_udp_flows_per_source = {UDP_FLOWS_PER_SOURCE}
 
 [[listen]]
 transport = "udp"
@@ -618,6 +621,28 @@ fn invite_flood(failures: &mut Vec<String>) {
     }
 }
 
+/// OPTIONS from more source ports than `max_udp_flows_per_source`: relay-control keeps a
+/// flow only for the first ones and drops the rest unanswered (counted), so forged ports
+/// cannot grow its memory.
+fn udp_port_flood(failures: &mut Vec<String>) {
+    let socks: Vec<UdpSocket> = (0..UDP_FLOWS_PER_SOURCE + 40).map(|_| udp()).collect();
+    for (i, s) in socks.iter().enumerate() {
+        s.send_to(&options(&format!("uf{i:03}"), "UDP"), SIP_PLAIN)
+            .unwrap();
+    }
+    let answered = socks
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| udp_answer(s, &format!("uf{i:03}"), Duration::from_millis(300)).is_some())
+        .count();
+    if answered == 0 || answered > UDP_FLOWS_PER_SOURCE {
+        failures.push(format!(
+            "UDP port flood: {answered} of {} ports answered, at most {UDP_FLOWS_PER_SOURCE} may be",
+            socks.len()
+        ));
+    }
+}
+
 /// relay-control still answers OPTIONS on each transport.
 fn still_answers(tls: &Arc<rustls::ClientConfig>, failures: &mut Vec<String>) {
     let sock = udp();
@@ -841,6 +866,7 @@ fn hostile_sip_is_refused_while_a_call_keeps_its_media() {
             settle();
             invite_flood(&mut failures);
             still_answers(&tls, &mut failures);
+            udp_port_flood(&mut failures);
             failures
         })
         .unwrap();
@@ -897,6 +923,7 @@ fn hostile_sip_is_refused_while_a_call_keeps_its_media() {
         "tls_handshakes_timed_out",
         "message_timeouts",
         "invites_refused_per_source",
+        "udp_flows_refused",
     ] {
         let value = stopping
             .split(&format!("{counter}="))

@@ -316,7 +316,7 @@ pub async fn udp_task(
     shield: Arc<Shield>,
     events: mpsc::UnboundedSender<ConnEvent>,
     mut outgoing: mpsc::UnboundedReceiver<(SocketAddr, Vec<u8>)>,
-    flow_of: impl Fn(SocketAddr) -> FlowId,
+    flow_of: impl Fn(SocketAddr) -> Option<FlowId>,
 ) {
     let mut buf = vec![0u8; 65_536];
     loop {
@@ -332,8 +332,12 @@ pub async fn udp_task(
                         match shield.refuse_over_rate(&message, remote.ip()) {
                             Some(busy) => Some(busy),
                             None => {
-                                let flow = flow_of(remote);
-                                let _ = events.send(ConnEvent::Message { flow, remote, message });
+                                // No flow: over the UDP flow bounds, dropped (and counted).
+                                if let Some(flow) = flow_of(remote) {
+                                    let _ = events.send(ConnEvent::Message { flow, remote, message });
+                                } else {
+                                    shield.count(|c| &c.udp_flows_refused);
+                                }
                                 None
                             }
                         }

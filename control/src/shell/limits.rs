@@ -106,6 +106,7 @@ counters! {
     invites_refused_per_source: "New INVITEs answered 503: over `invites_per_second_per_source`.",
     requests_refused_global: "Other new out-of-dialog requests answered 503: over `requests_per_second`.",
     requests_refused_per_source: "Other new out-of-dialog requests answered 503: over `requests_per_second_per_source`.",
+    udp_flows_refused: "SIP datagrams dropped: from a new address and port over `max_udp_flows` or `max_udp_flows_per_source`.",
 }
 
 impl Counters {

@@ -14,6 +14,7 @@ pub mod sip_trace;
 pub mod state;
 pub mod timers;
 pub mod tls;
+pub mod udp_flows;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -217,8 +218,10 @@ pub async fn run(
     let mut flows: HashMap<FlowId, FlowInfo> = HashMap::new();
     let mut udp_sockets: HashMap<SocketAddr, mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>> =
         HashMap::new();
-    let udp_flows: Arc<std::sync::Mutex<HashMap<(SocketAddr, SocketAddr), FlowId>>> =
-        Arc::default();
+    let udp_flows = Arc::new(std::sync::Mutex::new(udp_flows::UdpFlows::new(
+        file.limits.max_udp_flows,
+        file.limits.max_udp_flows_per_source,
+    )));
     let (new_flow_tx, mut new_flow_rx) = mpsc::unbounded_channel::<(FlowId, FlowInfo)>();
 
     for l in &file.listen {
@@ -245,21 +248,24 @@ pub async fn run(
                     rx,
                     move |remote| {
                         let mut m = flows_map.lock().expect("not poisoned");
-                        *m.entry((local, remote)).or_insert_with(|| {
-                            let id = next.fetch_add(1, Ordering::Relaxed);
-                            let _ = new_flow.send((
-                                id,
-                                FlowInfo {
-                                    handle: FlowHandle::Udp {
-                                        socket: tx.clone(),
+                        match m.flow(local, remote, || next.fetch_add(1, Ordering::Relaxed)) {
+                            udp_flows::UdpFlow::Known(id) => Some(id),
+                            udp_flows::UdpFlow::New(id) => {
+                                let _ = new_flow.send((
+                                    id,
+                                    FlowInfo {
+                                        handle: FlowHandle::Udp {
+                                            socket: tx.clone(),
+                                            remote,
+                                        },
+                                        transport: Transport::Udp,
                                         remote,
                                     },
-                                    transport: Transport::Udp,
-                                    remote,
-                                },
-                            ));
-                            id
-                        })
+                                ));
+                                Some(id)
+                            }
+                            udp_flows::UdpFlow::Refused => None,
+                        }
                     },
                 ));
             }
