@@ -81,9 +81,7 @@ impl CmCipher {
             }
             self.encrypt_blocks(&mut blocks[..n]);
             for (d, k) in chunk.chunks_mut(16).zip(&blocks[..n]) {
-                for (d, k) in d.iter_mut().zip(k) {
-                    *d ^= k;
-                }
+                xor_block(d, k);
             }
         }
     }
@@ -1094,6 +1092,20 @@ struct PacketPlan {
 
 /// XORs each accepted packet's payload with its AES-CM keystream, generating the counter
 /// blocks of many packets per AES call so the rounds of independent packets pipeline.
+/// XORs keystream block `k` into `d` (16 bytes, or fewer at a payload's end): a whole block
+/// as one 128-bit word, not byte by byte.
+#[inline(always)]
+fn xor_block(d: &mut [u8], k: &Block) {
+    if let Ok(whole) = <&mut [u8; 16]>::try_from(&mut *d) {
+        let x = u128::from_ne_bytes(*whole) ^ u128::from_ne_bytes((*k).into());
+        *whole = x.to_ne_bytes();
+    } else {
+        for (d, k) in d.iter_mut().zip(k) {
+            *d ^= k;
+        }
+    }
+}
+
 fn xor_keystream_burst(
     cipher: &CmCipher,
     salt: &[u8; 14],
@@ -1115,9 +1127,7 @@ fn xor_keystream_burst(
             let p = plan[i];
             let payload = &mut packets[i][p.header..p.len];
             for (d, k) in payload.chunks_mut(16).zip(&blocks[first..first + count]) {
-                for (d, k) in d.iter_mut().zip(k) {
-                    *d ^= k;
-                }
+                xor_block(d, k);
             }
         }
     };
