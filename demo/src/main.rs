@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use relay_session::stats::FinalCounters;
-use relay_testsupport::appliance::{Appliance, ApplianceOptions, Binaries, MediaPort};
+use relay_testsupport::appliance::{Appliance, ApplianceOptions, Binaries};
 use relay_testsupport::capture::Capture;
 use relay_testsupport::topology::{self, SbcTopology};
 
@@ -173,15 +173,7 @@ fn run(cli: &Cli) -> Result<bool> {
     };
     let run_seconds = (f64::from(cli.calls) / cli.cps + cli.duration) as u64 + 120;
     let stats_path = dir.join("dataplane-stats.json");
-    let port = |iface: &str, address| MediaPort {
-        iface: iface.into(),
-        address,
-        prefix_len: topology::PREFIX_LEN,
-    };
-    let ports = [
-        port(topology::SBC_ALICE_IF, topology::SBC_ALICE_MEDIA),
-        port(topology::SBC_BOB_IF, topology::SBC_BOB_MEDIA),
-    ];
+    let ports = relay_testsupport::appliance::sbc_media_ports();
     let options = ApplianceOptions {
         workers: cli.workers,
         run_seconds,

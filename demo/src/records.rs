@@ -3,7 +3,6 @@
 //! `relayctl cdr export --format json`, then compared with what the callers saw.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{anyhow, Context as _, Result};
 use relay_control::cdr::{CallRecord, EndedBy};
@@ -28,14 +27,7 @@ pub struct RecordSummary {
 }
 
 fn relayctl(bin: &Path, run_dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(bin)
-        .args(args)
-        .env("RELAY_CDR_DIR", run_dir.join("cdr"))
-        .env("RELAY_CDR_KEK", run_dir.join("cdr.kek"))
-        .env("USER", "relay-demo")
-        .env_remove("SUDO_USER")
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
+    let out = relay_testsupport::appliance::relayctl(bin, run_dir, "relay-demo", args)?;
     if !out.status.success() {
         return Err(anyhow!(
             "relayctl {}: {}",

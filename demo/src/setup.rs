@@ -6,11 +6,10 @@
 //! `relay-demo-PID-*`, `/var/run/dpdk/sbcPID-N`); a name whose PID is no longer a running
 //! relay-demo is a leftover.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use relay_testsupport::pki::{self, Pki};
+use relay_testsupport::pki::Pki;
 use relay_testsupport::topology;
 
 /// The prefix of the run's namespaces.
@@ -103,22 +102,7 @@ pub fn remove_leftovers() -> Vec<String> {
 /// The run's PKI: a development CA, the SBC's certificate (its signalling addresses and
 /// `sbc.test`), the cloud side's and the operator side's.
 pub fn make_pki(dir: &Path) -> Pki {
-    let ip = IpAddr::V4;
-    pki::make(
-        dir,
-        &[
-            (
-                "sbc",
-                &[
-                    ip(topology::SBC_ALICE_SIGNALLING),
-                    ip(topology::SBC_BOB_SIGNALLING),
-                ],
-                &["sbc.test"],
-            ),
-            ("cloud", &[ip(topology::ALICE)], &["sip.cloud.test"]),
-            ("operator", &[ip(topology::BOB)], &[]),
-        ],
-    )
+    topology::pki(dir, ("cloud", &["sip.cloud.test"]), ("operator", &[]))
 }
 
 /// A fresh CDR key-encryption key (mode 0600), as `relayctl keygen` writes one.

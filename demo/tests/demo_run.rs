@@ -119,14 +119,8 @@ fn relayctl_records(dir: &Path) -> usize {
 
 /// `relayctl ARGS` on the run's store, as user `demo-test`; its output (it must succeed).
 fn relayctl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(relay_testsupport::workspace_binary("relayctl"))
-        .args(args)
-        .env("RELAY_CDR_DIR", dir.join("cdr"))
-        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
-        .env("USER", "demo-test")
-        .env_remove("SUDO_USER")
-        .output()
-        .unwrap();
+    let bin = relay_testsupport::workspace_binary("relayctl");
+    let out = relay_testsupport::appliance::relayctl(&bin, dir, "demo-test", args).unwrap();
     assert!(
         out.status.success(),
         "relayctl {args:?}: {}",

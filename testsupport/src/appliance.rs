@@ -45,6 +45,34 @@ pub struct Binaries {
     pub control: PathBuf,
 }
 
+/// `relayctl ARGS` (the binary `bin`) on the CDR store of a run directory `dir`
+/// (`dir/cdr`, key `dir/cdr.kek`), as operator `user`.
+pub fn relayctl(bin: &Path, dir: &Path, user: &str, args: &[&str]) -> Result<std::process::Output> {
+    Command::new(bin)
+        .args(args)
+        .env("RELAY_CDR_DIR", dir.join("cdr"))
+        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
+        .env("USER", user)
+        .env_remove("SUDO_USER")
+        .output()
+        .map_err(|e| Error::io(format!("running {}", bin.display()), e))
+}
+
+/// The data plane's two ports in an [`SbcTopology`](crate::topology::SbcTopology)'s SBC
+/// namespace: `sbc-alice` with 198.18.10.10 and `sbc-bob` with 198.18.20.10.
+pub fn sbc_media_ports() -> [MediaPort; 2] {
+    use crate::topology;
+    let port = |iface: &str, address| MediaPort {
+        iface: iface.into(),
+        address,
+        prefix_len: topology::PREFIX_LEN,
+    };
+    [
+        port(topology::SBC_ALICE_IF, topology::SBC_ALICE_MEDIA),
+        port(topology::SBC_BOB_IF, topology::SBC_BOB_MEDIA),
+    ]
+}
+
 /// How the data plane runs (the defaults are the tests': one lcore, 120 s).
 #[derive(Clone, Debug)]
 pub struct ApplianceOptions {

@@ -101,6 +101,28 @@ pub fn sbc_proxy_for_alice() -> String {
     format!("sip:{SBC_ALICE_SIGNALLING}:{SIP_TLS_PORT};transport=tls")
 }
 
+/// A test PKI for the topology: a CA, the SBC's certificate (both signalling addresses and
+/// `sbc.test`), then the alice-side peer `alice.0` (alice's address and the DNS names
+/// `alice.1`) and the bob-side peer `bob.0` likewise, in that order in `leaves`.
+pub fn pki(dir: &std::path::Path, alice: (&str, &[&str]), bob: (&str, &[&str])) -> crate::pki::Pki {
+    use std::net::IpAddr;
+    crate::pki::make(
+        dir,
+        &[
+            (
+                "sbc",
+                &[
+                    IpAddr::V4(SBC_ALICE_SIGNALLING),
+                    IpAddr::V4(SBC_BOB_SIGNALLING),
+                ],
+                &["sbc.test"],
+            ),
+            (alice.0, &[IpAddr::V4(ALICE)], alice.1),
+            (bob.0, &[IpAddr::V4(BOB)], bob.1),
+        ],
+    )
+}
+
 /// Three namespaces (alice, SBC, bob) and the two veth pairs between them; all deleted on
 /// drop. Field order is drop order: the links go before the namespaces.
 #[derive(Debug)]

@@ -77,6 +77,21 @@ fn arp_and_icmp_for_our_addresses_only() {
     }
 }
 
+/// 198.19.0.33 (MAC 02:00:00:00:00:33) answers the relay's ARP request on port 1 at `now_ns`.
+fn answer_arp_for_33(h: &mut Harness, now_ns: u64) {
+    let mut buf = vec![0u8; 128];
+    let reply = wire::Arp {
+        op: 2,
+        sha: [2, 0, 0, 0, 0, 0x33],
+        spa: "198.19.0.33".parse().unwrap(),
+        tha: [2, 0, 0, 0, 1, 1],
+        tpa: "198.19.0.1".parse().unwrap(),
+    };
+    let n = wire::write_arp(&mut buf, [2, 0, 0, 0, 1, 1], Some(42), &reply).unwrap();
+    h.now_ns = now_ns;
+    assert_eq!(h.process(1, &mut buf, n), Verdict::Consumed);
+}
+
 #[test]
 fn a_calls_peer_is_asked_for_at_install_and_a_stale_entry_keeps_media_flowing() {
     let mut h = Harness::new();
@@ -91,17 +106,7 @@ fn a_calls_peer_is_asked_for_at_install_and_a_stale_entry_keeps_media_flowing() 
     let l2 = wire::parse_l2(&requests[0].1).unwrap();
     let arp = wire::parse_arp(&requests[0].1, &l2).unwrap();
     assert_eq!(arp.tpa, "198.19.0.33".parse::<Ipv4Addr>().unwrap());
-    let mut buf = vec![0u8; 128];
-    let reply = wire::Arp {
-        op: 2,
-        sha: [2, 0, 0, 0, 0, 0x33],
-        spa: "198.19.0.33".parse().unwrap(),
-        tha: [2, 0, 0, 0, 1, 1],
-        tpa: "198.19.0.1".parse().unwrap(),
-    };
-    let n = wire::write_arp(&mut buf, [2, 0, 0, 0, 1, 1], Some(42), &reply).unwrap();
-    h.now_ns = 2;
-    assert_eq!(h.process(1, &mut buf, n), Verdict::Consumed);
+    answer_arp_for_33(&mut h, 2);
     // So the first packet goes through.
     let (mut buf, len, _) = caller.send(0, 20);
     h.now_ns = 3;
@@ -146,17 +151,7 @@ fn unknown_next_hop_queues_one_arp_request() {
         (1, Some(42), 1, "198.19.0.33".parse().unwrap())
     );
     // The answer teaches the relay, and traffic flows.
-    let mut buf = vec![0u8; 128];
-    let reply = wire::Arp {
-        op: 2,
-        sha: [2, 0, 0, 0, 0, 0x33],
-        spa: "198.19.0.33".parse().unwrap(),
-        tha: [2, 0, 0, 0, 1, 1],
-        tpa: "198.19.0.1".parse().unwrap(),
-    };
-    let n = wire::write_arp(&mut buf, [2, 0, 0, 0, 1, 1], Some(42), &reply).unwrap();
-    h.now_ns = 2;
-    assert_eq!(h.process(1, &mut buf, n), Verdict::Consumed);
+    answer_arp_for_33(&mut h, 2);
     let (mut buf, len, _) = caller.send(3, 20);
     h.now_ns = 3;
     let (_, u, _) = forwarded(h.process(0, &mut buf, len), &buf);

@@ -3,13 +3,11 @@
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use relay_testsupport::appliance::{Appliance, Binaries, MediaPort};
+use relay_testsupport::appliance::{Appliance, Binaries};
 use relay_testsupport::baresip::{Baresip, BaresipOpts};
 use relay_testsupport::pki;
 use relay_testsupport::topology::{self, SbcTopology};
@@ -92,35 +90,14 @@ trust_store = "{ca}"
 }
 
 pub fn relayctl(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(workspace_binary("relayctl"))
-        .args(args)
-        .env("RELAY_CDR_DIR", dir.join("cdr"))
-        .env("RELAY_CDR_KEK", dir.join("cdr.kek"))
-        .env("USER", "sbc-test")
-        .env_remove("SUDO_USER")
-        .output()
+    relay_testsupport::appliance::relayctl(&workspace_binary("relayctl"), dir, "sbc-test", args)
         .expect("relayctl runs")
 }
 
 /// The test PKI: a CA, the SBC's certificate (both signalling addresses and `sbc.test`),
 /// alice's and bob's.
 pub fn pki(dir: &Path) -> pki::Pki {
-    let ip = |a: Ipv4Addr| IpAddr::V4(a);
-    pki::make(
-        dir,
-        &[
-            (
-                "sbc",
-                &[
-                    ip(topology::SBC_ALICE_SIGNALLING),
-                    ip(topology::SBC_BOB_SIGNALLING),
-                ],
-                &["sbc.test"],
-            ),
-            ("alice", &[ip(topology::ALICE)], &[]),
-            ("bob", &[ip(topology::BOB)], &[]),
-        ],
-    )
+    topology::pki(dir, ("alice", &[]), ("bob", &[]))
 }
 
 /// relay-dataplane and relay-control in `net`'s SBC namespace, with a CDR store in `dir`,
@@ -146,15 +123,7 @@ pub fn start_with<'ns>(
         dataplane: env!("CARGO_BIN_EXE_relay-dataplane").into(),
         control: workspace_binary("relay-control"),
     };
-    let port = |iface: &str, address| MediaPort {
-        iface: iface.into(),
-        address,
-        prefix_len: topology::PREFIX_LEN,
-    };
-    let ports = [
-        port(topology::SBC_ALICE_IF, topology::SBC_ALICE_MEDIA),
-        port(topology::SBC_BOB_IF, topology::SBC_BOB_MEDIA),
-    ];
+    let ports = relay_testsupport::appliance::sbc_media_ports();
     Appliance::start(&net.sbc, &bins, &ports, dir, |socket| {
         control_toml(dir, socket, pki, trunks)
     })
