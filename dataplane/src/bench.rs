@@ -507,3 +507,47 @@ pub fn engine_rekey_pps() -> f64 {
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
+
+/// Bytes one G.711 SRTP packet (20 ms, AES_CM_128_HMAC_SHA1_80) takes on an Ethernet link:
+/// 12 RTP + 160 payload + 10 tag + 8 UDP + 20 IPv4 + 14 Ethernet + 4 FCS + 8 preamble and
+/// start delimiter + 12 inter-frame gap.
+pub const G711_SRTP_WIRE_BYTES: f64 = 248.0;
+
+/// What a worker core's `pps` means for G.711 SRTP: concurrent calls per core (a call is two
+/// streams of 50 packets/s), and the worker cores a one-armed relay needs to keep up with a
+/// 10, 25 and 100 GbE link full of such media (every packet received on the link is sent
+/// back on it, so one direction's line rate is what the cores relay).
+pub fn g711_capacity(pps: f64) -> String {
+    let calls = pps / 100.0;
+    let link = |gbps: f64| gbps * 1e9 / (G711_SRTP_WIRE_BYTES * 8.0);
+    let cores = |gbps: f64| link(gbps) / pps;
+    format!(
+        "G.711 SRTP: {calls:.0} concurrent calls per worker core; worker cores for line rate (one-armed, {:.2}/{:.2}/{:.1} Mpps): 10 GbE {:.1}, 25 GbE {:.1}, 100 GbE {:.1}",
+        link(10.0) / 1e6,
+        link(25.0) / 1e6,
+        link(100.0) / 1e6,
+        cores(10.0),
+        cores(25.0),
+        cores(100.0)
+    )
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+
+    #[test]
+    fn g711_line_rate_and_calls() {
+        // 10 GbE of 248-byte frames: 5.04 Mpps; at 2.52 Mpps a core, two cores.
+        let line = g711_capacity(2.52e6);
+        assert!(
+            line.starts_with("G.711 SRTP: 25200 concurrent calls per worker core"),
+            "{line}"
+        );
+        assert!(
+            line.contains("10 GbE 2.0, 25 GbE 5.0, 100 GbE 20.0"),
+            "{line}"
+        );
+        assert!(line.contains("(one-armed, 5.04/12.60/50.4 Mpps)"), "{line}");
+    }
+}

@@ -489,6 +489,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         pps / base,
                         streams[0]
                     );
+                    if srtp {
+                        println!("{:<10} {}", "", bench::g711_capacity(pps));
+                    }
                     // The memory reference: what reading the lines a packet needs, and
                     // nothing else, would allow at this footprint.
                     let lines = if srtp { 25.0 } else { 10.0 };
