@@ -4,9 +4,10 @@
 //! encrypted, purged with the records of its day). Without a grant nothing is copied: the
 //! event loop pays one atomic load per message.
 //!
-//! The thread looks for trace grants once a second (grants are files, made by `relayctl`
-//! with the KEK; relay-control picks them up, and notices a stop or lapse, within that
-//! second) and writes what the event loop queued. The queue is bounded: if the disk cannot
+//! The thread looks at the grants directory once a second (grants are files, made by
+//! `relayctl` with the KEK; relay-control picks them up, and notices a stop or lapse, within
+//! that second), verifies the grants only when the directory changed or the trace grant
+//! lapsed (verifying reads the audit log), and writes what the event loop queued. The queue is bounded: if the disk cannot
 //! keep up, messages are left out of the trace and counted, never waited for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,10 +39,29 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// What the grants directory looked like: its modification time and its entries.
+#[derive(Debug, PartialEq, Eq)]
+struct GrantsDir {
+    modified: Option<std::time::SystemTime>,
+    entries: Vec<std::ffi::OsString>,
+}
+
+impl GrantsDir {
+    fn read(dir: &std::path::Path) -> GrantsDir {
+        let modified = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+        let mut entries: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        GrantsDir { modified, entries }
+    }
+}
+
 impl SipTracer {
     /// Starts the trace thread for the store `config` describes (its KEK must load).
     pub fn start(config: CdrConfig) -> Result<SipTracer, crate::cdr::CdrError> {
         let access = Access::open(&config)?;
+        let grants_dir = config.dir.join("access").join("grants");
         let mut writer = TraceWriter::open(&config)?;
         let (tx, rx) = mpsc::sync_channel::<(String, TraceEntry)>(QUEUE);
         let active = Arc::new(AtomicBool::new(false));
@@ -58,20 +78,33 @@ impl SipTracer {
             .spawn(move || {
                 let mut next_poll = Instant::now();
                 let mut failing = false;
+                // Verifying grants reads the audit log: do it only when the grants directory
+                // changed (a grant given, stopped or lapsed and removed) or the current trace
+                // grant lapses, not every second.
+                let mut seen: Option<GrantsDir> = None;
+                let mut lapses_ms = i64::MAX;
                 loop {
                     if Instant::now() >= next_poll {
                         next_poll = Instant::now() + POLL;
-                        let found = match access.active(now_ms()) {
-                            Ok(grants) => grants
-                                .into_iter()
-                                .rev()
-                                .find(|g| g.scope == GrantScope::Trace)
-                                .map(|g| g.id),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "SIP trace: cannot read the grants; tracing off");
-                                None
-                            }
-                        };
+                        let dir = GrantsDir::read(&grants_dir);
+                        let now = now_ms();
+                        if seen.as_ref() == Some(&dir) && now < lapses_ms {
+                            // Nothing changed.
+                        } else {
+                            seen = Some(dir);
+                            let found = match access.active(now) {
+                                Ok(grants) => grants
+                                    .into_iter()
+                                    .rev()
+                                    .find(|g| g.scope == GrantScope::Trace)
+                                    .map(|g| (g.id, g.expires_ms)),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "SIP trace: cannot read the grants; tracing off");
+                                    None
+                                }
+                            };
+                            lapses_ms = found.as_ref().map_or(i64::MAX, |(_, exp)| *exp);
+                            let found = found.map(|(id, _)| id);
                         let mut current = grant.lock().expect("not poisoned");
                         if *current != found {
                             match &found {
@@ -83,6 +116,7 @@ impl SipTracer {
                             }
                             active.store(found.is_some(), Ordering::Relaxed);
                             *current = found;
+                        }
                         }
                     }
                     match rx.recv_timeout(POLL) {
