@@ -243,7 +243,7 @@ fn burst_tags(
     }
 }
 
-/// Re-keys a burst of SRTP packets in place (see [`rekey_rtp`]): `packets[i][..lens[i]]`,
+/// Re-keys a burst of SRTP packets in place (see [`rekey_rtp`](crate::rekey_rtp)): `packets[i][..lens[i]]`,
 /// results in `results[i]`. Both halves use the interleaved burst paths.
 pub fn rekey_rtp_burst(
     inbound: &mut Context,
