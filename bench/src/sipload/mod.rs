@@ -3,6 +3,7 @@
 //!
 //! - [`load`]: the generator, a UAC and a UAS in one process (both trunks' peers).
 //! - [`msg`]: its SIP messages and SDES SDP.
+//! - `transport`: its TLS streams and connections.
 //! - [`pki`]: a throwaway CA and certificates for each run.
 //! - [`run`]: the whole benchmark on one machine: relay-dataplane and relay-control (and, with
 //!   `--reference`, Kamailio with rtpengine) in a network namespace of their own, pinned to
@@ -13,3 +14,4 @@ pub mod msg;
 pub mod pki;
 pub mod procfs;
 pub mod run;
+mod transport;
