@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, Suite};
 
-use crate::dpdk::{Burst, DpdkError, Eal, PktMbufPool, Port};
-use crate::relay::{PortAddr, Relay, RelayConfig, Verdict};
+use crate::dpdk::{Burst, DpdkError, Eal, Mbuf, PktMbufPool, Port, BURST_SIZE};
+use crate::relay::{PortAddr, Received, Relay, RelayConfig, RxChecksum, Verdict};
 use crate::session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
 use crate::wire::{write_udp_with, UdpEndpoints};
 
@@ -74,6 +74,10 @@ pub struct BenchCase {
     /// Run the relay's staged prefetch before each burst (as the worker does); off only to
     /// measure what it is worth.
     pub prefetch: bool,
+    /// Hand the relay one frame at a time ([`Relay::process`]) instead of the burst
+    /// ([`Relay::process_burst`], as the worker does); only to measure what the burst path
+    /// is worth.
+    pub per_packet: bool,
     /// Timed rounds the packets are split into, with the reference measured after each.
     pub rounds: u32,
     /// Treat port B as a NIC that completes UDP checksums (the relay leaves them to it and
@@ -161,6 +165,7 @@ pub fn run<'eal>(
         srtp,
         packets,
         prefetch,
+        per_packet,
         rounds,
         checksum_offload,
     } = case;
@@ -345,18 +350,35 @@ pub fn run<'eal>(
                     (0..rx.len()).map(|i| rx.packet(i)),
                 );
             }
-            for mut m in rx.drain() {
-                let len = m.len();
-                if let Verdict::Forward { len, offload, .. } =
-                    relay.process(a.id(), m.data_and_tailroom_mut(), len, now_ns)
+            if per_packet {
+                for mut m in rx.drain() {
+                    let len = m.len();
+                    let v = relay.process(a.id(), m.data_and_tailroom_mut(), len, now_ns);
+                    round += u64::from(queue_forwarded(m, v, &mut out));
+                }
+            } else {
+                let mut held: [Option<Mbuf<'eal>>; BURST_SIZE] = Default::default();
+                let mut n = 0;
+                for m in rx.drain() {
+                    held[n] = Some(m);
+                    n += 1;
+                }
+                let mut verdicts = [Verdict::Consumed; BURST_SIZE];
                 {
-                    if let Some(o) = offload {
-                        m.request_udp_checksum(o.l2_len, o.l3_len, o.ipv6);
+                    let mut frames: [Received<'_>; BURST_SIZE] = Default::default();
+                    for (r, m) in frames.iter_mut().zip(held.iter_mut().flatten()) {
+                        let len = m.len();
+                        *r = Received {
+                            port: a.id(),
+                            frame: m.data_and_tailroom_mut(),
+                            len,
+                            checksum: RxChecksum::Unknown,
+                        };
                     }
-                    if m.set_len(len) {
-                        let _ = out.push(m);
-                        round += 1;
-                    }
+                    relay.process_burst(&mut frames[..n], now_ns, &mut verdicts[..n]);
+                }
+                for (m, v) in held.into_iter().flatten().zip(verdicts) {
+                    round += u64::from(queue_forwarded(m, v, &mut out));
                 }
             }
             b.tx_burst(0, &mut out);
@@ -393,6 +415,18 @@ pub fn run<'eal>(
         rounds: timed_rounds,
         bytes_per_stream,
     })
+}
+
+/// Puts a forwarded frame into `out` (checksum offload flagged, length set); true if queued.
+#[inline]
+fn queue_forwarded<'eal>(mut m: Mbuf<'eal>, v: Verdict, out: &mut Burst<'eal>) -> bool {
+    let Verdict::Forward { len, offload, .. } = v else {
+        return false;
+    };
+    if let Some(o) = offload {
+        m.request_udp_checksum(o.l2_len, o.l3_len, o.ipv6);
+    }
+    m.set_len(len) && out.push(m).is_ok()
 }
 
 /// The memory reference for the many-streams rows: nanoseconds per random 64-byte read from

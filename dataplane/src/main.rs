@@ -165,6 +165,10 @@ enum Command {
         /// Leave out the relay's staged prefetch (to measure what it is worth).
         #[arg(long)]
         no_prefetch: bool,
+        /// Hand the relay one frame at a time instead of whole bursts (to measure what the
+        /// burst path, SRTP tags of a burst computed together, is worth).
+        #[arg(long)]
+        per_packet: bool,
         /// Timed rounds per measurement; the SRTP engine's re-key rate is measured after each,
         /// and the ratio reported is the median of the rounds' ratios.
         #[arg(long, default_value_t = 5)]
@@ -396,6 +400,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_testpmd,
             modes,
             no_prefetch,
+            per_packet,
             rounds,
             checksum_offload,
             eal,
@@ -458,6 +463,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         srtp,
                         packets,
                         prefetch: !no_prefetch,
+                        per_packet,
                         rounds,
                         checksum_offload,
                     };

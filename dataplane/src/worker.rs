@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Queue, RingConsumer, RingProducer};
-use crate::relay::{CallStats, DropReason, Relay, RxChecksum, Verdict, WorkerStats};
+use crate::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Queue, RingConsumer, RingProducer, BURST_SIZE};
+use crate::relay::{CallStats, DropReason, Received, Relay, RxChecksum, Verdict, WorkerStats};
 use crate::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use crate::session::{CallSpec, SessionError};
 use crate::wire;
@@ -157,9 +157,7 @@ pub fn run<'eal>(
                 &crate::dpdk::CpuPrefetch,
                 (0..rx.len()).map(|i| rx.packet(i)),
             );
-            for m in rx.drain() {
-                forward(relay, m, pi, &ids, queues, &mut tx, now);
-            }
+            forward_burst(relay, &mut rx, Some(pi), &ids, queues, &mut tx, now);
         }
         // Packets other workers received for this one.
         for ring in &mut handoff.from {
@@ -169,12 +167,7 @@ pub fn run<'eal>(
                 &crate::dpdk::CpuPrefetch,
                 (0..rx.len()).map(|i| rx.packet(i)),
             );
-            for m in rx.drain() {
-                match ids.iter().position(|&p| p == m.rx_port()) {
-                    Some(pi) => forward(relay, m, pi, &ids, queues, &mut tx, now),
-                    None => relay.stats.drops[DropReason::NoRoute.index()] += 1,
-                }
-            }
+            forward_burst(relay, &mut rx, None, &ids, queues, &mut tx, now);
         }
         let mut tx_full = 0u64;
         relay.drain_arp_requests(|port, frame| {
@@ -276,25 +269,74 @@ fn hand_over<'eal>(
     *rx = keep;
 }
 
-/// Runs one received frame through the relay and queues what comes out for transmission.
+/// What the receiving NIC said of a frame's UDP checksum, for the relay.
 #[inline]
-fn forward<'eal>(
+fn rx_checksum(m: &Mbuf<'_>) -> RxChecksum {
+    match m.rx_l4_checksum() {
+        None => RxChecksum::Unknown,
+        Some((true, true)) => RxChecksum::Good,
+        Some((true, false)) => RxChecksum::Bad,
+        Some((false, _)) => RxChecksum::PayloadVerified,
+    }
+}
+
+/// Runs a received burst through the relay in one call (its SRTP tags computed together)
+/// and queues what comes out for transmission. `arrived_on`: the index in `ids` of the
+/// port the burst came from, or `None` to read each mbuf's own (handed over by another
+/// worker; one no port of ours owns is dropped).
+fn forward_burst<'eal>(
     relay: &mut Relay,
-    mut m: Mbuf<'eal>,
-    pi: usize,
+    rx: &mut Burst<'eal>,
+    arrived_on: Option<usize>,
     ids: &[u16],
     queues: &mut [Queue<'_, 'eal>],
     tx: &mut [Burst<'eal>],
     now: u64,
 ) {
-    let len = m.len();
-    let rx_checksum = match m.rx_l4_checksum() {
-        None => RxChecksum::Unknown,
-        Some((true, true)) => RxChecksum::Good,
-        Some((true, false)) => RxChecksum::Bad,
-        Some((false, _)) => RxChecksum::PayloadVerified,
-    };
-    let verdict = relay.process_checked(ids[pi], m.data_and_tailroom_mut(), len, now, rx_checksum);
+    let mut held: [Option<(Mbuf<'eal>, usize)>; BURST_SIZE] = Default::default();
+    let mut n = 0;
+    for m in rx.drain() {
+        let pi = match arrived_on.or_else(|| ids.iter().position(|&p| p == m.rx_port())) {
+            Some(pi) => pi,
+            None => {
+                relay.stats.drops[DropReason::NoRoute.index()] += 1;
+                continue;
+            }
+        };
+        held[n] = Some((m, pi));
+        n += 1;
+    }
+    let mut verdicts = [Verdict::Consumed; BURST_SIZE];
+    {
+        let mut frames: [Received<'_>; BURST_SIZE] = Default::default();
+        for (r, (m, pi)) in frames.iter_mut().zip(held.iter_mut().flatten()) {
+            let (checksum, len) = (rx_checksum(m), m.len());
+            *r = Received {
+                port: ids[*pi],
+                frame: m.data_and_tailroom_mut(),
+                len,
+                checksum,
+            };
+        }
+        relay.process_burst(&mut frames[..n], now, &mut verdicts[..n]);
+    }
+    for ((m, pi), verdict) in held.into_iter().flatten().zip(verdicts) {
+        transmit(relay, m, verdict, pi, ids, queues, tx);
+    }
+}
+
+/// Queues a frame the relay has handled for transmission as its verdict says (a forward,
+/// or an answer on the port it came from); anything else is dropped (already counted).
+#[inline]
+fn transmit<'eal>(
+    relay: &mut Relay,
+    mut m: Mbuf<'eal>,
+    verdict: Verdict,
+    pi: usize,
+    ids: &[u16],
+    queues: &mut [Queue<'_, 'eal>],
+    tx: &mut [Burst<'eal>],
+) {
     let (out, len) = match verdict {
         Verdict::Forward {
             port: out,

@@ -6,7 +6,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 
 use relay_srtp::{Context, ContextConfig, MasterKey, SdesKey, Suite};
 
-use crate::relay::{PortAddr, Relay, RelayConfig, RxChecksum, Verdict, WorkerStats};
+use crate::relay::{PortAddr, Received, Relay, RelayConfig, RxChecksum, Verdict, WorkerStats};
 use crate::wire::{self, Arp, Echo, Ipv4Repr, Ipv6Repr, L2Out, Ndisc, UdpEndpoints};
 use relay_session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, RtcpMode, SessionsFile};
 
@@ -232,11 +232,13 @@ pub fn relay_process(data: &[u8]) {
     let times = 1 + usize::from(selector & 0x08 != 0);
     let mut relay = fuzz_relay();
     let drops = |s: &WorkerStats| s.drops.iter().sum::<u64>();
+    let mut one_by_one = Vec::new();
     for _ in 0..times {
         let mut buf = frame.to_vec();
         buf.resize(frame.len() + 128, 0);
         let before = relay.stats.clone();
         let verdict = relay.process_checked(rx_port, &mut buf, frame.len(), NOW_NS, rx_checksum);
+        one_by_one.push((verdict, buf.clone()));
         let after = &relay.stats;
         assert_eq!(after.rx, before.rx + 1);
         let (forwarded, replies) = (
@@ -274,6 +276,37 @@ pub fn relay_process(data: &[u8]) {
         wire::parse_l2(f).expect("requests are valid frames");
     });
     relay.drain_learnt(|_, _| {});
+    // The burst path: the same frames as one burst give the same verdicts, bytes and counters.
+    let mut burst = fuzz_relay();
+    let mut bufs: Vec<Vec<u8>> = (0..times)
+        .map(|_| {
+            let mut b = frame.to_vec();
+            b.resize(frame.len() + 128, 0);
+            b
+        })
+        .collect();
+    let mut verdicts = vec![Verdict::Consumed; times];
+    let mut received: Vec<Received<'_>> = bufs
+        .iter_mut()
+        .map(|b| Received {
+            port: rx_port,
+            frame: &mut b[..],
+            len: frame.len(),
+            checksum: rx_checksum,
+        })
+        .collect();
+    burst.process_burst(&mut received, NOW_NS, &mut verdicts);
+    for ((v, b), (want, want_buf)) in verdicts.iter().zip(&bufs).zip(&one_by_one) {
+        assert_eq!(v, want, "burst and one-by-one verdicts");
+        if let Verdict::Forward { len, .. } | Verdict::Reply { len } = *v {
+            assert_eq!(b[..len], want_buf[..len], "burst and one-by-one bytes");
+        }
+    }
+    assert_eq!(
+        format!("{:?}", burst.stats),
+        format!("{:?}", relay.stats),
+        "burst and one-by-one counters"
+    );
 }
 
 /// Valid frames of every kind the relay handles, named, as `relay_process` inputs (selector

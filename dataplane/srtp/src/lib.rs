@@ -32,7 +32,10 @@ mod test_util;
 #[cfg(test)]
 mod vectors;
 
-pub use context::{rekey_rtcp, rekey_rtp, rekey_rtp_burst, Context, ContextConfig, StreamPosition};
+pub use context::{
+    rekey_rtcp, rekey_rtp, rekey_rtp_burst, staged_tags, Context, ContextConfig, StagedRtp,
+    StreamPosition,
+};
 pub use error::SrtpError;
 pub use key::{CryptoAttribute, KeyError, MasterKey, Mki, SdesKey};
 pub use suite::{Suite, UnknownSuite};

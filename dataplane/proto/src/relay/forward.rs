@@ -1,12 +1,70 @@
 //! The per-packet path: [`Relay::process`] parses a frame once, hands ARP, ICMP and neighbour
-//! discovery to the answers, and relays UDP to a call's other leg: strict source, UDP
-//! checksum, SRTP in, latching, statistics, SRTP out, and the leg's prebuilt headers.
+//! discovery to the answers, and relays UDP to a call's other leg in stages: admission
+//! (strict source, UDP checksum), SRTP in, latching and statistics, SRTP out, and the leg's
+//! prebuilt headers. The burst path (`burst.rs`) runs the same stages with the SRTP tags of a
+//! whole burst computed together.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::neighbours::build_tx;
-use super::{DropReason, Media, Relay, RxChecksum, TxCache, Verdict};
+use super::{
+    Direction, DropReason, Media, PortAddr, Receiving, Relay, RxChecksum, TxCache, Verdict,
+    WorkerStats,
+};
 use crate::flows::FlowRef;
 use crate::wire::{self, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use relay_session::RtcpMode;
+
+/// What admission learnt about a UDP packet to relay.
+#[derive(Clone, Copy)]
+pub(super) struct Admitted {
+    /// The payload's sum carried over from the incoming UDP checksum, when it is to be reused.
+    pub(super) carried_sum: Option<u32>,
+    /// RTCP (on the RTCP port, or multiplexed by payload type).
+    pub(super) is_rtcp: bool,
+}
+
+/// What [`Relay::classify`] made of a frame: a UDP packet of a known flow, or already done.
+pub(super) enum Classified {
+    Udp(wire::Udp, FlowRef),
+    Done(Verdict),
+}
+
+/// What a packet of one flow works on, borrowed from the relay once: its media pair's two
+/// directions (`here`: the arriving leg's receiving side and the leaving leg's sending side;
+/// `back`: the leaving leg's peer addresses and the arriving leg's headers, which latching
+/// invalidates), the pair's local addresses and RTCP mode, and what building headers needs.
+pub(super) struct Path<'r> {
+    pub(super) here: &'r mut Direction,
+    back: &'r mut Direction,
+    locals: &'r [SocketAddr; 2],
+    rtcp_mode: RtcpMode,
+    ports: &'r [PortAddr],
+    neighbours: &'r HashMap<IpAddr, ([u8; 6], u64)>,
+    neighbour_gen: u64,
+    pending_arp: &'r mut Vec<(u16, IpAddr)>,
+    stats: &'r mut WorkerStats,
+}
+
+/// Strict source after latching: a packet from anywhere but the latched address is refused.
+#[inline]
+pub(super) fn check_source(
+    inb: &Receiving,
+    flow: FlowRef,
+    u: &wire::Udp,
+) -> Result<(), DropReason> {
+    let expected = if flow.rtcp_port {
+        inb.remote_rtcp
+    } else {
+        inb.remote
+    };
+    if inb.strict && inb.latched && expected.is_some_and(|r| r != u.src) {
+        return Err(DropReason::UnexpectedSource);
+    }
+    Ok(())
+}
 
 impl Relay {
     /// Handles one received frame in place. `frame[..len]` holds it; the rest of `frame` is
@@ -25,47 +83,68 @@ impl Relay {
         now_ns: u64,
         rx_checksum: RxChecksum,
     ) -> Verdict {
-        self.stats.rx += 1;
-        let Some(data) = frame.get(..len) else {
-            return self.drop(DropReason::Truncated);
-        };
-        let l2 = match wire::parse_l2(data) {
-            Ok(l2) => l2,
-            Err(e) => return self.drop(e.into()),
-        };
-        match l2.ethertype {
-            ETHERTYPE_ARP => self.arp(rx_port, frame, len, &l2, now_ns),
-            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
-                self.ip(rx_port, frame, len, &l2, now_ns, rx_checksum)
+        match self.classify(rx_port, frame, len, now_ns) {
+            Classified::Done(v) => v,
+            Classified::Udp(u, flow) => {
+                let relayed = self.relay_udp(frame, &u, flow, now_ns, rx_checksum);
+                self.account(flow, relayed)
             }
-            _ => self.drop(DropReason::Unsupported),
         }
     }
 
-    fn ip(
+    /// Parses a received frame: answers ARP, ICMP and neighbour discovery, drops what is not
+    /// a known flow's UDP (counted), and gives back the UDP packets to relay.
+    #[inline(always)]
+    pub(super) fn classify(
         &mut self,
         rx_port: u16,
         frame: &mut [u8],
         len: usize,
-        l2: &wire::L2,
         now_ns: u64,
-        rx_checksum: RxChecksum,
+    ) -> Classified {
+        self.stats.rx += 1;
+        let Some(data) = frame.get(..len) else {
+            return Classified::Done(self.drop(DropReason::Truncated));
+        };
+        let l2 = match wire::parse_l2(data) {
+            Ok(l2) => l2,
+            Err(e) => return Classified::Done(self.drop(e.into())),
+        };
+        match l2.ethertype {
+            ETHERTYPE_ARP => Classified::Done(self.arp(rx_port, frame, len, &l2, now_ns)),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+                let u = match wire::parse_udp_after(&frame[..len], &l2) {
+                    Ok(u) => u,
+                    // Not UDP: ICMP echo and neighbour discovery for our addresses.
+                    Err(WireError::Unsupported) => {
+                        return Classified::Done(self.icmp(rx_port, frame, len, &l2, now_ns))
+                    }
+                    Err(e) => return Classified::Done(self.drop(e.into())),
+                };
+                match self.flows.get(u.dst.into()) {
+                    Some(flow) => Classified::Udp(u, flow),
+                    None => {
+                        let ours = self.ports.iter().any(|p| p.owns(u.dst.ip()));
+                        Classified::Done(self.drop(if ours {
+                            DropReason::UnknownFlow
+                        } else {
+                            DropReason::NotForUs
+                        }))
+                    }
+                }
+            }
+            _ => Classified::Done(self.drop(DropReason::Unsupported)),
+        }
+    }
+
+    /// Counts a relayed packet's outcome: forwarded, or dropped for its leg and the worker.
+    #[inline(always)]
+    pub(super) fn account(
+        &mut self,
+        flow: FlowRef,
+        relayed: Result<Verdict, DropReason>,
     ) -> Verdict {
-        let u = match wire::parse_udp_after(&frame[..len], l2) {
-            Ok(u) => u,
-            // Not UDP: ICMP echo and neighbour discovery for our addresses.
-            Err(WireError::Unsupported) => return self.icmp(rx_port, frame, len, l2, now_ns),
-            Err(e) => return self.drop(e.into()),
-        };
-        let Some(flow) = self.flows.get(u.dst.into()) else {
-            let ours = self.ports.iter().any(|p| p.owns(u.dst.ip()));
-            return self.drop(if ours {
-                DropReason::UnknownFlow
-            } else {
-                DropReason::NotForUs
-            });
-        };
-        match self.relay_udp(frame, &u, flow, now_ns, rx_checksum) {
+        match relayed {
             Ok(v) => {
                 self.stats.forwarded += 1;
                 v
@@ -79,14 +158,9 @@ impl Relay {
         }
     }
 
-    fn relay_udp(
-        &mut self,
-        frame: &mut [u8],
-        u: &wire::Udp,
-        flow: FlowRef,
-        now_ns: u64,
-        rx_checksum: RxChecksum,
-    ) -> Result<Verdict, DropReason> {
+    /// The live media pair of `flow`, borrowed for its stages.
+    #[inline(always)]
+    pub(super) fn path(&mut self, flow: FlowRef) -> Result<Path<'_>, DropReason> {
         let Relay {
             media,
             ports,
@@ -100,28 +174,72 @@ impl Relay {
             .get_mut(flow.media as usize)
             .filter(|m| m.live)
             .ok_or(DropReason::UnknownFlow)?;
-        let rtcp_mode = media.rtcp;
-        // `here`: this packet's direction (arriving leg's receiving side, leaving leg's sending
-        // side); `back`: the other one (the leaving leg's peer addresses, the arriving leg's
-        // headers, which latching invalidates).
-        let Media { dirs, locals, .. } = media;
+        let Media {
+            dirs, locals, rtcp, ..
+        } = media;
         let (first, second) = dirs.split_at_mut(1);
         let (here, back) = if flow.side == 0 {
             (&mut first[0], &mut second[0])
         } else {
             (&mut second[0], &mut first[0])
         };
-        let (inb, out) = (&mut here.from, &mut here.to);
+        Ok(Path {
+            here,
+            back,
+            locals,
+            rtcp_mode: *rtcp,
+            ports,
+            neighbours,
+            neighbour_gen: *neighbour_gen,
+            pending_arp,
+            stats,
+        })
+    }
 
-        // Strict source after latching.
-        let expected = if flow.rtcp_port {
-            inb.remote_rtcp
-        } else {
-            inb.remote
-        };
-        if inb.strict && inb.latched && expected.is_some_and(|r| r != u.src) {
-            return Err(DropReason::UnexpectedSource);
-        }
+    /// Relays one UDP packet of `flow` through every stage.
+    #[inline(always)]
+    pub(super) fn relay_udp(
+        &mut self,
+        frame: &mut [u8],
+        u: &wire::Udp,
+        flow: FlowRef,
+        now_ns: u64,
+        rx_checksum: RxChecksum,
+    ) -> Result<Verdict, DropReason> {
+        let mut path = self.path(flow)?;
+        let admitted = path.admit(frame, u, flow, rx_checksum)?;
+        path.relay_admitted(frame, u, flow, admitted, now_ns)
+    }
+}
+
+impl Path<'_> {
+    /// The stages after admission, one packet at a time.
+    #[inline(always)]
+    pub(super) fn relay_admitted(
+        &mut self,
+        frame: &mut [u8],
+        u: &wire::Udp,
+        flow: FlowRef,
+        admitted: Admitted,
+        now_ns: u64,
+    ) -> Result<Verdict, DropReason> {
+        let plain = self.unprotect(frame, u, admitted.is_rtcp)?;
+        self.received(frame, u, flow, admitted.is_rtcp, plain, now_ns);
+        let out_len = self.protect(frame, u, admitted.is_rtcp, plain)?;
+        self.send(frame, u, flow, admitted.carried_sum, out_len, now_ns)
+    }
+
+    /// Admission: strict source, the UDP checksum where it matters, and RTP or RTCP.
+    #[inline(always)]
+    pub(super) fn admit(
+        &self,
+        frame: &[u8],
+        u: &wire::Udp,
+        flow: FlowRef,
+        rx_checksum: RxChecksum,
+    ) -> Result<Admitted, DropReason> {
+        let (inb, out) = (&self.here.from, &self.here.to);
+        check_source(inb, flow, u)?;
         // The UDP checksum. SRTP in: the authentication tag already proves the payload
         // intact (RFC 3711 section 3.4), the checksum adds nothing. Plain RTP out unchanged:
         // the payload's sum is recovered from the checksum and carried to the new one (an
@@ -145,27 +263,55 @@ impl Relay {
                 None
             }
         };
-        let payload = &mut frame[u.payload..];
-        let plen = u.payload_len;
-        if plen < 2 {
+        if u.payload_len < 2 {
             return Err(DropReason::SrtpMalformed);
         }
         //= https://www.rfc-editor.org/rfc/rfc5761#section-4
         //# RTCP packet types in the ranges 194-223 and 192-193 ... payload types 64-95
-        let is_rtcp =
-            flow.rtcp_port || (rtcp_mode == RtcpMode::Mux && (192..=223).contains(&payload[1]));
-        // Inbound: authenticate and decrypt (or take plain RTP as it is).
-        let plain = match (inb.receive.as_deref_mut(), is_rtcp) {
-            (Some((_, ctx)), false) => ctx.unprotect_rtp(&mut payload[..plen])?,
-            (Some((_, ctx)), true) => ctx.unprotect_rtcp(&mut payload[..plen])?,
+        let is_rtcp = flow.rtcp_port
+            || (self.rtcp_mode == RtcpMode::Mux && (192..=223).contains(&frame[u.payload + 1]));
+        Ok(Admitted {
+            carried_sum,
+            is_rtcp,
+        })
+    }
+
+    /// Inbound, one packet: authenticates and decrypts (or takes plain RTP as it is);
+    /// returns the plain length.
+    #[inline(always)]
+    pub(super) fn unprotect(
+        &mut self,
+        frame: &mut [u8],
+        u: &wire::Udp,
+        is_rtcp: bool,
+    ) -> Result<usize, DropReason> {
+        let payload = &mut frame[u.payload..u.payload + u.payload_len];
+        let plen = payload.len();
+        Ok(match (self.here.from.receive.as_deref_mut(), is_rtcp) {
+            (Some((_, ctx)), false) => ctx.unprotect_rtp(payload)?,
+            (Some((_, ctx)), true) => ctx.unprotect_rtcp(payload)?,
             (None, _) => {
                 if payload[0] >> 6 != 2 || plen < if is_rtcp { 8 } else { 12 } {
                     return Err(DropReason::SrtpMalformed);
                 }
                 plen
             }
-        };
-        // Authenticated (or plain): latch the peer's address from this packet.
+        })
+    }
+
+    /// An authenticated (or plain) packet arrived: latch the peer's address from it and
+    /// count it in the leg's statistics.
+    #[inline(always)]
+    pub(super) fn received(
+        &mut self,
+        frame: &[u8],
+        u: &wire::Udp,
+        flow: FlowRef,
+        is_rtcp: bool,
+        plain: usize,
+        now_ns: u64,
+    ) {
+        let inb = &mut self.here.from;
         if !inb.latched || !inb.strict {
             let changed = if flow.rtcp_port {
                 inb.set_remote(true, u.src)
@@ -173,45 +319,72 @@ impl Relay {
                 !inb.latched && inb.set_remote(false, u.src)
             };
             if changed {
-                back.to.tx = [None, None];
+                self.back.to.tx = [None, None];
             }
             inb.latched = true;
         }
         inb.rx_packets += 1;
-        inb.rx_bytes += plen as u64;
+        inb.rx_bytes += u.payload_len as u64;
         inb.last_rx_ns = now_ns;
         if is_rtcp {
             inb.rx_rtcp += 1;
         } else if plain >= 12 {
-            let seq = u16::from_be_bytes([payload[2], payload[3]]);
-            let ts = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+            let p = &frame[u.payload..];
+            let seq = u16::from_be_bytes([p[2], p[3]]);
+            let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
             let arrival = ((u128::from(now_ns) * u128::from(inb.clock_per_ns)) >> 40) as u32;
             inb.rtp.update(seq, ts, arrival);
         }
-        let srtp = inb.receive.is_some() || out.send.is_some();
-        // Outbound: protect for the other leg.
-        let out_len = match (out.send.as_deref_mut(), is_rtcp) {
+    }
+
+    /// Outbound, one packet: protects for the other leg (or leaves plain RTP); returns the
+    /// payload's new length.
+    #[inline(always)]
+    fn protect(
+        &mut self,
+        frame: &mut [u8],
+        u: &wire::Udp,
+        is_rtcp: bool,
+        plain: usize,
+    ) -> Result<usize, DropReason> {
+        let payload = &mut frame[u.payload..];
+        Ok(match (self.here.to.send.as_deref_mut(), is_rtcp) {
             (Some((_, ctx)), false) => ctx.protect_rtp(payload, plain)?,
             (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
             (None, _) => plain,
-        };
+        })
+    }
+
+    /// The leaving leg's headers around the `out_len` payload bytes, and the verdict.
+    #[inline(always)]
+    pub(super) fn send(
+        &mut self,
+        frame: &mut [u8],
+        u: &wire::Udp,
+        flow: FlowRef,
+        carried_sum: Option<u32>,
+        out_len: usize,
+        now_ns: u64,
+    ) -> Result<Verdict, DropReason> {
+        let srtp = self.here.from.receive.is_some() || self.here.to.send.is_some();
+        let out = &mut self.here.to;
         let tx = usize::from(flow.rtcp_port);
         let cache = match out.tx[tx] {
-            Some(c) if c.neighbour_gen == *neighbour_gen && c.expires_ns > now_ns => c,
+            Some(c) if c.neighbour_gen == self.neighbour_gen && c.expires_ns > now_ns => c,
             _ => {
-                let peer = (back.from.remote, back.from.remote_rtcp);
+                let peer = (self.back.from.remote, self.back.from.remote_rtcp);
                 // (Only here: the local addresses are in a line no other packet reads.)
                 let c = build_tx(
-                    locals[1 - usize::from(flow.side)],
+                    self.locals[1 - usize::from(flow.side)],
                     peer,
                     flow.rtcp_port,
-                    ports,
-                    neighbours,
+                    self.ports,
+                    self.neighbours,
                     now_ns,
-                    pending_arp,
+                    self.pending_arp,
                 )?;
                 let c = TxCache {
-                    neighbour_gen: *neighbour_gen,
+                    neighbour_gen: self.neighbour_gen,
                     ..c
                 };
                 out.tx[tx] = Some(c);
@@ -243,7 +416,7 @@ impl Relay {
         };
         out.tx_packets += 1;
         out.tx_bytes += out_len as u64;
-        stats.srtp += u64::from(srtp);
+        self.stats.srtp += u64::from(srtp);
         Ok(Verdict::Forward {
             port: cache.port,
             len,

@@ -30,12 +30,14 @@ use crate::wire::{self, TxHeader};
 use relay_session::RtcpMode;
 
 mod answers;
+mod burst;
 mod calls;
 mod counters;
 mod forward;
 mod neighbours;
 mod prefetch;
 
+pub use burst::Received;
 pub use counters::{CallStats, DropReason, LegStats, WorkerStats};
 pub use prefetch::{CacheHint, NoHint};
 
@@ -315,6 +317,8 @@ pub struct Relay {
     calls: HashMap<String, Vec<u32>>,
     pending_arp: Vec<(u16, IpAddr)>,
     learnt: Vec<(IpAddr, [u8; 6])>,
+    /// The burst path's lists, allocated once.
+    scratch: burst::Scratch,
     /// Per-worker counters.
     pub stats: WorkerStats,
 }
@@ -336,6 +340,7 @@ impl Relay {
             calls: HashMap::default(),
             pending_arp: Vec::with_capacity(MAX_PENDING_ARP),
             learnt: Vec::with_capacity(MAX_PENDING_ARP),
+            scratch: burst::Scratch::new(),
             stats: WorkerStats::default(),
         }
     }

@@ -13,7 +13,9 @@ use crate::replay::{ReplayWindow, RtpIndex};
 use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
 
 mod burst;
+mod staged;
 pub use burst::rekey_rtp_burst;
+pub use staged::{staged_tags, StagedRtp};
 
 /// RTP fixed header length.
 const RTP_HEADER: usize = 12;

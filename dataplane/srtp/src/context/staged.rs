@@ -1,0 +1,214 @@
+//! Staged single packets: one RTP packet's SRTP work split at its HMAC, so a caller holding
+//! packets of *many* contexts (a relay's burst, one packet per stream) can compute all their
+//! tags together with [`staged_tags`], two packets at a time, as the per-context burst paths
+//! do for one context.
+//!
+//! Unprotect: [`Context::stage_unprotect_rtp`] (parse, index, lifetime, MKI; nothing changed),
+//! then [`staged_tags`], then [`Context::finish_unprotect_rtp`] (re-check against the state
+//! reached meanwhile, compare the tag, commit, decrypt). Protect:
+//! [`Context::stage_protect_rtp`] (commit the index, encrypt), then [`staged_tags`], then
+//! [`StagedRtp::finish_protect`] (write MKI and tag). A staged packet holds no key: the tags
+//! are computed with the context that staged it, passed beside it. The outcome is that of
+//! [`Context::unprotect_rtp`] / [`Context::protect_rtp`] called in the order of the finishing
+//! calls. AEAD suites are not staged (the stage calls answer `Ok(None)`): their tag comes out
+//! of the cipher, so the caller uses the single-packet call.
+
+use subtle::ConstantTimeEq;
+
+use super::{be32, cm_iv, rtp_header_len, Context, Transform, RTP_HEADER};
+use crate::hmac_sha1::HmacSha1;
+use crate::SrtpError;
+
+/// One RTP packet between its stages: where its authenticated portion ends and its index.
+/// No key material.
+#[derive(Clone, Copy)]
+pub struct StagedRtp {
+    /// Authenticated portion: `packet[..body_end]`, followed by the ROC.
+    body_end: usize,
+    /// Where the payload starts.
+    header: usize,
+    roc: u32,
+    index: u64,
+    ssrc: u32,
+    seq: u16,
+    tag_len: usize,
+}
+
+impl std::fmt::Debug for StagedRtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedRtp")
+            .field("ssrc", &self.ssrc)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HMAC of each staged packet: `tags[i]` for `staged[i] = (context, packet, bytes)`,
+/// computed with the key of the context that staged it, over its authenticated portion of
+/// `bytes` and its ROC; two packets at a time (`HmacSha1::mac2`), an odd one out alone. (A
+/// context of an AEAD suite, which stages nothing, gives an all-zero tag.)
+pub fn staged_tags(staged: &[(&Context, &StagedRtp, &[u8])], tags: &mut [[u8; 20]]) {
+    fn auth(ctx: &Context) -> Option<&HmacSha1> {
+        match &ctx.srtp {
+            Transform::Cm { auth, .. } => Some(auth),
+            Transform::Gcm { .. } => None,
+        }
+    }
+    let n = staged.len().min(tags.len());
+    let mut i = 0;
+    while i + 1 < n {
+        let ((ca, a, pa), (cb, b, pb)) = (staged[i], staged[i + 1]);
+        let (ta, tb) = match (auth(ca), auth(cb)) {
+            (Some(ka), Some(kb)) => HmacSha1::mac2(
+                ka,
+                &pa[..a.body_end],
+                &a.roc.to_be_bytes(),
+                kb,
+                &pb[..b.body_end],
+                &b.roc.to_be_bytes(),
+            ),
+            (ka, kb) => (
+                ka.map_or([0; 20], |k| k.mac(&pa[..a.body_end], &a.roc.to_be_bytes())),
+                kb.map_or([0; 20], |k| k.mac(&pb[..b.body_end], &b.roc.to_be_bytes())),
+            ),
+        };
+        tags[i] = ta;
+        tags[i + 1] = tb;
+        i += 2;
+    }
+    if i < n {
+        let (c, a, p) = staged[i];
+        tags[i] = auth(c).map_or([0; 20], |k| k.mac(&p[..a.body_end], &a.roc.to_be_bytes()));
+    }
+}
+
+impl StagedRtp {
+    /// Completes a staged protect: writes the MKI and the first bytes of `tag` (from
+    /// [`staged_tags`]) after the packet, returns the SRTP length.
+    pub fn finish_protect(&self, ctx: &Context, buf: &mut [u8], tag: &[u8; 20]) -> usize {
+        let len = self.body_end;
+        let mki_len = ctx.mki_len();
+        ctx.write_mki(&mut buf[len..len + mki_len]);
+        buf[len + mki_len..len + mki_len + self.tag_len].copy_from_slice(&tag[..self.tag_len]);
+        len + mki_len + self.tag_len
+    }
+}
+
+impl Context {
+    /// First stage of [`Context::unprotect_rtp`]: parses `packet`, estimates its index and
+    /// checks it, the key's lifetime and the MKI against the current state; changes nothing.
+    /// `Ok(None)` for AEAD suites (use `unprotect_rtp`).
+    pub fn stage_unprotect_rtp(&self, packet: &[u8]) -> Result<Option<StagedRtp>, SrtpError> {
+        if self.suite.is_aead() {
+            return Ok(None);
+        }
+        let tag_len = self.suite.srtp_tag_len();
+        let mki_len = self.mki_len();
+        let len = packet.len();
+        if len < RTP_HEADER + tag_len + mki_len {
+            return Err(SrtpError::Truncated);
+        }
+        let body_end = len - tag_len - mki_len;
+        let header = rtp_header_len(&packet[..body_end])?;
+        let ssrc = be32(&packet[8..12]);
+        let seq = u16::from_be_bytes([packet[2], packet[3]]);
+        let (roc, index) = self.rtp_index(ssrc, seq)?;
+        if self.srtp_count >= self.srtp_limit {
+            return Err(SrtpError::KeyExpired);
+        }
+        if !self.mki_matches(&packet[body_end..body_end + mki_len]) {
+            return Err(SrtpError::MkiMismatch);
+        }
+        Ok(Some(StagedRtp {
+            body_end,
+            header,
+            roc,
+            index,
+            ssrc,
+            seq,
+            tag_len,
+        }))
+    }
+
+    /// Last stage of [`Context::unprotect_rtp`] for a packet staged by this context, `tag`
+    /// its HMAC from [`staged_tags`]: re-checks the index against the state the packets
+    /// finished since have left (a duplicate among them is a replay), compares the tag in
+    /// constant time, commits and decrypts. Returns the RTP length; on an error nothing has
+    /// changed. Errors in `unprotect_rtp`'s precedence: index, lifetime, tag.
+    pub fn finish_unprotect_rtp(
+        &mut self,
+        staged: &StagedRtp,
+        packet: &mut [u8],
+        tag: &[u8; 20],
+    ) -> Result<usize, SrtpError> {
+        let (roc, index) = self.rtp_index(staged.ssrc, staged.seq)?;
+        if (roc, index) != (staged.roc, staged.index) {
+            // Packets finished since moved this SSRC's estimate (across a wrap): the tag was
+            // made with another ROC. Redo the packet alone; its bytes are still untouched.
+            return self.unprotect_rtp(packet);
+        }
+        if self.srtp_count >= self.srtp_limit {
+            return Err(SrtpError::KeyExpired);
+        }
+        let len = packet.len();
+        if len < staged.tag_len
+            || !bool::from(tag[..staged.tag_len].ct_eq(&packet[len - staged.tag_len..]))
+        {
+            return Err(SrtpError::AuthFailed);
+        }
+        let Transform::Cm { cipher, salt, .. } = &self.srtp else {
+            unreachable!("staged packets are AES-CM")
+        };
+        cipher.xor_keystream(
+            &cm_iv(salt, staged.ssrc, index),
+            &mut packet[staged.header..staged.body_end],
+        );
+        let slot = self.slot(staged.ssrc);
+        self.ssrcs[slot].rtp.commit(roc, index);
+        self.srtp_count += 1;
+        Ok(staged.body_end)
+    }
+
+    /// First stage of [`Context::protect_rtp`] for `buf[..len]`: checks it, commits its index
+    /// and encrypts the payload in place; its tag is then computed by [`staged_tags`] and
+    /// written by [`StagedRtp::finish_protect`]. `Ok(None)` for AEAD suites (use
+    /// `protect_rtp`); on an error nothing has changed.
+    pub fn stage_protect_rtp(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Option<StagedRtp>, SrtpError> {
+        if self.suite.is_aead() {
+            return Ok(None);
+        }
+        let packet = buf.get(..len).ok_or(SrtpError::BufferTooSmall)?;
+        let header = rtp_header_len(packet)?;
+        let tag_len = self.suite.srtp_tag_len();
+        if len + tag_len + self.mki_len() > buf.len() {
+            return Err(SrtpError::BufferTooSmall);
+        }
+        if self.srtp_count >= self.srtp_limit {
+            return Err(SrtpError::KeyExpired);
+        }
+        let ssrc = be32(&buf[8..12]);
+        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        let (roc, index) = self.rtp_index(ssrc, seq)?;
+        let Transform::Cm { cipher, salt, .. } = &self.srtp else {
+            unreachable!("checked above")
+        };
+        cipher.xor_keystream(&cm_iv(salt, ssrc, index), &mut buf[header..len]);
+        let staged = StagedRtp {
+            body_end: len,
+            header,
+            roc,
+            index,
+            ssrc,
+            seq,
+            tag_len,
+        };
+        let slot = self.slot(ssrc);
+        self.ssrcs[slot].rtp.commit(roc, index);
+        self.srtp_count += 1;
+        Ok(Some(staged))
+    }
+}
