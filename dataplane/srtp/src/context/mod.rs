@@ -1,7 +1,7 @@
 //! SRTP and SRTCP crypto contexts: protect and unprotect in place (RFC 3711, 6188, 7714).
 
-use aes::cipher::{BlockEncrypt, KeyInit};
-use aes::{Aes128Enc, Aes256Enc, Block};
+use aes::cipher::KeyInit;
+use aes::Block;
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use subtle::ConstantTimeEq;
@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::hmac_sha1::HmacSha1;
 use crate::kdf::{derive, Label};
 use crate::replay::{ReplayWindow, RtpIndex};
+use crate::simd::AesKeys;
 use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
 
 mod burst;
@@ -48,49 +49,9 @@ impl Default for ContextConfig {
     }
 }
 
-/// AES in counter mode over the session key, with the key schedule expanded once (the
-/// encryption schedule only: counter mode never decrypts a block).
-// Inline rather than boxed: boxing would add a pointer chase to every packet.
-#[allow(clippy::large_enum_variant)]
-enum CmCipher {
-    A128(Aes128Enc),
-    A256(Aes256Enc),
-}
-
-impl CmCipher {
-    fn new(key: &[u8]) -> Self {
-        match key.len() {
-            16 => CmCipher::A128(Aes128Enc::new(key.into())),
-            _ => CmCipher::A256(Aes256Enc::new(key.into())),
-        }
-    }
-
-    fn encrypt_blocks(&self, blocks: &mut [Block]) {
-        match self {
-            CmCipher::A128(c) => c.encrypt_blocks(blocks),
-            CmCipher::A256(c) => c.encrypt_blocks(blocks),
-        }
-    }
-
-    /// XORs `data` with the AES-CM keystream starting at counter block `iv`
-    /// (RFC 3711 section 4.1.1), eight blocks per AES call so AES-NI can pipeline them.
-    #[inline]
-    fn xor_keystream(&self, iv: &[u8; 16], data: &mut [u8]) {
-        let mut counter = u128::from_be_bytes(*iv);
-        let mut blocks = [Block::default(); 8];
-        for chunk in data.chunks_mut(128) {
-            let n = chunk.len().div_ceil(16);
-            for block in &mut blocks[..n] {
-                *block = Block::from(counter.to_be_bytes());
-                counter = counter.wrapping_add(1);
-            }
-            self.encrypt_blocks(&mut blocks[..n]);
-            for (d, k) in chunk.chunks_mut(16).zip(&blocks[..n]) {
-                xor_block(d, k);
-            }
-        }
-    }
-}
+/// An AES-CM suite's cipher: the key expanded once (AES-NI round keys where the CPU has
+/// them, see `simd`).
+type CmCipher = AesKeys;
 
 enum GcmCipher {
     G128(Box<Aes128Gcm>),

@@ -1,0 +1,203 @@
+//! AES with AES-NI (FIPS 197; the key expansion as in Intel's AES-NI white paper, section
+//! 5.2): round keys expanded once, then CTR keystream with eight blocks in flight so the
+//! `aesenc` latency of one block hides behind the others. Every function here requires the
+//! `aes` and `sse2` CPU features; the caller checks them (`Features::get`).
+
+use std::arch::x86_64::{
+    __m128i, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
+    _mm_loadu_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
+};
+
+use aes::Block;
+
+/// Blocks encrypted together.
+const LANES: usize = 8;
+
+#[inline]
+#[target_feature(enable = "sse2")]
+fn load(bytes: &[u8; 16]) -> __m128i {
+    // SAFETY: `bytes` is 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "sse2")]
+fn store(v: __m128i, bytes: &mut [u8; 16]) {
+    // SAFETY: `bytes` is 16 writable bytes; the store is unaligned.
+    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), v) }
+}
+
+/// `prev` with each 32-bit word XORed with all the words below it, then with `assist`'s word
+/// chosen by the shuffle (the key schedule's running XOR).
+#[inline]
+#[target_feature(enable = "sse2")]
+fn mix(prev: __m128i, assist: __m128i) -> __m128i {
+    let mut k = prev;
+    k = _mm_xor_si128(k, _mm_slli_si128::<4>(k));
+    k = _mm_xor_si128(k, _mm_slli_si128::<4>(k));
+    k = _mm_xor_si128(k, _mm_slli_si128::<4>(k));
+    _mm_xor_si128(k, assist)
+}
+
+/// Expands an AES-128 key into `out[0..11]`.
+///
+/// # Safety
+/// The CPU must have AES-NI and SSE2.
+#[target_feature(enable = "aes,sse2")]
+pub(super) unsafe fn expand128(key: &[u8; 16], out: &mut [[u8; 16]; 15]) {
+    macro_rules! next {
+        ($k:expr, $rcon:literal) => {
+            mix($k, _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>($k)))
+        };
+    }
+    let k0 = load(key);
+    let k1 = next!(k0, 0x01);
+    let k2 = next!(k1, 0x02);
+    let k3 = next!(k2, 0x04);
+    let k4 = next!(k3, 0x08);
+    let k5 = next!(k4, 0x10);
+    let k6 = next!(k5, 0x20);
+    let k7 = next!(k6, 0x40);
+    let k8 = next!(k7, 0x80);
+    let k9 = next!(k8, 0x1b);
+    let k10 = next!(k9, 0x36);
+    for (o, k) in out.iter_mut().zip([k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10]) {
+        store(k, o);
+    }
+}
+
+/// Expands an AES-256 key into `out[0..15]`.
+///
+/// # Safety
+/// The CPU must have AES-NI and SSE2.
+#[target_feature(enable = "aes,sse2")]
+pub(super) unsafe fn expand256(key: &[u8; 32], out: &mut [[u8; 16]; 15]) {
+    // Even round keys take the rotated, substituted last word with the round constant
+    // (shuffle 0xff); odd ones the substituted word without rotation (shuffle 0xaa).
+    macro_rules! even {
+        ($prev2:expr, $prev1:expr, $rcon:literal) => {
+            mix(
+                $prev2,
+                _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>($prev1)),
+            )
+        };
+    }
+    macro_rules! odd {
+        ($prev2:expr, $prev1:expr) => {
+            mix(
+                $prev2,
+                _mm_shuffle_epi32::<0xaa>(_mm_aeskeygenassist_si128::<0x00>($prev1)),
+            )
+        };
+    }
+    let (lo, hi) = key.split_at(16);
+    let k0 = load(lo.try_into().expect("16 bytes"));
+    let k1 = load(hi.try_into().expect("16 bytes"));
+    let k2 = even!(k0, k1, 0x01);
+    let k3 = odd!(k1, k2);
+    let k4 = even!(k2, k3, 0x02);
+    let k5 = odd!(k3, k4);
+    let k6 = even!(k4, k5, 0x04);
+    let k7 = odd!(k5, k6);
+    let k8 = even!(k6, k7, 0x08);
+    let k9 = odd!(k7, k8);
+    let k10 = even!(k8, k9, 0x10);
+    let k11 = odd!(k9, k10);
+    let k12 = even!(k10, k11, 0x20);
+    let k13 = odd!(k11, k12);
+    let k14 = even!(k12, k13, 0x40);
+    let all = [
+        k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12, k13, k14,
+    ];
+    for (o, k) in out.iter_mut().zip(all) {
+        store(k, o);
+    }
+}
+
+/// Encrypts the `N` blocks in `v` with the round keys, each round over every block before
+/// the next (a constant `N`, so the blocks stay in registers).
+#[inline]
+#[target_feature(enable = "aes,sse2")]
+fn encrypt_n<const N: usize>(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; N]) {
+    let r = usize::from(rounds);
+    let k0 = load(&keys[0]);
+    for x in v.iter_mut() {
+        *x = _mm_xor_si128(*x, k0);
+    }
+    for key in &keys[1..r] {
+        let k = load(key);
+        for x in v.iter_mut() {
+            *x = _mm_aesenc_si128(*x, k);
+        }
+    }
+    let last = load(&keys[r]);
+    for x in v.iter_mut() {
+        *x = _mm_aesenclast_si128(*x, last);
+    }
+}
+
+/// Encrypts the first `n <= LANES` blocks of `v` (in a group of 1, 2, 4 or 8).
+#[inline]
+#[target_feature(enable = "aes,sse2")]
+fn encrypt_lanes(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; LANES], n: usize) {
+    fn group<const N: usize>(v: &mut [__m128i; LANES]) -> &mut [__m128i; N] {
+        (&mut v[..N]).try_into().expect("N <= LANES")
+    }
+    match n {
+        0 => {}
+        1 => encrypt_n(keys, rounds, group::<1>(v)),
+        2 => encrypt_n(keys, rounds, group::<2>(v)),
+        3 | 4 => encrypt_n(keys, rounds, group::<4>(v)),
+        _ => encrypt_n(keys, rounds, v),
+    }
+}
+
+/// Encrypts each block in place.
+///
+/// # Safety
+/// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with the keys expanded for it.
+#[target_feature(enable = "aes,sse2")]
+pub(super) unsafe fn encrypt_blocks(keys: &[[u8; 16]; 15], rounds: u8, blocks: &mut [Block]) {
+    let zero = load(&[0; 16]);
+    for chunk in blocks.chunks_mut(LANES) {
+        let mut v = [zero; LANES];
+        for (x, b) in v.iter_mut().zip(chunk.iter()) {
+            *x = load(b.as_slice().try_into().expect("16 bytes"));
+        }
+        encrypt_lanes(keys, rounds, &mut v, chunk.len());
+        for (x, b) in v.iter().zip(chunk.iter_mut()) {
+            store(*x, b.as_mut_slice().try_into().expect("16 bytes"));
+        }
+    }
+}
+
+/// XORs `data` with the CTR keystream from counter block `iv` (big-endian, 128 bits,
+/// wrapping).
+///
+/// # Safety
+/// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with the keys expanded for it.
+#[target_feature(enable = "aes,sse2")]
+pub(super) unsafe fn xor_keystream(keys: &[[u8; 16]; 15], rounds: u8, iv: &[u8; 16], data: &mut [u8]) {
+    let mut counter = u128::from_be_bytes(*iv);
+    let zero = load(&[0; 16]);
+    for chunk in data.chunks_mut(16 * LANES) {
+        let n = chunk.len().div_ceil(16);
+        let mut v = [zero; LANES];
+        for x in v[..n].iter_mut() {
+            *x = load(&counter.to_be_bytes());
+            counter = counter.wrapping_add(1);
+        }
+        encrypt_lanes(keys, rounds, &mut v, n);
+        for (x, d) in v.iter().zip(chunk.chunks_mut(16)) {
+            if let Ok(d16) = <&mut [u8; 16]>::try_from(&mut *d) {
+                store(_mm_xor_si128(*x, load(d16)), d16);
+            } else {
+                let mut ks = [0u8; 16];
+                store(*x, &mut ks);
+                for (a, b) in d.iter_mut().zip(ks) {
+                    *a ^= b;
+                }
+            }
+        }
+    }
+}
