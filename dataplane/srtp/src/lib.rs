@@ -11,8 +11,10 @@
 //! * Rollover counter estimation and replay windows follow RFC 3711 Appendix A and section
 //!   3.3.2, and state changes only after a packet has authenticated.
 //!
-//! Hardware acceleration: `aes` and `sha1` detect AES-NI and SHA-NI at run time and fall
-//! back to portable code, so release binaries need no `-C target-cpu=native`.
+//! Hardware acceleration, detected at run time so release binaries need no
+//! `-C target-cpu=native`: AES-CM keys are AES-NI round keys (the fenced `simd` module, the
+//! only `unsafe` here) or, without AES-NI, the `aes` crate's portable code; `sha1` and
+//! `aes-gcm` detect SHA-NI, AES-NI and PCLMULQDQ themselves.
 //!
 //! Errors on the packet path are the small `Copy` enum [`SrtpError`], one counter each.
 
