@@ -4,6 +4,7 @@ use aes::cipher::KeyInit;
 use aes::Block;
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -285,10 +286,15 @@ pub struct Context {
     srtp_limit: u64,
     srtp_count: u64,
     tick: u64,
-    ssrcs: Vec<SsrcState>,
+    /// Inline room for one SSRC, the usual case: no allocation of its own.
+    ssrcs: SmallVec<[SsrcState; 1]>,
     config: ContextConfig,
     srtp: Transform,
-    srtcp: Transform,
+    /// The SRTCP keys, derived from `master` when the first RTCP packet needs them: keys are
+    /// most of a stream's memory, and a stream without RTCP never pays for these.
+    srtcp: Option<Box<Transform>>,
+    /// The master key, kept for the SRTCP keys (`None` for contexts given session keys).
+    master: Option<MasterKey>,
 }
 
 impl std::fmt::Debug for Context {
@@ -311,12 +317,10 @@ impl Context {
                 master,
                 [Label::RtpEncryption, Label::RtpAuth, Label::RtpSalt],
             ),
-            Transform::derive(
-                master,
-                [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],
-            ),
+            None,
             config,
         );
+        ctx.master = Some(master.clone());
         ctx.mki = key.mki.map(Mki::to_bytes);
         if let Some(lifetime) = key.lifetime() {
             ctx.srtp_limit = lifetime.min(MAX_SRTP_PACKETS);
@@ -335,7 +339,7 @@ impl Context {
         Context::from_transforms(
             suite,
             Transform::from_session_keys(key, salt, auth),
-            Transform::from_session_keys(key, salt, auth),
+            Some(Box::new(Transform::from_session_keys(key, salt, auth))),
             ContextConfig::default(),
         )
     }
@@ -356,20 +360,19 @@ impl Context {
     fn from_transforms(
         suite: Suite,
         srtp: Transform,
-        srtcp: Transform,
+        srtcp: Option<Box<Transform>>,
         config: ContextConfig,
     ) -> Context {
         Context {
             suite,
             srtp,
             srtcp,
+            master: None,
             mki: None,
             config,
             srtp_limit: MAX_SRTP_PACKETS,
             srtp_count: 0,
-            // Room for the usual single SSRC now, next to the context in memory, rather than at
-            // the first packet wherever the allocator then is (one page fewer per packet).
-            ssrcs: Vec::with_capacity(1),
+            ssrcs: SmallVec::new(),
             tick: 0,
         }
     }
@@ -443,6 +446,26 @@ impl Context {
         let slot = self.slot(p.ssrc);
         self.ssrcs[slot].rtp.resume(p.roc, p.seq);
         self.ssrcs[slot].rtcp_tx_next = p.srtcp_next.max(1);
+    }
+
+    /// Derives the SRTCP keys if this context has not yet (at its first RTCP packet). A
+    /// context given session keys directly has them from the start.
+    fn derive_srtcp(&mut self) -> Result<(), SrtpError> {
+        if self.srtcp.is_none() {
+            // (Always there when the keys are not: `Context::new` keeps it.)
+            let master = self.master.as_ref().ok_or(SrtpError::KeyExpired)?;
+            self.srtcp = Some(Box::new(Transform::derive(
+                master,
+                [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the SRTCP keys have been derived yet (tests).
+    #[cfg(test)]
+    pub(crate) fn has_srtcp_keys(&self) -> bool {
+        self.srtcp.is_some()
     }
 
     /// The rollover counter this context holds for `ssrc`, if it has seen it.
@@ -631,7 +654,8 @@ impl Context {
         }
         let e_index = (E_FLAG | index).to_be_bytes();
         let mki_len = self.mki_len();
-        match &self.srtcp {
+        self.derive_srtcp()?;
+        match self.srtcp.as_deref().ok_or(SrtpError::KeyExpired)? {
             Transform::Cm { cipher, salt, auth } => {
                 // header | encrypted | E+index | MKI | tag
                 cipher.xor_keystream(
@@ -690,7 +714,8 @@ impl Context {
         if let Some(i) = self.find(ssrc) {
             self.ssrcs[i].rtcp.check(u64::from(index))?;
         }
-        match &self.srtcp {
+        self.derive_srtcp()?;
+        match self.srtcp.as_deref().ok_or(SrtpError::KeyExpired)? {
             Transform::Cm { cipher, salt, auth } => {
                 if !self.mki_matches(&packet[index_at + 4..index_at + 4 + mki_len]) {
                     return Err(SrtpError::MkiMismatch);
@@ -768,5 +793,39 @@ fn xor_block(d: &mut [u8], k: &Block) {
         for (d, k) in d.iter_mut().zip(k) {
             *d ^= k;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SRTCP keys are derived at the first RTCP packet, not at creation, and then work both
+    /// ways (the SRTCP vectors and libsrtp interop cover their values).
+    #[test]
+    fn srtcp_keys_are_derived_at_the_first_rtcp_packet() {
+        let master = MasterKey::new(Suite::AesCm128HmacSha1_80, &[7; 16], &[9; 14]).unwrap();
+        let (mut tx, mut rx) = (Context::from_master(&master), Context::from_master(&master));
+        assert!(!tx.has_srtcp_keys() && !rx.has_srtcp_keys());
+        let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4];
+        rtp.resize(64, 0);
+        let n = tx.protect_rtp(&mut rtp, 16).unwrap();
+        assert_eq!(rx.unprotect_rtp(&mut rtp[..n]), Ok(16));
+        assert!(
+            !tx.has_srtcp_keys() && !rx.has_srtcp_keys(),
+            "RTP needs no SRTCP keys"
+        );
+        // A receiver report with one report block: the header stays clear, the rest is
+        // encrypted.
+        let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 5];
+        rr.extend((0u8..24).map(|i| i * 3));
+        let mut buf = rr.clone();
+        buf.resize(64, 0);
+        let n = tx.protect_rtcp(&mut buf, rr.len()).unwrap();
+        assert!(tx.has_srtcp_keys());
+        assert_ne!(buf[8..rr.len()], rr[8..], "encrypted");
+        assert_eq!(rx.unprotect_rtcp(&mut buf[..n]), Ok(rr.len()));
+        assert!(rx.has_srtcp_keys());
+        assert_eq!(buf[..rr.len()], rr[..]);
     }
 }

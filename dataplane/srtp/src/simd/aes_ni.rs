@@ -4,8 +4,8 @@
 //! `aes` and `sse2` CPU features; the caller checks them (`Features::get`).
 
 use std::arch::x86_64::{
-    __m128i, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
-    _mm_loadu_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
+    __m128i, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128, _mm_loadu_si128,
+    _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
 };
 
 use aes::Block;
@@ -47,7 +47,10 @@ fn mix(prev: __m128i, assist: __m128i) -> __m128i {
 pub(super) unsafe fn expand128(key: &[u8; 16], out: &mut [[u8; 16]; 15]) {
     macro_rules! next {
         ($k:expr, $rcon:literal) => {
-            mix($k, _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>($k)))
+            mix(
+                $k,
+                _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>($k)),
+            )
         };
     }
     let k0 = load(key);
@@ -61,7 +64,10 @@ pub(super) unsafe fn expand128(key: &[u8; 16], out: &mut [[u8; 16]; 15]) {
     let k8 = next!(k7, 0x80);
     let k9 = next!(k8, 0x1b);
     let k10 = next!(k9, 0x36);
-    for (o, k) in out.iter_mut().zip([k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10]) {
+    for (o, k) in out
+        .iter_mut()
+        .zip([k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10])
+    {
         store(k, o);
     }
 }
@@ -177,7 +183,12 @@ pub(super) unsafe fn encrypt_blocks(keys: &[[u8; 16]; 15], rounds: u8, blocks: &
 /// # Safety
 /// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with the keys expanded for it.
 #[target_feature(enable = "aes,sse2")]
-pub(super) unsafe fn xor_keystream(keys: &[[u8; 16]; 15], rounds: u8, iv: &[u8; 16], data: &mut [u8]) {
+pub(super) unsafe fn xor_keystream(
+    keys: &[[u8; 16]; 15],
+    rounds: u8,
+    iv: &[u8; 16],
+    data: &mut [u8],
+) {
     let mut counter = u128::from_be_bytes(*iv);
     let zero = load(&[0; 16]);
     for chunk in data.chunks_mut(16 * LANES) {
