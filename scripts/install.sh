@@ -223,7 +223,7 @@ install_rust() {
     return 0
   fi
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt \
-    || die "could not install Rust with rustup; install a Rust toolchain (1.80 or later) by hand and run again"
+    || die "could not install Rust with rustup; install a Rust toolchain (1.89 or later) by hand and run again"
 }
 
 build_release() {

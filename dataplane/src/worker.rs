@@ -202,7 +202,7 @@ pub fn run<'eal>(
         round = Some((now, received > 0));
         // Check the clocks and flags every 64 loops: cheap either way, but keep it off the
         // packet path.
-        if iterations % 64 == 0 {
+        if iterations.is_multiple_of(64) {
             if limits.stop.load(Ordering::Relaxed) {
                 break;
             }

@@ -242,7 +242,7 @@ fn run(cli: &Cli) -> Result<bool> {
             p.elapsed_s, p.placed, cli.calls, p.talking, p.done, p.failed
         )];
         frames += 1;
-        if tty || frames % 5 == 0 {
+        if tty || frames.is_multiple_of(5) {
             lines.extend(relay_control::top::render(&before, &now));
         }
         before = now;

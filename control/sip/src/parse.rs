@@ -210,7 +210,7 @@ pub(crate) fn build(raw: RawHead, body: Vec<u8>, limits: &Limits) -> Result<Mess
 
 /// Whether `data` is nothing but CRLF pairs: a keep-alive.
 pub(crate) fn is_crlf_keepalive(data: &[u8]) -> bool {
-    !data.is_empty() && data.len() % 2 == 0 && data.chunks(2).all(|c| c == b"\r\n")
+    !data.is_empty() && data.len().is_multiple_of(2) && data.chunks(2).all(|c| c == b"\r\n")
 }
 
 /// Parses a whole message with datagram rules.

@@ -437,7 +437,7 @@ mod tests {
                 },
             ],
             setup_ms: -5,
-            answer_ms: (n % 2 == 0).then_some(i64::MAX),
+            answer_ms: n.is_multiple_of(2).then_some(i64::MAX),
             end_ms: i64::MIN,
             ended_by: [EndedBy::Caller, EndedBy::Callee, EndedBy::Relay][n as usize % 3],
             end_reason: [

@@ -229,7 +229,7 @@ mod tests {
         FlowRef {
             media: i,
             side: (i & 1) as u8,
-            rtcp_port: i % 3 == 0,
+            rtcp_port: i.is_multiple_of(3),
         }
     }
 

@@ -6,6 +6,8 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::simd::{self, LANES};
+
 const BLOCK: usize = 64;
 const INITIAL: [u32; 5] = [
     0x6745_2301,
@@ -25,8 +27,7 @@ pub(crate) struct HmacSha1 {
 /// One SHA-1 compression (the `sha1` crate's: SHA-NI where the CPU has it).
 #[inline]
 fn compress(state: &mut [u32; 5], block: &[u8; 64]) {
-    use sha1::digest::generic_array::GenericArray;
-    sha1::compress(state, std::slice::from_ref(GenericArray::from_slice(block)));
+    simd::sha1_compress(state, block);
 }
 
 #[inline]
@@ -172,6 +173,100 @@ impl HmacSha1 {
         compress(&mut ob, &outer_block(&sb));
         (digest(&oa), digest(&ob))
     }
+
+    /// Whether [`HmacSha1::mac_many`] computes its MACs together (AVX-512 here): callers
+    /// with several messages should hand them over at once.
+    #[inline]
+    pub(crate) fn many_at_once() -> bool {
+        simd::multi_lane()
+    }
+
+    /// The MACs of several messages: `out[i]` = the MAC of `items[i]` = (key, data, suffix),
+    /// the same as [`HmacSha1::mac`] on each. With the multi-lane SHA-1 (AVX-512), up to 16
+    /// messages go through SHA-1 together, block by block (a lane whose message has no more
+    /// blocks sits out), then their outer hashes together; blocks are read where they lie.
+    pub(crate) fn mac_many(items: &[(&HmacSha1, &[u8], &[u8])], out: &mut [[u8; 20]]) {
+        /// Block sets per call of the multi-lane compression.
+        const SETS: usize = 4;
+        let zero = [0u8; BLOCK];
+        for (items, out) in items.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            let n = items.len();
+            if n < 2 || !simd::multi_lane() {
+                for ((mac, data, suffix), o) in items.iter().zip(out.iter_mut()) {
+                    *o = mac.mac(data, suffix);
+                }
+                continue;
+            }
+            // Each lane's inner message: its whole blocks where they lie, then one or two
+            // tail blocks (rest of the data, suffix, 0x80, bit length) built here.
+            let mut tails = [[0u8; 2 * BLOCK]; LANES];
+            let mut whole = [0usize; LANES];
+            let mut count = [0usize; LANES];
+            for (l, (_, data, suffix)) in items.iter().enumerate() {
+                debug_assert!(suffix.len() <= 8);
+                let w = data.len() / BLOCK;
+                let rest = &data[w * BLOCK..];
+                let t = &mut tails[l];
+                t[..rest.len()].copy_from_slice(rest);
+                let used = rest.len() + suffix.len();
+                t[rest.len()..used].copy_from_slice(suffix);
+                t[used] = 0x80;
+                let tail_len = if used + 1 + 8 <= BLOCK {
+                    BLOCK
+                } else {
+                    2 * BLOCK
+                };
+                let bits = ((BLOCK + data.len() + suffix.len()) as u64) * 8;
+                t[tail_len - 8..tail_len].copy_from_slice(&bits.to_be_bytes());
+                whole[l] = w;
+                count[l] = w + tail_len / BLOCK;
+            }
+            let block = |l: usize, k: usize| -> &[u8; BLOCK] {
+                let b = if k < whole[l] {
+                    &items[l].1[k * BLOCK..(k + 1) * BLOCK]
+                } else {
+                    &tails[l][(k - whole[l]) * BLOCK..(k - whole[l] + 1) * BLOCK]
+                };
+                b.try_into().expect("a 64-byte block")
+            };
+            let mut states: [[u32; 5]; LANES] =
+                std::array::from_fn(|l| items.get(l).map_or(INITIAL, |(m, ..)| m.inner));
+            let most = count[..n].iter().copied().max().unwrap_or(0);
+            let mut k = 0;
+            while k < most {
+                let step = (most - k).min(SETS);
+                let mut sets = [[&zero; LANES]; SETS];
+                let mut masks = [0u16; SETS];
+                for (s, (set, mask)) in sets.iter_mut().zip(&mut masks).take(step).enumerate() {
+                    for l in 0..n {
+                        if k + s < count[l] {
+                            set[l] = block(l, k + s);
+                            *mask |= 1 << l;
+                        }
+                    }
+                }
+                simd::sha1_compress16(&mut states, &sets[..step], &masks[..step]);
+                k += step;
+            }
+            // (Digests and packet bytes, no key material: not zeroised, as in `mac`.)
+            let outer_blocks: [[u8; BLOCK]; LANES] =
+                std::array::from_fn(|l| outer_block(&states[l]));
+            let mut outer: [[u32; 5]; LANES] =
+                std::array::from_fn(|l| items.get(l).map_or(INITIAL, |(m, ..)| m.outer));
+            let set: [&[u8; BLOCK]; LANES] = std::array::from_fn(|l| &outer_blocks[l]);
+            let all = if n == LANES {
+                u16::MAX
+            } else {
+                (1u16 << n) - 1
+            };
+            simd::sha1_compress16(&mut outer, &[set], &[all]);
+            for (o, s) in out.iter_mut().zip(&outer[..n]) {
+                *o = digest(s);
+            }
+            states.zeroize();
+            outer.zeroize();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +296,25 @@ mod tests {
             reference.update(&suffix);
             let want = reference.finalize().into_bytes();
             prop_assert_eq!(HmacSha1::new(&key).mac(&data, &suffix).to_vec(), want.to_vec());
+        }
+
+        #[test]
+        fn many_at_once_equal_one_at_a_time(
+            keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..=64), 1..=33),
+            data in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1500), 33),
+            suffix in proptest::collection::vec(any::<u8>(), 0..=8),
+        ) {
+            let macs: Vec<HmacSha1> = keys.iter().map(|k| HmacSha1::new(k)).collect();
+            let items: Vec<(&HmacSha1, &[u8], &[u8])> = macs
+                .iter()
+                .zip(&data)
+                .map(|(m, d)| (m, d.as_slice(), suffix.as_slice()))
+                .collect();
+            let mut out = vec![[0u8; 20]; items.len()];
+            HmacSha1::mac_many(&items, &mut out);
+            for ((m, d, s), got) in items.iter().zip(&out) {
+                prop_assert_eq!(*got, m.mac(d, s));
+            }
         }
 
         #[test]

@@ -224,6 +224,20 @@ fn burst_tags(
             m += 1;
         }
     }
+    if m >= 4 && HmacSha1::many_at_once() {
+        let rocs: [[u8; 4]; MAX_BURST] =
+            std::array::from_fn(|k| plan[todo[k.min(m.saturating_sub(1))]].roc.to_be_bytes());
+        let items: [(&HmacSha1, &[u8], &[u8]); MAX_BURST] = std::array::from_fn(|k| {
+            let i = todo[k.min(m - 1)];
+            (auth, &packets[i][..plan[i].len], &rocs[k.min(m - 1)][..])
+        });
+        let mut out = [[0u8; 20]; MAX_BURST];
+        HmacSha1::mac_many(&items[..m], &mut out[..m]);
+        for (k, &i) in todo[..m].iter().enumerate() {
+            tags[i] = out[k];
+        }
+        return;
+    }
     let mut pairs = todo[..m].chunks_exact(2);
     for pair in &mut pairs {
         let (i, j) = (pair[0], pair[1]);

@@ -55,6 +55,24 @@ pub fn staged_tags(staged: &[(&Context, &StagedRtp, &[u8])], tags: &mut [[u8; 20
         }
     }
     let n = staged.len().min(tags.len());
+    if n >= 4 && HmacSha1::many_at_once() && staged[..n].iter().all(|(c, ..)| auth(c).is_some()) {
+        const MAX: usize = 32;
+        for (chunk, tags) in staged[..n].chunks(MAX).zip(tags.chunks_mut(MAX)) {
+            let rocs: [[u8; 4]; MAX] =
+                std::array::from_fn(|k| chunk[k.min(chunk.len() - 1)].1.roc.to_be_bytes());
+            let items: [(&HmacSha1, &[u8], &[u8]); MAX] = std::array::from_fn(|k| {
+                let k = k.min(chunk.len() - 1);
+                let (c, a, p) = chunk[k];
+                (
+                    auth(c).expect("checked above"),
+                    &p[..a.body_end],
+                    &rocs[k][..],
+                )
+            });
+            HmacSha1::mac_many(&items[..chunk.len()], tags);
+        }
+        return;
+    }
     let mut i = 0;
     while i + 1 < n {
         let ((ca, a, pa), (cb, b, pb)) = (staged[i], staged[i + 1]);

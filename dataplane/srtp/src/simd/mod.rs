@@ -7,6 +7,12 @@
 //!   type keeps room for its portable bit-sliced schedule as well (704 / 960 bytes): SRTP
 //!   keeps two of them per context, and a relay a million contexts. Without AES-NI (or with
 //!   `RELAY_SRTP_NO_SIMD=1`) the `aes` crate's portable implementation is used.
+//! * [`sha1_compress16`]: SHA-1 compression of up to 16 independent messages at once, one per
+//!   32-bit lane of AVX-512 registers (multi-buffer hashing, as Intel's ipsec_mb does), each
+//!   lane's words gathered from wherever its block lies. With AVX-512F and AVX-512BW;
+//!   elsewhere the `sha1` crate (SHA-NI where present) on each lane. `HmacSha1::mac_many`
+//!   uses it for the burst paths' tags: on a Zen 4 (AVX-512 on 256-bit units) a burst
+//!   re-key is about 22% faster than with SHA-NI one message at a time.
 //!
 //! The CPU check runs once and is cached ([`Features::get`]); `RELAY_SRTP_NO_SIMD=1` in the
 //! environment turns every SIMD path off (so the portable path can be run on its own).
@@ -21,12 +27,19 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 #[cfg(target_arch = "x86_64")]
 mod aes_ni;
+#[cfg(target_arch = "x86_64")]
+mod sha1_avx512;
+
+/// Lanes of [`sha1_compress16`].
+pub(crate) const LANES: usize = 16;
 
 /// The SIMD paths this CPU offers (and the environment allows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Features {
     /// AES-NI (`aes`) with SSE2: the AES rounds in hardware.
     pub(crate) aes_ni: bool,
+    /// AVX-512F and AVX-512BW: SHA-1 of 16 messages at once.
+    pub(crate) avx512: bool,
 }
 
 impl Features {
@@ -38,20 +51,87 @@ impl Features {
 
     fn detect() -> Features {
         if std::env::var_os("RELAY_SRTP_NO_SIMD").is_some_and(|v| v != "0") {
-            return Features { aes_ni: false };
+            return Features {
+                aes_ni: false,
+                avx512: false,
+            };
         }
         #[cfg(target_arch = "x86_64")]
         {
             Features {
                 aes_ni: std::arch::is_x86_feature_detected!("aes")
                     && std::arch::is_x86_feature_detected!("sse2"),
+                avx512: std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            Features { aes_ni: false }
+            Features {
+                aes_ni: false,
+                avx512: false,
+            }
         }
     }
+}
+
+/// The portable SHA-1 compression of one 64-byte block (the `sha1` crate's, SHA-NI where the
+/// CPU has it).
+#[inline]
+pub(crate) fn sha1_compress(state: &mut [u32; 5], block: &[u8; 64]) {
+    use sha1::digest::generic_array::GenericArray;
+    sha1::compress(state, std::slice::from_ref(GenericArray::from_slice(block)));
+}
+
+/// For each set `k`, compresses `blocks[k][l]` into `states[l]` for each lane `l` set in
+/// `masks[k]`; lanes not set are left as they are. The same as [`sha1_compress`] on each
+/// (lane, block) in order; with AVX-512 all lanes of a set at once.
+#[inline]
+pub(crate) fn sha1_compress16(
+    states: &mut [[u32; 5]; LANES],
+    blocks: &[[&[u8; 64]; LANES]],
+    masks: &[u16],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if Features::get().avx512 {
+        const MAX_SETS: usize = 8;
+        for (sets, masks) in blocks.chunks(MAX_SETS).zip(masks.chunks(MAX_SETS)) {
+            let mut ptrs = [[std::ptr::null::<u8>(); LANES]; MAX_SETS];
+            for (p, set) in ptrs.iter_mut().zip(sets) {
+                for (q, b) in p.iter_mut().zip(set) {
+                    *q = b.as_ptr();
+                }
+            }
+            // SAFETY: `Features::get` found the `avx512f` and `avx512bw` features that
+            // `compress16_at` enables; every pointer comes from a `&[u8; 64]`, 64 readable
+            // bytes that outlive the call.
+            unsafe { sha1_avx512::compress16_at(states, &ptrs[..sets.len()], masks) };
+        }
+        return;
+    }
+    sha1_compress16_portable(states, blocks, masks);
+}
+
+/// The portable path of [`sha1_compress16`].
+fn sha1_compress16_portable(
+    states: &mut [[u32; 5]; LANES],
+    blocks: &[[&[u8; 64]; LANES]],
+    masks: &[u16],
+) {
+    for (set, &mask) in blocks.iter().zip(masks) {
+        for (l, (state, block)) in states.iter_mut().zip(set).enumerate() {
+            if mask & (1 << l) != 0 {
+                sha1_compress(state, block);
+            }
+        }
+    }
+}
+
+/// Whether [`sha1_compress16`] runs its lanes together (else callers gain nothing by
+/// batching).
+#[inline]
+pub(crate) fn multi_lane() -> bool {
+    Features::get().avx512
 }
 
 /// An AES-128 or AES-256 encryption key, expanded once.
@@ -222,6 +302,59 @@ mod tests {
             AesKeys::new(&key).encrypt_blocks(&mut b);
             assert_eq!(crate::test_util::hex(want), b[0].to_vec());
         }
+    }
+
+    proptest! {
+        /// The 16 lanes (AVX-512 here when the CPU has it) equal the portable path, for any
+        /// states, blocks anywhere in memory and any lane masks.
+        #[test]
+        fn sixteen_lanes_equal_the_portable_path(
+            states in proptest::collection::vec(any::<[u32; 5]>(), LANES),
+            bytes in proptest::collection::vec(any::<u8>(), 64 * LANES * 3 + 63),
+            shift in 0usize..64,
+            order in proptest::collection::vec(0usize..3 * LANES, 3 * LANES),
+            masks in proptest::collection::vec(any::<u16>(), 1..=3),
+        ) {
+            let states: [[u32; 5]; LANES] = states.try_into().unwrap();
+            // Blocks at unaligned, scattered places of one buffer.
+            let block = |k: usize| -> &[u8; 64] {
+                bytes[shift + 64 * k..shift + 64 * k + 64].try_into().unwrap()
+            };
+            let sets: Vec<[&[u8; 64]; LANES]> = (0..masks.len())
+                .map(|k| std::array::from_fn(|l| block(order[k * LANES + l])))
+                .collect();
+            let mut simd = states;
+            sha1_compress16(&mut simd, &sets, &masks);
+            let mut portable = states;
+            sha1_compress16_portable(&mut portable, &sets, &masks);
+            prop_assert_eq!(simd, portable);
+        }
+    }
+
+    #[test]
+    fn the_fips_180_vector_abc_in_every_lane() {
+        // FIPS 180-2 appendix A.1: SHA-1("abc"), one padded block.
+        let mut block = [0u8; 64];
+        block[..3].copy_from_slice(b"abc");
+        block[3] = 0x80;
+        block[63] = 24;
+        let init = [
+            0x6745_2301,
+            0xEFCD_AB89,
+            0x98BA_DCFE,
+            0x1032_5476,
+            0xC3D2_E1F0,
+        ];
+        let mut states = [init; LANES];
+        sha1_compress16(&mut states, &[[&block; LANES]], &[0xffff]);
+        let want = [
+            0xA999_3E36,
+            0x4706_816A,
+            0xBA3E_2571,
+            0x7850_C26C,
+            0x9CD0_D89D,
+        ];
+        assert_eq!(states, [want; LANES]);
     }
 
     #[test]

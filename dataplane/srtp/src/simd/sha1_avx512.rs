@@ -1,0 +1,232 @@
+//! SHA-1 (FIPS 180-4 section 6.1.2) of 16 independent messages at once with AVX-512: lane
+//! `l` of every register holds message `l`'s value. The 80 rounds are the scalar ones, done
+//! on 16 lanes: `f` as one `vpternlogd` (Ch 0xCA, Parity 0x96, Maj 0xE8), the rotations as
+//! `vprold`. Each message word is gathered from the 16 lanes' blocks where they lie (two
+//! 8-lane gathers with 64-bit offsets), so no block is copied; the states stay in registers
+//! over a message's blocks and are written back only for lanes that were active.
+
+use std::arch::x86_64::{
+    __m512i, _mm512_add_epi32, _mm512_add_epi64, _mm512_castsi256_si512, _mm512_i64gather_epi32,
+    _mm512_inserti64x4, _mm512_loadu_si512, _mm512_mask_add_epi32, _mm512_rol_epi32,
+    _mm512_set1_epi32, _mm512_set1_epi64, _mm512_set_epi64, _mm512_shuffle_epi8,
+    _mm512_storeu_si512, _mm512_ternarylogic_epi32, _mm512_xor_si512,
+};
+
+use super::LANES;
+
+/// For each set `k`, compresses the 64 bytes at `blocks[k][l]` into `states[l]` for each lane
+/// `l` set in `masks[k]` (a lane's block pointer is not read when its bit is clear).
+///
+/// # Safety
+///
+/// The CPU must have the `avx512f` and `avx512bw` features, and every `blocks[k][l]` whose
+/// bit is set in `masks[k]` must point to 64 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn compress16_at(
+    states: &mut [[u32; 5]; LANES],
+    blocks: &[[*const u8; LANES]],
+    masks: &[u16],
+) {
+    // States: 16 lanes x 5 words, transposed to 5 registers of 16 lanes through a buffer.
+    let mut words = [[0u32; LANES]; 5];
+    for (l, st) in states.iter().enumerate() {
+        for (i, w) in st.iter().enumerate() {
+            words[i][l] = *w;
+        }
+    }
+    // SAFETY: `words` rows are 64 bytes each; unaligned loads.
+    let mut s: [__m512i; 5] =
+        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(words[i].as_ptr().cast()) });
+    let mut touched = 0u16;
+    for (set, &mask) in blocks.iter().zip(masks) {
+        if mask == 0 {
+            continue;
+        }
+        touched |= mask;
+        // Offsets of each active lane's block from the first active one's; an inactive lane
+        // reads the first active block (its result is discarded by the mask).
+        let first = set[mask.trailing_zeros() as usize];
+        let off: [i64; LANES] = std::array::from_fn(|l| {
+            if mask & (1 << l) != 0 {
+                (set[l] as i64).wrapping_sub(first as i64)
+            } else {
+                0
+            }
+        });
+        // SAFETY: `off` is 16 i64 = two 64-byte rows; unaligned loads.
+        let (lo, hi) = unsafe {
+            (
+                _mm512_loadu_si512(off.as_ptr().cast()),
+                _mm512_loadu_si512(off.as_ptr().add(8).cast()),
+            )
+        };
+        let mut w: [__m512i; 16] = [lo; 16];
+        for (j, slot) in w.iter_mut().enumerate() {
+            let step = _mm512_set1_epi64(4 * j as i64);
+            // SAFETY: each gathered address is `first + off[l] + 4j` = `set[l] + 4j`, inside
+            // lane l's 64 readable bytes (the caller's contract), or the first active lane's.
+            let (a, b) = unsafe {
+                (
+                    _mm512_i64gather_epi32::<1>(_mm512_add_epi64(lo, step), first.cast()),
+                    _mm512_i64gather_epi32::<1>(_mm512_add_epi64(hi, step), first.cast()),
+                )
+            };
+            *slot = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
+        }
+        let r = rounds(s, w);
+        for (v, d) in s.iter_mut().zip(r) {
+            *v = _mm512_mask_add_epi32(*v, mask, *v, d);
+        }
+    }
+    for (i, v) in s.iter().enumerate() {
+        // SAFETY: `words` rows are 64 writable bytes; unaligned stores.
+        unsafe { _mm512_storeu_si512(words[i].as_mut_ptr().cast(), *v) };
+    }
+    for (l, st) in states.iter_mut().enumerate() {
+        if touched & (1 << l) != 0 {
+            for (i, w) in st.iter_mut().enumerate() {
+                *w = words[i][l];
+            }
+        }
+    }
+}
+
+/// The 80 rounds of one block on 16 lanes: from state `s` and the block's 16 words `w` (as
+/// read, big-endian), the values to add to the state.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+// The schedule's last words are written and never read (rounds 77-79).
+#[allow(unused_assignments)]
+fn rounds(s: [__m512i; 5], mut w: [__m512i; 16]) -> [__m512i; 5] {
+    {
+        // Message words: big-endian in the blocks, so each 32-bit lane is byte-swapped.
+        let swap = _mm512_set_epi64(
+            0x0c0d_0e0f_0809_0a0b,
+            0x0405_0607_0001_0203,
+            0x0c0d_0e0f_0809_0a0b,
+            0x0405_0607_0001_0203,
+            0x0c0d_0e0f_0809_0a0b,
+            0x0405_0607_0001_0203,
+            0x0c0d_0e0f_0809_0a0b,
+            0x0405_0607_0001_0203,
+        );
+        for v in &mut w {
+            *v = _mm512_shuffle_epi8(*v, swap);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = s;
+        // The 80 rounds, unrolled (a macro per round, with constant word indices), so that the
+        // 16 message words and the state stay in registers.
+        macro_rules! round {
+            ($t:literal, $f:literal, $k:expr) => {{
+                let wt = if $t < 16 {
+                    w[$t & 15]
+                } else {
+                    let x = _mm512_ternarylogic_epi32::<0x96>(
+                        w[($t + 13) & 15],
+                        w[($t + 8) & 15],
+                        w[($t + 2) & 15],
+                    );
+                    let x = _mm512_rol_epi32::<1>(_mm512_xor_si512(x, w[$t & 15]));
+                    w[$t & 15] = x;
+                    x
+                };
+                let f = _mm512_ternarylogic_epi32::<$f>(b, c, d);
+                let temp = _mm512_add_epi32(
+                    _mm512_add_epi32(_mm512_rol_epi32::<5>(a), f),
+                    _mm512_add_epi32(_mm512_add_epi32(e, $k), wt),
+                );
+                e = d;
+                d = c;
+                c = _mm512_rol_epi32::<30>(b);
+                b = a;
+                a = temp;
+            }};
+        }
+        let k1 = _mm512_set1_epi32(0x5A82_7999u32 as i32);
+        let k2 = _mm512_set1_epi32(0x6ED9_EBA1u32 as i32);
+        let k3 = _mm512_set1_epi32(0x8F1B_BCDCu32 as i32);
+        let k4 = _mm512_set1_epi32(0xCA62_C1D6u32 as i32);
+        round!(0, 0xCA, k1);
+        round!(1, 0xCA, k1);
+        round!(2, 0xCA, k1);
+        round!(3, 0xCA, k1);
+        round!(4, 0xCA, k1);
+        round!(5, 0xCA, k1);
+        round!(6, 0xCA, k1);
+        round!(7, 0xCA, k1);
+        round!(8, 0xCA, k1);
+        round!(9, 0xCA, k1);
+        round!(10, 0xCA, k1);
+        round!(11, 0xCA, k1);
+        round!(12, 0xCA, k1);
+        round!(13, 0xCA, k1);
+        round!(14, 0xCA, k1);
+        round!(15, 0xCA, k1);
+        round!(16, 0xCA, k1);
+        round!(17, 0xCA, k1);
+        round!(18, 0xCA, k1);
+        round!(19, 0xCA, k1);
+        round!(20, 0x96, k2);
+        round!(21, 0x96, k2);
+        round!(22, 0x96, k2);
+        round!(23, 0x96, k2);
+        round!(24, 0x96, k2);
+        round!(25, 0x96, k2);
+        round!(26, 0x96, k2);
+        round!(27, 0x96, k2);
+        round!(28, 0x96, k2);
+        round!(29, 0x96, k2);
+        round!(30, 0x96, k2);
+        round!(31, 0x96, k2);
+        round!(32, 0x96, k2);
+        round!(33, 0x96, k2);
+        round!(34, 0x96, k2);
+        round!(35, 0x96, k2);
+        round!(36, 0x96, k2);
+        round!(37, 0x96, k2);
+        round!(38, 0x96, k2);
+        round!(39, 0x96, k2);
+        round!(40, 0xE8, k3);
+        round!(41, 0xE8, k3);
+        round!(42, 0xE8, k3);
+        round!(43, 0xE8, k3);
+        round!(44, 0xE8, k3);
+        round!(45, 0xE8, k3);
+        round!(46, 0xE8, k3);
+        round!(47, 0xE8, k3);
+        round!(48, 0xE8, k3);
+        round!(49, 0xE8, k3);
+        round!(50, 0xE8, k3);
+        round!(51, 0xE8, k3);
+        round!(52, 0xE8, k3);
+        round!(53, 0xE8, k3);
+        round!(54, 0xE8, k3);
+        round!(55, 0xE8, k3);
+        round!(56, 0xE8, k3);
+        round!(57, 0xE8, k3);
+        round!(58, 0xE8, k3);
+        round!(59, 0xE8, k3);
+        round!(60, 0x96, k4);
+        round!(61, 0x96, k4);
+        round!(62, 0x96, k4);
+        round!(63, 0x96, k4);
+        round!(64, 0x96, k4);
+        round!(65, 0x96, k4);
+        round!(66, 0x96, k4);
+        round!(67, 0x96, k4);
+        round!(68, 0x96, k4);
+        round!(69, 0x96, k4);
+        round!(70, 0x96, k4);
+        round!(71, 0x96, k4);
+        round!(72, 0x96, k4);
+        round!(73, 0x96, k4);
+        round!(74, 0x96, k4);
+        round!(75, 0x96, k4);
+        round!(76, 0x96, k4);
+        round!(77, 0x96, k4);
+        round!(78, 0x96, k4);
+        round!(79, 0x96, k4);
+
+        [a, b, c, d, e]
+    }
+}
