@@ -18,6 +18,8 @@ echo "== docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== SRTP engine and relay core on the portable paths (SIMD off)"
+RELAY_SRTP_NO_SIMD=1 cargo test --locked -p relay-srtp -p relay-proto -p relay-bench --test libsrtp_interop --test burst --test robustness --test fuzz_corpus --lib
 echo "== installer"
 if [ "$(id -u)" = 0 ]; then
   bash scripts/tests/install_test.sh
