@@ -3,7 +3,7 @@
 //! `unsafe` for SIMD in the performance issue, as smoltcp fences `phy/sys`).
 //!
 //! * [`AesKeys`]: AES-128/256 round keys expanded once and AES-CTR keystream with AES-NI,
-//!   8 blocks in flight. 176 or 240 bytes per key where the `aes` crate's run-time-detected
+//!   up to 12 blocks in flight. 176 or 240 bytes per key where the `aes` crate's run-time-detected
 //!   type keeps room for its portable bit-sliced schedule as well (704 / 960 bytes): SRTP
 //!   keeps two of them per context, and a relay a million contexts. Without AES-NI (or with
 //!   `RELAY_SRTP_NO_SIMD=1`) the `aes` crate's portable implementation is used.
