@@ -357,27 +357,22 @@ pub fn run<'eal>(
                     round += u64::from(queue_forwarded(m, v, &mut out));
                 }
             } else {
-                let mut held: [Option<Mbuf<'eal>>; BURST_SIZE] = Default::default();
-                let mut n = 0;
-                for m in rx.drain() {
-                    held[n] = Some(m);
-                    n += 1;
-                }
                 let mut verdicts = [Verdict::Consumed; BURST_SIZE];
                 {
                     let mut frames: [Received<'_>; BURST_SIZE] = Default::default();
-                    for (r, m) in frames.iter_mut().zip(held.iter_mut().flatten()) {
-                        let len = m.len();
+                    let mut n = 0;
+                    for (r, (frame, len, _, _)) in frames.iter_mut().zip(rx.frames_mut()) {
                         *r = Received {
                             port: a.id(),
-                            frame: m.data_and_tailroom_mut(),
+                            frame,
                             len,
                             checksum: RxChecksum::Unknown,
                         };
+                        n += 1;
                     }
                     relay.process_burst(&mut frames[..n], now_ns, &mut verdicts[..n]);
                 }
-                for (m, v) in held.into_iter().flatten().zip(verdicts) {
+                for (m, v) in rx.drain().zip(verdicts) {
                     round += u64::from(queue_forwarded(m, v, &mut out));
                 }
             }

@@ -269,10 +269,11 @@ fn hand_over<'eal>(
     *rx = keep;
 }
 
-/// What the receiving NIC said of a frame's UDP checksum, for the relay.
+/// What the receiving NIC said of a frame's UDP checksum ([`Mbuf::rx_l4_checksum`]), for
+/// the relay.
 #[inline]
-fn rx_checksum(m: &Mbuf<'_>) -> RxChecksum {
-    match m.rx_l4_checksum() {
+fn rx_checksum(flags: Option<(bool, bool)>) -> RxChecksum {
+    match flags {
         None => RxChecksum::Unknown,
         Some((true, true)) => RxChecksum::Good,
         Some((true, false)) => RxChecksum::Bad,
@@ -293,35 +294,36 @@ fn forward_burst<'eal>(
     tx: &mut [Burst<'eal>],
     now: u64,
 ) {
-    let mut held: [Option<(Mbuf<'eal>, usize)>; BURST_SIZE] = Default::default();
-    let mut n = 0;
-    for m in rx.drain() {
-        let pi = match arrived_on.or_else(|| ids.iter().position(|&p| p == m.rx_port())) {
-            Some(pi) => pi,
-            None => {
-                relay.stats.drops[DropReason::NoRoute.index()] += 1;
-                continue;
-            }
-        };
-        held[n] = Some((m, pi));
-        n += 1;
-    }
+    // Each mbuf's port (index in `ids`), or none; the frames stay in their mbufs.
+    let mut ports = [None; BURST_SIZE];
     let mut verdicts = [Verdict::Consumed; BURST_SIZE];
     {
         let mut frames: [Received<'_>; BURST_SIZE] = Default::default();
-        for (r, (m, pi)) in frames.iter_mut().zip(held.iter_mut().flatten()) {
-            let (checksum, len) = (rx_checksum(m), m.len());
-            *r = Received {
-                port: ids[*pi],
-                frame: m.data_and_tailroom_mut(),
-                len,
-                checksum,
+        let mut n = 0;
+        for (i, (frame, len, checksum, port)) in rx.frames_mut().enumerate() {
+            let Some(pi) = arrived_on.or_else(|| ids.iter().position(|&p| p == port)) else {
+                continue;
             };
+            ports[i] = Some(pi);
+            frames[n] = Received {
+                port: ids[pi],
+                frame,
+                len,
+                checksum: rx_checksum(checksum),
+            };
+            n += 1;
         }
         relay.process_burst(&mut frames[..n], now, &mut verdicts[..n]);
     }
-    for ((m, pi), verdict) in held.into_iter().flatten().zip(verdicts) {
-        transmit(relay, m, verdict, pi, ids, queues, tx);
+    let mut verdict = verdicts.iter();
+    for (m, port) in rx.drain().zip(ports) {
+        match port {
+            Some(pi) => {
+                let v = *verdict.next().expect("one verdict per frame handed over");
+                transmit(relay, m, v, pi, ids, queues, tx);
+            }
+            None => relay.stats.drops[DropReason::NoRoute.index()] += 1,
+        }
     }
 }
 

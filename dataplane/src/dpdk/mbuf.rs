@@ -108,6 +108,18 @@ pub struct Mbuf<'eal> {
     _eal: PhantomData<&'eal Eal>,
 }
 
+/// (checked, right) from an mbuf's offload flags: see [`Mbuf::rx_l4_checksum`].
+#[inline]
+fn l4_checksum_flags(flags: u64) -> Option<(bool, bool)> {
+    let mask = u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK);
+    match flags & mask {
+        f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD) => Some((true, true)),
+        f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD) => Some((true, false)),
+        f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_NONE) => Some((false, true)),
+        _ => None,
+    }
+}
+
 /// The packet data of a raw mbuf (first segment).
 ///
 /// # Safety
@@ -234,14 +246,7 @@ impl<'eal> Mbuf<'eal> {
     #[inline]
     pub fn rx_l4_checksum(&self) -> Option<(bool, bool)> {
         // SAFETY: we own the mbuf; reading a plain field.
-        let flags = unsafe { self.raw.as_ref().ol_flags };
-        let mask = u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK);
-        match flags & mask {
-            f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD) => Some((true, true)),
-            f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD) => Some((true, false)),
-            f if f == u64::from(relay_sys::RTE_MBUF_F_RX_L4_CKSUM_NONE) => Some((false, true)),
-            _ => None,
-        }
+        l4_checksum_flags(unsafe { self.raw.as_ref().ol_flags })
     }
 
     /// Asks the transmitting NIC to complete the UDP checksum (`RTE_MBUF_F_TX_UDP_CKSUM`):
@@ -356,6 +361,33 @@ impl<'eal> Burst<'eal> {
         assert!(i < self.len, "burst index {i} out of range {}", self.len);
         // SAFETY: slots below len hold owned, valid mbufs; &mut self makes access exclusive.
         unsafe { data_of(self.mbufs[i]) }
+    }
+
+    /// Every packet's frame, all writable at once, in order: its bytes and tailroom (what
+    /// [`Mbuf::data_and_tailroom_mut`] gives), its data length, the NIC's L4 checksum
+    /// verdict ([`Mbuf::rx_l4_checksum`]) and the port it arrived on. The mbufs stay in the
+    /// burst (for [`Burst::drain`] afterwards).
+    #[inline]
+    pub fn frames_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&mut [u8], usize, Option<(bool, bool)>, u16)> + '_ {
+        self.mbufs[..self.len].iter().map(|&m| {
+            // SAFETY: slots below len hold owned, valid single-segment mbufs, each its own
+            // buffer, so the slices do not overlap; &mut self keeps them exclusive while they
+            // live. buf_addr + data_off starts the data, and the buffer holds
+            // buf_len - data_off bytes from there (data plus tailroom).
+            unsafe {
+                let r = &*m;
+                let start = r.buf_addr.cast::<u8>().add(usize::from(r.data_off));
+                let room = usize::from(r.buf_len - r.data_off);
+                (
+                    std::slice::from_raw_parts_mut(start, room),
+                    usize::from(r.data_len),
+                    l4_checksum_flags(r.ol_flags),
+                    r.port,
+                )
+            }
+        })
     }
 
     /// Adds `m` at the end, or gives it back if the burst is full.
