@@ -334,6 +334,20 @@ fn xor_keystream_burst(
     plan: &[PacketPlan],
     results: &[Result<usize, SrtpError>],
 ) {
+    {
+        // AES-NI: every accepted packet's keystream in one pass, XORed from the registers.
+        let mut jobs: [([u8; 16], &mut [u8]); MAX_BURST] = Default::default();
+        let mut k = 0;
+        for ((i, p), packet) in plan.iter().enumerate().zip(packets.iter_mut()) {
+            if results[i].is_ok() && p.decrypt {
+                jobs[k] = (cm_iv(salt, p.ssrc, p.index), &mut packet[p.header..p.len]);
+                k += 1;
+            }
+        }
+        if cipher.xor_keystream_many(&mut jobs[..k]) {
+            return;
+        }
+    }
     let mut blocks = [Block::default(); BURST_BLOCKS];
     // (packet, first block in `blocks`, block count) for the packets in the current batch.
     let mut batch: [(usize, usize, usize); MAX_BURST] = [(0, 0, 0); MAX_BURST];
