@@ -181,8 +181,9 @@ impl AesKeys {
     pub(crate) fn xor_keystream_many(&self, jobs: &mut [([u8; 16], &mut [u8])]) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI and SSE2.
             AesKeys::Ni(k) => {
+                // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI and SSE2,
+                // the features `xor_keystream_many` enables; its arguments are references.
                 unsafe { aes_ni::xor_keystream_many(&k.keys, k.rounds, jobs) };
                 true
             }
