@@ -112,6 +112,39 @@ pub(crate) fn sha1_compress16(
     sha1_compress16_portable(states, blocks, masks);
 }
 
+/// HMAC-SHA1 on 16 lanes: for each lane `l` set in `lanes`, the inner hash from `inner[l]`
+/// over the block sets (each lane's padded message blocks, `masks[k]` telling which lanes
+/// have a `k`-th block), then the outer hash from `outer[l]` over the inner digest; `outer[l]`
+/// gets the final state. With AVX-512 in one pass (the outer block made in registers);
+/// `None` where only the portable path exists (the caller then hashes its own way).
+#[inline]
+pub(crate) fn hmac16(
+    inner: &[[u32; 5]; LANES],
+    outer: &mut [[u32; 5]; LANES],
+    blocks: &[[&[u8; 64]; LANES]],
+    masks: &[u16],
+    lanes: u16,
+) -> Option<()> {
+    #[cfg(target_arch = "x86_64")]
+    if Features::get().avx512 {
+        const MAX_SETS: usize = 24;
+        if blocks.len() <= MAX_SETS {
+            let mut ptrs = [[std::ptr::null::<u8>(); LANES]; MAX_SETS];
+            for (p, set) in ptrs.iter_mut().zip(blocks) {
+                for (q, b) in p.iter_mut().zip(set) {
+                    *q = b.as_ptr();
+                }
+            }
+            // SAFETY: `Features::get` found the `avx512f` and `avx512bw` features that
+            // `hmac16_at` enables; every pointer comes from a `&[u8; 64]` that outlives the call.
+            unsafe { sha1_avx512::hmac16_at(inner, outer, &ptrs[..blocks.len()], masks, lanes) };
+            return Some(());
+        }
+    }
+    let _ = (inner, outer, blocks, masks, lanes);
+    None
+}
+
 /// The portable path of [`sha1_compress16`].
 fn sha1_compress16_portable(
     states: &mut [[u32; 5]; LANES],

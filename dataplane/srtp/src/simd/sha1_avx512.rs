@@ -14,20 +14,10 @@ use std::arch::x86_64::{
 
 use super::LANES;
 
-/// For each set `k`, compresses the 64 bytes at `blocks[k][l]` into `states[l]` for each lane
-/// `l` set in `masks[k]` (a lane's block pointer is not read when its bit is clear).
-///
-/// # Safety
-///
-/// The CPU must have the `avx512f` and `avx512bw` features, and every `blocks[k][l]` whose
-/// bit is set in `masks[k]` must point to 64 readable bytes.
+/// 16 lanes' 5-word states as 5 registers of 16 lanes (transposed through a buffer).
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn compress16_at(
-    states: &mut [[u32; 5]; LANES],
-    blocks: &[[*const u8; LANES]],
-    masks: &[u16],
-) {
-    // States: 16 lanes x 5 words, transposed to 5 registers of 16 lanes through a buffer.
+fn load_states(states: &[[u32; 5]; LANES]) -> [__m512i; 5] {
     let mut words = [[0u32; LANES]; 5];
     for (l, st) in states.iter().enumerate() {
         for (i, w) in st.iter().enumerate() {
@@ -35,8 +25,35 @@ pub(super) unsafe fn compress16_at(
         }
     }
     // SAFETY: `words` rows are 64 bytes each; unaligned loads.
-    let mut s: [__m512i; 5] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(words[i].as_ptr().cast()) });
+    std::array::from_fn(|i| unsafe { _mm512_loadu_si512(words[i].as_ptr().cast()) })
+}
+
+/// Writes the lanes set in `lanes` of `s` back to `states`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn store_states(s: &[__m512i; 5], states: &mut [[u32; 5]; LANES], lanes: u16) {
+    let mut words = [[0u32; LANES]; 5];
+    for (i, v) in s.iter().enumerate() {
+        // SAFETY: `words` rows are 64 writable bytes; unaligned stores.
+        unsafe { _mm512_storeu_si512(words[i].as_mut_ptr().cast(), *v) };
+    }
+    for (l, st) in states.iter_mut().enumerate() {
+        if lanes & (1 << l) != 0 {
+            for (i, w) in st.iter_mut().enumerate() {
+                *w = words[i][l];
+            }
+        }
+    }
+}
+
+/// Compresses the block sets into `s`; returns the lanes any set touched.
+///
+/// # Safety
+/// As [`compress16_at`]'s: every `blocks[k][l]` whose bit is set in `masks[k]` points to 64
+/// readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn absorb(s: &mut [__m512i; 5], blocks: &[[*const u8; LANES]], masks: &[u16]) -> u16 {
     let mut touched = 0u16;
     for (set, &mask) in blocks.iter().zip(masks) {
         if mask == 0 {
@@ -73,46 +90,95 @@ pub(super) unsafe fn compress16_at(
             };
             *slot = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
         }
-        let r = rounds(s, w);
+        let r = rounds(*s, w);
         for (v, d) in s.iter_mut().zip(r) {
             *v = _mm512_mask_add_epi32(*v, mask, *v, d);
         }
     }
-    for (i, v) in s.iter().enumerate() {
-        // SAFETY: `words` rows are 64 writable bytes; unaligned stores.
-        unsafe { _mm512_storeu_si512(words[i].as_mut_ptr().cast(), *v) };
+    touched
+}
+
+/// For each set `k`, compresses the 64 bytes at `blocks[k][l]` into `states[l]` for each lane
+/// `l` set in `masks[k]` (a lane's block pointer is not read when its bit is clear).
+///
+/// # Safety
+///
+/// The CPU must have the `avx512f` and `avx512bw` features, and every `blocks[k][l]` whose
+/// bit is set in `masks[k]` must point to 64 readable bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn compress16_at(
+    states: &mut [[u32; 5]; LANES],
+    blocks: &[[*const u8; LANES]],
+    masks: &[u16],
+) {
+    let mut s = load_states(states);
+    // SAFETY: the caller's contract, passed on.
+    let touched = unsafe { absorb(&mut s, blocks, masks) };
+    store_states(&s, states, touched);
+}
+
+/// HMAC-SHA1's two hashes for the lanes set in `lanes`: the inner hash from `inner` over the
+/// block sets (the message's padded blocks), then the outer hash from `outer` over the inner
+/// digest, its padding made in registers. `outer` receives the final states (the MACs).
+///
+/// # Safety
+///
+/// As [`compress16_at`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn hmac16_at(
+    inner: &[[u32; 5]; LANES],
+    outer: &mut [[u32; 5]; LANES],
+    blocks: &[[*const u8; LANES]],
+    masks: &[u16],
+    lanes: u16,
+) {
+    let mut s = load_states(inner);
+    // SAFETY: the caller's contract, passed on.
+    unsafe { absorb(&mut s, blocks, masks) };
+    // The outer block: the 20-byte inner digest, 0x80, zeros, and the length of key block
+    // plus digest in bits (64 + 20 bytes = 672 bits), as SHA-1's big-endian words.
+    let zero = _mm512_set1_epi32(0);
+    let mut w = [zero; 16];
+    w[..5].copy_from_slice(&s);
+    w[5] = _mm512_set1_epi32(0x8000_0000u32 as i32);
+    w[15] = _mm512_set1_epi32(672);
+    let mut o = load_states(outer);
+    let r = rounds_words(o, w);
+    for (v, d) in o.iter_mut().zip(r) {
+        *v = _mm512_add_epi32(*v, d);
     }
-    for (l, st) in states.iter_mut().enumerate() {
-        if touched & (1 << l) != 0 {
-            for (i, w) in st.iter_mut().enumerate() {
-                *w = words[i][l];
-            }
-        }
-    }
+    store_states(&o, outer, lanes);
 }
 
 /// The 80 rounds of one block on 16 lanes: from state `s` and the block's 16 words `w` (as
-/// read, big-endian), the values to add to the state.
+/// read from memory, big-endian), the values to add to the state.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn rounds(s: [__m512i; 5], mut w: [__m512i; 16]) -> [__m512i; 5] {
+    // Message words: big-endian in the blocks, so each 32-bit lane is byte-swapped.
+    let swap = _mm512_set_epi64(
+        0x0c0d_0e0f_0809_0a0b,
+        0x0405_0607_0001_0203,
+        0x0c0d_0e0f_0809_0a0b,
+        0x0405_0607_0001_0203,
+        0x0c0d_0e0f_0809_0a0b,
+        0x0405_0607_0001_0203,
+        0x0c0d_0e0f_0809_0a0b,
+        0x0405_0607_0001_0203,
+    );
+    for v in &mut w {
+        *v = _mm512_shuffle_epi8(*v, swap);
+    }
+    rounds_words(s, w)
+}
+
+/// The 80 rounds of one block on 16 lanes whose 16 message words `w` are already numbers.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 // The schedule's last words are written and never read (rounds 77-79).
 #[allow(unused_assignments)]
-fn rounds(s: [__m512i; 5], mut w: [__m512i; 16]) -> [__m512i; 5] {
+fn rounds_words(s: [__m512i; 5], mut w: [__m512i; 16]) -> [__m512i; 5] {
     {
-        // Message words: big-endian in the blocks, so each 32-bit lane is byte-swapped.
-        let swap = _mm512_set_epi64(
-            0x0c0d_0e0f_0809_0a0b,
-            0x0405_0607_0001_0203,
-            0x0c0d_0e0f_0809_0a0b,
-            0x0405_0607_0001_0203,
-            0x0c0d_0e0f_0809_0a0b,
-            0x0405_0607_0001_0203,
-            0x0c0d_0e0f_0809_0a0b,
-            0x0405_0607_0001_0203,
-        );
-        for v in &mut w {
-            *v = _mm512_shuffle_epi8(*v, swap);
-        }
         let [mut a, mut b, mut c, mut d, mut e] = s;
         // The 80 rounds, unrolled (a macro per round, with constant word indices), so that the
         // 16 message words and the state stay in registers.
