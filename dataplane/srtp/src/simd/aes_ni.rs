@@ -4,8 +4,9 @@
 //! `aes` and `sse2` CPU features; the caller checks them (`Features::get`).
 
 use std::arch::x86_64::{
-    __m128i, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128, _mm_loadu_si128,
-    _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
+    __m128i, _mm_add_epi64, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
+    _mm_loadu_si128, _mm_set_epi64x, _mm_set_epi8, _mm_shuffle_epi32, _mm_shuffle_epi8,
+    _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
 };
 
 use aes::Block;
@@ -221,8 +222,9 @@ pub(super) unsafe fn xor_keystream(
 /// register (no keystream array in between).
 ///
 /// # Safety
-/// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with the keys expanded for it.
-#[target_feature(enable = "aes,sse2")]
+/// The CPU must have AES-NI, SSE2 and SSSE3; `rounds` is 10 or 14 with the keys expanded for
+/// it.
+#[target_feature(enable = "aes,sse2,ssse3")]
 pub(super) unsafe fn xor_keystream_many(
     keys: &[[u8; 16]; 15],
     rounds: u8,
@@ -253,10 +255,26 @@ pub(super) unsafe fn xor_keystream_many(
             }
         }
     };
+    // Counter blocks made in a register: the counter kept byte-reversed (as two little-endian
+    // 64-bit halves), the low half incremented, each block byte-swapped back. A message whose
+    // counter would carry out of the low 64 bits (never in SRTP, whose low 16 bits count the
+    // blocks) takes the scalar way.
+    let swap = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let one = _mm_set_epi64x(0, 1);
     for j in 0..jobs.len() {
-        let mut counter = u128::from_be_bytes(jobs[j].0);
+        let blocks = jobs[j].1.len().div_ceil(16) as u64;
+        let start = u128::from_be_bytes(jobs[j].0);
+        let no_carry = (start as u64).checked_add(blocks).is_some();
+        let mut counter = start;
+        let mut reversed = _mm_shuffle_epi8(load(&jobs[j].0), swap);
         for off in (0..jobs[j].1.len()).step_by(16) {
-            v[n] = load(&counter.to_be_bytes());
+            v[n] = if no_carry {
+                let block = _mm_shuffle_epi8(reversed, swap);
+                reversed = _mm_add_epi64(reversed, one);
+                block
+            } else {
+                load(&counter.to_be_bytes())
+            };
             dest[n] = (j, off);
             counter = counter.wrapping_add(1);
             n += 1;

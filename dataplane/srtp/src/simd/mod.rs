@@ -36,7 +36,7 @@ pub(crate) const LANES: usize = 16;
 /// The SIMD paths this CPU offers (and the environment allows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Features {
-    /// AES-NI (`aes`) with SSE2: the AES rounds in hardware.
+    /// AES-NI (`aes`) with SSE2 and SSSE3: the AES rounds in hardware.
     pub(crate) aes_ni: bool,
     /// AVX-512F and AVX-512BW: SHA-1 of 16 messages at once.
     pub(crate) avx512: bool,
@@ -60,7 +60,8 @@ impl Features {
         {
             Features {
                 aes_ni: std::arch::is_x86_feature_detected!("aes")
-                    && std::arch::is_x86_feature_detected!("sse2"),
+                    && std::arch::is_x86_feature_detected!("sse2")
+                    && std::arch::is_x86_feature_detected!("ssse3"),
                 avx512: std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw"),
             }
@@ -215,8 +216,8 @@ impl AesKeys {
         match self {
             #[cfg(target_arch = "x86_64")]
             AesKeys::Ni(k) => {
-                // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI and SSE2,
-                // the features `xor_keystream_many` enables; its arguments are references.
+                // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI, SSE2 and
+                // SSSE3, the features `xor_keystream_many` enables; its arguments are references.
                 unsafe { aes_ni::xor_keystream_many(&k.keys, k.rounds, jobs) };
                 true
             }
@@ -305,6 +306,18 @@ mod tests {
             msgs in proptest::collection::vec((any::<[u8; 16]>(), proptest::collection::vec(any::<u8>(), 0..400)), 0..33),
         ) {
             let keys = AesKeys::new(&key);
+            // Every third message's counter about to carry out of its low 64 bits.
+            let msgs: Vec<([u8; 16], Vec<u8>)> = msgs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (mut iv, d))| {
+                    if i % 3 == 0 {
+                        iv[8..].fill(0xff);
+                        iv[15] = 0xf0 | (i as u8 & 0x0f);
+                    }
+                    (iv, d)
+                })
+                .collect();
             let mut many: Vec<([u8; 16], Vec<u8>)> = msgs.clone();
             let mut jobs: Vec<([u8; 16], &mut [u8])> =
                 many.iter_mut().map(|(iv, d)| (*iv, &mut d[..])).collect();
