@@ -37,8 +37,8 @@ mod test_util;
 mod vectors;
 
 pub use context::{
-    rekey_rtcp, rekey_rtp, rekey_rtp_burst, staged_tags, Context, ContextConfig, StagedRtp,
-    StreamPosition,
+    finish_rekey_rtp, rekey_rtcp, rekey_rtp, rekey_rtp_burst, staged_tags, Context, ContextConfig,
+    StagedRtp, StreamPosition,
 };
 pub use error::SrtpError;
 pub use key::{CryptoAttribute, KeyError, MasterKey, Mki, SdesKey};

@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use relay_srtp::{
-    rekey_rtp, rekey_rtp_burst, staged_tags, Context, ContextConfig, MasterKey, SdesKey, SrtpError,
-    StagedRtp, Suite,
+    finish_rekey_rtp, rekey_rtp, rekey_rtp_burst, staged_tags, Context, ContextConfig, MasterKey,
+    SdesKey, SrtpError, StagedRtp, Suite,
 };
 
 fn key(suite: Suite, seed: u8) -> SdesKey {
@@ -185,6 +185,7 @@ fn rekey_staged(
     streams: &[usize],
     packets: &mut [Vec<u8>],
     lens: &[usize],
+    fused: bool,
 ) -> Vec<Result<usize, SrtpError>> {
     let n = packets.len();
     let mut results: Vec<Result<usize, SrtpError>> = vec![Ok(0); n];
@@ -220,6 +221,19 @@ fn rekey_staged(
             continue;
         }
         let (inb, out) = &mut pairs[streams[i]];
+        if let (true, Some(s)) = (fused, &staged_in[i]) {
+            // Both halves in one call, the payload re-keyed in one pass.
+            let t = todo.iter().position(|&j| j == i).unwrap();
+            results[i] = finish_rekey_rtp(inb, s, &tags[t], out, &mut packets[i], lens[i])
+                .and_then(|(plain, outbound)| match outbound? {
+                    Some(s) => {
+                        staged_out[i] = Some(s);
+                        Ok(0)
+                    }
+                    None => out.protect_rtp(&mut packets[i], plain),
+                });
+            continue;
+        }
         let plain = match &staged_in[i] {
             Some(s) => {
                 let t = todo.iter().position(|&j| j == i).unwrap();
@@ -273,6 +287,7 @@ proptest! {
         starts in proptest::collection::vec(any::<u16>(), 3),
         order in proptest::collection::vec(0usize..3, 0..300),
         burst in 1usize..40,
+        fused in any::<bool>(),
     ) {
         let mk = |s: usize, (a, b): (Suite, Suite)| (
             Context::new(&key(a, 1 + s as u8), ContextConfig::default()),
@@ -298,7 +313,7 @@ proptest! {
             let want: Vec<Result<usize, SrtpError>> = a.iter_mut().zip(&streams).zip(&lens)
                 .map(|((p, &s), &l)| { let (i, o) = &mut one[s]; rekey_rtp(i, o, p, l) }).collect();
             let mut b: Vec<Vec<u8>> = chunk.iter().map(|(_, p)| room(p)).collect();
-            let got = rekey_staged(&mut staged, &streams, &mut b, &lens);
+            let got = rekey_staged(&mut staged, &streams, &mut b, &lens, fused);
             prop_assert_eq!(&got, &want);
             for ((x, y), r) in a.iter().zip(&b).zip(&want) {
                 if let Ok(n) = r {

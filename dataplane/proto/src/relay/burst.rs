@@ -8,7 +8,7 @@
 //! frames may finish after it, and a neighbour learnt from an ARP or ND frame of the burst
 //! serves the burst's staged frames before it: nothing a call sees depends on either.
 
-use relay_srtp::{staged_tags, Context, StagedRtp};
+use relay_srtp::{finish_rekey_rtp, staged_tags, Context, StagedRtp};
 
 use super::forward::{check_source, Admitted, Classified};
 use super::{DropReason, Relay, RxChecksum, Verdict};
@@ -257,9 +257,11 @@ impl Relay {
     }
 
     /// Finishes a staged inbound packet whose tag is `tag`: source re-checked (an earlier
-    /// packet of the burst may have latched), tag compared, index committed, decrypted;
-    /// then latching and statistics; then its outbound protection staged (AES-CM), or done
-    /// (AEAD) or not needed (plain RTP out) and the packet sent.
+    /// packet of the burst may have latched), tag compared, index committed; with an AES-CM
+    /// leg out, its index committed too and the payload re-keyed in one pass
+    /// (`finish_rekey_rtp`), else decrypted; then latching and statistics; then the outbound
+    /// tag left for the burst's (AES-CM), or the packet protected (AEAD) or left plain, and
+    /// sent.
     fn finish_inbound(
         &mut self,
         frame: &mut [u8],
@@ -270,17 +272,33 @@ impl Relay {
     ) -> Result<Finished, DropReason> {
         let mut path = self.path(w.flow)?;
         check_source(&path.here.from, w.flow, &w.u)?;
-        let Some((_, ctx)) = path.here.from.receive.as_deref_mut() else {
+        let here = &mut *path.here;
+        let (Some((_, inbound)), send) = (here.from.receive.as_deref_mut(), &mut here.to.send)
+        else {
             return Err(DropReason::UnknownFlow);
         };
-        let payload = &mut frame[w.u.payload..w.u.payload + w.u.payload_len];
-        let plain = ctx.finish_unprotect_rtp(srtp, payload, tag)?;
+        let (plain, outbound) = match send.as_deref_mut() {
+            // SRTP both ways: one call takes the payload from one key to the other.
+            Some((_, out)) => {
+                let payload = &mut frame[w.u.payload..];
+                let (plain, outbound) =
+                    finish_rekey_rtp(inbound, srtp, tag, out, payload, w.u.payload_len)?;
+                (plain, Some(outbound))
+            }
+            None => {
+                let payload = &mut frame[w.u.payload..w.u.payload + w.u.payload_len];
+                (inbound.finish_unprotect_rtp(srtp, payload, tag)?, None)
+            }
+        };
         path.received(frame, &w.u, w.flow, false, plain, now_ns);
-        let payload = &mut frame[w.u.payload..];
-        let out_len = match path.here.to.send.as_deref_mut() {
-            Some((_, ctx)) => match ctx.stage_protect_rtp(payload, plain)? {
+        let out_len = match outbound {
+            Some(outbound) => match outbound? {
                 Some(srtp) => return Ok(Finished::Staged(srtp)),
-                None => ctx.protect_rtp(payload, plain)?,
+                // An AEAD leg out: the payload is plain RTP now.
+                None => match path.here.to.send.as_deref_mut() {
+                    Some((_, ctx)) => ctx.protect_rtp(&mut frame[w.u.payload..], plain)?,
+                    None => return Err(DropReason::UnknownFlow),
+                },
             },
             None => plain,
         };

@@ -17,7 +17,7 @@ use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
 mod burst;
 mod staged;
 pub use burst::rekey_rtp_burst;
-pub use staged::{staged_tags, StagedRtp};
+pub use staged::{finish_rekey_rtp, staged_tags, StagedRtp};
 
 /// RTP fixed header length.
 const RTP_HEADER: usize = 12;

@@ -196,6 +196,99 @@ impl Context {
         buf: &mut [u8],
         len: usize,
     ) -> Result<Option<StagedRtp>, SrtpError> {
+        let Some(staged) = self.plan_protect_only(buf, len)? else {
+            return Ok(None);
+        };
+        let Transform::Cm { cipher, salt, .. } = &self.srtp else {
+            unreachable!("planned only for AES-CM")
+        };
+        cipher.xor_keystream(
+            &cm_iv(salt, staged.ssrc, staged.index),
+            &mut buf[staged.header..staged.body_end],
+        );
+        Ok(Some(staged))
+    }
+}
+
+/// [`Context::finish_unprotect_rtp`] and [`Context::stage_protect_rtp`] of one packet in one
+/// go, for a relay re-keying it: the inbound tag compared and index committed, the outbound
+/// index committed, and the payload taken from the inbound key's keystream to the outbound
+/// key's in a single pass (ciphertext XOR both keystreams: the plaintext never exists).
+///
+/// `packet[..len]` is the received SRTP packet, staged by `inbound` as `staged`, its HMAC
+/// `tag`; `packet` has room for the outbound overhead. Returns the RTP length and the
+/// outbound outcome: `Ok(Some(stage))` (tag to be computed with [`staged_tags`]),
+/// `Ok(None)` for an AEAD outbound suite (the payload is then plain RTP, to be protected
+/// with [`Context::protect_rtp`]), or the outbound error (the inbound packet was accepted;
+/// the payload is then unspecified). The outer error is the inbound one; nothing changed.
+#[allow(clippy::type_complexity)]
+pub fn finish_rekey_rtp(
+    inbound: &mut Context,
+    staged: &StagedRtp,
+    tag: &[u8; 20],
+    outbound: &mut Context,
+    packet: &mut [u8],
+    len: usize,
+) -> Result<(usize, Result<Option<StagedRtp>, SrtpError>), SrtpError> {
+    let (roc, index) = inbound.rtp_index(staged.ssrc, staged.seq)?;
+    let received = packet.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?;
+    if (roc, index) != (staged.roc, staged.index) {
+        // As in `finish_unprotect_rtp`: redone alone, then protected as usual.
+        let plain = inbound.unprotect_rtp(received)?;
+        return Ok((plain, outbound.stage_protect_rtp(packet, plain)));
+    }
+    if inbound.srtp_count >= inbound.srtp_limit {
+        return Err(SrtpError::KeyExpired);
+    }
+    if len < staged.tag_len
+        || !bool::from(tag[..staged.tag_len].ct_eq(&received[len - staged.tag_len..]))
+    {
+        return Err(SrtpError::AuthFailed);
+    }
+    let slot = inbound.slot(staged.ssrc);
+    inbound.ssrcs[slot].rtp.commit(roc, index);
+    inbound.srtp_count += 1;
+    let plain = staged.body_end;
+    let Transform::Cm {
+        cipher: in_cipher,
+        salt: in_salt,
+        ..
+    } = &inbound.srtp
+    else {
+        unreachable!("staged packets are AES-CM")
+    };
+    let in_iv = cm_iv(in_salt, staged.ssrc, index);
+    let payload = staged.header..plain;
+    let out = match outbound.plan_protect_only(packet, plain) {
+        Err(e) => return Ok((plain, Err(e))),
+        Ok(None) => {
+            in_cipher.xor_keystream(&in_iv, &mut packet[payload]);
+            return Ok((plain, Ok(None)));
+        }
+        Ok(Some(out)) => out,
+    };
+    let Transform::Cm {
+        cipher: out_cipher,
+        salt: out_salt,
+        ..
+    } = &outbound.srtp
+    else {
+        unreachable!("planned only for AES-CM")
+    };
+    let out_iv = cm_iv(out_salt, out.ssrc, out.index);
+    in_cipher.xor_two_keystreams(&in_iv, out_cipher, &out_iv, &mut packet[payload]);
+    Ok((plain, Ok(Some(out))))
+}
+
+impl Context {
+    /// [`Context::stage_protect_rtp`] without the encryption: checks and commits the index of
+    /// `buf[..len]` for an AES-CM suite and returns its stage (`Ok(None)` for AEAD); the
+    /// caller encrypts the payload with this context's keystream at the stage's index.
+    fn plan_protect_only(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Option<StagedRtp>, SrtpError> {
         if self.suite.is_aead() {
             return Ok(None);
         }
@@ -211,10 +304,6 @@ impl Context {
         let ssrc = be32(&buf[8..12]);
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let (roc, index) = self.rtp_index(ssrc, seq)?;
-        let Transform::Cm { cipher, salt, .. } = &self.srtp else {
-            unreachable!("checked above")
-        };
-        cipher.xor_keystream(&cm_iv(salt, ssrc, index), &mut buf[header..len]);
         let staged = StagedRtp {
             body_end: len,
             header,

@@ -225,6 +225,34 @@ impl AesKeys {
         }
     }
 
+    /// XORs `data` with this key's CTR keystream from `iv` and `other`'s from `other_iv` in
+    /// one pass: a re-key from one key to another without the plaintext in between. The same
+    /// as [`AesKeys::xor_keystream`] with each in turn.
+    #[inline]
+    pub(crate) fn xor_two_keystreams(
+        &self,
+        iv: &[u8; 16],
+        other: &AesKeys,
+        other_iv: &[u8; 16],
+        data: &mut [u8],
+    ) {
+        match (self, other) {
+            #[cfg(target_arch = "x86_64")]
+            (AesKeys::Ni(a), AesKeys::Ni(b)) if a.rounds == b.rounds => {
+                // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI and SSE2,
+                // the features `xor_two_keystreams` enables; both schedules have `rounds`
+                // rounds; its arguments are references.
+                unsafe {
+                    aes_ni::xor_two_keystreams(&a.keys, iv, &b.keys, other_iv, a.rounds, data)
+                };
+            }
+            _ => {
+                self.xor_keystream(iv, data);
+                other.xor_keystream(other_iv, data);
+            }
+        }
+    }
+
     /// Encrypts each block in place (AES in ECB over independent blocks: the CTR keystream).
     #[inline]
     pub(crate) fn encrypt_blocks(&self, blocks: &mut [Block]) {
@@ -328,6 +356,26 @@ mod tests {
                     prop_assert_eq!(got, &want);
                 }
             }
+        }
+
+        /// Two keystreams at once equal one after the other, whatever the key sizes.
+        #[test]
+        fn two_keystreams_equal_one_after_the_other(
+            ka in any::<[u8; 32]>(),
+            kb in any::<[u8; 32]>(),
+            long_a in any::<bool>(),
+            long_b in any::<bool>(),
+            iva in any::<[u8; 16]>(),
+            ivb in any::<[u8; 16]>(),
+            data in proptest::collection::vec(any::<u8>(), 0..=1500),
+        ) {
+            let a = AesKeys::new(if long_a { &ka[..] } else { &ka[..16] });
+            let b = AesKeys::new(if long_b { &kb[..] } else { &kb[..16] });
+            let (mut once, mut twice) = (data.clone(), data);
+            a.xor_two_keystreams(&iva, &b, &ivb, &mut once);
+            a.xor_keystream(&iva, &mut twice);
+            b.xor_keystream(&ivb, &mut twice);
+            prop_assert_eq!(once, twice);
         }
 
         /// The chosen path (AES-NI here when the CPU has it) gives the portable path's
