@@ -168,8 +168,8 @@ impl Context {
     }
 
     /// Parses one SRTP packet and checks its index against the current state (its tag is
-    /// checked by the caller, with the burst's).
-    fn plan_unprotect(
+    /// checked by the caller, with the burst's). Also the first stage of a staged packet.
+    pub(super) fn plan_unprotect(
         &self,
         packet: &[u8],
         tag_len: usize,
@@ -311,14 +311,14 @@ const BURST_BLOCKS: usize = 64;
 
 /// What pass 1 of a burst learnt about one packet.
 #[derive(Clone, Copy, Default)]
-struct PacketPlan {
-    header: usize,
+pub(super) struct PacketPlan {
+    pub(super) header: usize,
     /// End of the payload (RTP length).
-    len: usize,
-    ssrc: u32,
-    seq: u16,
-    roc: u32,
-    index: u64,
+    pub(super) len: usize,
+    pub(super) ssrc: u32,
+    pub(super) seq: u16,
+    pub(super) roc: u32,
+    pub(super) index: u64,
     /// Pass 1 got as far as the packet index.
     planned: bool,
     /// The keystream pass should process this packet.

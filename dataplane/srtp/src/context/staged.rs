@@ -15,7 +15,8 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{be32, cm_iv, rtp_header_len, Context, Transform, RTP_HEADER};
+use super::burst::PacketPlan;
+use super::{be32, cm_iv, rtp_header_len, Context, Transform};
 use crate::hmac_sha1::HmacSha1;
 use crate::SrtpError;
 
@@ -121,29 +122,16 @@ impl Context {
             return Ok(None);
         }
         let tag_len = self.suite.srtp_tag_len();
-        let mki_len = self.mki_len();
-        let len = packet.len();
-        if len < RTP_HEADER + tag_len + mki_len {
-            return Err(SrtpError::Truncated);
-        }
-        let body_end = len - tag_len - mki_len;
-        let header = rtp_header_len(&packet[..body_end])?;
-        let ssrc = be32(&packet[8..12]);
-        let seq = u16::from_be_bytes([packet[2], packet[3]]);
-        let (roc, index) = self.rtp_index(ssrc, seq)?;
-        if self.srtp_count >= self.srtp_limit {
-            return Err(SrtpError::KeyExpired);
-        }
-        if !self.mki_matches(&packet[body_end..body_end + mki_len]) {
-            return Err(SrtpError::MkiMismatch);
-        }
+        // The burst path's parse and checks, in `unprotect_rtp`'s order.
+        let mut plan = PacketPlan::default();
+        let body_end = self.plan_unprotect(packet, tag_len, self.mki_len(), &mut plan)?;
         Ok(Some(StagedRtp {
             body_end,
-            header,
-            roc,
-            index,
-            ssrc,
-            seq,
+            header: plan.header,
+            roc: plan.roc,
+            index: plan.index,
+            ssrc: plan.ssrc,
+            seq: plan.seq,
             tag_len,
         }))
     }
