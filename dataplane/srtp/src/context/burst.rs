@@ -59,7 +59,7 @@ impl Context {
     }
 
     /// Checks one packet for protection and commits its index; fills `plan`.
-    fn plan_protect(
+    pub(super) fn plan_protect(
         &mut self,
         buf: &[u8],
         len: usize,

@@ -280,30 +280,17 @@ impl Context {
         if self.suite.is_aead() {
             return Ok(None);
         }
-        let packet = buf.get(..len).ok_or(SrtpError::BufferTooSmall)?;
-        let header = rtp_header_len(packet)?;
-        let tag_len = self.suite.srtp_tag_len();
-        if len + tag_len + self.mki_len() > buf.len() {
-            return Err(SrtpError::BufferTooSmall);
-        }
-        if self.srtp_count >= self.srtp_limit {
-            return Err(SrtpError::KeyExpired);
-        }
-        let ssrc = be32(&buf[8..12]);
-        let seq = u16::from_be_bytes([buf[2], buf[3]]);
-        let (roc, index) = self.rtp_index(ssrc, seq)?;
-        let staged = StagedRtp {
+        // The burst path's checks and commit, in `protect_rtp`'s order.
+        let mut plan = PacketPlan::default();
+        self.plan_protect(buf, len, &mut plan)?;
+        Ok(Some(StagedRtp {
             body_end: len,
-            header,
-            roc,
-            index,
-            ssrc,
-            seq,
-            tag_len,
-        };
-        let slot = self.slot(ssrc);
-        self.ssrcs[slot].rtp.commit(roc, index);
-        self.srtp_count += 1;
-        Ok(Some(staged))
+            header: plan.header,
+            roc: plan.roc,
+            index: plan.index,
+            ssrc: plan.ssrc,
+            seq: plan.seq,
+            tag_len: self.suite.srtp_tag_len(),
+        }))
     }
 }
