@@ -16,7 +16,7 @@
 use subtle::ConstantTimeEq;
 
 use super::burst::PacketPlan;
-use super::{be32, cm_iv, rtp_header_len, Context, Transform};
+use super::{cm_iv, Context, Transform};
 use crate::hmac_sha1::HmacSha1;
 use crate::SrtpError;
 
