@@ -5,7 +5,7 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{be32, cm_iv, rtp_header_len, xor_block, CmCipher, Context, Transform, RTP_HEADER};
+use super::{be32, cm_iv, rtp_header_len, xor_block, CmCipher, Context, Transform};
 use crate::hmac_sha1::HmacSha1;
 use crate::SrtpError;
 use aes::Block;
@@ -79,16 +79,7 @@ impl Context {
         let slot = self.slot(ssrc);
         self.ssrcs[slot].rtp.commit(roc, index);
         self.srtp_count += 1;
-        *plan = PacketPlan {
-            header,
-            len,
-            ssrc,
-            seq,
-            roc,
-            index,
-            planned: true,
-            decrypt: true,
-        };
+        *plan = PacketPlan::new(header, len, ssrc, seq, roc, index);
         Ok(len)
     }
 
@@ -176,26 +167,10 @@ impl Context {
         mki_len: usize,
         plan: &mut PacketPlan,
     ) -> Result<usize, SrtpError> {
-        let len = packet.len();
-        if len < RTP_HEADER + tag_len + mki_len {
-            return Err(SrtpError::Truncated);
-        }
-        let body_end = len - tag_len - mki_len;
-        let header = rtp_header_len(&packet[..body_end])?;
-        let ssrc = be32(&packet[8..12]);
-        let seq = u16::from_be_bytes([packet[2], packet[3]]);
-        let (roc, index) = self.rtp_index(ssrc, seq)?;
+        let at = self.locate_srtp(packet, tag_len, mki_len)?;
+        let body_end = at.body_end;
         // From here on pass 2 re-checks the packet against the state the burst has reached.
-        *plan = PacketPlan {
-            header,
-            len: body_end,
-            ssrc,
-            seq,
-            roc,
-            index,
-            planned: true,
-            decrypt: true,
-        };
+        *plan = PacketPlan::new(at.header, body_end, at.ssrc, at.seq, at.roc, at.index);
         if self.srtp_count >= self.srtp_limit {
             return Err(SrtpError::KeyExpired);
         }
@@ -323,6 +298,22 @@ pub(super) struct PacketPlan {
     planned: bool,
     /// The keystream pass should process this packet.
     decrypt: bool,
+}
+
+impl PacketPlan {
+    /// A packet planned to its index, for the keystream pass.
+    fn new(header: usize, len: usize, ssrc: u32, seq: u16, roc: u32, index: u64) -> Self {
+        PacketPlan {
+            header,
+            len,
+            ssrc,
+            seq,
+            roc,
+            index,
+            planned: true,
+            decrypt: true,
+        }
+    }
 }
 
 /// XORs each accepted packet's payload with its AES-CM keystream, generating the counter

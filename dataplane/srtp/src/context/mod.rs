@@ -258,6 +258,19 @@ struct SsrcState {
     last_used: u64,
 }
 
+/// A received SRTP packet located by [`Context::locate_srtp`].
+#[derive(Clone, Copy)]
+pub(super) struct Located {
+    /// Where the payload starts.
+    pub(super) header: usize,
+    /// Where the authenticated portion ends.
+    pub(super) body_end: usize,
+    pub(super) ssrc: u32,
+    pub(super) seq: u16,
+    pub(super) roc: u32,
+    pub(super) index: u64,
+}
+
 /// Where one SRTP stream of a context stands: enough to continue it in a new context with
 /// the same key ([`Context::resume`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -583,11 +596,17 @@ impl Context {
         Ok(out_len)
     }
 
-    /// Authenticates and decrypts the SRTP packet `packet` in place and returns the RTP
-    /// length. On any error nothing in the context has changed.
-    pub fn unprotect_rtp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
-        let tag_len = self.suite.srtp_tag_len();
-        let mki_len = self.mki_len();
+    /// The parse every unprotect path begins with: where the header ends and the
+    /// authenticated portion ends (`tag_len` and `mki_len` bytes before the end), and the
+    /// packet's index estimated and checked against the replay window (RFC 3711 section
+    /// 3.3, steps 1-2). Changes nothing.
+    #[inline]
+    pub(super) fn locate_srtp(
+        &self,
+        packet: &[u8],
+        tag_len: usize,
+        mki_len: usize,
+    ) -> Result<Located, SrtpError> {
         let len = packet.len();
         if len < RTP_HEADER + tag_len + mki_len {
             return Err(SrtpError::Truncated);
@@ -597,6 +616,30 @@ impl Context {
         let ssrc = be32(&packet[8..12]);
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let (roc, index) = self.rtp_index(ssrc, seq)?;
+        Ok(Located {
+            header,
+            body_end,
+            ssrc,
+            seq,
+            roc,
+            index,
+        })
+    }
+
+    /// Authenticates and decrypts the SRTP packet `packet` in place and returns the RTP
+    /// length. On any error nothing in the context has changed.
+    pub fn unprotect_rtp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let tag_len = self.suite.srtp_tag_len();
+        let mki_len = self.mki_len();
+        let len = packet.len();
+        let Located {
+            header,
+            body_end,
+            ssrc,
+            seq,
+            roc,
+            index,
+        } = self.locate_srtp(packet, tag_len, mki_len)?;
         if self.srtp_count >= self.srtp_limit {
             return Err(SrtpError::KeyExpired);
         }
