@@ -12,9 +12,10 @@
 //!   3.3.2, and state changes only after a packet has authenticated.
 //!
 //! Hardware acceleration, detected at run time so release binaries need no
-//! `-C target-cpu=native`: AES-CM keys are AES-NI round keys (the fenced `simd` module, the
-//! only `unsafe` here) or, without AES-NI, the `aes` crate's portable code; `sha1` and
-//! `aes-gcm` detect SHA-NI, AES-NI and PCLMULQDQ themselves.
+//! `-C target-cpu=native`: AES keys are AES-NI round keys, burst tags are SHA-1 on AVX-512
+//! lanes and GCM is AES-NI with PCLMULQDQ (the fenced `simd` module, the only `unsafe` here);
+//! without those features the `aes`, `sha1` (SHA-NI where present) and `aes-gcm` crates'
+//! own code.
 //!
 //! Errors on the packet path are the small `Copy` enum [`SrtpError`], one counter each.
 

@@ -336,10 +336,12 @@ proptest! {
 #[test]
 #[ignore = "a profiling loop, not a check"]
 fn protect_burst_loop() {
-    let mut ctx = Context::new(
-        &key(Suite::AesCm128HmacSha1_80, 3),
-        ContextConfig::default(),
-    );
+    // `RELAY_PROFILE_SUITE=AEAD_AES_128_GCM` (any suite name) profiles another suite.
+    let suite = std::env::var("RELAY_PROFILE_SUITE")
+        .ok()
+        .and_then(|name| Suite::ALL.into_iter().find(|s| s.name() == name))
+        .unwrap_or(Suite::AesCm128HmacSha1_80);
+    let mut ctx = Context::new(&key(suite, 3), ContextConfig::default());
     let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| vec![0u8; 200]).collect();
     let lens = [172usize; 32];
     let mut results = [Ok(0); 32];
@@ -360,7 +362,7 @@ fn protect_burst_loop() {
         ctx.protect_rtp_burst(&mut views, &lens, &mut results);
     }
     eprintln!(
-        "protect burst: {:.1} ns per packet (with the packet copy)",
+        "{suite:?} protect burst: {:.1} ns per packet (with the packet copy)",
         t.elapsed().as_secs_f64() * 1e9 / f64::from(rounds * 32)
     );
 }

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::hmac_sha1::HmacSha1;
 use crate::kdf::{derive, Label};
 use crate::replay::{ReplayWindow, RtpIndex};
-use crate::simd::AesKeys;
+use crate::simd::{AesKeys, GcmKeys};
 use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
 
 mod burst;
@@ -54,13 +54,26 @@ impl Default for ContextConfig {
 /// them, see `simd`).
 type CmCipher = AesKeys;
 
+/// An AEAD suite's cipher: our own AES-GCM where the CPU has AES-NI and PCLMULQDQ (see
+/// `simd`: the hash key's powers computed once, up to 16 blocks per GHASH reduction), else
+/// the `aes-gcm` crate. Boxed either way: the keys with the powers of H are 497 bytes, and
+/// inline they would make every context (AES-CM ones too) that much larger.
 enum GcmCipher {
+    Ni(Box<GcmKeys>),
     G128(Box<Aes128Gcm>),
     G256(Box<Aes256Gcm>),
 }
 
 impl GcmCipher {
     fn new(key: &[u8]) -> Self {
+        if let Some(keys) = GcmKeys::new(key) {
+            return GcmCipher::Ni(Box::new(keys));
+        }
+        GcmCipher::portable(key)
+    }
+
+    /// The `aes-gcm` crate's implementation regardless of the CPU.
+    fn portable(key: &[u8]) -> Self {
         match key.len() {
             16 => GcmCipher::G128(Box::new(Aes128Gcm::new(key.into()))),
             _ => GcmCipher::G256(Box::new(Aes256Gcm::new(key.into()))),
@@ -69,6 +82,7 @@ impl GcmCipher {
 
     fn encrypt(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; GCM_TAG] {
         let tag = match self {
+            GcmCipher::Ni(k) => return k.seal(iv, aad, data),
             GcmCipher::G128(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
             GcmCipher::G256(c) => c.encrypt_in_place_detached(iv.into(), aad, data),
         };
@@ -76,6 +90,7 @@ impl GcmCipher {
         tag.expect("packet far below the GCM length limit").into()
     }
 
+    /// Checks the tag and decrypts in place; on failure `data` is left as it was.
     fn decrypt(
         &self,
         iv: &[u8; 12],
@@ -83,12 +98,20 @@ impl GcmCipher {
         data: &mut [u8],
         tag: &[u8],
     ) -> Result<(), SrtpError> {
-        let tag = tag.into();
         let ok = match self {
-            GcmCipher::G128(c) => c.decrypt_in_place_detached(iv.into(), aad, data, tag),
-            GcmCipher::G256(c) => c.decrypt_in_place_detached(iv.into(), aad, data, tag),
+            GcmCipher::Ni(k) => k.open(iv, aad, data, tag).is_ok(),
+            GcmCipher::G128(c) => c
+                .decrypt_in_place_detached(iv.into(), aad, data, tag.into())
+                .is_ok(),
+            GcmCipher::G256(c) => c
+                .decrypt_in_place_detached(iv.into(), aad, data, tag.into())
+                .is_ok(),
         };
-        ok.map_err(|_| SrtpError::AuthFailed)
+        if ok {
+            Ok(())
+        } else {
+            Err(SrtpError::AuthFailed)
+        }
     }
 }
 
@@ -420,6 +443,7 @@ impl Context {
         let boxed: (*const u8, usize) = match &self.srtp {
             Transform::Cm { .. } => (std::ptr::null(), 0),
             Transform::Gcm { cipher, .. } => match cipher {
+                GcmCipher::Ni(k) => ((&**k as *const GcmKeys).cast(), size_of::<GcmKeys>()),
                 GcmCipher::G128(c) => ((&**c as *const Aes128Gcm).cast(), size_of::<Aes128Gcm>()),
                 GcmCipher::G256(c) => ((&**c as *const Aes256Gcm).cast(), size_of::<Aes256Gcm>()),
             },

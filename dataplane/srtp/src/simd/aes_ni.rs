@@ -13,18 +13,18 @@ use aes::Block;
 
 /// Blocks encrypted together at most: a G.711 packet's 10 in one group, their rounds
 /// interleaved (12 blocks and a round key fit the 16 SSE registers).
-const LANES: usize = 12;
+pub(super) const LANES: usize = 12;
 
 #[inline]
 #[target_feature(enable = "sse2")]
-fn load(bytes: &[u8; 16]) -> __m128i {
+pub(super) fn load(bytes: &[u8; 16]) -> __m128i {
     // SAFETY: `bytes` is 16 readable bytes; the load is unaligned.
     unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
 }
 
 #[inline]
 #[target_feature(enable = "sse2")]
-fn store(v: __m128i, bytes: &mut [u8; 16]) {
+pub(super) fn store(v: __m128i, bytes: &mut [u8; 16]) {
     // SAFETY: `bytes` is 16 writable bytes; the store is unaligned.
     unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), v) }
 }
@@ -144,10 +144,27 @@ fn encrypt_n<const N: usize>(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i
     }
 }
 
+/// Encrypts the first `n <= 8` blocks of `v` (in a group of 1, 2, 4 or 8): small enough to
+/// inline into a caller that interleaves other work with the rounds.
+#[inline]
+#[target_feature(enable = "aes,sse2")]
+pub(super) fn encrypt_up_to_8(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; 8], n: usize) {
+    fn group<const N: usize>(v: &mut [__m128i; 8]) -> &mut [__m128i; N] {
+        (&mut v[..N]).try_into().expect("N <= 8")
+    }
+    match n {
+        0 => {}
+        1 => encrypt_n(keys, rounds, group::<1>(v)),
+        2 => encrypt_n(keys, rounds, group::<2>(v)),
+        3 | 4 => encrypt_n(keys, rounds, group::<4>(v)),
+        _ => encrypt_n(keys, rounds, v),
+    }
+}
+
 /// Encrypts the first `n <= LANES` blocks of `v` (in a group of 1, 2, 4, 8 or 12).
 #[inline]
 #[target_feature(enable = "aes,sse2")]
-fn encrypt_lanes(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; LANES], n: usize) {
+pub(super) fn encrypt_lanes(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; LANES], n: usize) {
     fn group<const N: usize>(v: &mut [__m128i; LANES]) -> &mut [__m128i; N] {
         (&mut v[..N]).try_into().expect("N <= LANES")
     }
