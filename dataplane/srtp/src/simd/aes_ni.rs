@@ -144,23 +144,6 @@ fn encrypt_n<const N: usize>(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i
     }
 }
 
-/// Encrypts the first `n <= 8` blocks of `v` (in a group of 1, 2, 4 or 8): small enough to
-/// inline into a caller that interleaves other work with the rounds.
-#[inline]
-#[target_feature(enable = "aes,sse2")]
-pub(super) fn encrypt_up_to_8(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; 8], n: usize) {
-    fn group<const N: usize>(v: &mut [__m128i; 8]) -> &mut [__m128i; N] {
-        (&mut v[..N]).try_into().expect("N <= 8")
-    }
-    match n {
-        0 => {}
-        1 => encrypt_n(keys, rounds, group::<1>(v)),
-        2 => encrypt_n(keys, rounds, group::<2>(v)),
-        3 | 4 => encrypt_n(keys, rounds, group::<4>(v)),
-        _ => encrypt_n(keys, rounds, v),
-    }
-}
-
 /// Encrypts the first `n <= LANES` blocks of `v` (in a group of 1, 2, 4, 8 or 12).
 #[inline]
 #[target_feature(enable = "aes,sse2")]

@@ -18,7 +18,7 @@ use std::arch::x86_64::{
     _mm_srli_epi64, _mm_srli_si128, _mm_xor_si128,
 };
 
-use super::aes_ni::{encrypt_lanes, encrypt_up_to_8, load, store, LANES};
+use super::aes_ni::{encrypt_lanes, load, store, LANES};
 
 /// Blocks GHASH folds per reduction, and the powers of H kept per key for it.
 pub(super) const POWERS: usize = 16;
@@ -224,10 +224,10 @@ enum Mode {
 /// packets are far below 2^32 blocks, so the 32-bit counter never wraps) XORed in, and the
 /// tag returned: GHASH of the AAD, the ciphertext and the lengths, XORed with E(K, J0), which
 /// is encrypted in the first group beside the first counter blocks. The AES rounds of a
-/// group of eight blocks and the GHASH products of its ciphertext are in the same loop, so
+/// group of twelve blocks and the GHASH products of its ciphertext are in the same loop, so
 /// the CPU's AES and carry-less multiply units work side by side.
 #[inline]
-#[target_feature(enable = "aes,pclmulqdq,sse2,ssse3")]
+#[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 fn crypt(
     keys: &[[u8; 16]; 15],
     rounds: u8,
@@ -237,7 +237,8 @@ fn crypt(
     data: &mut [u8],
     mode: Mode,
 ) -> [u8; 16] {
-    const GROUP: usize = 8;
+    // A G.711 packet's ten blocks and J0 in one group: their rounds all in flight at once.
+    const GROUP: usize = LANES;
     let hashing = mode != Mode::KeystreamOnly;
     let text_len = data.len();
     let (na, nt) = (aad.len().div_ceil(16), text_len.div_ceil(16));
@@ -268,7 +269,7 @@ fn crypt(
             *x = reverse(reversed);
             reversed = _mm_add_epi32(reversed, one);
         }
-        encrypt_up_to_8(keys, rounds, &mut v, n);
+        encrypt_lanes(keys, rounds, &mut v, n);
         if skip == 1 {
             mask = v[0];
         }
@@ -319,7 +320,7 @@ fn crypt(
 /// # Safety
 /// The CPU must have AES-NI, PCLMULQDQ, SSE2 and SSSE3; `rounds` is 10 or 14 with the keys
 /// expanded for it and `powers` made by [`hash_key_powers`] from them.
-#[target_feature(enable = "aes,pclmulqdq,sse2,ssse3")]
+#[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn seal(
     keys: &[[u8; 16]; 15],
     rounds: u8,
@@ -337,7 +338,7 @@ pub(super) unsafe fn seal(
 ///
 /// # Safety
 /// As [`seal`].
-#[target_feature(enable = "aes,pclmulqdq,sse2,ssse3")]
+#[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn unseal(
     keys: &[[u8; 16]; 15],
     rounds: u8,
@@ -354,7 +355,7 @@ pub(super) unsafe fn unseal(
 ///
 /// # Safety
 /// As [`seal`].
-#[target_feature(enable = "aes,pclmulqdq,sse2,ssse3")]
+#[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn undo_unseal(
     keys: &[[u8; 16]; 15],
     rounds: u8,

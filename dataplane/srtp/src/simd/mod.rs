@@ -74,7 +74,8 @@ impl Features {
                     && std::arch::is_x86_feature_detected!("ssse3"),
                 avx512: std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw"),
-                clmul: std::arch::is_x86_feature_detected!("pclmulqdq"),
+                clmul: std::arch::is_x86_feature_detected!("pclmulqdq")
+                    && std::arch::is_x86_feature_detected!("avx"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
