@@ -182,7 +182,7 @@ impl Relay {
             let w = &waiting[*k];
             let frame = &mut *frames[w.at].frame;
             let sent = self.path(w.flow).and_then(|mut path| {
-                let Some((_, ctx)) = path.here.to.send.as_deref() else {
+                let Some(ctx) = path.here.to.send.as_deref() else {
                     return Err(DropReason::UnknownFlow);
                 };
                 let out_len = srtp.finish_protect(ctx, &mut frame[w.u.payload..], tag);
@@ -224,9 +224,8 @@ impl Relay {
             Err(reason) => return later(reason),
         };
         if !admitted.is_rtcp {
-            let sends_cm =
-                matches!(path.here.to.send.as_deref(), Some((_, c)) if !c.suite().is_aead());
-            if let Some((_, ctx)) = path.here.from.receive.as_deref() {
+            let sends_cm = matches!(path.here.to.send.as_deref(), Some(c) if !c.suite().is_aead());
+            if let Some(ctx) = path.here.from.receive.as_deref() {
                 let payload = &r.frame[u.payload..u.payload + u.payload_len];
                 match ctx.stage_unprotect_rtp(payload) {
                     Ok(Some(srtp)) => return FirstPass::Staged(admitted, Stage::In(srtp)),
@@ -237,7 +236,7 @@ impl Relay {
                 // Plain RTP in, AES-CM out: all but the outbound tag now.
                 let staged = path.unprotect(r.frame, u, false).and_then(|plain| {
                     path.received(r.frame, u, flow, false, plain, now_ns);
-                    let Some((_, ctx)) = path.here.to.send.as_deref_mut() else {
+                    let Some(ctx) = path.here.to.send.as_deref_mut() else {
                         return Err(DropReason::UnknownFlow);
                     };
                     let payload = &mut r.frame[u.payload..];
@@ -273,13 +272,12 @@ impl Relay {
         let mut path = self.path(w.flow)?;
         check_source(&path.here.from, w.flow, &w.u)?;
         let here = &mut *path.here;
-        let (Some((_, inbound)), send) = (here.from.receive.as_deref_mut(), &mut here.to.send)
-        else {
+        let (Some(inbound), send) = (here.from.receive.as_deref_mut(), &mut here.to.send) else {
             return Err(DropReason::UnknownFlow);
         };
         let (plain, outbound) = match send.as_deref_mut() {
             // SRTP both ways: one call takes the payload from one key to the other.
-            Some((_, out)) => {
+            Some(out) => {
                 let payload = &mut frame[w.u.payload..];
                 let (plain, outbound) =
                     finish_rekey_rtp(inbound, srtp, tag, out, payload, w.u.payload_len)?;
@@ -296,7 +294,7 @@ impl Relay {
                 Some(srtp) => return Ok(Finished::Staged(srtp)),
                 // An AEAD leg out: the payload is plain RTP now.
                 None => match path.here.to.send.as_deref_mut() {
-                    Some((_, ctx)) => ctx.protect_rtp(&mut frame[w.u.payload..], plain)?,
+                    Some(ctx) => ctx.protect_rtp(&mut frame[w.u.payload..], plain)?,
                     None => return Err(DropReason::UnknownFlow),
                 },
             },
@@ -338,7 +336,7 @@ impl Relay {
                 });
             // (Always there: contexts change only between bursts.) The staged packet knows
             // how much of its bytes is authenticated.
-            if let Some((_, ctx)) = ctx {
+            if let Some(ctx) = ctx {
                 jobs[k] = Some((ctx, srtp, &frames[w.at].frame[w.u.payload..]));
             }
         }

@@ -50,14 +50,14 @@ impl Relay {
                 Some(c) => {
                     let key = c.parse(call)?;
                     match old.take() {
-                        Some(kept) if kept.0 == key => Ok(Some(kept)),
+                        Some(kept) if kept.sdes_key() == Some(&key) => Ok(Some(kept)),
                         _ => {
                             let mut ctx = Context::new(&key, ctx_config.clone());
                             // A stream carried over a restart goes on at its ROC.
                             for p in resume {
                                 ctx.resume((*p).into());
                             }
-                            Ok(Some(Box::new((key, ctx))))
+                            Ok(Some(Box::new(ctx)))
                         }
                     }
                 }

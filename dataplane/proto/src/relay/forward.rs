@@ -288,8 +288,8 @@ impl Path<'_> {
         let payload = &mut frame[u.payload..u.payload + u.payload_len];
         let plen = payload.len();
         Ok(match (self.here.from.receive.as_deref_mut(), is_rtcp) {
-            (Some((_, ctx)), false) => ctx.unprotect_rtp(payload)?,
-            (Some((_, ctx)), true) => ctx.unprotect_rtcp(payload)?,
+            (Some(ctx), false) => ctx.unprotect_rtp(payload)?,
+            (Some(ctx), true) => ctx.unprotect_rtcp(payload)?,
             (None, _) => {
                 if payload[0] >> 6 != 2 || plen < if is_rtcp { 8 } else { 12 } {
                     return Err(DropReason::SrtpMalformed);
@@ -319,7 +319,7 @@ impl Path<'_> {
                 !inb.latched && inb.set_remote(false, u.src)
             };
             if changed {
-                self.back.to.tx = [None, None];
+                self.back.to.tx = None;
             }
             inb.latched = true;
         }
@@ -349,8 +349,8 @@ impl Path<'_> {
     ) -> Result<usize, DropReason> {
         let payload = &mut frame[u.payload..];
         Ok(match (self.here.to.send.as_deref_mut(), is_rtcp) {
-            (Some((_, ctx)), false) => ctx.protect_rtp(payload, plain)?,
-            (Some((_, ctx)), true) => ctx.protect_rtcp(payload, plain)?,
+            (Some(ctx), false) => ctx.protect_rtp(payload, plain)?,
+            (Some(ctx), true) => ctx.protect_rtcp(payload, plain)?,
             (None, _) => plain,
         })
     }
@@ -368,8 +368,8 @@ impl Path<'_> {
     ) -> Result<Verdict, DropReason> {
         let srtp = self.here.from.receive.is_some() || self.here.to.send.is_some();
         let out = &mut self.here.to;
-        let tx = usize::from(flow.rtcp_port);
-        let cache = match out.tx[tx] {
+        let cached = if flow.rtcp_port { None } else { out.tx };
+        let cache = match cached {
             Some(c) if c.neighbour_gen == self.neighbour_gen && c.expires_ns > now_ns => c,
             _ => {
                 let peer = (self.back.from.remote, self.back.from.remote_rtcp);
@@ -387,7 +387,9 @@ impl Path<'_> {
                     neighbour_gen: self.neighbour_gen,
                     ..c
                 };
-                out.tx[tx] = Some(c);
+                if !flow.rtcp_port {
+                    out.tx = Some(c);
+                }
                 c
             }
         };

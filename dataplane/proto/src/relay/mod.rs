@@ -22,7 +22,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use relay_srtp::{Context, SdesKey};
+use relay_srtp::Context;
 
 use crate::flows::FlowTable;
 use crate::rtpstats::RtpReceiveStats;
@@ -136,7 +136,8 @@ struct TxCache {
     expires_ns: u64,
 }
 
-type Keyed = Option<Box<(SdesKey, Context)>>;
+/// A leg's SRTP context (its SDES key inside: [`Context::sdes_key`]).
+type Keyed = Option<Box<Context>>;
 
 /// What the hot path reads of a leg when a packet arrives from it.
 // `repr(C)`: the fields in the order the hot path reads them.
@@ -180,8 +181,10 @@ struct Sending {
     send: Keyed,
     tx_packets: u64,
     tx_bytes: u64,
-    /// Headers for packets sent to this leg: RTP, RTCP port (RFC 3550 port + 1).
-    tx: [Option<TxCache>; 2],
+    /// Headers for packets sent to this leg's RTP port (and RTCP multiplexed on it). RTCP to
+    /// a separate port (RFC 3550 port + 1), a packet every few seconds, gets its headers
+    /// built each time: a second cache would cost every stream 112 bytes.
+    tx: Option<TxCache>,
 }
 
 /// One direction of a media pair in one piece: the receiving side of the leg packets arrive
@@ -268,13 +271,9 @@ impl Media {
             srtp_receive: rx
                 .receive
                 .as_ref()
-                .map(|k| k.1.positions())
+                .map(|k| k.positions())
                 .unwrap_or_default(),
-            srtp_send: tx
-                .send
-                .as_ref()
-                .map(|k| k.1.positions())
-                .unwrap_or_default(),
+            srtp_send: tx.send.as_ref().map(|k| k.positions()).unwrap_or_default(),
         }
     }
 }

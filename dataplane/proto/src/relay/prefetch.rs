@@ -85,10 +85,7 @@ impl Relay {
             // The arriving leg's receiving side, the leaving leg's context and counters, and
             // the headers this packet will get: one run of lines.
             hint.range(dir, std::mem::offset_of!(Direction, to) + DIRECTION_TO_HOT);
-            hint.range(
-                &dir.to.tx[usize::from(flow.rtcp_port)],
-                size_of::<Option<TxCache>>(),
-            );
+            hint.range(&dir.to.tx, size_of::<Option<TxCache>>());
             *f = Some(flow);
         }
         // Stage 3: the SRTP contexts, whose addresses the (now cached) direction records hold.
@@ -101,9 +98,9 @@ impl Relay {
             let dir = &pair.dirs[usize::from(flow.side)];
             for (slot, keyed) in c.iter_mut().zip([&dir.from.receive, &dir.to.send]) {
                 if let Some(keyed) = keyed {
-                    let (at, bytes) = keyed.1.hot_fields();
+                    let (at, bytes) = keyed.hot_fields();
                     hint.range(at, bytes);
-                    *slot = Some(&keyed.1);
+                    *slot = Some(&**keyed);
                 }
             }
         }

@@ -261,10 +261,11 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// Bytes from the start of a [`Context`] that cover its fields and the SRTP transform's MAC
-/// state, salt and AES-CM key schedule (up to AES-256's 15 round keys, after the variant tags).
+/// Bytes from the start of a [`Context`] that cover its fields and the SRTP transform (MAC
+/// state, salt and AES-128 key schedule inline; AES-256's and GCM's are boxed, see
+/// [`Context::hot_memory`]).
 const HOT_FIELDS: usize = {
-    let wanted = std::mem::offset_of!(Context, srtp) + 16 + 64 + 16 + 15 * 16;
+    let wanted = std::mem::offset_of!(Context, srtp) + size_of::<Transform>();
     if wanted < size_of::<Context>() {
         wanted
     } else {
@@ -326,11 +327,12 @@ pub struct Context {
     ssrcs: SmallVec<[SsrcState; 1]>,
     config: ContextConfig,
     srtp: Transform,
-    /// The SRTCP keys, derived from `master` when the first RTCP packet needs them: keys are
+    /// The SRTCP keys, derived from `key` when the first RTCP packet needs them: keys are
     /// most of a stream's memory, and a stream without RTCP never pays for these.
     srtcp: Option<Box<Transform>>,
-    /// The master key, kept for the SRTCP keys (`None` for contexts given session keys).
-    master: Option<MasterKey>,
+    /// The SDES key, kept for the SRTCP keys and to tell whether a renegotiated key is this
+    /// one ([`Context::sdes_key`]; `None` for contexts given session keys).
+    key: Option<SdesKey>,
 }
 
 impl std::fmt::Debug for Context {
@@ -356,12 +358,18 @@ impl Context {
             None,
             config,
         );
-        ctx.master = Some(master.clone());
+        ctx.key = Some(key.clone());
         ctx.mki = key.mki.map(Mki::to_bytes);
         if let Some(lifetime) = key.lifetime() {
             ctx.srtp_limit = lifetime.min(MAX_SRTP_PACKETS);
         }
         ctx
+    }
+
+    /// The SDES key this context was made for (`None` for contexts given session keys): a
+    /// holder of contexts compares a renegotiated key with it rather than keep a copy.
+    pub fn sdes_key(&self) -> Option<&SdesKey> {
+        self.key.as_ref()
     }
 
     /// A context for a bare master key with the default configuration.
@@ -403,7 +411,7 @@ impl Context {
             suite,
             srtp,
             srtcp,
-            master: None,
+            key: None,
             mki: None,
             config,
             srtp_limit: MAX_SRTP_PACKETS,
@@ -437,11 +445,11 @@ impl Context {
     }
 
     /// The other memory an SRTP packet reads, as (address, length) ranges: the per-SSRC
-    /// states and, for GCM, the boxed key schedule. Reads the context (call it once
+    /// states and the boxed key schedule (AES-256, GCM). Reads the context (call it once
     /// [`Context::hot_fields`] has been prefetched); the addresses are only ever hints.
     pub fn hot_memory(&self) -> [(*const u8, usize); 2] {
         let boxed: (*const u8, usize) = match &self.srtp {
-            Transform::Cm { .. } => (std::ptr::null(), 0),
+            Transform::Cm { cipher, .. } => cipher.boxed_schedule(),
             Transform::Gcm { cipher, .. } => match cipher {
                 GcmCipher::Ni(k) => ((&**k as *const GcmKeys).cast(), size_of::<GcmKeys>()),
                 GcmCipher::G128(c) => ((&**c as *const Aes128Gcm).cast(), size_of::<Aes128Gcm>()),
@@ -490,7 +498,7 @@ impl Context {
     fn derive_srtcp(&mut self) -> Result<(), SrtpError> {
         if self.srtcp.is_none() {
             // (Always there when the keys are not: `Context::new` keeps it.)
-            let master = self.master.as_ref().ok_or(SrtpError::KeyExpired)?;
+            let master = &self.key.as_ref().ok_or(SrtpError::KeyExpired)?.master;
             self.srtcp = Some(Box::new(Transform::derive(
                 master,
                 [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],

@@ -46,7 +46,7 @@ fn mix(prev: __m128i, assist: __m128i) -> __m128i {
 /// # Safety
 /// The CPU must have AES-NI and SSE2.
 #[target_feature(enable = "aes,sse2")]
-pub(super) unsafe fn expand128(key: &[u8; 16], out: &mut [[u8; 16]; 15]) {
+pub(super) unsafe fn expand128(key: &[u8; 16], out: &mut [[u8; 16]]) {
     macro_rules! next {
         ($k:expr, $rcon:literal) => {
             mix(
@@ -126,7 +126,7 @@ pub(super) unsafe fn expand256(key: &[u8; 32], out: &mut [[u8; 16]; 15]) {
 /// the next (a constant `N`, so the blocks stay in registers).
 #[inline]
 #[target_feature(enable = "aes,sse2")]
-fn encrypt_n<const N: usize>(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; N]) {
+fn encrypt_n<const N: usize>(keys: &[[u8; 16]], rounds: u8, v: &mut [__m128i; N]) {
     let r = usize::from(rounds);
     let k0 = load(&keys[0]);
     for x in v.iter_mut() {
@@ -147,7 +147,7 @@ fn encrypt_n<const N: usize>(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i
 /// Encrypts the first `n <= LANES` blocks of `v` (in a group of 1, 2, 4, 8 or 12).
 #[inline]
 #[target_feature(enable = "aes,sse2")]
-pub(super) fn encrypt_lanes(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i; LANES], n: usize) {
+pub(super) fn encrypt_lanes(keys: &[[u8; 16]], rounds: u8, v: &mut [__m128i; LANES], n: usize) {
     fn group<const N: usize>(v: &mut [__m128i; LANES]) -> &mut [__m128i; N] {
         (&mut v[..N]).try_into().expect("N <= LANES")
     }
@@ -166,7 +166,7 @@ pub(super) fn encrypt_lanes(keys: &[[u8; 16]; 15], rounds: u8, v: &mut [__m128i;
 /// # Safety
 /// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with the keys expanded for it.
 #[target_feature(enable = "aes,sse2")]
-pub(super) unsafe fn encrypt_blocks(keys: &[[u8; 16]; 15], rounds: u8, blocks: &mut [Block]) {
+pub(super) unsafe fn encrypt_blocks(keys: &[[u8; 16]], rounds: u8, blocks: &mut [Block]) {
     let zero = load(&[0; 16]);
     for chunk in blocks.chunks_mut(LANES) {
         let mut v = [zero; LANES];
@@ -186,12 +186,7 @@ pub(super) unsafe fn encrypt_blocks(keys: &[[u8; 16]; 15], rounds: u8, blocks: &
 /// # Safety
 /// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with the keys expanded for it.
 #[target_feature(enable = "aes,sse2")]
-pub(super) unsafe fn xor_keystream(
-    keys: &[[u8; 16]; 15],
-    rounds: u8,
-    iv: &[u8; 16],
-    data: &mut [u8],
-) {
+pub(super) unsafe fn xor_keystream(keys: &[[u8; 16]], rounds: u8, iv: &[u8; 16], data: &mut [u8]) {
     let mut counter = u128::from_be_bytes(*iv);
     let zero = load(&[0; 16]);
     for chunk in data.chunks_mut(16 * LANES) {
@@ -226,7 +221,7 @@ pub(super) unsafe fn xor_keystream(
 /// it.
 #[target_feature(enable = "aes,sse2,ssse3")]
 pub(super) unsafe fn xor_keystream_many(
-    keys: &[[u8; 16]; 15],
+    keys: &[[u8; 16]],
     rounds: u8,
     jobs: &mut [([u8; 16], &mut [u8])],
 ) {
@@ -297,9 +292,9 @@ pub(super) unsafe fn xor_keystream_many(
 /// The CPU must have AES-NI and SSE2; `rounds` is 10 or 14 with both key sets expanded for it.
 #[target_feature(enable = "aes,sse2")]
 pub(super) unsafe fn xor_two_keystreams(
-    a: &[[u8; 16]; 15],
+    a: &[[u8; 16]],
     iv_a: &[u8; 16],
-    b: &[[u8; 16]; 15],
+    b: &[[u8; 16]],
     iv_b: &[u8; 16],
     rounds: u8,
     data: &mut [u8],

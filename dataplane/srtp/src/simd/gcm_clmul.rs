@@ -121,7 +121,7 @@ fn multiply(a: __m128i, b: __m128i) -> __m128i {
 /// expanded for it.
 #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn hash_key_powers(
-    keys: &[[u8; 16]; 15],
+    keys: &[[u8; 16]],
     rounds: u8,
     powers: &mut [[u8; 16]; POWERS],
 ) {
@@ -229,7 +229,7 @@ enum Mode {
 #[inline]
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 fn crypt(
-    keys: &[[u8; 16]; 15],
+    keys: &[[u8; 16]],
     rounds: u8,
     powers: &[[u8; 16]; POWERS],
     iv: &[u8; 12],
@@ -322,7 +322,7 @@ fn crypt(
 /// expanded for it and `powers` made by [`hash_key_powers`] from them.
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn seal(
-    keys: &[[u8; 16]; 15],
+    keys: &[[u8; 16]],
     rounds: u8,
     powers: &[[u8; 16]; POWERS],
     iv: &[u8; 12],
@@ -340,7 +340,7 @@ pub(super) unsafe fn seal(
 /// As [`seal`].
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn unseal(
-    keys: &[[u8; 16]; 15],
+    keys: &[[u8; 16]],
     rounds: u8,
     powers: &[[u8; 16]; POWERS],
     iv: &[u8; 12],
@@ -357,7 +357,7 @@ pub(super) unsafe fn unseal(
 /// As [`seal`].
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 pub(super) unsafe fn undo_unseal(
-    keys: &[[u8; 16]; 15],
+    keys: &[[u8; 16]],
     rounds: u8,
     powers: &[[u8; 16]; POWERS],
     iv: &[u8; 12],

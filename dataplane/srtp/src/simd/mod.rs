@@ -184,16 +184,24 @@ pub(crate) fn multi_lane() -> bool {
 /// An AES-128 or AES-256 encryption key, expanded once.
 // The round keys inline (a packet reads them with its context's other hot fields), the rare
 // portable schedules boxed.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum AesKeys {
-    /// Round keys for AES-NI: 11 (AES-128) or 15 (AES-256), zeroised on drop.
-    Ni(NiKeys),
+    /// AES-128's 11 round keys for AES-NI, inline, zeroised on drop.
+    Ni128(NiKeys128),
+    /// AES-256's 15, boxed: SRTP rarely uses AES-256, and inline they would make every
+    /// context (most of them AES-128) 64 bytes and a cache line larger.
+    Ni256(Box<NiKeys>),
     /// The `aes` crate's portable path (boxed: it is large, and only CPUs without AES-NI take it).
     Soft128(Box<Aes128Enc>),
     Soft256(Box<Aes256Enc>),
 }
 
-/// AES round keys as bytes (loaded unaligned per use).
+/// AES-128 round keys as bytes (loaded unaligned per use).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct NiKeys128 {
+    keys: [[u8; 16]; 11],
+}
+
+/// AES round keys as bytes (loaded unaligned per use), room for AES-256's.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct NiKeys {
     keys: [[u8; 16]; 15],
@@ -207,7 +215,16 @@ impl AesKeys {
         assert!(key.len() == 16 || key.len() == 32, "AES-128 or AES-256 key");
         if Features::get().aes_ni {
             #[cfg(target_arch = "x86_64")]
-            return AesKeys::Ni(NiKeys::expand(key));
+            return match key.len() {
+                16 => {
+                    let mut keys = [[0u8; 16]; 11];
+                    // SAFETY: `Features::get` found AES-NI and SSE2, the features `expand128`
+                    // enables.
+                    unsafe { aes_ni::expand128(key.try_into().expect("16 bytes"), &mut keys) };
+                    AesKeys::Ni128(NiKeys128 { keys })
+                }
+                _ => AesKeys::Ni256(Box::new(NiKeys::expand(key))),
+            };
         }
         AesKeys::portable(key)
     }
@@ -220,18 +237,40 @@ impl AesKeys {
         }
     }
 
+    /// Where the key schedule lies when it is not inline (AES-256, the portable paths), as
+    /// (address, length), for prefetching; a null address where it is inline.
+    pub(crate) fn boxed_schedule(&self) -> (*const u8, usize) {
+        match self {
+            AesKeys::Ni128(_) => (std::ptr::null(), 0),
+            AesKeys::Ni256(k) => ((&**k as *const NiKeys).cast(), size_of::<NiKeys>()),
+            AesKeys::Soft128(c) => ((&**c as *const Aes128Enc).cast(), size_of::<Aes128Enc>()),
+            AesKeys::Soft256(c) => ((&**c as *const Aes256Enc).cast(), size_of::<Aes256Enc>()),
+        }
+    }
+
+    /// The AES-NI round keys and the number of rounds, where this key has them.
+    #[inline]
+    fn round_keys(&self) -> Option<(&[[u8; 16]], u8)> {
+        match self {
+            AesKeys::Ni128(k) => Some((&k.keys, 10)),
+            AesKeys::Ni256(k) => Some((&k.keys, k.rounds)),
+            _ => None,
+        }
+    }
+
     /// XORs each `jobs[i].1` with the AES-CTR keystream from counter block `jobs[i].0`, the
     /// same as [`AesKeys::xor_keystream`] on each; with AES-NI the messages' blocks go through
     /// the rounds together and are XORed from the registers. Returns false (nothing done)
     /// where only the portable path exists: the caller then batches blocks its own way.
     #[inline]
     pub(crate) fn xor_keystream_many(&self, jobs: &mut [([u8; 16], &mut [u8])]) -> bool {
-        match self {
+        match self.round_keys() {
             #[cfg(target_arch = "x86_64")]
-            AesKeys::Ni(k) => {
-                // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI, SSE2 and
-                // SSSE3, the features `xor_keystream_many` enables; its arguments are references.
-                unsafe { aes_ni::xor_keystream_many(&k.keys, k.rounds, jobs) };
+            Some((keys, rounds)) => {
+                // SAFETY: AES-NI keys are only made where `Features::get` found AES-NI, SSE2
+                // and SSSE3, the features `xor_keystream_many` enables; its arguments are
+                // references.
+                unsafe { aes_ni::xor_keystream_many(keys, rounds, jobs) };
                 true
             }
             _ => false,
@@ -249,15 +288,13 @@ impl AesKeys {
         other_iv: &[u8; 16],
         data: &mut [u8],
     ) {
-        match (self, other) {
+        match (self.round_keys(), other.round_keys()) {
             #[cfg(target_arch = "x86_64")]
-            (AesKeys::Ni(a), AesKeys::Ni(b)) if a.rounds == b.rounds => {
-                // SAFETY: `Ni` keys are only made where `Features::get` found AES-NI and SSE2,
-                // the features `xor_two_keystreams` enables; both schedules have `rounds`
+            (Some((a, rounds)), Some((b, other_rounds))) if rounds == other_rounds => {
+                // SAFETY: AES-NI keys are only made where `Features::get` found AES-NI and
+                // SSE2, the features `xor_two_keystreams` enables; both schedules have `rounds`
                 // rounds; its arguments are references.
-                unsafe {
-                    aes_ni::xor_two_keystreams(&a.keys, iv, &b.keys, other_iv, a.rounds, data)
-                };
+                unsafe { aes_ni::xor_two_keystreams(a, iv, b, other_iv, rounds, data) };
             }
             _ => {
                 self.xor_keystream(iv, data);
@@ -269,15 +306,17 @@ impl AesKeys {
     /// Encrypts each block in place (AES in ECB over independent blocks: the CTR keystream).
     #[inline]
     pub(crate) fn encrypt_blocks(&self, blocks: &mut [Block]) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Ni` keys are only made after `Features::get` found AES-NI and SSE2,
+        #[cfg(target_arch = "x86_64")]
+        if let Some((keys, rounds)) = self.round_keys() {
+            // SAFETY: AES-NI keys are only made after `Features::get` found AES-NI and SSE2,
             // the features `encrypt_blocks` enables; its arguments are references.
-            AesKeys::Ni(k) => unsafe { aes_ni::encrypt_blocks(&k.keys, k.rounds, blocks) },
-            #[cfg(not(target_arch = "x86_64"))]
-            AesKeys::Ni(_) => unreachable!("AES-NI keys are only made on x86_64"),
+            unsafe { aes_ni::encrypt_blocks(keys, rounds, blocks) };
+            return;
+        }
+        match self {
             AesKeys::Soft128(c) => c.encrypt_blocks(blocks),
             AesKeys::Soft256(c) => c.encrypt_blocks(blocks),
+            _ => unreachable!("AES-NI keys are only made on x86_64"),
         }
     }
 
@@ -285,10 +324,10 @@ impl AesKeys {
     /// big-endian counter, as SRTP's AES-CM uses it: RFC 3711 section 4.1.1).
     #[inline]
     pub(crate) fn xor_keystream(&self, iv: &[u8; 16], data: &mut [u8]) {
-        match self {
+        match self.round_keys() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `encrypt_blocks`: made only where the CPU has AES-NI and SSE2.
-            AesKeys::Ni(k) => unsafe { aes_ni::xor_keystream(&k.keys, k.rounds, iv, data) },
+            Some((keys, rounds)) => unsafe { aes_ni::xor_keystream(keys, rounds, iv, data) },
             _ => {
                 let mut counter = u128::from_be_bytes(*iv);
                 let mut blocks = [Block::default(); 8];
