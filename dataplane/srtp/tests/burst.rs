@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use relay_srtp::{
     finish_rekey_rtp, rekey_rtp, rekey_rtp_burst, staged_tags, Context, ContextConfig, MasterKey,
-    SdesKey, SrtpError, StagedRtp, Suite,
+    Mki, SdesKey, SrtpError, StagedRtp, Suite,
 };
 
 fn key(suite: Suite, seed: u8) -> SdesKey {
@@ -54,9 +54,32 @@ fn wire(suite: Suite, events: &[Event], start: u16) -> Vec<Vec<u8>> {
     wire_with_key(suite, 1, events, start)
 }
 
+/// [`key`], with a one-byte MKI if `mki`.
+fn mki_key(suite: Suite, seed: u8, mki: bool) -> SdesKey {
+    let mut k = key(suite, seed);
+    if mki {
+        k.mki = Some(Mki {
+            value: u32::from(seed),
+            len: 1,
+        });
+    }
+    k
+}
+
+/// [`wire`] with the sender's key carrying an MKI if `mki`.
+fn wire_with_mki(suite: Suite, mki: bool, events: &[Event], start: u16) -> Vec<Vec<u8>> {
+    let mut tx = Context::new(&mki_key(suite, 1, mki), ContextConfig::default());
+    wire_from(&mut tx, events, start)
+}
+
 /// [`wire`] with the sender keyed by `seed`.
 fn wire_with_key(suite: Suite, seed: u8, events: &[Event], start: u16) -> Vec<Vec<u8>> {
     let mut tx = Context::new(&key(suite, seed), ContextConfig::default());
+    wire_from(&mut tx, events, start)
+}
+
+/// The packets `tx` protects for `events`.
+fn wire_from(tx: &mut Context, events: &[Event], start: u16) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut seq = start;
     for e in events {
@@ -127,25 +150,42 @@ proptest! {
         prop_assert_eq!(single.roc(0xbbbb), bursty.roc(0xbbbb));
     }
 
+    /// `rekey_rtp` and `rekey_rtp_burst` (one pass for GCM to GCM) equal `unprotect_rtp`
+    /// then `protect_rtp`: results, bytes and the state they leave, with or without MKIs,
+    /// and with too little room for the outbound tag.
     #[test]
-    fn rekey_burst_equals_one_by_one(suite_in in suite(), suite_out in suite(), events in events(), start in any::<u16>(), burst in 1usize..40) {
-        let packets = wire(suite_in, &events, start);
-        let (mut in1, mut out1) = (Context::new(&key(suite_in, 1), ContextConfig::default()), Context::new(&key(suite_out, 2), ContextConfig::default()));
-        let (mut in2, mut out2) = (Context::new(&key(suite_in, 1), ContextConfig::default()), Context::new(&key(suite_out, 2), ContextConfig::default()));
+    fn rekey_equals_unprotect_then_protect(suite_in in suite(), suite_out in suite(), events in events(), start in any::<u16>(), burst in 1usize..40, mki in any::<(bool, bool)>(), room in prop_oneof![Just(40usize), 0usize..40]) {
+        let packets = wire_with_mki(suite_in, mki.0, &events, start);
+        let keys = || (Context::new(&mki_key(suite_in, 1, mki.0), ContextConfig::default()), Context::new(&mki_key(suite_out, 2, mki.1), ContextConfig::default()));
+        let ((mut in1, mut out1), (mut in2, mut out2), (mut in3, mut out3)) = (keys(), keys(), keys());
+        let padded = |p: &Vec<u8>| { let mut v = p.clone(); v.resize(p.len() + room, 0); v };
         for chunk in packets.chunks(burst) {
             let lens: Vec<usize> = chunk.iter().map(Vec::len).collect();
-            let mut a: Vec<Vec<u8>> = chunk.iter().map(|p| { let mut v = p.clone(); v.resize(p.len() + 40, 0); v }).collect();
-            let want: Vec<Result<usize, SrtpError>> = a.iter_mut().zip(&lens).map(|(p, &l)| rekey_rtp(&mut in1, &mut out1, p, l)).collect();
-            let mut b: Vec<Vec<u8>> = chunk.iter().map(|p| { let mut v = p.clone(); v.resize(p.len() + 40, 0); v }).collect();
+            let mut a: Vec<Vec<u8>> = chunk.iter().map(padded).collect();
+            let want: Vec<Result<usize, SrtpError>> = a.iter_mut().zip(&lens).map(|(p, &l)| {
+                let plain = in1.unprotect_rtp(&mut p[..l])?;
+                out1.protect_rtp(p, plain)
+            }).collect();
+            let mut b: Vec<Vec<u8>> = chunk.iter().map(padded).collect();
             let mut views: Vec<&mut [u8]> = b.iter_mut().map(|p| &mut p[..]).collect();
             let mut got = vec![Ok(0); chunk.len()];
             rekey_rtp_burst(&mut in2, &mut out2, &mut views, &lens, &mut got);
             prop_assert_eq!(&got, &want);
-            for ((x, y), r) in a.iter().zip(&b).zip(&want) {
+            let mut c: Vec<Vec<u8>> = chunk.iter().map(padded).collect();
+            let single: Vec<Result<usize, SrtpError>> = c.iter_mut().zip(&lens).map(|(p, &l)| rekey_rtp(&mut in3, &mut out3, p, l)).collect();
+            prop_assert_eq!(&single, &want);
+            for (((x, y), z), r) in a.iter().zip(&b).zip(&c).zip(&want) {
                 if let Ok(n) = r {
                     prop_assert_eq!(&x[..*n], &y[..*n]);
+                    prop_assert_eq!(&x[..*n], &z[..*n]);
                 }
             }
+        }
+        for ssrc in [0xaaaa, 0xbbbb] {
+            prop_assert_eq!(in1.roc(ssrc), in2.roc(ssrc));
+            prop_assert_eq!(in1.roc(ssrc), in3.roc(ssrc));
+            prop_assert_eq!(out1.roc(ssrc), out2.roc(ssrc));
+            prop_assert_eq!(out1.roc(ssrc), out3.roc(ssrc));
         }
     }
 

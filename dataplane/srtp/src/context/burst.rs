@@ -242,6 +242,13 @@ pub fn rekey_rtp_burst(
     results: &mut [Result<usize, SrtpError>],
 ) {
     let n = packets.len().min(lens.len()).min(results.len());
+    if inbound.suite.is_aead() && outbound.suite.is_aead() {
+        // GCM to GCM: each packet in one pass where both have our AES-GCM (`rekey_rtp`).
+        for i in 0..n {
+            results[i] = super::rekey_rtp(inbound, outbound, packets[i], lens[i]);
+        }
+        return;
+    }
     for start in (0..n).step_by(MAX_BURST) {
         let end = (start + MAX_BURST).min(n);
         let (chunk, res) = (&mut packets[start..end], &mut results[start..end]);

@@ -15,6 +15,7 @@ use crate::simd::{AesKeys, GcmKeys};
 use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
 
 mod burst;
+mod gcm_rekey;
 mod staged;
 pub use burst::rekey_rtp_burst;
 pub use staged::{finish_rekey_rtp, staged_tags, StagedRtp};
@@ -842,6 +843,9 @@ pub fn rekey_rtp(
     buf: &mut [u8],
     len: usize,
 ) -> Result<usize, SrtpError> {
+    if let Some(done) = gcm_rekey::rekey_rtp_gcm(inbound, outbound, buf, len) {
+        return done;
+    }
     let plain = inbound.unprotect_rtp(buf.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?)?;
     outbound.protect_rtp(buf, plain)
 }

@@ -208,6 +208,25 @@ impl<'a> Hasher<'a> {
     }
 }
 
+/// J0 = `iv || 1` (section 7.1 step 2, for a 96-bit IV), byte-reversed.
+#[inline]
+#[target_feature(enable = "sse2,ssse3")]
+fn reversed_j0(iv: &[u8; 12]) -> __m128i {
+    let mut j0 = [0u8; 16];
+    j0[..12].copy_from_slice(iv);
+    j0[15] = 1;
+    reverse(load(&j0))
+}
+
+/// One AES-GCM key as the functions here take it: the AES round keys (`rounds + 1` of them)
+/// and the powers of H made from them by [`hash_key_powers`].
+#[derive(Clone, Copy)]
+pub(super) struct Key<'a> {
+    pub(super) round_keys: &'a [[u8; 16]],
+    pub(super) rounds: u8,
+    pub(super) powers: &'a [[u8; 16]; POWERS],
+}
+
 /// What [`crypt`] does with the data.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -215,87 +234,129 @@ enum Mode {
     Seal,
     /// Hash the ciphertext given, and decrypt.
     Unseal,
-    /// Only XOR the keystream (undoes an `Unseal` whose tag did not match).
+    /// Hash the ciphertext given under the first key, decrypt it and encrypt it under the
+    /// second key, and hash the new ciphertext under the second key.
+    Rekey,
+    /// Only XOR the keystream(s) (undoes an `Unseal` or `Rekey` whose tag did not match).
     KeystreamOnly,
+}
+
+/// The GCM length block (section 7.1 step 5: the AAD's and the text's lengths in bits),
+/// reflected.
+#[inline]
+#[target_feature(enable = "sse2,ssse3")]
+fn lengths_block(aad_len: usize, text_len: usize) -> __m128i {
+    let mut lengths = [0u8; 16];
+    lengths[..8].copy_from_slice(&(8 * aad_len as u64).to_be_bytes());
+    lengths[8..].copy_from_slice(&(8 * text_len as u64).to_be_bytes());
+    reverse(load(&lengths))
+}
+
+/// The next `n` counter blocks from `reversed` (a counter block byte-reversed: its 32-bit
+/// counter is the low lane, incremented there and reversed back per block), encrypted.
+#[inline]
+#[target_feature(enable = "aes,sse2,ssse3")]
+fn keystream(key: Key<'_>, reversed: &mut __m128i, n: usize) -> [__m128i; LANES] {
+    let one = _mm_set_epi32(0, 0, 0, 1);
+    let mut v = [_mm_setzero_si128(); LANES];
+    for x in v[..n].iter_mut() {
+        *x = reverse(*reversed);
+        *reversed = _mm_add_epi32(*reversed, one);
+    }
+    encrypt_lanes(key.round_keys, key.rounds, &mut v, n);
+    v
 }
 
 /// GCM over `data` in place with IV `iv` and additional data `aad` (SP 800-38D sections 7.1
 /// and 7.2): the keystream from counter block `iv || 2` (inc32 of J0 = `iv || 1`; SRTP
 /// packets are far below 2^32 blocks, so the 32-bit counter never wraps) XORed in, and the
 /// tag returned: GHASH of the AAD, the ciphertext and the lengths, XORed with E(K, J0), which
-/// is encrypted in the first group beside the first counter blocks. The AES rounds of a
-/// group of twelve blocks and the GHASH products of its ciphertext are in the same loop, so
-/// the CPU's AES and carry-less multiply units work side by side.
+/// is encrypted in the first group beside the first counter blocks (a G.711 packet's ten
+/// blocks and J0 in one group of twelve, all in flight at once).
+///
+/// With a second key (`Mode::Rekey`, or `KeystreamOnly` to undo one) the data is XORed with
+/// both keystreams in the same pass, the first key's hash taken over the data given and the
+/// second's over the data made: a re-key from one key to another with neither the plaintext
+/// in memory nor a second pass. Returns the two tags (the second zero without a second key).
 #[inline]
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
 fn crypt(
-    keys: &[[u8; 16]],
-    rounds: u8,
-    powers: &[[u8; 16]; POWERS],
+    a: Key<'_>,
     iv: &[u8; 12],
+    b: Option<(Key<'_>, &[u8; 12])>,
     aad: &[u8],
     data: &mut [u8],
     mode: Mode,
-) -> [u8; 16] {
-    // A G.711 packet's ten blocks and J0 in one group: their rounds all in flight at once.
-    const GROUP: usize = LANES;
-    let hashing = mode != Mode::KeystreamOnly;
+) -> ([u8; 16], [u8; 16]) {
+    let hash_in = matches!(mode, Mode::Unseal | Mode::Rekey);
+    let hash_out_a = mode == Mode::Seal;
+    let hash_out_b = mode == Mode::Rekey;
     let text_len = data.len();
     let (na, nt) = (aad.len().div_ceil(16), text_len.div_ceil(16));
-    let mut hash = Hasher::new(powers, na + nt + 1);
-    if hashing {
+    let mut hash_a = Hasher::new(a.powers, na + nt + 1);
+    let mut hash_b = Hasher::new(b.map_or(a.powers, |(k, _)| k.powers), na + nt + 1);
+    if mode != Mode::KeystreamOnly {
         for i in 0..na {
-            hash.absorb(block_at(aad, i));
+            let x = block_at(aad, i);
+            hash_a.absorb(x);
+            if hash_out_b {
+                hash_b.absorb(x);
+            }
         }
     }
-    let mut j0 = [0u8; 16];
-    j0[..12].copy_from_slice(iv);
-    j0[15] = 1;
-    // The counter block kept byte-reversed, its 32-bit counter the low lane, incremented
-    // there and reversed back per block.
-    let mut reversed = reverse(load(&j0));
-    let one = _mm_set_epi32(0, 0, 0, 1);
-    let mut mask = _mm_setzero_si128();
+    let mut reversed_a = reversed_j0(iv);
+    let mut reversed_b = reversed_j0(b.map_or(iv, |(_, iv)| iv));
+    let (mut mask_a, mut mask_b) = (_mm_setzero_si128(), _mm_setzero_si128());
     // The first group carries J0 in lane 0.
     let mut skip = 1;
     let mut rest = data;
     loop {
-        let take = rest.len().min(16 * (GROUP - skip));
+        let take = rest.len().min(16 * (LANES - skip));
         let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
         rest = tail;
         let n = skip + chunk.len().div_ceil(16);
-        let mut v = [_mm_setzero_si128(); GROUP];
-        for x in v[..n].iter_mut() {
-            *x = reverse(reversed);
-            reversed = _mm_add_epi32(reversed, one);
-        }
-        encrypt_lanes(keys, rounds, &mut v, n);
+        let mut v = keystream(a, &mut reversed_a, n);
         if skip == 1 {
-            mask = v[0];
+            mask_a = v[0];
+        }
+        if let Some((key_b, _)) = b {
+            let w = keystream(key_b, &mut reversed_b, n);
+            if skip == 1 {
+                mask_b = w[0];
+            }
+            for (x, y) in v.iter_mut().zip(w) {
+                *x = _mm_xor_si128(*x, y);
+            }
         }
         for (ks, d) in v[skip..n].iter().zip(chunk.chunks_mut(16)) {
             if let Ok(d16) = <&mut [u8; 16]>::try_from(&mut *d) {
                 let input = load(d16);
-                if mode == Mode::Unseal {
-                    hash.absorb(reverse(input));
+                if hash_in {
+                    hash_a.absorb(reverse(input));
                 }
                 let output = _mm_xor_si128(input, *ks);
                 store(output, d16);
-                if mode == Mode::Seal {
-                    hash.absorb(reverse(output));
+                if hash_out_a {
+                    hash_a.absorb(reverse(output));
+                }
+                if hash_out_b {
+                    hash_b.absorb(reverse(output));
                 }
             } else {
                 // The last, partial block: hashed padded with zeros.
                 let mut block = [0u8; 16];
                 block[..d.len()].copy_from_slice(d);
-                if mode == Mode::Unseal {
-                    hash.absorb(reverse(load(&block)));
+                if hash_in {
+                    hash_a.absorb(reverse(load(&block)));
                 }
                 store(_mm_xor_si128(load(&block), *ks), &mut block);
                 d.copy_from_slice(&block[..d.len()]);
                 block[d.len()..].fill(0);
-                if mode == Mode::Seal {
-                    hash.absorb(reverse(load(&block)));
+                if hash_out_a {
+                    hash_a.absorb(reverse(load(&block)));
+                }
+                if hash_out_b {
+                    hash_b.absorb(reverse(load(&block)));
                 }
             }
         }
@@ -304,64 +365,69 @@ fn crypt(
             break;
         }
     }
-    let mut tag = [0u8; 16];
-    if hashing {
-        let mut lengths = [0u8; 16];
-        lengths[..8].copy_from_slice(&(8 * aad.len() as u64).to_be_bytes());
-        lengths[8..].copy_from_slice(&(8 * text_len as u64).to_be_bytes());
-        hash.absorb(reverse(load(&lengths)));
-        store(_mm_xor_si128(hash.finish(), mask), &mut tag);
+    let (mut tag_a, mut tag_b) = ([0u8; 16], [0u8; 16]);
+    if mode != Mode::KeystreamOnly {
+        let lengths = lengths_block(aad.len(), text_len);
+        hash_a.absorb(lengths);
+        store(_mm_xor_si128(hash_a.finish(), mask_a), &mut tag_a);
+        if hash_out_b {
+            hash_b.absorb(lengths);
+            store(_mm_xor_si128(hash_b.finish(), mask_b), &mut tag_b);
+        }
     }
-    tag
+    (tag_a, tag_b)
 }
 
 /// Encrypts `data` in place and returns the 16-byte tag (SP 800-38D section 7.1).
 ///
 /// # Safety
-/// The CPU must have AES-NI, PCLMULQDQ, SSE2 and SSSE3; `rounds` is 10 or 14 with the keys
-/// expanded for it and `powers` made by [`hash_key_powers`] from them.
+/// The CPU must have AES-NI, PCLMULQDQ, SSE2 and SSSE3; the key as [`Key`] says.
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
-pub(super) unsafe fn seal(
-    keys: &[[u8; 16]],
-    rounds: u8,
-    powers: &[[u8; 16]; POWERS],
-    iv: &[u8; 12],
-    aad: &[u8],
-    data: &mut [u8],
-) -> [u8; 16] {
-    crypt(keys, rounds, powers, iv, aad, data, Mode::Seal)
+pub(super) unsafe fn seal(key: Key<'_>, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
+    crypt(key, iv, None, aad, data, Mode::Seal).0
 }
 
 /// The tag `data` as ciphertext should carry, and `data` decrypted in place (section 7.2).
-/// The caller compares the tags and, if they differ, calls [`undo_unseal`] to restore the
+/// The caller compares the tags and, if they differ, calls [`undo`] to restore the
 /// ciphertext.
 ///
 /// # Safety
 /// As [`seal`].
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
-pub(super) unsafe fn unseal(
-    keys: &[[u8; 16]],
-    rounds: u8,
-    powers: &[[u8; 16]; POWERS],
-    iv: &[u8; 12],
-    aad: &[u8],
-    data: &mut [u8],
-) -> [u8; 16] {
-    crypt(keys, rounds, powers, iv, aad, data, Mode::Unseal)
+pub(super) unsafe fn unseal(key: Key<'_>, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
+    crypt(key, iv, None, aad, data, Mode::Unseal).0
 }
 
-/// XORs the keystream of `iv` into `data` once more: undoes [`unseal`]'s decryption when the
-/// tag did not match.
+/// Re-keys `data` in place from key `a` (IV `iv_a`) to key `b` (IV `iv_b`), the same AAD
+/// for both: returns the tag the data as given should carry under `a` and the tag of the new
+/// data under `b`. The caller compares the first and, if it differs, calls [`undo`] with both
+/// keys to restore the data.
+///
+/// # Safety
+/// As [`seal`], for both keys.
+#[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
+pub(super) unsafe fn rekey(
+    a: Key<'_>,
+    iv_a: &[u8; 12],
+    b: Key<'_>,
+    iv_b: &[u8; 12],
+    aad: &[u8],
+    data: &mut [u8],
+) -> ([u8; 16], [u8; 16]) {
+    crypt(a, iv_a, Some((b, iv_b)), aad, data, Mode::Rekey)
+}
+
+/// XORs the keystream of `iv` (and of the second key's, if given) into `data` once more:
+/// undoes [`unseal`] or [`rekey`] when the tag did not match.
 ///
 /// # Safety
 /// As [`seal`].
 #[target_feature(enable = "aes,avx,pclmulqdq,sse2,ssse3")]
-pub(super) unsafe fn undo_unseal(
-    keys: &[[u8; 16]],
-    rounds: u8,
-    powers: &[[u8; 16]; POWERS],
+pub(super) unsafe fn undo(
+    key: Key<'_>,
     iv: &[u8; 12],
+    second: Option<(Key<'_>, &[u8; 12])>,
     data: &mut [u8],
 ) {
-    crypt(keys, rounds, powers, iv, &[], data, Mode::KeystreamOnly);
+    crypt(key, iv, second, &[], data, Mode::KeystreamOnly);
 }

@@ -382,6 +382,18 @@ impl GcmKeys {
         }
     }
 
+    /// The key as `gcm_clmul` takes it.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn key(&self) -> gcm_clmul::Key<'_> {
+        let rounds = self.aes.rounds;
+        gcm_clmul::Key {
+            round_keys: &self.aes.keys[..=usize::from(rounds)],
+            rounds,
+            powers: &self.powers,
+        }
+    }
+
     /// Encrypts `data` in place with IV `iv` and additional data `aad`; returns the tag.
     #[inline]
     pub(crate) fn seal(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
@@ -389,7 +401,7 @@ impl GcmKeys {
         {
             // SAFETY: `GcmKeys` are only made where `Features::get` found the features `seal`
             // enables, with `powers` made from these round keys; the arguments are references.
-            unsafe { gcm_clmul::seal(&self.aes.keys, self.aes.rounds, &self.powers, iv, aad, data) }
+            unsafe { gcm_clmul::seal(self.key(), iv, aad, data) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("GCM keys are only made on x86_64 ({iv:?} {aad:?} {data:?})")
@@ -408,19 +420,53 @@ impl GcmKeys {
         #[cfg(target_arch = "x86_64")]
         {
             use subtle::ConstantTimeEq;
-            let (keys, rounds) = (&self.aes.keys, self.aes.rounds);
             // SAFETY: as in `seal`.
-            let want = unsafe { gcm_clmul::unseal(keys, rounds, &self.powers, iv, aad, data) };
+            let want = unsafe { gcm_clmul::unseal(self.key(), iv, aad, data) };
             if bool::from(want[..].ct_eq(tag)) {
                 return Ok(());
             }
             // Forged: the keystream XORed again puts the ciphertext back.
             // SAFETY: as in `seal`.
-            unsafe { gcm_clmul::undo_unseal(keys, rounds, &self.powers, iv, data) };
+            unsafe { gcm_clmul::undo(self.key(), iv, None, data) };
             Err(())
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("GCM keys are only made on x86_64 ({iv:?} {aad:?} {data:?} {tag:?})")
+    }
+
+    /// Re-keys `data` in place from these keys to `to` in one pass: checks `tag` (the data's
+    /// tag under these keys and `iv`, in constant time) and returns the new data's tag under
+    /// `to` and `to_iv`, the same AAD for both. The same as [`GcmKeys::open`] then `to`'s
+    /// [`GcmKeys::seal`], without the plaintext ever in memory. On a mismatch `data` is left
+    /// as it was and `Err` returned.
+    #[inline]
+    pub(crate) fn rekey(
+        &self,
+        iv: &[u8; 12],
+        tag: &[u8],
+        to: &GcmKeys,
+        to_iv: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; 16], ()> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use subtle::ConstantTimeEq;
+            // SAFETY: as in `seal`, for both keys.
+            let (want, made) =
+                unsafe { gcm_clmul::rekey(self.key(), iv, to.key(), to_iv, aad, data) };
+            if bool::from(want[..].ct_eq(tag)) {
+                return Ok(made);
+            }
+            // SAFETY: as in `seal`, for both keys.
+            unsafe { gcm_clmul::undo(self.key(), iv, Some((to.key(), to_iv)), data) };
+            Err(())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!(
+            "GCM keys are only made on x86_64 ({iv:?} {tag:?} {} {to_iv:?} {aad:?} {data:?})",
+            to.powers.len()
+        )
     }
 }
 
@@ -604,6 +650,44 @@ mod tests {
             let before = bad_text.clone();
             prop_assert!(ours.open(&iv, &bad_aad, &mut bad_text, &bad_tag).is_err());
             prop_assert_eq!(bad_text, before);
+        }
+    }
+
+    proptest! {
+        /// A one-pass re-key equals opening with one key and sealing with the other, for any
+        /// two keys (128 or 256 bits), IVs, AAD and lengths; a wrong tag anywhere is refused
+        /// and leaves the data as it was.
+        #[test]
+        fn gcm_rekey_equals_open_then_seal(
+            long in any::<(bool, bool)>(),
+            ka in any::<[u8; 32]>(),
+            kb in any::<[u8; 32]>(),
+            ivs in any::<([u8; 12], [u8; 12])>(),
+            aad in proptest::collection::vec(any::<u8>(), 0..60),
+            data in proptest::collection::vec(any::<u8>(), 0..=1500),
+            forge in any::<Option<(u8, u8)>>(),
+        ) {
+            let ka = if long.0 { &ka[..] } else { &ka[..16] };
+            let kb = if long.1 { &kb[..] } else { &kb[..16] };
+            let (Some(a), Some(b)) = (GcmKeys::new(ka), GcmKeys::new(kb)) else {
+                return Ok(());
+            };
+            let mut sealed = data.clone();
+            let mut tag = a.seal(&ivs.0, &aad, &mut sealed);
+            if let Some((at, bit)) = forge {
+                tag[usize::from(at) % 16] ^= 1 << (bit % 8);
+            }
+            let mut fused = sealed.clone();
+            let got = a.rekey(&ivs.0, &tag, &b, &ivs.1, &aad, &mut fused);
+            if forge.is_some() {
+                prop_assert!(got.is_err());
+                prop_assert_eq!(fused, sealed);
+            } else {
+                let mut want = data.clone();
+                let want_tag = b.seal(&ivs.1, &aad, &mut want);
+                prop_assert_eq!(got, Ok(want_tag));
+                prop_assert_eq!(fused, want);
+            }
         }
     }
 
