@@ -2,7 +2,7 @@
 //! the AES round keys and the first powers of the hash key H computed once per key, the
 //! keystream through `aes_ni`'s interleaved rounds (with the tag's block E(K, J0) in the same
 //! group as the first counter blocks), and GHASH folding [`POWERS`] blocks per reduction
-//! (`X1*H^8 + X2*H^7 + ... + X8*H`, one reduction for the eight products).
+//! (`X1*H^16 + X2*H^15 + ... + X16*H`, one reduction for the sixteen products).
 //!
 //! The field arithmetic follows the "reflected" method of Gueron and Kounavis, "Intel
 //! Carry-Less Multiplication Instruction and its Usage for Computing the GCM Mode" (Intel
@@ -26,7 +26,7 @@ pub(super) const POWERS: usize = 16;
 /// `v` with its 16 bytes in reverse order (a GCM block to or from the reflected form).
 #[inline]
 #[target_feature(enable = "sse2,ssse3")]
-fn reverse(v: __m128i) -> __m128i {
+pub(super) fn reverse(v: __m128i) -> __m128i {
     _mm_shuffle_epi8(
         v,
         _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -37,16 +37,16 @@ fn reverse(v: __m128i) -> __m128i {
 /// low halves' products, `hi` of the high halves', `cross` of `(a0 ^ a1) * (b0 ^ b1)`.
 /// Products are added (XORed) as they are; [`Wide::reduce`] folds once.
 #[derive(Clone, Copy)]
-struct Wide {
-    lo: __m128i,
-    cross: __m128i,
-    hi: __m128i,
+pub(super) struct Wide {
+    pub(super) lo: __m128i,
+    pub(super) cross: __m128i,
+    pub(super) hi: __m128i,
 }
 
 impl Wide {
     #[inline]
     #[target_feature(enable = "sse2")]
-    fn zero() -> Wide {
+    pub(super) fn zero() -> Wide {
         Wide {
             lo: _mm_setzero_si128(),
             cross: _mm_setzero_si128(),
@@ -57,7 +57,7 @@ impl Wide {
     /// Adds the carry-less product `a * b` (Karatsuba: three 64x64 multiplications).
     #[inline]
     #[target_feature(enable = "pclmulqdq,sse2")]
-    fn add_product(&mut self, a: __m128i, b: __m128i) {
+    pub(super) fn add_product(&mut self, a: __m128i, b: __m128i) {
         // Each operand's two halves XORed, in its low lane.
         let a_sum = _mm_xor_si128(a, _mm_shuffle_epi32::<0x4e>(a));
         let b_sum = _mm_xor_si128(b, _mm_shuffle_epi32::<0x4e>(b));
@@ -69,7 +69,7 @@ impl Wide {
     /// The sum of the products as a field element (reflected form).
     #[inline]
     #[target_feature(enable = "sse2")]
-    fn reduce(self) -> __m128i {
+    pub(super) fn reduce(self) -> __m128i {
         // The middle terms (Karatsuba: cross - lo - hi) into the halves: [x3 : x2] = hi,
         // [x1 : x0] = lo, 64 bits each.
         let mid = _mm_xor_si128(self.cross, _mm_xor_si128(self.lo, self.hi));
@@ -138,7 +138,7 @@ pub(super) unsafe fn hash_key_powers(
 /// Block `i` of `bytes` (16-byte blocks, the last one padded with zeros), in reflected form.
 #[inline]
 #[target_feature(enable = "sse2,ssse3")]
-fn block_at(bytes: &[u8], i: usize) -> __m128i {
+pub(super) fn block_at(bytes: &[u8], i: usize) -> __m128i {
     match bytes.get(16 * i..16 * i + 16) {
         Some(b) => reverse(load(b.try_into().expect("16 bytes"))),
         None => {
@@ -211,7 +211,7 @@ impl<'a> Hasher<'a> {
 /// J0 = `iv || 1` (section 7.1 step 2, for a 96-bit IV), byte-reversed.
 #[inline]
 #[target_feature(enable = "sse2,ssse3")]
-fn reversed_j0(iv: &[u8; 12]) -> __m128i {
+pub(super) fn reversed_j0(iv: &[u8; 12]) -> __m128i {
     let mut j0 = [0u8; 16];
     j0[..12].copy_from_slice(iv);
     j0[15] = 1;
@@ -245,7 +245,7 @@ enum Mode {
 /// reflected.
 #[inline]
 #[target_feature(enable = "sse2,ssse3")]
-fn lengths_block(aad_len: usize, text_len: usize) -> __m128i {
+pub(super) fn lengths_block(aad_len: usize, text_len: usize) -> __m128i {
     let mut lengths = [0u8; 16];
     lengths[..8].copy_from_slice(&(8 * aad_len as u64).to_be_bytes());
     lengths[8..].copy_from_slice(&(8 * text_len as u64).to_be_bytes());

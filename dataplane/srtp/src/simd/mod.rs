@@ -35,6 +35,8 @@ mod aes_ni;
 #[cfg(target_arch = "x86_64")]
 mod gcm_clmul;
 #[cfg(target_arch = "x86_64")]
+mod gcm_vaes;
+#[cfg(target_arch = "x86_64")]
 mod sha1_avx512;
 
 /// Lanes of [`sha1_compress16`].
@@ -49,6 +51,8 @@ pub(crate) struct Features {
     pub(crate) avx512: bool,
     /// PCLMULQDQ (with AES-NI): GCM's hash in hardware.
     pub(crate) clmul: bool,
+    /// VAES, VPCLMULQDQ and AVX2: GCM two blocks per instruction.
+    pub(crate) vaes: bool,
 }
 
 impl Features {
@@ -64,6 +68,7 @@ impl Features {
                 aes_ni: false,
                 avx512: false,
                 clmul: false,
+                vaes: false,
             };
         }
         #[cfg(target_arch = "x86_64")]
@@ -76,6 +81,9 @@ impl Features {
                     && std::arch::is_x86_feature_detected!("avx512bw"),
                 clmul: std::arch::is_x86_feature_detected!("pclmulqdq")
                     && std::arch::is_x86_feature_detected!("avx"),
+                vaes: std::arch::is_x86_feature_detected!("vaes")
+                    && std::arch::is_x86_feature_detected!("vpclmulqdq")
+                    && std::arch::is_x86_feature_detected!("avx2"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -84,6 +92,7 @@ impl Features {
                 aes_ni: false,
                 avx512: false,
                 clmul: false,
+                vaes: false,
             }
         }
     }
@@ -354,6 +363,8 @@ impl AesKeys {
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct GcmKeys {
     aes: NiKeys,
+    /// Short packets take `gcm_vaes` (the CPU has VAES and VPCLMULQDQ).
+    wide: bool,
     #[cfg(target_arch = "x86_64")]
     powers: [[u8; 16]; gcm_clmul::POWERS],
 }
@@ -366,6 +377,20 @@ impl GcmKeys {
         if !(f.aes_ni && f.clmul) {
             return None;
         }
+        GcmKeys::with_paths(key, f.vaes)
+    }
+
+    /// [`GcmKeys::new`] without the 256-bit path, for the tests that compare the two.
+    #[cfg(test)]
+    fn narrow(key: &[u8]) -> Option<GcmKeys> {
+        let f = Features::get();
+        if !(f.aes_ni && f.clmul) {
+            return None;
+        }
+        GcmKeys::with_paths(key, false)
+    }
+
+    fn with_paths(key: &[u8], wide: bool) -> Option<GcmKeys> {
         #[cfg(target_arch = "x86_64")]
         {
             let aes = NiKeys::expand(key);
@@ -373,11 +398,11 @@ impl GcmKeys {
             // SAFETY: `Features::get` found AES-NI, SSE2, SSSE3 and PCLMULQDQ, the features
             // `hash_key_powers` enables; the keys were expanded for their `rounds`.
             unsafe { gcm_clmul::hash_key_powers(&aes.keys, aes.rounds, &mut powers) };
-            Some(GcmKeys { aes, powers })
+            Some(GcmKeys { aes, wide, powers })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = key;
+            let _ = (key, wide);
             None
         }
     }
@@ -399,6 +424,13 @@ impl GcmKeys {
     pub(crate) fn seal(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         #[cfg(target_arch = "x86_64")]
         {
+            if self.wide && gcm_vaes::fits(aad.len(), data.len()) {
+                // SAFETY: `wide` keys are only made where `Features::get` found the features
+                // `crypt_short` enables; the packet fits; the arguments are references.
+                return unsafe {
+                    gcm_vaes::crypt_short(self.key(), iv, aad, data, gcm_vaes::Mode::Seal)
+                };
+            }
             // SAFETY: `GcmKeys` are only made where `Features::get` found the features `seal`
             // enables, with `powers` made from these round keys; the arguments are references.
             unsafe { gcm_clmul::seal(self.key(), iv, aad, data) }
@@ -420,6 +452,17 @@ impl GcmKeys {
         #[cfg(target_arch = "x86_64")]
         {
             use subtle::ConstantTimeEq;
+            if self.wide && gcm_vaes::fits(aad.len(), data.len()) {
+                use gcm_vaes::{crypt_short, Mode};
+                // SAFETY: as in `seal`.
+                let want = unsafe { crypt_short(self.key(), iv, aad, data, Mode::Unseal) };
+                if bool::from(want[..].ct_eq(tag)) {
+                    return Ok(());
+                }
+                // SAFETY: as in `seal`.
+                unsafe { crypt_short(self.key(), iv, aad, data, Mode::KeystreamOnly) };
+                return Err(());
+            }
             // SAFETY: as in `seal`.
             let want = unsafe { gcm_clmul::unseal(self.key(), iv, aad, data) };
             if bool::from(want[..].ct_eq(tag)) {
@@ -452,6 +495,11 @@ impl GcmKeys {
         #[cfg(target_arch = "x86_64")]
         {
             use subtle::ConstantTimeEq;
+            if self.wide && to.wide && gcm_vaes::fits(aad.len(), data.len()) {
+                // Two passes on 256-bit registers beat one on 128-bit ones.
+                self.open(iv, aad, data, tag)?;
+                return Ok(to.seal(to_iv, aad, data));
+            }
             // SAFETY: as in `seal`, for both keys.
             let (want, made) =
                 unsafe { gcm_clmul::rekey(self.key(), iv, to.key(), to_iv, aad, data) };
@@ -616,9 +664,13 @@ mod tests {
             aad in proptest::collection::vec(any::<u8>(), 0..80),
             data in proptest::collection::vec(any::<u8>(), 0..=1500),
             flip in any::<(u16, u8)>(),
+            narrow in any::<bool>(),
         ) {
             let key = if long { &key[..] } else { &key[..16] };
-            let Some(ours) = GcmKeys::new(key) else {
+            // Both SIMD paths: 256-bit registers for short packets where the CPU has VAES,
+            // 128-bit ones.
+            let ours = if narrow { GcmKeys::narrow(key) } else { GcmKeys::new(key) };
+            let Some(ours) = ours else {
                 return Ok(());
             };
             let (want, want_tag) = crate_gcm(key, &iv, &aad, &data);
@@ -666,10 +718,12 @@ mod tests {
             aad in proptest::collection::vec(any::<u8>(), 0..60),
             data in proptest::collection::vec(any::<u8>(), 0..=1500),
             forge in any::<Option<(u8, u8)>>(),
+            narrow in any::<(bool, bool)>(),
         ) {
             let ka = if long.0 { &ka[..] } else { &ka[..16] };
             let kb = if long.1 { &kb[..] } else { &kb[..16] };
-            let (Some(a), Some(b)) = (GcmKeys::new(ka), GcmKeys::new(kb)) else {
+            let make = |k, narrow| if narrow { GcmKeys::narrow(k) } else { GcmKeys::new(k) };
+            let (Some(a), Some(b)) = (make(ka, narrow.0), make(kb, narrow.1)) else {
                 return Ok(());
             };
             let mut sealed = data.clone();
@@ -720,14 +774,16 @@ mod tests {
                 "76fc6ece0f4e1768cddf8853bb2d551b",
             ),
         ] {
-            let Some(ours) = GcmKeys::new(&hex(key)) else {
-                eprintln!("no AES-NI/PCLMULQDQ: the aes-gcm crate's path is tested elsewhere");
-                return;
-            };
-            let mut data = plain.clone();
-            let got = ours.seal(&iv, &aad, &mut data);
-            assert_eq!(data, hex(cipher));
-            assert_eq!(got.to_vec(), hex(tag));
+            for ours in [GcmKeys::new(&hex(key)), GcmKeys::narrow(&hex(key))] {
+                let Some(ours) = ours else {
+                    eprintln!("no AES-NI/PCLMULQDQ: the aes-gcm crate's path is tested elsewhere");
+                    return;
+                };
+                let mut data = plain.clone();
+                let got = ours.seal(&iv, &aad, &mut data);
+                assert_eq!(data, hex(cipher));
+                assert_eq!(got.to_vec(), hex(tag));
+            }
         }
     }
 
