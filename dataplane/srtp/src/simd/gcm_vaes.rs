@@ -14,12 +14,12 @@ use std::arch::x86_64::{
     __m128i, __m256i, _mm256_add_epi32, _mm256_aesenc_epi128, _mm256_aesenclast_epi128,
     _mm256_broadcastsi128_si256, _mm256_castsi256_si128, _mm256_clmulepi64_epi128,
     _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_set_epi32, _mm256_set_m128i,
-    _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_shuffle_epi8, _mm256_storeu_si256,
-    _mm256_xor_si256, _mm_add_epi32, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_set_epi32,
-    _mm_set_epi8, _mm_xor_si128,
+    _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_storeu_si256, _mm256_xor_si256,
+    _mm_add_epi32, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_set_epi32, _mm_xor_si128,
 };
 
 use super::aes_ni::{load, store};
+use super::aes_vaes::reverse2;
 use super::gcm_clmul::{block_at, lengths_block, reverse, reversed_j0, Key, Wide, POWERS};
 
 /// Text blocks a packet may have for this path (with its AAD and length block it must also
@@ -43,14 +43,6 @@ pub(super) enum Mode {
     Unseal,
     /// Only XOR the keystream (undoes an `Unseal` whose tag did not match).
     KeystreamOnly,
-}
-
-/// Each 128-bit half of `v` byte-reversed.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn reverse2(v: __m256i) -> __m256i {
-    let mask = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(mask))
 }
 
 /// Karatsuba's three sums (see `gcm_clmul::Wide`) for two products at once, one per half.

@@ -33,6 +33,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 #[cfg(target_arch = "x86_64")]
 mod aes_ni;
 #[cfg(target_arch = "x86_64")]
+mod aes_vaes;
+#[cfg(target_arch = "x86_64")]
 mod gcm_clmul;
 #[cfg(target_arch = "x86_64")]
 mod gcm_vaes;
@@ -276,6 +278,12 @@ impl AesKeys {
         match self.round_keys() {
             #[cfg(target_arch = "x86_64")]
             Some((keys, rounds)) => {
+                if Features::get().vaes {
+                    // SAFETY: `Features::get` found the features `aes_vaes` needs; the keys
+                    // have `rounds` rounds; its arguments are references.
+                    unsafe { aes_vaes::xor_keystream_many(keys, rounds, jobs) };
+                    return true;
+                }
                 // SAFETY: AES-NI keys are only made where `Features::get` found AES-NI, SSE2
                 // and SSSE3, the features `xor_keystream_many` enables; its arguments are
                 // references.
@@ -300,6 +308,12 @@ impl AesKeys {
         match (self.round_keys(), other.round_keys()) {
             #[cfg(target_arch = "x86_64")]
             (Some((a, rounds)), Some((b, other_rounds))) if rounds == other_rounds => {
+                if Features::get().vaes {
+                    // SAFETY: `Features::get` found the features `aes_vaes` needs; both
+                    // schedules have `rounds` rounds; its arguments are references.
+                    unsafe { aes_vaes::xor_two_keystreams(a, iv, b, other_iv, rounds, data) };
+                    return;
+                }
                 // SAFETY: AES-NI keys are only made where `Features::get` found AES-NI and
                 // SSE2, the features `xor_two_keystreams` enables; both schedules have `rounds`
                 // rounds; its arguments are references.
@@ -335,8 +349,15 @@ impl AesKeys {
     pub(crate) fn xor_keystream(&self, iv: &[u8; 16], data: &mut [u8]) {
         match self.round_keys() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as in `encrypt_blocks`: made only where the CPU has AES-NI and SSE2.
-            Some((keys, rounds)) => unsafe { aes_ni::xor_keystream(keys, rounds, iv, data) },
+            Some((keys, rounds)) => {
+                if Features::get().vaes {
+                    // SAFETY: `Features::get` found the features `aes_vaes` needs; the keys
+                    // have `rounds` rounds; its arguments are references.
+                    return unsafe { aes_vaes::xor_keystream(keys, rounds, iv, data) };
+                }
+                // SAFETY: as in `encrypt_blocks`: made only where the CPU has AES-NI and SSE2.
+                unsafe { aes_ni::xor_keystream(keys, rounds, iv, data) }
+            }
             _ => {
                 let mut counter = u128::from_be_bytes(*iv);
                 let mut blocks = [Block::default(); 8];
@@ -783,6 +804,101 @@ mod tests {
                 let got = ours.seal(&iv, &aad, &mut data);
                 assert_eq!(data, hex(cipher));
                 assert_eq!(got.to_vec(), hex(tag));
+            }
+        }
+    }
+
+    proptest! {
+        /// Each AES-CTR path this CPU has (AES-NI on 128-bit registers, VAES on 256-bit ones)
+        /// gives the portable keystream, one message, several, and two keys at once, whatever
+        /// the lengths and counters (some about to carry out of 64 bits).
+        #[test]
+        fn every_ctr_path_equals_the_portable_path(
+            long in any::<bool>(),
+            key in any::<[u8; 32]>(),
+            key2 in any::<[u8; 32]>(),
+            ivs in proptest::collection::vec(any::<[u8; 16]>(), 1..6),
+            near_wrap in any::<bool>(),
+            lens in proptest::collection::vec(0usize..=1500, 1..6),
+        ) {
+            let key = if long { &key[..] } else { &key[..16] };
+            let key2 = if long { &key2[..] } else { &key2[..16] };
+            let f = Features::get();
+            let (chosen, other) = (AesKeys::new(key), AesKeys::new(key2));
+            let (Some((keys, rounds)), Some((keys2, _))) = (chosen.round_keys(), other.round_keys()) else {
+                return Ok(());
+            };
+            let portable = AesKeys::portable(key);
+            let portable2 = AesKeys::portable(key2);
+            let mut ivs = ivs;
+            if near_wrap {
+                ivs[0][8..].fill(0xff);
+            }
+            let msgs: Vec<([u8; 16], Vec<u8>)> = ivs
+                .iter()
+                .zip(lens.iter().cycle())
+                .map(|(iv, &n)| (*iv, (0..n).map(|i| i as u8).collect()))
+                .collect();
+            let want: Vec<Vec<u8>> = msgs
+                .iter()
+                .map(|(iv, d)| {
+                    let mut d = d.clone();
+                    portable.xor_keystream(iv, &mut d);
+                    d
+                })
+                .collect();
+            let want_two: Vec<Vec<u8>> = msgs
+                .iter()
+                .zip(&want)
+                .map(|((iv, _), once)| {
+                    let mut d = once.clone();
+                    portable2.xor_keystream(iv, &mut d);
+                    d
+                })
+                .collect();
+            let mut paths: Vec<&str> = vec!["aes_ni"];
+            if f.vaes {
+                paths.push("aes_vaes");
+            }
+            for path in paths {
+                // One message at a time, and all at once.
+                for ((iv, d), w) in msgs.iter().zip(&want) {
+                    let mut got = d.clone();
+                    // SAFETY: the round keys exist only where the CPU has AES-NI; `aes_vaes`
+                    // only where `Features::get` found its features.
+                    unsafe {
+                        match path {
+                            "aes_ni" => aes_ni::xor_keystream(keys, rounds, iv, &mut got),
+                            _ => aes_vaes::xor_keystream(keys, rounds, iv, &mut got),
+                        }
+                    }
+                    prop_assert_eq!(&got, w, "{}", path);
+                }
+                let mut many: Vec<([u8; 16], Vec<u8>)> = msgs.clone();
+                let mut jobs: Vec<([u8; 16], &mut [u8])> =
+                    many.iter_mut().map(|(iv, d)| (*iv, &mut d[..])).collect();
+                // SAFETY: as above.
+                unsafe {
+                    match path {
+                        "aes_ni" => aes_ni::xor_keystream_many(keys, rounds, &mut jobs),
+                        _ => aes_vaes::xor_keystream_many(keys, rounds, &mut jobs),
+                    }
+                }
+                for ((_, got), w) in many.iter().zip(&want) {
+                    prop_assert_eq!(got, w, "{} many", path);
+                }
+                // Two keys' keystreams in one pass (the same counter block for both here).
+                for ((iv, d), w) in msgs.iter().zip(&want_two) {
+                    let mut got = d.clone();
+                    // SAFETY: as above; both keys have `rounds` rounds.
+                    unsafe {
+                        match path {
+                            "aes_ni" => aes_ni::xor_two_keystreams(keys, iv, keys2, iv, rounds, &mut got),
+                            _ => aes_vaes::xor_two_keystreams(keys, iv, keys2, iv, rounds, &mut got),
+                        }
+                    }
+                    prop_assert_eq!(&got, w, "{} two", path);
+                }
             }
         }
     }
