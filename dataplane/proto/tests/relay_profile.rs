@@ -1,0 +1,75 @@
+//! A profiling loop for the relay core alone (no DPDK, no generator on the clock):
+//! `cargo test --release -p relay-proto --test relay_profile -- --ignored --nocapture`
+//! under `perf record`. Not a check: benchmarks live in `relay-dataplane bench`.
+
+mod util;
+
+use relay_proto::relay::{Received, RxChecksum, Verdict};
+use relay_srtp::Suite;
+use util::*;
+
+#[test]
+#[ignore = "a profiling loop, not a check"]
+fn srtp_rekey_burst_loop() {
+    const CALLS: usize = 1000;
+    const PER_CALL: usize = 300;
+    const REPEATS: usize = 8;
+    let cm = Some(Suite::AesCm128HmacSha1_80);
+    let calls: Vec<Call> = (0..CALLS)
+        .map(|i| {
+            let port = 20_000 + 4 * i as u16;
+            Call::new(&format!("c{i}"))
+                .srtp(cm, cm)
+                .a(&format!("198.18.0.1:{port}"), Some("198.18.0.10:5004"))
+                .b(
+                    &format!("198.19.0.1:{}", port + 2),
+                    Some("198.19.0.20:6000"),
+                )
+        })
+        .collect();
+    let mut peers: Vec<Peers> = calls.iter().map(Call::peers).collect();
+    // Round robin over the calls, as the benchmark's generator sends.
+    let mut frames: Vec<(Vec<u8>, usize)> = Vec::with_capacity(CALLS * PER_CALL);
+    for seq in 0..PER_CALL {
+        for p in peers.iter_mut() {
+            let (buf, len, _) = p.caller.send(seq as u16, 160);
+            frames.push((buf, len));
+        }
+    }
+    // The same frames through fresh relays (same keys), only the relaying on the clock.
+    let mut took = std::time::Duration::ZERO;
+    for _ in 0..REPEATS {
+        let mut h = Harness::new();
+        for c in &calls {
+            h.add(c);
+        }
+        h.now_ns = 5_000_000_000;
+        let mut bufs: Vec<Vec<u8>> = frames.iter().map(|(b, _)| b.clone()).collect();
+        let mut received: Vec<Received<'_>> = Vec::with_capacity(32);
+        let mut forwarded = 0usize;
+        let t = std::time::Instant::now();
+        for (chunk, bufs) in frames.chunks(32).zip(bufs.chunks_mut(32)) {
+            let mut verdicts = [Verdict::Consumed; 32];
+            received.clear();
+            received.extend(bufs.iter_mut().zip(chunk).map(|(b, (_, len))| Received {
+                port: 0,
+                frame: &mut b[..],
+                len: *len,
+                checksum: RxChecksum::Unknown,
+            }));
+            let n = received.len();
+            h.relay
+                .process_burst(&mut received, h.now_ns, &mut verdicts[..n]);
+            forwarded += verdicts[..n]
+                .iter()
+                .filter(|v| matches!(v, Verdict::Forward { .. }))
+                .count();
+        }
+        took += t.elapsed();
+        assert_eq!(forwarded, frames.len(), "every packet relayed");
+    }
+    eprintln!(
+        "relay core, SRTP re-key, {CALLS} calls: {:.1} ns per packet",
+        took.as_secs_f64() * 1e9 / (REPEATS * frames.len()) as f64
+    );
+}
