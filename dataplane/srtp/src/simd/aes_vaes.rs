@@ -87,33 +87,34 @@ fn counter_pair(iv: &[u8; 16], bytes: usize) -> Option<__m256i> {
     ))
 }
 
-/// XORs the keystream pairs `v` into `chunk` (up to 32 bytes per pair; the last pair may
-/// cover less).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn xor_pairs(v: &[__m256i], chunk: &mut [u8]) {
-    for (x, d) in v.iter().zip(chunk.chunks_mut(32)) {
-        if let Ok(d32) = <&mut [u8; 32]>::try_from(&mut *d) {
-            // SAFETY: `d32` is 32 readable and writable bytes; the load and store are
-            // unaligned.
-            unsafe {
-                let input = _mm256_loadu_si256(d32.as_ptr().cast());
-                _mm256_storeu_si256(d32.as_mut_ptr().cast(), _mm256_xor_si256(input, *x));
-            }
-        } else {
-            let halves = [
-                _mm256_castsi256_si128(*x),
-                _mm256_extracti128_si256::<1>(*x),
-            ];
-            for (h, d) in halves.into_iter().zip(d.chunks_mut(16)) {
-                let mut ks = [0u8; 16];
-                store(h, &mut ks);
-                for (a, b) in d.iter_mut().zip(ks) {
-                    *a ^= b;
+/// XORs the keystream pairs `$v` into `$chunk` (up to 32 bytes per pair; the last pair may
+/// cover less). A macro so it inlines into its callers (`#[inline(always)]` is not allowed on
+/// `#[target_feature]` functions, and LLVM left the function out of line).
+macro_rules! xor_pairs {
+    ($v:expr, $chunk:expr) => {
+        for (x, d) in $v.iter().zip($chunk.chunks_mut(32)) {
+            if let Ok(d32) = <&mut [u8; 32]>::try_from(&mut *d) {
+                // SAFETY: `d32` is 32 readable and writable bytes; the load and store are
+                // unaligned.
+                unsafe {
+                    let input = _mm256_loadu_si256(d32.as_ptr().cast());
+                    _mm256_storeu_si256(d32.as_mut_ptr().cast(), _mm256_xor_si256(input, *x));
+                }
+            } else {
+                let halves = [
+                    _mm256_castsi256_si128(*x),
+                    _mm256_extracti128_si256::<1>(*x),
+                ];
+                for (h, d) in halves.into_iter().zip(d.chunks_mut(16)) {
+                    let mut ks = [0u8; 16];
+                    store(h, &mut ks);
+                    for (a, b) in d.iter_mut().zip(ks) {
+                        *a ^= b;
+                    }
                 }
             }
         }
-    }
+    };
 }
 
 /// XORs `data` with the CTR keystream from counter block `iv` (big-endian, 128 bits,
@@ -137,7 +138,7 @@ pub(super) unsafe fn xor_keystream(keys: &[[u8; 16]], rounds: u8, iv: &[u8; 16],
             pair = _mm256_add_epi64(pair, two);
         }
         encrypt_pairs(keys, rounds, &mut v, n);
-        xor_pairs(&v[..n], chunk);
+        xor_pairs!(&v[..n], chunk);
     }
 }
 
@@ -201,7 +202,7 @@ pub(super) unsafe fn xor_two_keystreams(
             5 => two_n::<5>(a, b, rounds, &mut va, &vb),
             _ => two_n::<6>(a, b, rounds, &mut va, &vb),
         }
-        xor_pairs(&va[..n], chunk);
+        xor_pairs!(&va[..n], chunk);
     }
 }
 
