@@ -11,11 +11,14 @@
 //! * [`verify`]: the receive side: every relayed packet opened with the outbound key and its
 //!   stamp checked; loss, duplicates, reordering, failed verification and latency
 //!   percentiles reported.
+//! * [`capture`]: `--write-pcap`, a capture of fresh valid SRTP for tools that cannot make
+//!   it (pktgen-dpdk's pcap replay).
 //! * [`ndr`]: the RFC 2544 binary search for the no-drop rate and the rate at 0.5% loss, as
 //!   FD.io CSIT reports them, over any trial function.
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod ndr;
 pub mod send;
 pub mod stamp;
