@@ -80,6 +80,12 @@ fn run(path: Path, plain: bool) -> (Vec<StreamPlan>, Report) {
 
 /// [`run`] with the broken path on stream `victim` (1: the plain RTP call).
 fn run_on(path: Path, plain: bool, victim: usize) -> (Vec<StreamPlan>, Report) {
+    run_sampled(path, plain, victim, 1)
+}
+
+/// [`run_on`] opening only every `every`-th packet of a stream (the rest placed by their
+/// RTP sequence numbers, as `relay-gen --verify-every` does).
+fn run_sampled(path: Path, plain: bool, victim: usize, every: u64) -> (Vec<StreamPlan>, Report) {
     let doc = sessions(KEY_B, plain);
     let plans = plan(&doc).unwrap();
     let mut relay = relay(&if path == Path::WrongKey {
@@ -95,6 +101,14 @@ fn run_on(path: Path, plain: bool, victim: usize) -> (Vec<StreamPlan>, Report) {
         .map(|(i, p)| (p.to_peer, i))
         .collect();
     let mut held: Option<(usize, Vec<u8>, u64)> = None;
+    let deliver = |receiver: &mut Receiver, stream: usize, out: &mut Vec<u8>, t: u64| {
+        let seq = u64::from(u16::from_be_bytes([out[2], out[3]]));
+        if seq % every == 0 {
+            receiver.receive(stream, out, t);
+        } else {
+            receiver.receive_unopened(stream, out);
+        }
+    };
     let mut now = 1_000_000_000u64;
     for n in 0..PACKETS {
         for (s, p) in plans.iter().enumerate() {
@@ -123,9 +137,7 @@ fn run_on(path: Path, plain: bool, victim: usize) -> (Vec<StreamPlan>, Report) {
                 match path {
                     Path::NotRekeyed => out = pkt.clone(),
                     Path::Altered => *out.last_mut().unwrap() ^= 1,
-                    Path::Duplicated => {
-                        receiver.receive(stream, &mut out.clone(), arrive);
-                    }
+                    Path::Duplicated => deliver(&mut receiver, stream, &mut out.clone(), arrive),
                     Path::ReorderedWithinWindow | Path::ReorderedBeyondWindow => {
                         held = Some((stream, out, arrive));
                         continue;
@@ -137,7 +149,7 @@ fn run_on(path: Path, plain: bool, victim: usize) -> (Vec<StreamPlan>, Report) {
             if path == Path::NotRekeyed && s == victim {
                 out = pkt.clone();
             }
-            receiver.receive(stream, &mut out, arrive);
+            deliver(&mut receiver, stream, &mut out, arrive);
             let release = match path {
                 Path::ReorderedWithinWindow => VICTIM + 3,
                 Path::ReorderedBeyondWindow => VICTIM + 200,
@@ -145,7 +157,7 @@ fn run_on(path: Path, plain: bool, victim: usize) -> (Vec<StreamPlan>, Report) {
             };
             if n == release && s == victim {
                 if let Some((stream, mut late, t)) = held.take() {
-                    receiver.receive(stream, &mut late, t);
+                    deliver(&mut receiver, stream, &mut late, t);
                 }
             }
         }
@@ -314,4 +326,53 @@ fn a_written_capture_replays_through_the_relay_clean() {
     let r = receiver.report(n);
     assert!(r.clean(), "{r:?}");
     assert_eq!(r.delivered, n);
+}
+
+#[test]
+fn a_sampled_run_places_the_unopened_packets_by_their_sequence_numbers() {
+    // Every 10th packet opened: packet 5, the victim, is one of the unopened.
+    let (_, r) = run_sampled(Path::Working, true, 0, 10);
+    assert!(r.clean(), "{r:?}");
+    assert_eq!(r.delivered, 2 * PACKETS);
+    let (_, r) = run_sampled(Path::Duplicated, true, 0, 10);
+    assert_eq!((r.counts.duplicates, r.lost), (1, 0));
+    let (_, r) = run_sampled(Path::Dropped, true, 0, 10);
+    assert_eq!(r.lost, 1);
+    let (_, r) = run_sampled(Path::ReorderedBeyondWindow, true, 0, 10);
+    assert_eq!((r.counts.late, r.lost), (1, 1));
+    // What it cannot see: an unopened packet's tag. The opened sample still checks them.
+    let (_, r) = run_sampled(Path::WrongKey, false, 0, 10);
+    assert_eq!(r.counts.auth_failed, PACKETS / 10);
+    assert!(!r.clean());
+}
+
+#[test]
+fn unopened_sequence_numbers_are_extended_across_the_16_bit_wrap() {
+    let doc = sessions(KEY_B, true);
+    let plans = plan(&doc).unwrap();
+    let mut receiver = Receiver::new(&plans);
+    let header = |seq: u16| {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p
+    };
+    use relay_gen::verify::Outcome;
+    for seq in [65_534u16, 65_535, 0, 1, 2] {
+        assert_eq!(
+            receiver.receive_unopened(1, &header(seq)),
+            Outcome::Fresh,
+            "{seq}"
+        );
+    }
+    assert_eq!(
+        receiver.receive_unopened(1, &header(65_535)),
+        Outcome::Duplicate
+    );
+    assert_eq!(
+        receiver.receive_unopened(1, &header(65_533)),
+        Outcome::Reordered
+    );
+    assert_eq!(receiver.receive_unopened(1, &header(60_000)), Outcome::Late);
+    assert_eq!(receiver.receive_unopened(9, &header(3)), Outcome::Misrouted);
+    assert_eq!(receiver.receive_unopened(1, &[0x80; 5]), Outcome::Malformed);
 }
