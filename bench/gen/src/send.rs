@@ -84,6 +84,14 @@ const RTP_HEADER: usize = 12;
 impl Sender {
     /// A sender for the streams of a plan.
     pub fn new(plans: &[StreamPlan], codec: Codec) -> Sender {
+        Sender::with_ssrc_seed(plans, codec, 0)
+    }
+
+    /// [`Sender::new`] with the streams' SSRCs derived from `seed`: a generator started
+    /// again against a relay that still holds its streams must send under new SSRCs (the
+    /// old ones' sequence numbers would be replays, rightly dropped), as a restarted
+    /// endpoint does.
+    pub fn with_ssrc_seed(plans: &[StreamPlan], codec: Codec, seed: u32) -> Sender {
         let streams = plans
             .iter()
             .enumerate()
@@ -93,7 +101,7 @@ impl Sender {
                     .as_ref()
                     .map(|k| Context::new(k, ContextConfig::default())),
                 // Distinct per stream, and recognisable in a capture.
-                ssrc: 0x5247_0000 ^ (i as u32).wrapping_mul(0x9e37_79b9),
+                ssrc: (0x5247_0000 ^ seed) ^ (i as u32).wrapping_mul(0x9e37_79b9),
                 next: 0,
             })
             .collect();
