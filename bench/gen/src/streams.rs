@@ -4,6 +4,7 @@
 //! b's peer (the relay sends from `b.local` to `b.remote`, protected with `b.send`, and the
 //! generator opens it with that key).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use relay_session::{CallSpec, SessionsFile};
@@ -49,6 +50,16 @@ pub enum PlanError {
     /// Nothing to send.
     #[error("the sessions file has no calls")]
     Empty,
+}
+
+/// Which stream each relayed packet belongs to, by the address it was sent to (the
+/// generator's receiving address of the stream).
+pub fn by_destination(plans: &[StreamPlan]) -> HashMap<SocketAddr, usize> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.to_peer, i))
+        .collect()
 }
 
 /// The streams of `file`, in call and media order.

@@ -3,11 +3,8 @@
 //! each deliberately broken relay path (not re-keyed, re-keyed with the wrong key, altered,
 //! duplicated, reordered beyond the window, dropped) is caught as what it is.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-
 use relay_gen::send::{Codec, Sender};
-use relay_gen::streams::{plan, StreamPlan};
+use relay_gen::streams::{by_destination, plan, StreamPlan};
 use relay_gen::verify::{Receiver, Report};
 use relay_proto::relay::{PortAddr, Relay, RelayConfig, Verdict};
 use relay_proto::wire;
@@ -95,11 +92,7 @@ fn run_sampled(path: Path, plain: bool, victim: usize, every: u64) -> (Vec<Strea
     });
     let mut sender = Sender::new(&plans, Codec::G711);
     let mut receiver = Receiver::new(&plans);
-    let by_dst: HashMap<SocketAddr, usize> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.to_peer, i))
-        .collect();
+    let by_dst = by_destination(&plans);
     let mut held: Option<(usize, Vec<u8>, u64)> = None;
     let deliver = |receiver: &mut Receiver, stream: usize, out: &mut Vec<u8>, t: u64| {
         let seq = u64::from(u16::from_be_bytes([out[2], out[3]]));
@@ -302,11 +295,7 @@ fn a_written_capture_replays_through_the_relay_clean() {
     // Replayed as a tool would: each frame to the relay as it is in the capture.
     let mut relay = relay(&doc);
     let mut receiver = Receiver::new(&plans);
-    let by_dst: HashMap<SocketAddr, usize> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.to_peer, i))
-        .collect();
+    let by_dst = by_destination(&plans);
     let mut reader = PcapReader::new(&bytes[..]).unwrap();
     let mut frames = 0;
     while let Some(p) = reader.next_packet() {

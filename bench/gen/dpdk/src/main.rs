@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use relay_dataplane::dpdk::{Burst, Eal, PktMbufPool, Port, PortConfig};
 use relay_gen::ndr::{search, SearchConfig, SearchResult};
 use relay_gen::send::{Codec, Sender};
-use relay_gen::streams::{plan, StreamPlan};
+use relay_gen::streams::{by_destination, plan, StreamPlan};
 use relay_gen::verify::{Counts, Receiver, Report};
 use relay_proto::wire;
 use relay_session::SessionsFile;
@@ -328,11 +328,7 @@ impl<'eal> Generator<'eal> {
             rx,
             sender: Sender::with_ssrc_seed(&plans, codec, ssrc_seed()),
             receiver: Receiver::new(&plans),
-            by_dst: plans
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.to_peer, i))
-                .collect(),
+            by_dst: by_destination(&plans),
             plans,
             l2,
             every: args.verify_every.max(1),

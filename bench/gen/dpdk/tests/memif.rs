@@ -140,34 +140,34 @@ fn the_generator_verifies_every_stream_through_the_relay_over_memif() {
     ready
         .recv_timeout(Duration::from_secs(15))
         .expect("the relay never said it installed the calls");
-    let gen = Command::new(env!("CARGO_BIN_EXE_relay-gen"))
-        .args([
-            "run",
-            "--tx-port",
-            "net_memif0",
-            "--rx-port",
-            "net_memif1",
-            "--relay-mac",
-            relay_macs[0],
-            "--rate",
-            "20000",
-            "--seconds",
-            "1",
-            "--sessions",
-        ])
-        .arg(path("sessions.json"))
-        .arg("--json")
-        .arg(path("gen.json"))
-        .arg("--")
-        .args(eal(
-            "0",
-            "gtg",
-            "client",
-            ["02:00:00:00:00:10", "02:00:00:00:00:20"],
-        ))
-        .env("RUST_BACKTRACE", "0")
-        .spawn()
-        .unwrap();
+    // The generator's command: `sub` with its own arguments, the ports, the sessions and
+    // a JSON report at `json`, its EAL on lcore 0 with the memif clients.
+    let generator = |sub: &str, args: &[&str], json: &str, prefix: &str| {
+        Command::new(env!("CARGO_BIN_EXE_relay-gen"))
+            .arg(sub)
+            .args(args)
+            .args(["--tx-port", "net_memif0", "--rx-port", "net_memif1"])
+            .args(["--relay-mac", relay_macs[0], "--sessions"])
+            .arg(path("sessions.json"))
+            .arg("--json")
+            .arg(path(json))
+            .arg("--")
+            .args(eal(
+                "0",
+                prefix,
+                "client",
+                ["02:00:00:00:00:10", "02:00:00:00:00:20"],
+            ))
+            .env("RUST_BACKTRACE", "0")
+            .spawn()
+            .unwrap()
+    };
+    let gen = generator(
+        "run",
+        &["--rate", "20000", "--seconds", "1"],
+        "gen.json",
+        "gtg",
+    );
     let mut gen = Reaper(gen);
     let gen_status = wait_bounded(&mut gen.0, Duration::from_secs(30), "relay-gen");
     assert!(gen_status.success(), "relay-gen failed: {gen_status}");
@@ -175,15 +175,9 @@ fn the_generator_verifies_every_stream_through_the_relay_over_memif() {
         serde_json::from_str(&std::fs::read_to_string(path("gen.json")).unwrap()).unwrap();
 
     // The NDR search over paced trials, on the same relay (its streams go on).
-    let ndr = Command::new(env!("CARGO_BIN_EXE_relay-gen"))
-        .args([
-            "ndr",
-            "--tx-port",
-            "net_memif0",
-            "--rx-port",
-            "net_memif1",
-            "--relay-mac",
-            relay_macs[0],
+    let ndr = generator(
+        "ndr",
+        &[
             "--min-pps",
             "2000",
             "--max-pps",
@@ -194,21 +188,10 @@ fn the_generator_verifies_every_stream_through_the_relay_over_memif() {
             "0.2",
             "--max-trials",
             "6",
-            "--sessions",
-        ])
-        .arg(path("sessions.json"))
-        .arg("--json")
-        .arg(path("ndr.json"))
-        .arg("--")
-        .args(eal(
-            "0",
-            "gtn",
-            "client",
-            ["02:00:00:00:00:10", "02:00:00:00:00:20"],
-        ))
-        .env("RUST_BACKTRACE", "0")
-        .spawn()
-        .unwrap();
+        ],
+        "ndr.json",
+        "gtn",
+    );
     let mut ndr = Reaper(ndr);
     let ndr_status = wait_bounded(&mut ndr.0, Duration::from_secs(60), "relay-gen ndr");
     assert!(ndr_status.success(), "relay-gen ndr failed: {ndr_status}");

@@ -39,13 +39,10 @@ pub(super) fn rekey_rtp_gcm(
         seq,
         roc,
         index,
-    } = match inbound.locate_srtp(packet, GCM_TAG, mki_in) {
+    } = match inbound.admit_srtp(packet, GCM_TAG, mki_in) {
         Ok(at) => at,
         Err(e) => return Some(Err(e)),
     };
-    if inbound.srtp_count >= inbound.srtp_limit {
-        return Some(Err(SrtpError::KeyExpired));
-    }
     if !inbound.mki_matches(&packet[len - mki_in..]) {
         return Some(Err(SrtpError::MkiMismatch));
     }

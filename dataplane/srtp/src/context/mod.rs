@@ -629,6 +629,22 @@ impl Context {
         Ok(out_len)
     }
 
+    /// [`Context::locate_srtp`], then the key's lifetime (RFC 3711 section 3.3.1): the
+    /// checks an unprotect makes before its MKI and tag.
+    #[inline]
+    pub(super) fn admit_srtp(
+        &self,
+        packet: &[u8],
+        tag_len: usize,
+        mki_len: usize,
+    ) -> Result<Located, SrtpError> {
+        let at = self.locate_srtp(packet, tag_len, mki_len)?;
+        if self.srtp_count >= self.srtp_limit {
+            return Err(SrtpError::KeyExpired);
+        }
+        Ok(at)
+    }
+
     /// The parse every unprotect path begins with: where the header ends and the
     /// authenticated portion ends (`tag_len` and `mki_len` bytes before the end), and the
     /// packet's index estimated and checked against the replay window (RFC 3711 section
@@ -672,10 +688,7 @@ impl Context {
             seq,
             roc,
             index,
-        } = self.locate_srtp(packet, tag_len, mki_len)?;
-        if self.srtp_count >= self.srtp_limit {
-            return Err(SrtpError::KeyExpired);
-        }
+        } = self.admit_srtp(packet, tag_len, mki_len)?;
 
         match &self.srtp {
             Transform::Cm { cipher, salt, auth } => {
