@@ -80,6 +80,21 @@ impl Counts {
         *c += 1;
     }
 
+    /// What was counted since `earlier` (a snapshot of the same counts).
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        Counts {
+            fresh: self.fresh - earlier.fresh,
+            reordered: self.reordered - earlier.reordered,
+            duplicates: self.duplicates - earlier.duplicates,
+            late: self.late - earlier.late,
+            auth_failed: self.auth_failed - earlier.auth_failed,
+            not_stamped: self.not_stamped - earlier.not_stamped,
+            altered: self.altered - earlier.altered,
+            misrouted: self.misrouted - earlier.misrouted,
+            malformed: self.malformed - earlier.malformed,
+        }
+    }
+
     /// Packets that failed verification.
     pub fn failed(&self) -> u64 {
         self.auth_failed + self.not_stamped + self.altered + self.misrouted + self.malformed
