@@ -23,6 +23,7 @@
 #![deny(unsafe_code)]
 
 mod context;
+mod ct;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -406,3 +406,50 @@ fn protect_burst_loop() {
         t.elapsed().as_secs_f64() * 1e9 / f64::from(rounds * 32)
     );
 }
+
+/// `cargo test --release -p relay-srtp --test burst -- --ignored --nocapture unprotect_burst_loop`
+/// under a profiler (`RELAY_PROFILE_SUITE` as for `protect_burst_loop`).
+#[test]
+#[ignore = "a profiling loop, not a check"]
+fn unprotect_burst_loop() {
+    let suite = std::env::var("RELAY_PROFILE_SUITE")
+        .ok()
+        .and_then(|name| Suite::ALL.into_iter().find(|s| s.name() == name))
+        .unwrap_or(Suite::AesCm128HmacSha1_80);
+    let mut tx = Context::new(&key(suite, 3), ContextConfig::default());
+    let mut rx;
+    let rounds = 20_000usize;
+    // Every packet protected beforehand (fresh sequence numbers), copied in per burst.
+    let mut wire: Vec<Vec<u8>> = Vec::with_capacity(rounds * 32);
+    for seq in 0..rounds * 32 {
+        let mut p = rtp(seq as u16, 0xaaaa, 160);
+        let n = p.len();
+        p.resize(n + 16, 0);
+        let len = tx.protect_rtp(&mut p, n).unwrap();
+        p.truncate(len);
+        wire.push(p);
+    }
+    let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| vec![0u8; 200]).collect();
+    let mut results = [Ok(0); 32];
+    // The same packets through fresh receivers, only the unprotecting on the clock.
+    const REPEATS: usize = 10;
+    let mut took = std::time::Duration::ZERO;
+    for _ in 0..REPEATS {
+        rx = Context::new(&key(suite, 3), ContextConfig::default());
+        let t = std::time::Instant::now();
+        for chunk in wire.chunks(32) {
+            let mut views: [&mut [u8]; 32] = Default::default();
+            for ((v, b), p) in views.iter_mut().zip(bufs.iter_mut()).zip(chunk) {
+                b[..p.len()].copy_from_slice(p);
+                *v = &mut b[..p.len()];
+            }
+            rx.unprotect_rtp_burst(&mut views, &mut results);
+            assert!(results.iter().all(|r| r.is_ok()));
+        }
+        took += t.elapsed();
+    }
+    eprintln!(
+        "{suite:?} unprotect burst: {:.1} ns per packet (with the packet copy)",
+        took.as_secs_f64() * 1e9 / (REPEATS * rounds * 32) as f64
+    );
+}

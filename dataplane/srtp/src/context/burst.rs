@@ -3,7 +3,7 @@
 //! payloads in one run of AES calls, then the HMACs), with the same outcome as the
 //! single-packet calls in order.
 
-use subtle::ConstantTimeEq;
+use crate::ct::tags_match;
 
 use super::{be32, cm_iv, rtp_header_len, xor_block, CmCipher, Context, Transform};
 use crate::hmac_sha1::HmacSha1;
@@ -117,7 +117,7 @@ impl Context {
                 if results[i].is_ok() {
                     let packet = &packets[i];
                     let got = &packet[packet.len() - tag_len..];
-                    if !bool::from(tags[i][..tag_len].ct_eq(got)) {
+                    if !tags_match(&tags[i][..tag_len], got) {
                         results[i] = Err(SrtpError::AuthFailed);
                     }
                 }

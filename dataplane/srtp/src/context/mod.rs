@@ -1,11 +1,11 @@
 //! SRTP and SRTCP crypto contexts: protect and unprotect in place (RFC 3711, 6188, 7714).
 
+use crate::ct::tags_match;
 use aes::cipher::KeyInit;
 use aes::Block;
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use smallvec::SmallVec;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::hmac_sha1::HmacSha1;
@@ -697,7 +697,7 @@ impl Context {
                     return Err(SrtpError::MkiMismatch);
                 }
                 let tag = auth.mac(&packet[..body_end], &roc.to_be_bytes());
-                if !bool::from(tag[..tag_len].ct_eq(&packet[len - tag_len..])) {
+                if !tags_match(&tag[..tag_len], &packet[len - tag_len..]) {
                     return Err(SrtpError::AuthFailed);
                 }
                 cipher.xor_keystream(&cm_iv(salt, ssrc, index), &mut packet[header..body_end]);
@@ -810,7 +810,7 @@ impl Context {
                     return Err(SrtpError::MkiMismatch);
                 }
                 let tag = auth.mac(&packet[..index_at + 4], &[]);
-                if !bool::from(tag[..tag_len].ct_eq(&packet[len - tag_len..])) {
+                if !tags_match(&tag[..tag_len], &packet[len - tag_len..]) {
                     return Err(SrtpError::AuthFailed);
                 }
                 if encrypted {

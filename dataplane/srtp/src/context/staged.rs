@@ -13,7 +13,7 @@
 //! calls. AEAD suites are not staged (the stage calls answer `Ok(None)`): their tag comes out
 //! of the cipher, so the caller uses the single-packet call.
 
-use subtle::ConstantTimeEq;
+use crate::ct::tags_match;
 
 use super::burst::PacketPlan;
 use super::{cm_iv, Context, Transform};
@@ -158,7 +158,7 @@ impl Context {
         }
         let len = packet.len();
         if len < staged.tag_len
-            || !bool::from(tag[..staged.tag_len].ct_eq(&packet[len - staged.tag_len..]))
+            || !tags_match(&tag[..staged.tag_len], &packet[len - staged.tag_len..])
         {
             return Err(SrtpError::AuthFailed);
         }
@@ -229,7 +229,7 @@ pub fn finish_rekey_rtp(
         return Err(SrtpError::KeyExpired);
     }
     if len < staged.tag_len
-        || !bool::from(tag[..staged.tag_len].ct_eq(&received[len - staged.tag_len..]))
+        || !tags_match(&tag[..staged.tag_len], &received[len - staged.tag_len..])
     {
         return Err(SrtpError::AuthFailed);
     }
