@@ -4,8 +4,9 @@
 //! b's peer (the relay sends from `b.local` to `b.remote`, protected with `b.send`, and the
 //! generator opens it with that key).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
 
 use relay_session::{CallSpec, SessionsFile};
 use relay_srtp::SdesKey;
@@ -54,7 +55,7 @@ pub enum PlanError {
 
 /// Which stream each relayed packet belongs to, by the address it was sent to (the
 /// generator's receiving address of the stream).
-pub fn by_destination(plans: &[StreamPlan]) -> HashMap<SocketAddr, usize> {
+pub fn by_destination(plans: &[StreamPlan]) -> FxHashMap<SocketAddr, usize> {
     plans
         .iter()
         .enumerate()

@@ -1,7 +1,6 @@
 //! The generator: its ports and state kept across trials, and one trial (paced or flat
 //! out, then a drain) with what it offered and what came back.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use relay_gen::send::{Codec, Sender};
 use relay_gen::streams::{by_destination, StreamPlan};
 use relay_gen::verify::{Receiver, Report};
 use relay_proto::wire;
+use rustc_hash::FxHashMap;
 
 /// Where the generator's frames go in and out.
 pub(crate) struct Ports<'a> {
@@ -34,7 +34,7 @@ pub(crate) struct Generator<'eal> {
     pub(crate) plans: Vec<StreamPlan>,
     sender: Sender,
     receiver: Receiver,
-    by_dst: HashMap<SocketAddr, usize>,
+    by_dst: FxHashMap<SocketAddr, usize>,
     l2: wire::L2Out,
     every: u16,
     next_stream: usize,
