@@ -365,3 +365,37 @@ fn unopened_sequence_numbers_are_extended_across_the_16_bit_wrap() {
     assert_eq!(receiver.receive_unopened(9, &header(3)), Outcome::Misrouted);
     assert_eq!(receiver.receive_unopened(1, &[0x80; 5]), Outcome::Malformed);
 }
+
+#[test]
+fn a_burst_of_packets_equals_the_packets_one_by_one() {
+    // Streams 0 (AES-CM in) and 1 (plain), in an irregular order, bursts of several sizes.
+    let doc = sessions(KEY_B, true);
+    let plans = plan(&doc).unwrap();
+    let (mut one, mut many) = (
+        Sender::new(&plans, Codec::G711),
+        Sender::new(&plans, Codec::G711),
+    );
+    let order: Vec<usize> = (0..200).map(|i| (i * 7 / 3) % 2).collect();
+    let mut at = 0;
+    for size in [1usize, 5, 32, 17, 2, 32, 32, 32, 32, 15].iter().cycle() {
+        if at >= order.len() {
+            break;
+        }
+        let streams = &order[at..(at + size).min(order.len())];
+        at += streams.len();
+        let mut bufs: Vec<Vec<u8>> = streams
+            .iter()
+            .map(|_| vec![0u8; many.max_packet_len()])
+            .collect();
+        let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        let mut lens = vec![0usize; streams.len()];
+        many.next_burst(streams, 42, &mut outs, &mut lens).unwrap();
+        for ((&s, b), &len) in streams.iter().zip(&bufs).zip(&lens) {
+            let mut want = vec![0u8; one.max_packet_len()];
+            let n = one.next(s, 42, &mut want).unwrap();
+            assert_eq!(len, n);
+            assert_eq!(&b[..len], &want[..n]);
+        }
+    }
+    assert_eq!(one.sent(), many.sent());
+}
