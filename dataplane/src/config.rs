@@ -29,7 +29,7 @@ pub fn eal_args_or_default(eal: Vec<String>) -> Vec<String> {
 }
 
 /// One `--port` option:
-/// `NAME,ipv4=A.B.C.D/LEN[,gw=..][,ipv6=ADDR/LEN][,gw6=..][,vlan=ID][,mac=..][,csum=offload|software]`.
+/// `NAME,ipv4=A.B.C.D/LEN[,addrs=N][,gw=..][,ipv6=ADDR/LEN][,gw6=..][,vlan=ID][,mac=..][,csum=offload|software]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
     /// The DPDK device name (a vdev name or a PCI address).
@@ -38,6 +38,10 @@ pub struct PortSpec {
     pub ipv4: Ipv4Addr,
     /// Its prefix length (default 24).
     pub prefix_len: u8,
+    /// How many consecutive IPv4 addresses from `ipv4` the port owns (`addrs=N`, default
+    /// 1): one address has 64,511 UDP ports, so more concurrent streams than that on one
+    /// side take more addresses.
+    pub ipv4_count: u16,
     /// The IPv4 gateway.
     pub gateway: Option<Ipv4Addr>,
     /// The IPv6 address and prefix length (default 64).
@@ -80,6 +84,7 @@ impl PortSpec {
             name,
             ipv4: Ipv4Addr::UNSPECIFIED,
             prefix_len: 24,
+            ipv4_count: 1,
             gateway: None,
             ipv6: None,
             gateway6: None,
@@ -113,6 +118,13 @@ impl PortSpec {
                         .ok_or_else(|| fail(format!("bad prefix {p:?}")))?;
                     port.ipv6 = Some((addr, len));
                 }
+                "addrs" => {
+                    port.ipv4_count = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .ok_or_else(|| fail(format!("addrs is 1 to 1024, not {v:?}")))?
+                }
                 "gw" => port.gateway = Some(v.parse().map_err(|_| fail(format!("bad gw {v:?}")))?),
                 "gw6" => {
                     port.gateway6 = Some(v.parse().map_err(|_| fail(format!("bad gw6 {v:?}")))?)
@@ -135,7 +147,7 @@ impl PortSpec {
                 }
                 _ => {
                     return Err(fail(format!(
-                        "unknown key {k:?} (ipv4, gw, ipv6, gw6, vlan, mac, csum)"
+                        "unknown key {k:?} (ipv4, addrs, gw, ipv6, gw6, vlan, mac, csum)"
                     )))
                 }
             }
@@ -145,7 +157,27 @@ impl PortSpec {
                 "needs ipv4=A.B.C.D/LEN and/or ipv6=ADDR/LEN".to_owned(),
             ));
         }
+        if port.ipv4_count > 1 {
+            let last = port.ipv4_addrs().last().unwrap_or(port.ipv4);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(port.prefix_len))
+                .unwrap_or(0);
+            if !has_ipv4 || u32::from(last) & mask != u32::from(port.ipv4) & mask {
+                return Err(fail(format!(
+                    "addrs={} from {} leaves its /{} prefix (or runs past 255.255.255.255)",
+                    port.ipv4_count, port.ipv4, port.prefix_len
+                )));
+            }
+        }
         Ok(port)
+    }
+
+    /// The port's IPv4 addresses: `ipv4` and the `ipv4_count - 1` after it.
+    pub fn ipv4_addrs(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        let first = u32::from(self.ipv4);
+        (0..u32::from(self.ipv4_count))
+            .map_while(move |i| first.checked_add(i))
+            .map(Ipv4Addr::from)
     }
 }
 
@@ -182,6 +214,7 @@ mod tests {
     fn defaults_fill_what_is_left_out() {
         let p = PortSpec::parse("net_ring0,ipv4=198.18.0.1").unwrap();
         assert_eq!(p.prefix_len, 24);
+        assert_eq!(p.ipv4_count, 1);
         assert!(p.checksum_offload);
         assert_eq!((p.gateway, p.ipv6, p.vlan, p.mac), (None, None, None, None));
         let v6 = PortSpec::parse("net_ring0,ipv6=2001:2::1").unwrap();
@@ -211,11 +244,26 @@ mod tests {
                 "unknown key \"speed\"",
             ),
             ("net_ring0,ipv4=198.18.0.1,gw=x", "bad gw"),
+            ("net_ring0,ipv4=198.18.0.1,addrs=0", "addrs is 1 to 1024"),
+            (
+                "net_ring0,ipv4=198.18.0.250,addrs=8",
+                "leaves its /24 prefix",
+            ),
+            ("net_ring0,ipv6=2001::1,addrs=2", "leaves its"),
         ] {
             let e = PortSpec::parse(spec).unwrap_err();
             assert!(e.to_string().contains(says), "{spec}: {e}");
             assert!(e.to_string().starts_with("--port "), "{e}");
         }
+    }
+
+    #[test]
+    fn a_port_can_own_consecutive_addresses() {
+        let p = PortSpec::parse("net_memif0,ipv4=198.18.0.1/16,addrs=300").unwrap();
+        let all: Vec<Ipv4Addr> = p.ipv4_addrs().collect();
+        assert_eq!(all.len(), 300);
+        assert_eq!(all[0], Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(all[299], Ipv4Addr::new(198, 18, 1, 44));
     }
 
     #[test]

@@ -115,7 +115,7 @@ enum Command {
     },
     /// Run the relay on DPDK ports.
     Run {
-        /// A port: `NAME,ipv4=A.B.C.D/LEN[,gw=A.B.C.D][,vlan=ID][,mac=aa:bb:..]` (repeatable).
+        /// A port: `NAME,ipv4=A.B.C.D/LEN[,addrs=N][,gw=A.B.C.D][,vlan=ID][,mac=aa:bb:..]` (repeatable).
         #[arg(long = "port", required = true)]
         ports: Vec<String>,
         /// Sessions (schema version 1) to install at start-up.

@@ -180,18 +180,22 @@ pub fn run(
         });
         let udp_checksum_offload = port.completes_udp_checksums();
         let udp_checksum_check = port.checks_udp_checksums();
-        addrs.push(PortAddr {
-            port: id,
-            mac,
-            ipv4: p.ipv4,
-            prefix_len: p.prefix_len,
-            gateway: p.gateway,
-            vlan: p.vlan,
-            ipv6: p.ipv6.map(|(a, _)| a),
-            prefix6_len: p.ipv6.map_or(64, |(_, l)| l),
-            gateway6: p.gateway6,
-            udp_checksum_offload,
-        });
+        // The first address carries the IPv6 one; the others are IPv4 aliases on the
+        // same port (ARP answered for each, streams on each).
+        for (i, ipv4) in p.ipv4_addrs().enumerate() {
+            addrs.push(PortAddr {
+                port: id,
+                mac,
+                ipv4,
+                prefix_len: p.prefix_len,
+                gateway: p.gateway,
+                vlan: p.vlan,
+                ipv6: p.ipv6.filter(|_| i == 0).map(|(a, _)| a),
+                prefix6_len: p.ipv6.map_or(64, |(_, l)| l),
+                gateway6: p.gateway6.filter(|_| i == 0),
+                udp_checksum_offload,
+            });
+        }
         let v6 = p.ipv6.map_or(String::new(), |(a, l)| format!(", {a}/{l}"));
         let steering = match (nw, dispatch) {
             (1, _) => String::new(),
@@ -218,10 +222,15 @@ pub fn run(
             }
         };
         report(format!(
-            "port {}: id {id}, {}/{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}, UDP checksums {} in, {} out",
+            "port {}: id {id}, {}/{}{}{v6}, mac {}, {rx_queues} rx / {nw} tx queue(s){steering}, UDP checksums {} in, {} out",
             p.name,
             p.ipv4,
             p.prefix_len,
+            if p.ipv4_count > 1 {
+                format!(" and the {} addresses after it", p.ipv4_count - 1)
+            } else {
+                String::new()
+            },
             MacAddr(mac),
             if udp_checksum_check {
                 "checked by the NIC"
@@ -242,7 +251,9 @@ pub fn run(
             port.reta_size()
         };
         reta_sizes.push(if nw == 1 { 0 } else { reta_size });
-        placement.add_address(std::net::IpAddr::V4(p.ipv4), reta_size);
+        for ipv4 in p.ipv4_addrs() {
+            placement.add_address(std::net::IpAddr::V4(ipv4), reta_size);
+        }
         if let Some((v6, _)) = p.ipv6 {
             placement.add_address(std::net::IpAddr::V6(v6), reta_size);
         }
