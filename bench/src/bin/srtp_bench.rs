@@ -41,6 +41,19 @@ struct Args {
     /// CPU to pin this process to (the crypto-perf worker runs on lcore 1).
     #[arg(long, default_value_t = 1)]
     cpu: usize,
+    /// Write every row (suite, operation, packets/s, ratio to the reference) here as JSON too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// One printed row, for `--json`.
+#[derive(serde::Serialize)]
+struct Row {
+    suite: &'static str,
+    operation: String,
+    packets_per_s: f64,
+    /// To ipsec_mb's rate for as many operations (`None` without the reference).
+    ratio: Option<f64>,
 }
 
 /// Packets in a flat buffer, each at a fixed stride with room to grow.
@@ -405,6 +418,7 @@ fn main() -> Result<()> {
         "{:<26} {:<17} {:>12} {:>8}",
         "suite", "operation", "packets/s", "vs (b)"
     );
+    let mut rows = Vec::new();
     for suite in suites {
         let reference = if args.no_dpdk {
             None
@@ -412,32 +426,25 @@ fn main() -> Result<()> {
             Some(crypto_perf(suite)?)
         };
         let f = measure(suite, args.packets, args.passes);
-        let row = |op: &str, rate: f64, per_op: f64| {
-            let ratio =
-                reference.map_or("-".to_owned(), |r| format!("{:.2}x", rate / (r / per_op)));
+        let mut row = |op: &str, rate: f64, per_op: f64| {
+            let ratio = reference.map(|r| rate / (r / per_op));
             println!(
                 "{:<26} {:<17} {:>12.0} {:>8}",
                 suite.name(),
                 op,
                 rate,
-                ratio
+                ratio.map_or("-".to_owned(), |r| format!("{r:.2}x"))
             );
+            rows.push(Row {
+                suite: suite.name(),
+                operation: op.to_owned(),
+                packets_per_s: rate,
+                ratio,
+            });
         };
         if let Some(r) = reference {
-            println!(
-                "{:<26} {:<17} {:>12.0} {:>8}",
-                suite.name(),
-                "(b) ipsec_mb op",
-                r,
-                "1.00x"
-            );
-            println!(
-                "{:<26} {:<17} {:>12.0} {:>8}",
-                suite.name(),
-                "(b) 2 ops = rekey",
-                r / 2.0,
-                "1.00x"
-            );
+            row("(b) ipsec_mb op", r, 1.0);
+            row("(b) 2 ops = rekey", r / 2.0, 2.0);
         }
         row("protect", f.protect, 1.0);
         row("unprotect", f.unprotect, 1.0);
@@ -451,6 +458,10 @@ fn main() -> Result<()> {
             row("(a) libsrtp unprot", u, 1.0);
             row("(a) libsrtp rekey", k, 2.0);
         }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
