@@ -13,6 +13,8 @@
 //!   percentiles reported.
 //! * [`capture`]: `--write-pcap`, a capture of fresh valid SRTP for tools that cannot make
 //!   it (pktgen-dpdk's pcap replay).
+//! * [`synthetic`]: a sessions file of `n` streams with fresh keys, laid out over as many
+//!   relay addresses as the stream count needs (`relay-gen sessions`).
 //! * [`ndr`]: the RFC 2544 binary search for the no-drop rate and the rate at 0.5% loss, as
 //!   FD.io CSIT reports them, over any trial function.
 
@@ -23,4 +25,5 @@ pub mod ndr;
 pub mod send;
 pub mod stamp;
 pub mod streams;
+pub mod synthetic;
 pub mod verify;

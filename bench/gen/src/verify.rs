@@ -279,6 +279,11 @@ impl Receiver {
         outcome
     }
 
+    /// Forgets the latencies recorded so far (each trial of a search reports its own).
+    pub fn reset_latency(&mut self) {
+        self.latency.reset();
+    }
+
     /// The report, given how many packets were sent.
     pub fn report(&self, sent: u64) -> Report {
         let delivered = self.counts.fresh + self.counts.reordered;

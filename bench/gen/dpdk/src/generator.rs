@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use relay_dataplane::dpdk::{Burst, Eal, PktMbufPool, Port, PortConfig};
+use relay_dataplane::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Port, PortConfig};
 use relay_gen::send::{Codec, Sender};
 use relay_gen::streams::{by_destination, StreamPlan};
 use relay_gen::verify::{Receiver, Report};
@@ -25,6 +25,22 @@ pub(crate) struct Ports<'a> {
     pub(crate) relay_mac: [u8; 6],
     /// Open every N-th packet of a stream.
     pub(crate) verify_every: u16,
+    /// Attack packets mixed in per stream packet (0: none); see [`Attack`].
+    pub(crate) flood: u8,
+}
+
+/// The kinds of attack packet a flooded trial mixes in, in turn: what a relay on the open
+/// internet gets from scanners and from someone who knows a call's addresses but not its
+/// key. Neither may cost the established streams a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attack {
+    /// A stream's packet sent to the port after its own, where the relay has no flow:
+    /// dropped at the flow lookup.
+    UnknownFlow,
+    /// A stream's next packet with its authentication tag changed, sent just before the
+    /// real one: dropped after the relay checked the tag (for plain RTP, where there is
+    /// no tag, it is sent to an unknown flow instead).
+    ForgedTag,
 }
 
 /// The generator's ports and state, kept across trials (the streams' sequence numbers and
@@ -40,6 +56,8 @@ pub(crate) struct Generator<'eal> {
     by_dst: FxHashMap<SocketAddr, usize>,
     l2: wire::L2Out,
     every: u16,
+    flood: u8,
+    attacks_made: u64,
     next_stream: usize,
     pub(crate) other_frames: u64,
     /// The clock's origin (TSC) and rate.
@@ -61,6 +79,8 @@ pub(crate) struct TrialResult {
     /// Packets the schedule called for that the generator itself did not make in time
     /// (paced trials only): the trial then says nothing about the relay at that rate.
     pub(crate) shortfall: u64,
+    /// Attack packets the port took (none come back).
+    pub(crate) attacks: u64,
 }
 
 impl TrialResult {
@@ -131,6 +151,8 @@ impl<'eal> Generator<'eal> {
             plans,
             l2,
             every: ports.verify_every.max(1),
+            flood: ports.flood,
+            attacks_made: 0,
             next_stream: 0,
             other_frames: 0,
             t0,
@@ -152,6 +174,7 @@ impl<'eal> Generator<'eal> {
         limit: u64,
         drain_ms: u64,
     ) -> anyhow::Result<TrialResult> {
+        self.receiver.reset_latency();
         let before = self.receiver.report(0);
         let start = self.now_ns();
         let send_for = Duration::from_secs_f64(seconds).as_nanos() as u64;
@@ -160,7 +183,7 @@ impl<'eal> Generator<'eal> {
         // Packets are made a burst at a time (their tags computed together), then framed.
         let max = self.sender.max_packet_len();
         let mut made = vec![0u8; BURST * max];
-        let (mut intended, mut offered) = (0u64, 0u64);
+        let (mut intended, mut offered, mut attacks) = (0u64, 0u64, 0u64);
         let mut last_sent = start;
         loop {
             let now = self.now_ns();
@@ -173,7 +196,9 @@ impl<'eal> Generator<'eal> {
                 } else {
                     32
                 };
-                let k = (due.min(limit - intended) as usize).min(BURST);
+                // Room in the burst for each packet's attack packets too.
+                let per_burst = BURST / (1 + usize::from(self.flood));
+                let k = (due.min(limit - intended) as usize).min(per_burst);
                 let mut streams = [0usize; BURST];
                 for s in &mut streams[..k] {
                     *s = self.next_stream;
@@ -188,30 +213,49 @@ impl<'eal> Generator<'eal> {
                     self.sender
                         .next_burst(&streams[..k], now, &mut outs[..k], &mut lens[..k])?;
                 }
+                // Which frames of the burst are attack packets (the port takes a prefix).
+                let mut is_attack = [false; BURST];
                 for ((&s, &len), packet) in streams[..k].iter().zip(&lens).zip(made.chunks(max)) {
                     // Made but not sent for want of a buffer: lost at a paced rate.
                     intended += 1;
-                    let Some(mut m) = self.pool.alloc() else {
+                    let p = &self.plans[s];
+                    for _ in 0..self.flood {
+                        let kind = if self.attacks_made.is_multiple_of(2) || p.send_key.is_none() {
+                            Attack::UnknownFlow
+                        } else {
+                            Attack::ForgedTag
+                        };
+                        self.attacks_made += 1;
+                        let mut dst = p.to_relay;
+                        let mut forged = [0u8; 1500];
+                        let forged = &mut forged[..len];
+                        forged.copy_from_slice(&packet[..len]);
+                        match kind {
+                            Attack::UnknownFlow => dst.set_port(dst.port().wrapping_add(1)),
+                            Attack::ForgedTag => forged[len - 1] ^= 0x5a,
+                        }
+                        if let Some(m) = frame(&self.pool, &self.l2, forged, p.from, dst)? {
+                            is_attack[out.len()] = true;
+                            let _ = out.push(m);
+                        }
+                    }
+                    let Some(m) = frame(&self.pool, &self.l2, &packet[..len], p.from, p.to_relay)?
+                    else {
                         continue;
                     };
-                    let p = &self.plans[s];
-                    let at = if p.to_relay.is_ipv4() { 42 } else { 62 };
-                    let Some(buf) = m.append((at + len + 64) as u16) else {
-                        bail!("mbufs too small for {} bytes", at + len);
-                    };
-                    buf[at..at + len].copy_from_slice(&packet[..len]);
-                    let n = wire::emit_udp(buf, at, len, &self.l2, p.from, p.to_relay)
-                        .context("building a frame")?;
-                    m.truncate(n as u16);
                     // (The burst holds BURST_SIZE >= BURST mbufs and starts empty.)
                     let _ = out.push(m);
                 }
-                let taken = self.tx.tx_burst(0, &mut out) as u64;
-                offered += taken;
+                let built = out.len();
+                let taken = self.tx.tx_burst(0, &mut out);
+                let attacks_taken = is_attack[..taken].iter().filter(|a| **a).count() as u64;
+                let attacks_left = is_attack[taken..built].iter().filter(|a| **a).count();
+                attacks += attacks_taken;
+                offered += taken as u64 - attacks_taken;
                 // What the port did not take is dropped here: at a paced rate it counts as
                 // lost (the relay could not take it); flat out it was never meant.
                 if gap_ns == 0.0 {
-                    intended -= out.len() as u64;
+                    intended -= (out.len() - attacks_left) as u64;
                 }
                 out.clear();
                 last_sent = now;
@@ -235,7 +279,9 @@ impl<'eal> Generator<'eal> {
                     let seq = payload
                         .get(2..4)
                         .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                    if seq % self.every == 0 {
+                    // Staggered by stream: with many streams and few packets each per trial
+                    // (a million streams at under 1 Mpps), every trial still opens a sample.
+                    if (usize::from(seq) + stream) % usize::from(self.every) == 0 {
                         self.receiver.receive(stream, payload, now);
                     } else {
                         self.receiver.receive_unopened(stream, payload);
@@ -265,8 +311,32 @@ impl<'eal> Generator<'eal> {
             },
             seconds: (last_sent.saturating_sub(start)).max(1) as f64 / 1e9,
             shortfall: scheduled.saturating_sub(intended),
+            attacks,
         })
     }
+}
+
+/// One frame of `payload` from `from` to `to` in a buffer of `pool` (`None`: the pool is
+/// empty, the packet is lost).
+fn frame<'eal>(
+    pool: &PktMbufPool<'eal>,
+    l2: &wire::L2Out,
+    payload: &[u8],
+    from: SocketAddr,
+    to: SocketAddr,
+) -> anyhow::Result<Option<Mbuf<'eal>>> {
+    let Some(mut m) = pool.alloc() else {
+        return Ok(None);
+    };
+    let at = if to.is_ipv4() { 42 } else { 62 };
+    let len = payload.len();
+    let Some(buf) = m.append((at + len + 64) as u16) else {
+        bail!("mbufs too small for {} bytes", at + len);
+    };
+    buf[at..at + len].copy_from_slice(payload);
+    let n = wire::emit_udp(buf, at, len, l2, from, to).context("building a frame")?;
+    m.truncate(n as u16);
+    Ok(Some(m))
 }
 
 /// Differs from run to run (time and process), so a second run against the same relay

@@ -26,7 +26,7 @@ use relay_gen::streams::{plan, StreamPlan};
 use relay_session::SessionsFile;
 
 use generator::{Generator, Ports};
-use report::{print_report, JsonReport, NdrJson};
+use report::{print_report, JsonReport, NdrJson, TrialJson};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +47,8 @@ enum Command {
     Ndr(NdrArgs),
     /// Write a capture of fresh, valid SRTP for every stream (for replay tools).
     Pcap(PcapArgs),
+    /// Write a sessions file of N streams with fresh keys for the relay and the generator.
+    Sessions(SessionsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +87,16 @@ struct PortArgs {
     /// generator as much as the relay's re-key, so a run flat out needs N > 1.
     #[arg(long, default_value_t = 1)]
     verify_every: u16,
+    /// Mix in this many attack packets per stream packet, in turn one to a port the relay
+    /// has no flow for and one with a forged SRTP tag sent just before the real packet (the
+    /// established streams must lose nothing).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=7))]
+    flood: u8,
+    /// The far end returns every packet unchanged (`dpdk-testpmd` forwarding, a cable
+    /// loop): verify each with the key it was sent with, at the address it was sent to.
+    /// Measures the I/O path alone, the ceiling for the relay's figures.
+    #[arg(long)]
+    loopback: bool,
     /// EAL arguments (after `--`).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -148,6 +160,27 @@ struct NdrArgs {
     /// Write both rates and the trace here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Before the search, send at the lowest rate in trials of 0.1 s until one comes back
+    /// whole (the links up, the far end forwarding, caches and pages warm), for at most this
+    /// many seconds. Warm-up trials are not part of the search.
+    #[arg(long, default_value_t = 5.0)]
+    warmup_seconds: f64,
+}
+
+#[derive(clap::Args)]
+struct SessionsArgs {
+    /// Streams (one call each, RTCP muxed).
+    #[arg(long)]
+    streams: u32,
+    /// The suite leg a's peer sends with; `rtp` for plain RTP on both legs.
+    #[arg(long, default_value = "AES_CM_128_HMAC_SHA1_80")]
+    suite: String,
+    /// The suite the relay sends leg b with (default: the same as `--suite`).
+    #[arg(long)]
+    outbound_suite: Option<String>,
+    /// Where to write it (mode 0600: it holds keys; an existing file is not replaced).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -173,12 +206,23 @@ struct PcapArgs {
 }
 
 impl PortArgs {
+    /// The streams of the sessions file, as a loop returns them with `--loopback`.
+    fn plans(&self, sessions: &PathBuf) -> anyhow::Result<Vec<StreamPlan>> {
+        let plans = load_plan(sessions)?;
+        Ok(if self.loopback {
+            relay_gen::streams::looped(plans)
+        } else {
+            plans
+        })
+    }
+
     fn ports(&self) -> anyhow::Result<Ports<'_>> {
         Ok(Ports {
             tx: &self.tx_port,
             rx: &self.rx_port,
             relay_mac: mac(&self.relay_mac)?,
             verify_every: self.verify_every,
+            flood: self.flood,
         })
     }
 }
@@ -188,6 +232,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run(args),
         Command::Ndr(args) => ndr(args),
         Command::Pcap(args) => pcap(args),
+        Command::Sessions(args) => sessions(args),
     }
 }
 
@@ -200,6 +245,37 @@ fn load_plan(path: &PathBuf) -> anyhow::Result<Vec<StreamPlan>> {
         .with_context(|| format!("reading the sessions file {}", path.display()))?;
     let doc = SessionsFile::from_json(&text).context("the sessions file")?;
     Ok(plan(&doc)?)
+}
+
+fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
+    use relay_gen::synthetic::{self, Layout};
+    let suite = |name: &str| -> anyhow::Result<relay_srtp::Suite> {
+        name.parse()
+            .map_err(|e| anyhow::anyhow!("--suite {name}: {e} (or rtp for plain RTP)"))
+    };
+    let suites = if args.suite.eq_ignore_ascii_case("rtp") {
+        None
+    } else {
+        let inbound = suite(&args.suite)?;
+        let outbound = args.outbound_suite.as_deref().map_or(Ok(inbound), suite)?;
+        Some((inbound, outbound))
+    };
+    anyhow::ensure!(args.streams > 0, "--streams must be at least 1");
+    let layout = Layout {
+        streams: args.streams,
+    };
+    synthetic::sessions(layout, suites)
+        .write_private(&args.out)
+        .with_context(|| format!("writing {} (it must not exist yet)", args.out.display()))?;
+    println!(
+        "{} streams written to {}; the relay's ports: ipv4=198.18.0.1/16,addrs={n} (leg a) and ipv4=198.19.0.1/16,addrs={n} (leg b); the generator's MACs {} (sending) and {} (receiving)",
+        args.streams,
+        args.out.display(),
+        synthetic::PEER_MACS[0],
+        synthetic::PEER_MACS[1],
+        n = layout.relay_addresses(),
+    );
+    Ok(())
 }
 
 fn pcap(args: PcapArgs) -> anyhow::Result<()> {
@@ -226,7 +302,7 @@ fn pcap(args: PcapArgs) -> anyhow::Result<()> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let plans = load_plan(&args.sessions)?;
+    let plans = args.ports.plans(&args.sessions)?;
     let eal = Eal::init(args.ports.eal.iter().cloned()).context("EAL initialisation")?;
     let mut gen = Generator::open(&eal, &args.ports.ports()?, plans, args.codec.into())?;
     let t = gen.trial(
@@ -236,6 +312,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         args.drain_ms,
     )?;
     print_report(&gen.plans, &t.report, t.seconds, gen.other_frames);
+    if t.attacks > 0 {
+        println!("attack packets offered besides: {}", t.attacks);
+    }
     if let Some(path) = &args.json {
         let r = &t.report;
         let json = JsonReport {
@@ -249,6 +328,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             reordered: r.counts.reordered,
             late: r.counts.late,
             failed: r.counts.failed(),
+            attacks: t.attacks,
             latency_ns: r.latency_ns,
             clean: r.clean(),
         };
@@ -258,8 +338,35 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Short trials at `rate` until one is delivered whole and verified, or `seconds` have gone
+/// by (then the search goes ahead and its trials say what is wrong).
+fn warm_up(gen: &mut Generator, rate: f64, seconds: f64, drain_ms: u64) -> anyhow::Result<()> {
+    const TRIAL_SECONDS: f64 = 0.1;
+    let start = std::time::Instant::now();
+    let mut tries = 0;
+    while start.elapsed().as_secs_f64() < seconds {
+        tries += 1;
+        let t = gen.trial(rate, TRIAL_SECONDS, u64::MAX, drain_ms)?;
+        let failed = t.report.counts.failed() + t.report.counts.duplicates;
+        if t.intended > 0 && t.loss_ratio() == 0.0 && failed == 0 {
+            println!(
+                "warm-up: {} packets at {rate:.0} pps came back whole after {tries} trial(s) ({:.1} s)",
+                t.intended,
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+    }
+    if seconds > 0.0 {
+        println!(
+            "warm-up: nothing came back whole at {rate:.0} pps in {seconds} s ({tries} trials); searching anyway"
+        );
+    }
+    Ok(())
+}
+
 fn ndr(args: NdrArgs) -> anyhow::Result<()> {
-    let plans = load_plan(&args.sessions)?;
+    let plans = args.ports.plans(&args.sessions)?;
     let eal = Eal::init(args.ports.eal.iter().cloned()).context("EAL initialisation")?;
     let mut gen = Generator::open(&eal, &args.ports.ports()?, plans, args.codec.into())?;
     let cfg = SearchConfig {
@@ -268,8 +375,10 @@ fn ndr(args: NdrArgs) -> anyhow::Result<()> {
         resolution: args.resolution,
         max_trials: args.max_trials,
     };
+    warm_up(&mut gen, args.min_pps, args.warmup_seconds, args.drain_ms)?;
     let mut failure = None;
     let mut generator_limited = false;
+    let mut trials = Vec::new();
     let result = search(&cfg, |rate| {
         match gen.trial(rate, args.trial_seconds, u64::MAX, args.drain_ms) {
             Ok(t) => {
@@ -291,14 +400,30 @@ fn ndr(args: NdrArgs) -> anyhow::Result<()> {
                     ),
                     _ => String::new(),
                 };
+                let attacks = if t.attacks > 0 {
+                    format!(" (+{} attack packets)", t.attacks)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "trial {:>10.0} pps: intended {} offered {} delivered {} loss {:.5}%{note}",
+                    "trial {:>10.0} pps: intended {} offered {}{attacks} delivered {} loss {:.5}%{note}",
                     rate,
                     t.intended,
                     t.offered,
                     t.report.delivered,
                     100.0 * t.loss_ratio(),
                 );
+                trials.push(TrialJson {
+                    rate_pps: rate,
+                    loss_ratio: loss,
+                    intended: t.intended,
+                    offered: t.offered,
+                    delivered: t.report.delivered,
+                    failed,
+                    generator_limited: limited,
+                    attacks: t.attacks,
+                    latency_ns: t.report.latency_ns,
+                });
                 loss
             }
             Err(e) => {
@@ -324,7 +449,14 @@ fn ndr(args: NdrArgs) -> anyhow::Result<()> {
         result.trace.len()
     );
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&NdrJson::from(&result))?)
+        let json = NdrJson::new(
+            gen.plans.len(),
+            args.ports.flood,
+            args.ports.loopback,
+            &result,
+            trials,
+        );
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -17,24 +17,67 @@ pub(crate) struct JsonReport {
     pub(crate) reordered: u64,
     pub(crate) late: u64,
     pub(crate) failed: u64,
+    pub(crate) attacks: u64,
     pub(crate) latency_ns: [u64; 5],
     pub(crate) clean: bool,
 }
 
-/// The search as JSON: both rates and the trace.
-#[derive(serde::Serialize)]
-pub(crate) struct NdrJson {
-    ndr_pps: f64,
-    pdr_pps: f64,
-    trace: Vec<(f64, f64)>,
+/// One trial of a search as JSON.
+#[derive(serde::Serialize, Clone)]
+pub(crate) struct TrialJson {
+    /// The rate the trial offered (stream packets; attack packets come on top).
+    pub(crate) rate_pps: f64,
+    /// What the search judged it by (1 for a trial with verification failures or one the
+    /// generator could not keep to).
+    pub(crate) loss_ratio: f64,
+    /// Packets meant, the port took, and delivered verified.
+    pub(crate) intended: u64,
+    pub(crate) offered: u64,
+    pub(crate) delivered: u64,
+    /// Packets that failed verification or came twice.
+    pub(crate) failed: u64,
+    /// The generator fell behind its schedule: nothing is known of the relay at this rate.
+    pub(crate) generator_limited: bool,
+    /// Attack packets the port took.
+    pub(crate) attacks: u64,
+    /// Latency percentiles (50, 90, 99, 99.9, max) of this trial, nanoseconds.
+    pub(crate) latency_ns: [u64; 5],
 }
 
-impl From<&SearchResult> for NdrJson {
-    fn from(r: &SearchResult) -> NdrJson {
+/// The search as JSON: both rates, the trials in order, and the latency at the NDR.
+#[derive(serde::Serialize)]
+pub(crate) struct NdrJson {
+    pub(crate) streams: usize,
+    pub(crate) flood: u8,
+    pub(crate) loopback: bool,
+    pub(crate) ndr_pps: f64,
+    pub(crate) pdr_pps: f64,
+    pub(crate) trials: Vec<TrialJson>,
+    /// The latency of the highest-rate trial without loss (zeros if none).
+    pub(crate) latency_at_ndr_ns: [u64; 5],
+}
+
+impl NdrJson {
+    pub(crate) fn new(
+        streams: usize,
+        flood: u8,
+        loopback: bool,
+        result: &SearchResult,
+        trials: Vec<TrialJson>,
+    ) -> NdrJson {
+        let latency_at_ndr_ns = trials
+            .iter()
+            .filter(|t| t.loss_ratio == 0.0)
+            .max_by(|a, b| a.rate_pps.total_cmp(&b.rate_pps))
+            .map_or([0; 5], |t| t.latency_ns);
         NdrJson {
-            ndr_pps: r.ndr_pps,
-            pdr_pps: r.pdr_pps,
-            trace: r.trace.iter().map(|t| (t.rate_pps, t.loss_ratio)).collect(),
+            streams,
+            flood,
+            loopback,
+            ndr_pps: result.ndr_pps,
+            pdr_pps: result.pdr_pps,
+            trials,
+            latency_at_ndr_ns,
         }
     }
 }
