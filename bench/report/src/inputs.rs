@@ -1,0 +1,202 @@
+//! What the runs of `scripts/bench.sh` left in its output folder, read back: the searches
+//! `relay-gen ndr --json` wrote, the engine's rows from `srtp-bench --json`, the relay's
+//! final counters, and the run's facts (`meta.txt`: `key=value` lines).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// One trial of a search (`relay-gen ndr --json`).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Trial {
+    pub(crate) rate_pps: f64,
+    pub(crate) loss_ratio: f64,
+    pub(crate) generator_limited: bool,
+    pub(crate) attacks: u64,
+}
+
+/// One NDR/PDR search.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Search {
+    pub(crate) streams: usize,
+    pub(crate) flood: u8,
+    pub(crate) ndr_pps: f64,
+    pub(crate) pdr_pps: f64,
+    pub(crate) trials: Vec<Trial>,
+    pub(crate) latency_at_ndr_ns: [u64; 5],
+}
+
+impl Search {
+    /// Whether any trial was limited by the generator (the rates are then the lower of
+    /// the generator's and the far end's).
+    pub(crate) fn generator_limited(&self) -> bool {
+        self.trials.iter().any(|t| t.generator_limited)
+    }
+}
+
+/// One row of `srtp-bench --json`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct EngineRow {
+    pub(crate) suite: String,
+    pub(crate) operation: String,
+    pub(crate) packets_per_s: f64,
+    pub(crate) ratio: Option<f64>,
+}
+
+/// What a relay run carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Mode {
+    /// SRTP in, SRTP out with another key.
+    Srtp,
+    /// Plain RTP both ways.
+    Rtp,
+}
+
+impl Mode {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Mode::Srtp => "SRTP re-key (AES_CM_128_HMAC_SHA1_80)",
+            Mode::Rtp => "RTP to RTP",
+        }
+    }
+
+    /// The UDP payload of a G.711 20 ms packet: RTP header, 160 bytes, the 80-bit tag.
+    pub(crate) fn udp_payload(self) -> u64 {
+        match self {
+            Mode::Srtp => 12 + 160 + 10,
+            Mode::Rtp => 12 + 160,
+        }
+    }
+}
+
+/// One relay search (`relay-<mode>-<streams>[-flood].json`) and its final counters if
+/// kept (`.stats.json`).
+#[derive(Clone, Debug)]
+pub(crate) struct RelayRun {
+    pub(crate) mode: Mode,
+    pub(crate) streams: u64,
+    pub(crate) flooded: bool,
+    pub(crate) search: Search,
+    pub(crate) stats: Option<serde_json::Value>,
+}
+
+/// Everything the report is made of.
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    pub(crate) meta: BTreeMap<String, String>,
+    pub(crate) engine: Vec<EngineRow>,
+    pub(crate) looped: Option<Search>,
+    pub(crate) relay: Vec<RelayRun>,
+}
+
+fn json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// `relay-srtp-1000-flood.json` -> (Srtp, 1000, true).
+fn relay_name(name: &str) -> Option<(Mode, u64, bool)> {
+    let rest = name.strip_prefix("relay-")?.strip_suffix(".json")?;
+    if rest.ends_with(".stats") {
+        return None;
+    }
+    let (rest, flooded) = match rest.strip_suffix("-flood") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let (mode, streams) = rest.split_once('-')?;
+    let mode = match mode {
+        "srtp" => Mode::Srtp,
+        "rtp" => Mode::Rtp,
+        _ => return None,
+    };
+    Some((mode, streams.parse().ok()?, flooded))
+}
+
+impl Inputs {
+    /// Reads the folder; files a run did not write are left out of the report.
+    pub(crate) fn read(dir: &Path) -> anyhow::Result<Inputs> {
+        let mut inputs = Inputs::default();
+        let meta = dir.join("meta.txt");
+        if meta.exists() {
+            let text = std::fs::read_to_string(&meta)
+                .with_context(|| format!("reading {}", meta.display()))?;
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    inputs.meta.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+        }
+        let engine = dir.join("engine.json");
+        if engine.exists() {
+            inputs.engine = json(&engine)?;
+        }
+        let looped = dir.join("loop.json");
+        if looped.exists() {
+            inputs.looped = Some(json(&looped)?);
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("listing {}", dir.display()))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            let Some((mode, streams, flooded)) = relay_name(&name) else {
+                continue;
+            };
+            let stats_path = dir.join(name.replace(".json", ".stats.json"));
+            let stats = if stats_path.exists() {
+                Some(json(&stats_path)?)
+            } else {
+                None
+            };
+            inputs.relay.push(RelayRun {
+                mode,
+                streams,
+                flooded,
+                search: json(&dir.join(&name))?,
+                stats,
+            });
+        }
+        inputs.relay.sort_by_key(|r| (r.flooded, r.mode, r.streams));
+        anyhow::ensure!(
+            !inputs.relay.is_empty() || inputs.looped.is_some() || !inputs.engine.is_empty(),
+            "{} holds no results (relay-*.json, loop.json, engine.json)",
+            dir.display()
+        );
+        Ok(inputs)
+    }
+
+    /// The engine's burst re-key rate and ipsec_mb's two-operation rate for a suite.
+    pub(crate) fn engine_rekey(&self, suite: &str) -> (Option<&EngineRow>, Option<&EngineRow>) {
+        let find = |op: &str| {
+            self.engine
+                .iter()
+                .find(|r| r.suite == suite && r.operation == op)
+        };
+        (find("rekey burst32"), find("(b) 2 ops = rekey"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_file_names_say_what_ran() {
+        assert_eq!(
+            relay_name("relay-srtp-1000.json"),
+            Some((Mode::Srtp, 1000, false))
+        );
+        assert_eq!(
+            relay_name("relay-rtp-1000000-flood.json"),
+            Some((Mode::Rtp, 1_000_000, true))
+        );
+        assert_eq!(relay_name("relay-srtp-1000.stats.json"), None);
+        assert_eq!(relay_name("relay-x-1.json"), None);
+        assert_eq!(relay_name("loop.json"), None);
+    }
+}
