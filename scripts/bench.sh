@@ -52,7 +52,7 @@ if [ "$QUICK" = 1 ]; then
   [ -n "$APPEND" ] || APPEND=0
 else
   STREAMS=(1000 100000 1000000); FLOOD_STREAMS=1000
-  TRIAL=1 RES=0.02 MAX_TRIALS=8 MIN_PPS=100000 MAX_PPS=6000000 ENGINE_PACKETS=200000 ENGINE_PASSES=3
+  TRIAL=1 RES=0.01 MAX_TRIALS=10 MIN_PPS=100000 MAX_PPS=6000000 ENGINE_PACKETS=200000 ENGINE_PASSES=3
   [ -n "$OUT" ] || OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
   [ -n "$APPEND" ] || APPEND=1
 fi
@@ -119,7 +119,7 @@ gen_ndr() {
   local run=$1 sessions=$2 json=$3; shift 3
   # shellcheck disable=SC2046 # the EAL words are split on purpose
   "$BIN/relay-gen" ndr --sessions "$sessions" --tx-port net_memif0 --rx-port net_memif1 \
-    --relay-mac "${RELAY_MACS[0]}" --min-pps "$MIN_PPS" --max-pps "$MAX_PPS" \
+    --relay-mac "${RELAY_MACS[0]}" --min-pps "$MIN_PPS" --max-pps "${NDR_MAX_PPS:-$MAX_PPS}" \
     --resolution "$RES" --max-trials "$MAX_TRIALS" --trial-seconds "$TRIAL" \
     --json "$json" "$@" -- $(gen_eal "$run")
 }
@@ -182,6 +182,13 @@ gen_ndr "$RUN" "$S" "$OUT/loop.json" --loopback --verify-every 16 >"$OUT/logs/lo
 tail -1 "$OUT/logs/loop-gen.log" | sed 's/^/    /'
 kill -INT "$TP" 2>/dev/null || true
 reap "$TP" 10
+# The most SRTP the generator sent in one second (its first trial asks for MAX_PPS): the
+# SRTP searches of the relay start a quarter above it rather than at MAX_PPS, so their ten
+# trials split a range the generator can offer (finer NDRs).
+GEN_SRTP_PPS=$(awk -v t="$TRIAL" '$1 == "trial" { for (i = 1; i < NF; i++) if ($i == "offered") { r = $(i + 1) / t; if (r > m) m = r } } END { printf "%d", m }' "$OUT/logs/loop-gen.log")
+SRTP_MAX_PPS=$(( GEN_SRTP_PPS * 5 / 4 ))
+if [ "$SRTP_MAX_PPS" -lt $(( MIN_PPS * 2 )) ] || [ "$SRTP_MAX_PPS" -gt "$MAX_PPS" ]; then SRTP_MAX_PPS=$MAX_PPS; fi
+say "    the generator offered at most $GEN_SRTP_PPS SRTP pps: SRTP searches up to $SRTP_MAX_PPS pps"
 
 # -- 3./4. the relay ---------------------------------------------------------------------
 # relay_ndr MODE STREAMS [flood]: one relay process, one search.
@@ -205,6 +212,8 @@ relay_ndr() {
   local relay=$!; PIDS+=("$relay")
   wait_for "$log" "^installed" "$relay" 300
   [ "$flood" = 0 ] || extra=(--flood "$flood")
+  local NDR_MAX_PPS=$MAX_PPS # (gen_ndr reads it)
+  [ "$mode" = rtp ] || NDR_MAX_PPS=$SRTP_MAX_PPS
   # Every 8th packet opened (tag, stamp, latency), the rest placed by sequence number: the
   # generator must outrun the relay.
   gen_ndr "$run" "$s" "$OUT/$name.json" --verify-every 8 "${extra[@]}" >"$OUT/logs/$name-gen.log" 2>&1 \

@@ -29,10 +29,20 @@ pub(crate) struct Search {
 }
 
 impl Search {
-    /// Whether any trial was limited by the generator (the rates are then the lower of
-    /// the generator's and the far end's).
-    pub(crate) fn generator_limited(&self) -> bool {
-        self.trials.iter().any(|t| t.generator_limited)
+    /// Whether the generator, not the far end, bounded the NDR or the PDR: the first rate
+    /// the search tried above either failed because the generator fell behind its schedule
+    /// (the far end was never offered it, so its own limit may lie higher).
+    pub(crate) fn bounded_by_generator(&self) -> bool {
+        self.first_above_limited(self.ndr_pps) || self.first_above_limited(self.pdr_pps)
+    }
+
+    /// Whether the lowest-rate trial above `found` was generator-limited.
+    fn first_above_limited(&self, found: f64) -> bool {
+        self.trials
+            .iter()
+            .filter(|t| t.rate_pps > found)
+            .min_by(|a, b| a.rate_pps.total_cmp(&b.rate_pps))
+            .is_some_and(|t| t.generator_limited)
     }
 }
 
@@ -184,6 +194,54 @@ impl Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trial(rate_pps: f64, loss_ratio: f64, generator_limited: bool) -> Trial {
+        Trial {
+            rate_pps,
+            loss_ratio,
+            generator_limited,
+            attacks: 0,
+        }
+    }
+
+    fn search(ndr_pps: f64, pdr_pps: f64, trials: Vec<Trial>) -> Search {
+        Search {
+            streams: 1000,
+            flood: 0,
+            ndr_pps,
+            pdr_pps,
+            trials,
+            latency_at_ndr_ns: [0; 5],
+        }
+    }
+
+    #[test]
+    fn generator_bounds_only_when_the_next_rate_up_fell_behind() {
+        // The far end lost packets at 2 M; the generator fell behind only at 4 M.
+        let relay_bound = search(
+            1.5e6,
+            1.5e6,
+            vec![
+                trial(4e6, 1.0, true),
+                trial(2e6, 0.02, false),
+                trial(1.5e6, 0.0, false),
+            ],
+        );
+        assert!(!relay_bound.bounded_by_generator());
+        // The first failure above the NDR was the generator's.
+        let generator_bound = search(
+            1.5e6,
+            1.5e6,
+            vec![
+                trial(4e6, 1.0, true),
+                trial(2e6, 1.0, true),
+                trial(1.5e6, 0.0, false),
+            ],
+        );
+        assert!(generator_bound.bounded_by_generator());
+        // Nothing failed: the search's ceiling bounded it.
+        assert!(!search(4e6, 4e6, vec![trial(4e6, 0.0, false)]).bounded_by_generator());
+    }
 
     #[test]
     fn relay_file_names_say_what_ran() {

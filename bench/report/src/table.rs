@@ -115,7 +115,7 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
             mpps(l.ndr_pps),
             mpps(l.pdr_pps),
             line_fractions(l.ndr_pps, Mode::Srtp),
-            limited(l.generator_limited()),
+            limited(l.bounded_by_generator()),
         );
     }
     for r in inputs.relay.iter().filter(|r| !r.flooded) {
@@ -145,7 +145,7 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
             ratios.join(", "),
             g711_calls(r.search.ndr_pps),
             line_fractions(r.search.ndr_pps, r.mode),
-            limited(r.search.generator_limited()),
+            limited(r.search.bounded_by_generator()),
         );
     }
     if let Some(e) = engine {
@@ -206,7 +206,7 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
 
 fn limited(yes: bool) -> &'static str {
     if yes {
-        "generator-limited trials: above this the generator, not the relay, fell behind"
+        "generator-bound: at the next rate up the generator, not the far end, fell behind"
     } else {
         ""
     }
@@ -253,8 +253,8 @@ fn flood(inputs: &Inputs, f: &RelayRun) -> String {
         c.search.ndr_pps > 0.0
             && f.search.ndr_pps > 0.0
             && f.search.ndr_pps < c.search.ndr_pps
-            && !c.search.generator_limited()
-            && !f.search.generator_limited()
+            && !c.search.bounded_by_generator()
+            && !f.search.bounded_by_generator()
     };
     if clean.is_some() && !clean.is_some_and(|c| resolvable(&c)) {
         let _ = writeln!(
