@@ -33,7 +33,17 @@ impl Search {
     /// the search tried above either failed because the generator fell behind its schedule
     /// (the far end was never offered it, so its own limit may lie higher).
     pub(crate) fn bounded_by_generator(&self) -> bool {
-        self.first_above_limited(self.ndr_pps) || self.first_above_limited(self.pdr_pps)
+        self.ndr_bounded_by_generator() || self.pdr_bounded_by_generator()
+    }
+
+    /// Whether the generator, not the far end, bounded the NDR.
+    pub(crate) fn ndr_bounded_by_generator(&self) -> bool {
+        self.first_above_limited(self.ndr_pps)
+    }
+
+    /// Whether the generator, not the far end, bounded the PDR.
+    pub(crate) fn pdr_bounded_by_generator(&self) -> bool {
+        self.first_above_limited(self.pdr_pps)
     }
 
     /// Whether the lowest-rate trial above `found` was generator-limited.
@@ -228,6 +238,18 @@ mod tests {
             ],
         );
         assert!(!relay_bound.bounded_by_generator());
+        // The relay lost at 2 M (NDR 1.5 M); at 0.5% loss the generator stopped it at 4 M.
+        let pdr_only = search(
+            1.5e6,
+            2e6,
+            vec![
+                trial(4e6, 1.0, true),
+                trial(2e6, 0.002, false),
+                trial(1.5e6, 0.0, false),
+            ],
+        );
+        assert!(!pdr_only.ndr_bounded_by_generator());
+        assert!(pdr_only.pdr_bounded_by_generator());
         // The first failure above the NDR was the generator's.
         let generator_bound = search(
             1.5e6,

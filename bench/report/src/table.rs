@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::inputs::{Inputs, Mode, RelayRun};
+use crate::inputs::{Inputs, Mode, RelayRun, Search};
 
 /// Ethernet's cost of a UDP/IPv4 packet beyond its payload: UDP 8, IPv4 20, Ethernet
 /// header 14 and FCS 4, preamble and start delimiter 8, inter-frame gap 12.
@@ -115,7 +115,7 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
             mpps(l.ndr_pps),
             mpps(l.pdr_pps),
             line_fractions(l.ndr_pps, Mode::Srtp),
-            limited(l.bounded_by_generator()),
+            limited(l),
         );
     }
     for r in inputs.relay.iter().filter(|r| !r.flooded) {
@@ -145,7 +145,7 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
             ratios.join(", "),
             g711_calls(r.search.ndr_pps),
             line_fractions(r.search.ndr_pps, r.mode),
-            limited(r.search.bounded_by_generator()),
+            limited(&r.search),
         );
     }
     if let Some(e) = engine {
@@ -204,11 +204,21 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
     s
 }
 
-fn limited(yes: bool) -> &'static str {
-    if yes {
-        "generator-bound: at the next rate up the generator, not the far end, fell behind"
-    } else {
-        ""
+fn limited(search: &Search) -> &'static str {
+    match (
+        search.ndr_bounded_by_generator(),
+        search.pdr_bounded_by_generator(),
+    ) {
+        (true, true) => {
+            "NDR and PDR generator-bound: at the next rate up the generator, not the far end, fell behind"
+        }
+        (true, false) => {
+            "NDR generator-bound: at the next rate up the generator, not the far end, fell behind"
+        }
+        (false, true) => {
+            "PDR generator-bound: at the next rate up the generator, not the far end, fell behind"
+        }
+        (false, false) => "",
     }
 }
 
