@@ -197,7 +197,7 @@ relay_ndr() {
   name="relay-$mode-$n"; [ "$flood" = 0 ] || name="$name-flood"
   run="r$STEP"
   s=$(sessions_file "$mode" "$n")
-  addrs=$(( (n + 29999) / 30000 ))
+  addrs=$(( (n + 28999) / 29000 ))
   log="$OUT/logs/$name.log"
   # Final counters only where they stay small (they list every call).
   [ "$n" -gt 20000 ] || stats=(--stats-json "$OUT/$name.stats.json")

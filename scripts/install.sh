@@ -33,6 +33,13 @@ WRITE_GRUB=0
 SYSTEMD=0
 CPU_AFFINITY=""
 PREFIX=/usr/local
+WITH_PKTGEN=0
+PKTGEN_SRC=""
+# pktgen-dpdk for operators' throughput runs (bench/pktgen/): the last release line that
+# builds against DPDK 22.11. Not in Debian: built from its source tarball.
+PKTGEN_VERSION=23.03.0
+PKTGEN_URL="https://git.dpdk.org/apps/pktgen-dpdk/snapshot/pktgen-dpdk-pktgen-$PKTGEN_VERSION.tar.xz"
+PKTGEN_PACKAGES=(meson ninja-build liblua5.3-dev libnuma-dev libpcap-dev pkg-config build-essential)
 
 usage() {
   cat <<'EOF'
@@ -58,6 +65,9 @@ on request, prepares the host for DPDK. Safe to run again: finished steps are sk
                       create the CDR key-encryption key and the CDR data and key directories
   --cpu-affinity LIST CPUAffinity= of the unit (default: core 0 plus the --isolate cores)
   --prefix DIR        where binaries go with --systemd (default /usr/local)
+  --with-pktgen       build pktgen-dpdk 23.03.0 (with Lua, for bench/pktgen/) into PREFIX/bin/pktgen,
+                      its source under PREFIX/src; downloads the release tarball from dpdk.org
+  --pktgen-src FILE   with --with-pktgen: build from this source tarball instead of downloading
   -h, --help          this text
 EOF
 }
@@ -124,6 +134,9 @@ while [ $# -gt 0 ]; do
       CPU_AFFINITY=$2; shift ;;
     --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"
       PREFIX=$2; shift ;;
+    --with-pktgen) WITH_PKTGEN=1 ;;
+    --pktgen-src) [ $# -ge 2 ] || die "--pktgen-src needs a pktgen-dpdk $PKTGEN_VERSION source tarball"
+      PKTGEN_SRC=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option '$1'" ;;
   esac
@@ -135,6 +148,11 @@ if [ -n "$HUGEPAGES" ] && ! [[ "$HUGEPAGES" =~ ^[0-9]+$ && "$HUGEPAGES" -ge 1 ]]
   die "--hugepages wants a positive number of 2 MiB pages, not '$HUGEPAGES' (e.g. --hugepages 1024 for 2 GiB)"
 fi
 [ "$WRITE_GRUB" = 0 ] || [ -n "$ISOLATE" ] || die "--write-grub needs --isolate CORES"
+if [ -n "$PKTGEN_SRC" ]; then
+  [ "$WITH_PKTGEN" = 1 ] || die "--pktgen-src goes with --with-pktgen"
+  [ -r "$PKTGEN_SRC" ] || die "--pktgen-src: cannot read '$PKTGEN_SRC' (a pktgen-dpdk $PKTGEN_VERSION .tar.xz or .tar.gz)"
+  PKTGEN_SRC=$(cd "$(dirname "$PKTGEN_SRC")" && pwd)/$(basename "$PKTGEN_SRC")
+fi
 
 # Checks a core list such as "1,3-5"; dies with the option name on bad syntax.
 check_cores() {
@@ -230,6 +248,53 @@ build_release() {
   local cargo=cargo
   command -v cargo >/dev/null 2>&1 || cargo="$HOME/.cargo/bin/cargo"
   (cd "$REPO" && run "$cargo" build --release --locked --workspace --bins)
+}
+
+# --- pktgen-dpdk ----------------------------------------------------------------------------
+# Builds pktgen-dpdk $PKTGEN_VERSION with Lua from a source tarball (--pktgen-src, or the
+# release downloaded from dpdk.org) under PREFIX/src and installs PREFIX/bin/pktgen. Skipped
+# when that binary already reports this version.
+install_pktgen() {
+  local src="$PREFIX/src/pktgen-dpdk-$PKTGEN_VERSION" bin="$PREFIX/bin/pktgen" missing=() p tarball
+  if [ -x "$bin" ] && [ -f "$src/.relay-built" ] && [ "$(cat "$src/.relay-built")" = "$PKTGEN_VERSION" ]; then
+    note "pktgen $PKTGEN_VERSION already built: $bin"
+    return 0
+  fi
+  for p in "${PKTGEN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    note "installing pktgen's build packages: ${missing[*]}"
+    run_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    run_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  tarball=$PKTGEN_SRC
+  if [ -z "$tarball" ]; then
+    tarball=/tmp/pktgen-dpdk-$PKTGEN_VERSION.tar.xz
+    run curl -fsSL --proto '=https' -o "$tarball" "$PKTGEN_URL" \
+      || die "could not download $PKTGEN_URL; give --pktgen-src FILE (a pktgen-dpdk $PKTGEN_VERSION source tarball)"
+  fi
+  run_root rm -rf "$src"
+  run_root mkdir -p "$src"
+  run_root tar -xf "$tarball" -C "$src" --strip-components=1
+  if [ "$DRY_RUN" = 0 ] && [ "$(tr -d '[:space:]' <"$src/VERSION" 2>/dev/null)" != "$PKTGEN_VERSION" ]; then
+    die "$tarball is not pktgen-dpdk $PKTGEN_VERSION (its VERSION file says '$(cat "$src/VERSION" 2>/dev/null)'); $PKTGEN_VERSION is the last release that builds against DPDK 22.11"
+  fi
+  # 23.03's Lua library includes DPDK headers without depending on DPDK in meson (hence the
+  # CFLAGS), and newer compilers' warnings would stop its -Werror build.
+  local log=/tmp/relay-pktgen-build.log
+  logged() {
+    if [ "$DRY_RUN" = 1 ]; then echo "would: $* (output to $log)"; return 0; fi
+    echo "+ $* (output to $log)"
+    run_root "$@" >>"$log" 2>&1
+  }
+  logged env CFLAGS="$(pkg-config --cflags libdpdk 2>/dev/null)" \
+    meson setup "$src/build" "$src" -Denable_lua=true -Dwerror=false \
+    || die "pktgen's meson setup failed in $src (is libdpdk-dev 22.11 installed? see $log)"
+  logged ninja -C "$src/build" || die "pktgen's build failed in $src/build (see $log)"
+  run_root install -D -m 0755 "$src/build/app/pktgen" "$bin"
+  [ "$DRY_RUN" = 1 ] || printf '%s\n' "$PKTGEN_VERSION" | run_root tee "$src/.relay-built" >/dev/null
+  [ "$DRY_RUN" = 1 ] || note "pktgen $PKTGEN_VERSION installed: $bin (scripts: bench/pktgen/, README \"pktgen-dpdk\")"
 }
 
 # --- hugepages ------------------------------------------------------------------------------
@@ -461,6 +526,7 @@ install_packages
 install_rust
 [ "$PACKAGES_ONLY" = 1 ] && { note "packages done"; exit 0; }
 [ "$BUILD" = 0 ] || build_release
+[ "$WITH_PKTGEN" = 0 ] || install_pktgen
 [ -z "$HUGEPAGES" ] || setup_hugepages "$HUGEPAGES"
 for pci in "${BIND[@]}"; do bind_nic "$pci"; done
 [ -z "$ISOLATE" ] || setup_isolation

@@ -25,6 +25,12 @@ echo "== SRTP engine and relay core on the portable paths (SIMD off)"
 RELAY_SRTP_NO_SIMD=1 cargo test --locked -p relay-srtp -p relay-proto -p relay-bench --test libsrtp_interop --test burst --test robustness --test fuzz_corpus --lib
 echo "== scripts/bench.sh --quick (the comparison report and its plots)"
 bash scripts/tests/bench_quick_test.sh
+echo "== pktgen-dpdk's scripts (bench/pktgen/) against the relay"
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/tests/pktgen_test.sh
+else
+  sudo --preserve-env=PATH,CARGO_TARGET_DIR,CARGO_INCREMENTAL bash scripts/tests/pktgen_test.sh
+fi
 echo "== installer"
 if [ "$(id -u)" = 0 ]; then
   bash scripts/tests/install_test.sh

@@ -93,6 +93,13 @@ expect "isolating a missing core" 2 "core $NCPUS does not exist" -- "$INSTALL" -
 expect "isolating core 0" 2 "keep core 0 for the kernel" -- "$INSTALL" --dry-run --isolate 0
 expect "bad core list" 2 "wants a core list like 2-5" -- "$INSTALL" --dry-run --isolate "1-"
 expect "--write-grub without --isolate" 2 "needs --isolate" -- "$INSTALL" --dry-run --write-grub
+expect "--pktgen-src alone is refused" 2 "goes with --with-pktgen" -- "$INSTALL" --dry-run --no-build --pktgen-src /dev/null
+expect "an unreadable pktgen tarball is refused" 2 "cannot read '/nonexistent/pktgen.tar.xz'" -- "$INSTALL" --dry-run --no-build --with-pktgen --pktgen-src /nonexistent/pktgen.tar.xz
+pktgen_prefix=$(mktemp -d /tmp/relay-install-pktgen.XXXXXX)
+expect "dry run downloads and builds pktgen 23.03.0" 0 "would: curl .*pktgen-dpdk-pktgen-23.03.0.tar.xz" -- "$INSTALL" --dry-run --no-build --with-pktgen --prefix "$pktgen_prefix"
+expect "dry run builds pktgen with Lua" 0 "meson setup .*-Denable_lua=true" -- "$INSTALL" --dry-run --no-build --with-pktgen --prefix "$pktgen_prefix"
+[ -z "$(ls -A "$pktgen_prefix")" ] || { echo "install_test: the pktgen dry run wrote into $pktgen_prefix" >&2; exit 1; }
+rmdir "$pktgen_prefix"
 expect "bad PCI address" 2 "is not a PCI address like 0000:03:00.0" -- "$INSTALL" --dry-run --no-build --bind eth0
 expect "missing PCI device" 2 "no PCI device 0000:ff:1f.7" -- "$INSTALL" --dry-run --no-build --bind 0000:ff:1f.7
 

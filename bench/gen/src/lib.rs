@@ -15,6 +15,8 @@
 //!   it (pktgen-dpdk's pcap replay).
 //! * [`synthetic`]: a sessions file of `n` streams with fresh keys, laid out over as many
 //!   relay addresses as the stream count needs (`relay-gen sessions`).
+//! * [`pktgen`]: a sessions file's streams as one pktgen-dpdk range (`relay-gen
+//!   pktgen-flows`, for `bench/pktgen/rtp-range.lua`).
 //! * [`ndr`]: the RFC 2544 binary search for the no-drop rate and the rate at 0.5% loss, as
 //!   FD.io CSIT reports them, over any trial function.
 
@@ -22,6 +24,7 @@
 
 pub mod capture;
 pub mod ndr;
+pub mod pktgen;
 pub mod send;
 pub mod stamp;
 pub mod streams;

@@ -5,10 +5,15 @@
 //!
 //! Addresses (all in 198.18.0.0/15): the relay's leg-a addresses are 198.18.0.1 and the
 //! ones after it, leg b's 198.19.0.1 on; each address carries [`STREAMS_PER_ADDRESS`]
-//! streams on even ports from 2000, so the relay's ports need
+//! streams on even ports from 6000, so the relay's ports need
 //! [`Layout::relay_addresses`] consecutive addresses each (`--port ...,addrs=N`). Leg a's
-//! peer is one address (198.18.128.10), leg b's peers are 198.19.128.1 on, a UDP port per
-//! stream, so the generator knows each relayed packet's stream by where it was sent.
+//! peer is one address (198.18.128.10), a port per stream from 10000; leg b's peers are
+//! 198.19.128.1 on, a UDP port per stream, so the generator knows each relayed packet's
+//! stream by where it was sent.
+//!
+//! Leg a's ports are two arithmetic progressions that advance together (the peer's by 1,
+//! the relay's by 2), both above pktgen-dpdk's default ports (1234 and 5678): pktgen's
+//! range mode then makes exactly these flows (`relay-gen pktgen-flows`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
@@ -16,9 +21,18 @@ use relay_session::{CallSpec, CryptoSpec, LegSpec, MediaSpec, NeighbourSpec, Rtc
 use relay_session::{SessionsFile, SCHEMA_VERSION};
 use relay_srtp::{MasterKey, SdesKey, Suite};
 
-/// Streams on one relay address (each on an even port from 2000, the odd one after it
-/// free for RTCP, as a relay without muxing would need).
-pub const STREAMS_PER_ADDRESS: u32 = 30_000;
+/// Streams on one relay address (each on an even port from [`RELAY_FIRST_PORT`], the odd
+/// one after it free for RTCP, as a relay without muxing would need).
+pub const STREAMS_PER_ADDRESS: u32 = 29_000;
+
+/// The relay's first port on each address.
+pub const RELAY_FIRST_PORT: u16 = 6000;
+
+/// Leg a's peer's first port (one per stream).
+pub const PEER_A_FIRST_PORT: u16 = 10_000;
+
+/// Streams per port range of leg a's peer (ports 10000 to 64999).
+const STREAMS_PER_PEER_A: u32 = 55_000;
 
 /// Streams per peer address of leg b (ports 1024 to 61023).
 const STREAMS_PER_PEER: u32 = 60_000;
@@ -44,7 +58,7 @@ impl Layout {
     /// The relay's address of stream `i` on leg a (`side` 0) or leg b (1).
     pub fn relay_local(&self, i: u32, side: u8) -> SocketAddr {
         let ip = i / STREAMS_PER_ADDRESS + 1;
-        let port = 2000 + 2 * (i % STREAMS_PER_ADDRESS);
+        let port = u32::from(RELAY_FIRST_PORT) + 2 * (i % STREAMS_PER_ADDRESS);
         let net = if side == 0 { 18 } else { 19 };
         SocketAddrV4::new(
             Ipv4Addr::new(198, net, (ip >> 8) as u8, ip as u8),
@@ -55,7 +69,8 @@ impl Layout {
 
     /// Leg a's peer (the generator's sending address) of stream `i`.
     pub fn peer_a(&self, i: u32) -> SocketAddr {
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 128, 10), (1024 + i % 60_000) as u16).into()
+        let port = u32::from(PEER_A_FIRST_PORT) + i % STREAMS_PER_PEER_A;
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 128, 10), port as u16).into()
     }
 
     /// Leg b's peer (where the relay sends stream `i`).
@@ -151,8 +166,8 @@ mod tests {
         assert_eq!(locals.len(), 2 * 70_001);
         assert_eq!(by_destination(&plans).len(), 70_001);
         let last = &plans[70_000];
-        assert_eq!(last.to_relay, "198.18.0.3:22000".parse().unwrap());
-        assert_eq!(last.relay_out, "198.19.0.3:22000".parse().unwrap());
+        assert_eq!(last.to_relay, "198.18.0.3:30000".parse().unwrap());
+        assert_eq!(last.relay_out, "198.19.0.3:30000".parse().unwrap());
         assert_eq!(last.to_peer, "198.19.128.2:11024".parse().unwrap());
         let keys: HashSet<String> = file
             .calls

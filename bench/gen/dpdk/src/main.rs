@@ -49,6 +49,9 @@ enum Command {
     Pcap(PcapArgs),
     /// Write a sessions file of N streams with fresh keys for the relay and the generator.
     Sessions(SessionsArgs),
+    /// Write a plain-RTP sessions file's streams as one pktgen-dpdk range (a Lua table for
+    /// bench/pktgen/rtp-range.lua).
+    PktgenFlows(PktgenFlowsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -205,6 +208,22 @@ struct PcapArgs {
     codec: CodecArg,
 }
 
+#[derive(clap::Args)]
+struct PktgenFlowsArgs {
+    /// The relay's sessions file (plain RTP, as `relay-gen sessions --suite rtp` writes).
+    #[arg(long)]
+    sessions: PathBuf,
+    /// Where to write the Lua table.
+    #[arg(long)]
+    out: PathBuf,
+    /// The relay port's MAC address (frame destination).
+    #[arg(long)]
+    relay_mac: String,
+    /// Payload size of the frames (the script can step through others).
+    #[arg(long, value_enum, default_value = "g711")]
+    codec: CodecArg,
+}
+
 impl PortArgs {
     /// The streams of the sessions file, as a loop returns them with `--loopback`.
     fn plans(&self, sessions: &PathBuf) -> anyhow::Result<Vec<StreamPlan>> {
@@ -232,6 +251,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run(args),
         Command::Ndr(args) => ndr(args),
         Command::Pcap(args) => pcap(args),
+        Command::PktgenFlows(args) => pktgen_flows(args),
         Command::Sessions(args) => sessions(args),
     }
 }
@@ -274,6 +294,32 @@ fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
         synthetic::PEER_MACS[0],
         synthetic::PEER_MACS[1],
         n = layout.relay_addresses(),
+    );
+    Ok(())
+}
+
+fn pktgen_flows(args: PktgenFlowsArgs) -> anyhow::Result<()> {
+    let plans = load_plan(&args.sessions)?;
+    mac(&args.relay_mac)?;
+    let flows = relay_gen::pktgen::range_flows(&plans)
+        .with_context(|| format!("{} as a pktgen range", args.sessions.display()))?;
+    let payload = 12 + Codec::from(args.codec).payload_len();
+    let lua = flows.to_lua(
+        &args.relay_mac,
+        payload,
+        &args.sessions.display().to_string(),
+    );
+    std::fs::write(&args.out, lua).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{} streams as one pktgen range ({}:{}-{} to {}:{}-{}) written to {}",
+        flows.streams,
+        flows.src_ip,
+        flows.sport.min,
+        flows.sport.max,
+        flows.dst_ip,
+        flows.dport.min,
+        flows.dport.max,
+        args.out.display()
     );
     Ok(())
 }
