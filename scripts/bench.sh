@@ -8,6 +8,10 @@
 #      and RTP->RTP at 1 thousand, 100 thousand and 1 million streams;
 #   4. the same SRTP streams' NDR under an equal-rate flood of unknown-flow and
 #      forged-tag packets;
+#   5. rtpengine (Debian's rtpengine-daemon, userspace, one thread on the relay's cpu)
+#      re-keying the same kind of SRTP streams over loopback UDP: the relay a user would
+#      otherwise pick (installed with apt-get when missing and run as root; --no-rtpengine
+#      skips it);
 # then bench-report writes a RESULTS.md section and SVG plots (throughput against streams,
 # latency at the NDR, the searches' trials).
 #
@@ -15,7 +19,7 @@
 #   scripts/bench.sh --quick         # a small run for CI (report and plots in a temporary folder)
 #   options: --out DIR  --debug-build (use target/debug: no release build)
 #            --no-append / --append (to bench/RESULTS.md; full runs append by default)
-#            --streams "1000 100000"  (overrides the stream counts)
+#            --streams "1000 100000"  (overrides the stream counts)  --no-rtpengine
 #
 # Needs: DPDK 22.11 (dpdk-testpmd, dpdk-test-crypto-perf: package dpdk) and two CPUs; no
 # hugepages, NICs or root (virtual devices, --no-huge). Processes are stopped by PID; the
@@ -25,7 +29,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
 
-QUICK=0 PROFILE=release OUT="" APPEND="" STREAMS_OVERRIDE=""
+QUICK=0 PROFILE=release OUT="" APPEND="" STREAMS_OVERRIDE="" RTPENGINE=1
 COMMAND="scripts/bench.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,7 +39,8 @@ while [ $# -gt 0 ]; do
     --no-append) APPEND=0 ;;
     --append) APPEND=1 ;;
     --streams) STREAMS_OVERRIDE=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --no-rtpengine) RTPENGINE=0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -145,7 +150,18 @@ reap() {
   wait "$pid" 2>/dev/null || true
 }
 
-STEPS=$(( 3 + 2 * ${#STREAMS[@]} + 1 ))
+if [ "$RTPENGINE" = 1 ] && ! command -v rtpengine >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing the reference relay: rtpengine-daemon"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rtpengine-daemon >"$OUT/logs/apt-rtpengine.log" 2>&1 \
+      || { say "rtpengine-daemon did not install ($OUT/logs/apt-rtpengine.log): no reference relay row"; RTPENGINE=0; }
+  else
+    say "rtpengine is not installed (apt-get install rtpengine-daemon): no reference relay row"
+    RTPENGINE=0
+  fi
+fi
+
+STEPS=$(( 3 + 2 * ${#STREAMS[@]} + 1 + RTPENGINE ))
 STEP=0
 step() { STEP=$((STEP + 1)); say "step $STEP/$STEPS: $*"; }
 
@@ -232,6 +248,27 @@ done
 step "relay NDR under attack: SRTP, $FLOOD_STREAMS streams, one attack packet per stream packet"
 relay_ndr srtp "$FLOOD_STREAMS" 1
 
+# -- 5. the reference relay: rtpengine over loopback UDP ----------------------------------
+RTPENGINE_VERSION="not measured (--no-rtpengine, or not installed)"
+if [ "$RTPENGINE" = 1 ]; then
+  step "rtpengine (userspace, one thread on cpu $RELAY_CPU) re-keying ${FLOOD_STREAMS} SRTP streams over loopback UDP"
+  RTPENGINE_VERSION=$(rtpengine --version 2>&1 | sed -n 's/^Version: *//p' | head -1)
+  NG_PORT=$(( 22300 + RUN_ID % 500 ))
+  log="$OUT/logs/rtpengine.log"
+  taskset -c "$RELAY_CPU" rtpengine --config-file="$ROOT/bench/reference/rtpengine-media.conf" \
+    --config-section=relay-bench --listen-ng="127.0.0.1:$NG_PORT" </dev/null >"$log" 2>&1 &
+  RTPE=$!; PIDS+=("$RTPE")
+  sleep 1
+  kill -0 "$RTPE" 2>/dev/null || { tail -20 "$log" >&2; die "rtpengine did not start"; }
+  taskset -c "$GEN_CPU" "$BIN/relay-gen" rtpengine --ng "127.0.0.1:$NG_PORT" --streams "$FLOOD_STREAMS" \
+    --min-pps "$MIN_PPS" --max-pps "$SRTP_MAX_PPS" --resolution "$RES" --max-trials "$MAX_TRIALS" \
+    --trial-seconds "$TRIAL" --verify-every 8 --json "$OUT/rtpengine-srtp-$FLOOD_STREAMS.json" \
+    >"$OUT/logs/rtpengine-gen.log" 2>&1 || { tail -20 "$OUT/logs/rtpengine-gen.log" >&2; die "relay-gen against rtpengine"; }
+  tail -1 "$OUT/logs/rtpengine-gen.log" | sed 's/^/    /'
+  kill -TERM "$RTPE" 2>/dev/null || true
+  reap "$RTPE" 10
+fi
+
 # -- the report --------------------------------------------------------------------------
 step "report and plots"
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'aes|pclmulqdq|vaes|vpclmulqdq|sha_ni|avx2|avx512f|avx512bw|avx512vl|hypervisor' | tr '\n' ' ' | sed 's/ $//')
@@ -251,7 +288,7 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'aes|pclmulqdq|
   echo "memif_rsize=$RSIZE"
   echo "trial_seconds=$TRIAL"
   echo "quick=$([ "$QUICK" = 1 ] && echo yes || echo no)"
-  echo "rtpengine=not measured by this script yet (issue 15): bench/run_sip_bench.sh measures it for signalling"
+  echo "rtpengine=$RTPENGINE_VERSION"
 } >"$OUT/meta.txt"
 REPORT_ARGS=("$OUT")
 if [ "$APPEND" = 1 ]; then

@@ -25,6 +25,12 @@ for plot in throughput latency ndr-trace; do
   grep -qE "<polyline|<path" "$f" || fail "$plot.svg has no lines"
   grep -q "<text" "$f" || fail "$plot.svg has no labels"
 done
+# The reference relay's row wherever rtpengine is (bench.sh installs it when run as root).
+if command -v rtpengine >/dev/null; then
+  grep -qF "| rtpengine " "$report" || { cat "$report" >&2; fail "rtpengine is installed but the report has no rtpengine row"; }
+  grep -qF "| rtpengine SRTP |" "$report" || fail "no latency row for rtpengine"
+  grep -q '"ndr_pps": [1-9]' "$out"/rtpengine-srtp-*.json || fail "the search against rtpengine found no rate"
+fi
 grep -q "relay, SRTP" "$out/throughput.svg" || fail "the throughput plot has no legend for the relay"
 # Each search ran trials and found a rate above its floor, with no verification failures.
 python3 - "$out" <<'PY'

@@ -17,6 +17,8 @@
 //!   relay addresses as the stream count needs (`relay-gen sessions`).
 //! * [`pktgen`]: a sessions file's streams as one pktgen-dpdk range (`relay-gen
 //!   pktgen-flows`, for `bench/pktgen/rtp-range.lua`).
+//! * [`rtpengine`]: calls set up on rtpengine over its ng protocol (the reference relay's
+//!   side of `relay-gen rtpengine`): requests, replies and both legs' SDP.
 //! * [`ndr`]: the RFC 2544 binary search for the no-drop rate and the rate at 0.5% loss, as
 //!   FD.io CSIT reports them, over any trial function.
 
@@ -25,6 +27,7 @@
 pub mod capture;
 pub mod ndr;
 pub mod pktgen;
+pub mod rtpengine;
 pub mod send;
 pub mod stamp;
 pub mod streams;

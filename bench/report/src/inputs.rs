@@ -109,6 +109,8 @@ pub(crate) struct Inputs {
     pub(crate) engine: Vec<EngineRow>,
     pub(crate) looped: Option<Search>,
     pub(crate) relay: Vec<RelayRun>,
+    /// rtpengine re-keying SRTP over loopback UDP (`rtpengine-srtp-<streams>.json`).
+    pub(crate) rtpengine: Option<Search>,
 }
 
 fn json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
@@ -164,6 +166,10 @@ impl Inputs {
             .collect();
         names.sort();
         for name in names {
+            if name.starts_with("rtpengine-srtp-") && name.ends_with(".json") {
+                inputs.rtpengine = Some(json(&dir.join(&name))?);
+                continue;
+            }
             let Some((mode, streams, flooded)) = relay_name(&name) else {
                 continue;
             };

@@ -28,7 +28,7 @@ fn e<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> anyhow::Error 
     move |err| anyhow!("{what}: {err:?}")
 }
 
-/// NDR (Mpps) against streams, a line per mode, the ceiling and the engine flat.
+/// NDR (Mpps) against streams, a line per mode; the ceiling, the engine and rtpengine flat.
 pub(crate) fn throughput(inputs: &Inputs, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(e("throughput plot"))?;
@@ -84,6 +84,10 @@ pub(crate) fn throughput(inputs: &Inputs, path: &Path) -> anyhow::Result<()> {
     for (i, (label, value)) in [
         ("I/O ceiling: testpmd over memif", ceiling),
         ("SRTP engine alone, burst re-key", engine),
+        (
+            "rtpengine, SRTP re-key over loopback UDP",
+            inputs.rtpengine.as_ref().map(|r| r.ndr_pps / 1e6),
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -164,7 +164,25 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
             mpps(b.packets_per_s)
         );
     }
-    if let Some(rtpengine) = inputs.meta.get("rtpengine") {
+    if let Some(e) = &inputs.rtpengine {
+        let relay_same = inputs
+            .relay
+            .iter()
+            .find(|r| r.mode == Mode::Srtp && !r.flooded && r.search.streams == e.streams)
+            .map(|r| r.search.ndr_pps);
+        let _ = writeln!(
+            s,
+            "| rtpengine {} (userspace, one thread on the relay's cpu, loopback UDP), SRTP re-key | {} | {} | {} | relay / rtpengine: {} | {:.0} | {} | {} |",
+            inputs.meta.get("rtpengine").map_or("", String::as_str),
+            e.streams,
+            mpps(e.ndr_pps),
+            mpps(e.pdr_pps),
+            relay_same.map_or("-".into(), |r| ratio(r, Some(e.ndr_pps))),
+            g711_calls(e.ndr_pps),
+            line_fractions(e.ndr_pps, Mode::Srtp),
+            limited(e),
+        );
+    } else if let Some(rtpengine) = inputs.meta.get("rtpengine") {
         let _ = writeln!(s, "\nrtpengine: {rtpengine}");
     }
 
@@ -180,6 +198,9 @@ pub(crate) fn section(inputs: &Inputs, plots: &str) -> String {
     }
     for r in &inputs.relay {
         rows.push((run_name(r), r.search.streams, r.search.latency_at_ndr_ns));
+    }
+    if let Some(e) = &inputs.rtpengine {
+        rows.push(("rtpengine SRTP".into(), e.streams, e.latency_at_ndr_ns));
     }
     for (name, streams, l) in rows {
         let _ = writeln!(

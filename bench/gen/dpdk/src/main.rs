@@ -13,6 +13,7 @@
 
 mod generator;
 mod report;
+mod rtpengine;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +53,9 @@ enum Command {
     /// Write a plain-RTP sessions file's streams as one pktgen-dpdk range (a Lua table for
     /// bench/pktgen/rtp-range.lua).
     PktgenFlows(PktgenFlowsArgs),
+    /// The reference: set up N SRTP calls on rtpengine (ng protocol) and find its NDR and
+    /// PDR re-keying them over loopback UDP (no DPDK).
+    Rtpengine(RtpengineArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -209,6 +213,47 @@ struct PcapArgs {
 }
 
 #[derive(clap::Args)]
+struct RtpengineArgs {
+    /// rtpengine's ng control port (its `listen-ng`).
+    #[arg(long, default_value = "127.0.0.1:22223")]
+    ng: std::net::SocketAddr,
+    /// The generator's media address (rtpengine's `interface` must reach it).
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: std::net::IpAddr,
+    /// Calls (one stream each, leg a to leg b).
+    #[arg(long)]
+    streams: usize,
+    /// Open every N-th packet of a stream (tag, stamp, latency), place the rest by their
+    /// RTP sequence numbers.
+    #[arg(long, default_value_t = 8)]
+    verify_every: u16,
+    /// The lowest rate tried, packets per second.
+    #[arg(long, default_value_t = 10_000.0)]
+    min_pps: f64,
+    /// The highest rate tried.
+    #[arg(long)]
+    max_pps: f64,
+    /// Stop when the bracket is narrower than this fraction.
+    #[arg(long, default_value_t = 0.01)]
+    resolution: f64,
+    /// Trials per search at most.
+    #[arg(long, default_value_t = 20)]
+    max_trials: usize,
+    /// Seconds per trial.
+    #[arg(long, default_value_t = 1.0)]
+    trial_seconds: f64,
+    /// How long to keep receiving after each trial's last packet.
+    #[arg(long, default_value_t = 200)]
+    drain_ms: u64,
+    /// Seconds of warm-up at the lowest rate before the search (as `ndr`).
+    #[arg(long, default_value_t = 5.0)]
+    warmup_seconds: f64,
+    /// Write both rates and the trials here as JSON (as `ndr --json`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct PktgenFlowsArgs {
     /// The relay's sessions file (plain RTP, as `relay-gen sessions --suite rtp` writes).
     #[arg(long)]
@@ -252,6 +297,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ndr(args) => ndr(args),
         Command::Pcap(args) => pcap(args),
         Command::PktgenFlows(args) => pktgen_flows(args),
+        Command::Rtpengine(args) => against_rtpengine(args),
         Command::Sessions(args) => sessions(args),
     }
 }
@@ -295,6 +341,44 @@ fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
         synthetic::PEER_MACS[1],
         n = layout.relay_addresses(),
     );
+    Ok(())
+}
+
+fn against_rtpengine(args: RtpengineArgs) -> anyhow::Result<()> {
+    let mut gen = rtpengine::UdpGenerator::open(
+        args.ng,
+        args.ip,
+        args.streams,
+        Codec::G711,
+        args.verify_every,
+    )?;
+    println!(
+        "{} SRTP calls set up on rtpengine at {}",
+        args.streams, args.ng
+    );
+    let cfg = SearchConfig {
+        min_pps: args.min_pps,
+        max_pps: args.max_pps,
+        resolution: args.resolution,
+        max_trials: args.max_trials,
+    };
+    warm_up(&mut gen, args.min_pps, args.warmup_seconds, args.drain_ms)?;
+    let (result, trials) = run_search(&mut gen, &cfg, args.trial_seconds, args.drain_ms)?;
+    gen.delete_calls();
+    println!(
+        "rtpengine: streams {}  NDR {:.0} pps ({:.3} Mpps)  PDR (0.5% loss) {:.0} pps  trials {}  stray datagrams {}",
+        gen.plans.len(),
+        result.ndr_pps,
+        result.ndr_pps / 1e6,
+        result.pdr_pps,
+        result.trace.len(),
+        gen.other
+    );
+    if let Some(path) = &args.json {
+        let json = NdrJson::new(gen.plans.len(), 0, false, &result, trials);
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -386,13 +470,36 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Short trials at `rate` until one is delivered whole and verified, or `seconds` have gone
 /// by (then the search goes ahead and its trials say what is wrong).
-fn warm_up(gen: &mut Generator, rate: f64, seconds: f64, drain_ms: u64) -> anyhow::Result<()> {
+/// A generator the search can run paced trials on: `relay-gen`'s DPDK ports, or sockets
+/// to rtpengine (`relay-gen rtpengine`).
+pub(crate) trait Trials {
+    /// Offers `rate` packets/s for `seconds`, receives for `drain_ms` more, reports.
+    fn paced_trial(
+        &mut self,
+        rate: f64,
+        seconds: f64,
+        drain_ms: u64,
+    ) -> anyhow::Result<generator::TrialResult>;
+}
+
+impl Trials for Generator<'_> {
+    fn paced_trial(
+        &mut self,
+        rate: f64,
+        seconds: f64,
+        drain_ms: u64,
+    ) -> anyhow::Result<generator::TrialResult> {
+        self.trial(rate, seconds, u64::MAX, drain_ms)
+    }
+}
+
+fn warm_up(gen: &mut impl Trials, rate: f64, seconds: f64, drain_ms: u64) -> anyhow::Result<()> {
     const TRIAL_SECONDS: f64 = 0.1;
     let start = std::time::Instant::now();
     let mut tries = 0;
     while start.elapsed().as_secs_f64() < seconds {
         tries += 1;
-        let t = gen.trial(rate, TRIAL_SECONDS, u64::MAX, drain_ms)?;
+        let t = gen.paced_trial(rate, TRIAL_SECONDS, drain_ms)?;
         let failed = t.report.counts.failed() + t.report.counts.duplicates;
         if t.intended > 0 && t.loss_ratio() == 0.0 && failed == 0 {
             println!(
@@ -422,11 +529,42 @@ fn ndr(args: NdrArgs) -> anyhow::Result<()> {
         max_trials: args.max_trials,
     };
     warm_up(&mut gen, args.min_pps, args.warmup_seconds, args.drain_ms)?;
+    let (result, trials) = run_search(&mut gen, &cfg, args.trial_seconds, args.drain_ms)?;
+    println!(
+        "streams {}  NDR {:.0} pps ({:.3} Mpps)  PDR (0.5% loss) {:.0} pps  trials {}",
+        gen.plans.len(),
+        result.ndr_pps,
+        result.ndr_pps / 1e6,
+        result.pdr_pps,
+        result.trace.len()
+    );
+    if let Some(path) = &args.json {
+        let json = NdrJson::new(
+            gen.plans.len(),
+            args.ports.flood,
+            args.ports.loopback,
+            &result,
+            trials,
+        );
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The NDR/PDR search over `gen`'s paced trials, each printed as it ends; the result and
+/// the trials as the JSON report carries them.
+pub(crate) fn run_search(
+    gen: &mut impl Trials,
+    cfg: &SearchConfig,
+    trial_seconds: f64,
+    drain_ms: u64,
+) -> anyhow::Result<(relay_gen::ndr::SearchResult, Vec<TrialJson>)> {
     let mut failure = None;
     let mut generator_limited = false;
     let mut trials = Vec::new();
-    let result = search(&cfg, |rate| {
-        match gen.trial(rate, args.trial_seconds, u64::MAX, args.drain_ms) {
+    let result = search(cfg, |rate| {
+        match gen.paced_trial(rate, trial_seconds, drain_ms) {
             Ok(t) => {
                 let failed = t.report.counts.failed() + t.report.counts.duplicates;
                 // Verification failures fail a trial whatever the loss; so does a generator
@@ -486,24 +624,5 @@ fn ndr(args: NdrArgs) -> anyhow::Result<()> {
             "note: some trials were generator-limited: the rates found are the lower of the relay's and this generator's"
         );
     }
-    println!(
-        "streams {}  NDR {:.0} pps ({:.3} Mpps)  PDR (0.5% loss) {:.0} pps  trials {}",
-        gen.plans.len(),
-        result.ndr_pps,
-        result.ndr_pps / 1e6,
-        result.pdr_pps,
-        result.trace.len()
-    );
-    if let Some(path) = &args.json {
-        let json = NdrJson::new(
-            gen.plans.len(),
-            args.ports.flood,
-            args.ports.loopback,
-            &result,
-            trials,
-        );
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    Ok((result, trials))
 }
