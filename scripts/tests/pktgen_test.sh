@@ -35,8 +35,14 @@ NS=relaypg$$
 OUT=$(mktemp -d /tmp/relay-pktgen-test.XXXXXX)
 PIDS=()
 cleanup() {
+  local p i
   for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-  sleep 0.5
+  # (timeout passes the signal on to pktgen; give both time to end before KILL.)
+  for ((i = 0; i < 50; i++)); do
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=""; done
+    [ -n "${p:-}" ] || break
+    sleep 0.1
+  done
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   ip netns del "$NS" 2>/dev/null || true
   [ -n "${KEEP_OUT:-}" ] || rm -rf "$OUT"
