@@ -6,7 +6,8 @@
 //!
 //! Per call, leg a offers `RTP/SAVP` with its SDES key; rtpengine's reply is the SDP leg b
 //! sees (rtpengine's address towards b and the keys rtpengine will send to b with, one per
-//! suite it offers). Leg b answers choosing the AES_CM_128_HMAC_SHA1_80 line; rtpengine's
+//! suite it offers; for leg a's own suite, leg a's own key). Leg b answers choosing one line
+//! (`relay-gen` takes a suite other than leg a's, so that rtpengine re-keys); rtpengine's
 //! reply is the SDP leg a sees (its address towards a). The stream a -> b is then: the
 //! generator sends SRTP with a's key to rtpengine's a-side address, rtpengine sends it on
 //! from its b-side address re-keyed with the key of the line b chose.
@@ -83,7 +84,7 @@ pub struct CallIds {
 
 impl CallIds {
     /// Call `i` of run `run` (a run's calls never meet another's).
-    pub fn new(run: u32, i: usize) -> CallIds {
+    pub fn new(run: &str, i: usize) -> CallIds {
         CallIds {
             call_id: format!("relay-gen-{run}-{i}"),
             from_tag: format!("a{i}"),
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn requests_are_bencoded_after_the_cookie() {
-        let call = CallIds::new(7, 3);
+        let call = CallIds::new("7", 3);
         let offer = request("c1", "offer", &call, Some("v=0\r\n"));
         let text = String::from_utf8(offer).unwrap();
         assert!(text.starts_with("c1 d"), "{text}");

@@ -584,11 +584,15 @@ pub(crate) fn run_search(
                     ),
                     _ => String::new(),
                 };
-                let attacks = if t.attacks > 0 {
+                let mut attacks = if t.attacks > 0 {
                     format!(" (+{} attack packets)", t.attacks)
                 } else {
                     String::new()
                 };
+                let c = &t.report.counts;
+                if c.late + c.duplicates > 0 {
+                    attacks.push_str(&format!(" (late {} duplicates {})", c.late, c.duplicates));
+                }
                 println!(
                     "trial {:>10.0} pps: intended {} offered {}{attacks} delivered {} loss {:.5}%{note}",
                     rate,

@@ -22,8 +22,15 @@ use relay_srtp::{MasterKey, SdesKey, Suite};
 use crate::generator::TrialResult;
 use crate::Trials;
 
-/// The suite both legs use (the one the relay is measured with).
+/// The suite leg a sends with (the one the relay is measured with).
 const SUITE: Suite = Suite::AesCm128HmacSha1_80;
+
+/// The suite leg b chooses from rtpengine's offer. rtpengine offers leg b the offerer's own
+/// suite with the offerer's own key (and every other suite with a fresh key), so packets of
+/// that line could pass through without being opened: leg b takes the line with the same
+/// cipher and hash and a fresh key, whose tag is cut to 32 bits. rtpengine then
+/// authenticates, decrypts, encrypts and tags every packet, as the relay does.
+const B_SUITE: Suite = Suite::AesCm128HmacSha1_32;
 
 /// Receive buffer of the generator's leg-b socket: a few milliseconds of packets at the
 /// rates measured (the kernel caps it at `net.core.rmem_max`).
@@ -33,6 +40,10 @@ const RECEIVE_BUFFER: usize = 4 << 20;
 pub(crate) struct UdpGenerator {
     pub(crate) plans: Vec<StreamPlan>,
     calls: Vec<CallIds>,
+    /// Sets of calls made so far (each trial has its own).
+    generation: u32,
+    streams: usize,
+    codec: Codec,
     sender: Sender,
     receiver: Receiver,
     tx: UdpSocket,
@@ -62,20 +73,53 @@ impl UdpGenerator {
         ng.set_read_timeout(Some(Duration::from_secs(2)))?;
         let tx = UdpSocket::bind((ip, 0)).context("binding leg a's socket")?;
         let rx = receive_socket(ip)?;
-        let (a_addr, b_addr) = (tx.local_addr()?, rx.local_addr()?);
-        let run = std::process::id();
-        let mut plans = Vec::with_capacity(streams);
-        let mut calls = Vec::with_capacity(streams);
-        for i in 0..streams {
-            let call = CallIds::new(run, i);
+        let mut gen = UdpGenerator {
+            plans: Vec::new(),
+            calls: Vec::new(),
+            generation: 0,
+            streams,
+            codec,
+            sender: Sender::new(&[], codec),
+            receiver: Receiver::new(&[]),
+            tx,
+            rx,
+            ng,
+            by_source: HashMap::new(),
+            every: every.max(1),
+            next_stream: 0,
+            t0: Instant::now(),
+            other: 0,
+        };
+        gen.renew_calls()?;
+        Ok(gen)
+    }
+
+    /// Deletes the calls and sets up as many new ones, on new rtpengine ports: every trial
+    /// starts on fresh calls. rtpengine carries an overload over: after a trial above its
+    /// rate, some of its sockets stay backlogged and lose a share of every later trial's
+    /// packets at rates it relayed cleanly before (seen at about 6%), so a search on the same
+    /// calls would measure the order of its trials. The relay has no such memory.
+    fn renew_calls(&mut self) -> anyhow::Result<()> {
+        self.delete_calls();
+        self.generation += 1;
+        let run = format!("{}.{}", std::process::id(), self.generation);
+        let (a_addr, b_addr) = (self.tx.local_addr()?, self.rx.local_addr()?);
+        let mut plans = Vec::with_capacity(self.streams);
+        let mut calls = Vec::with_capacity(self.streams);
+        for i in 0..self.streams {
+            let call = CallIds::new(&run, i);
             let a_key = SdesKey::new(MasterKey::random(SUITE)?);
             let offer = ng::leg_sdp(a_addr, &a_key, 1);
-            let towards_b = exchange(&ng, &format!("{run}-{i}-o"), "offer", &call, &offer)?;
-            let towards_b = ng::media(&towards_b, SUITE)
+            let ng = &self.ng;
+            let towards_b = exchange(ng, &format!("{run}-{i}-o"), "offer", &call, &offer)?;
+            let towards_b = ng::media(&towards_b, B_SUITE)
                 .with_context(|| format!("rtpengine's offer reply for call {i}"))?;
-            let b_key = SdesKey::new(MasterKey::random(SUITE)?);
+            if towards_b.key.to_inline() == a_key.to_inline() {
+                bail!("rtpengine offers leg b leg a's own key on the {B_SUITE:?} line: it would not re-key");
+            }
+            let b_key = SdesKey::new(MasterKey::random(B_SUITE)?);
             let answer = ng::leg_sdp(b_addr, &b_key, towards_b.tag);
-            let towards_a = exchange(&ng, &format!("{run}-{i}-a"), "answer", &call, &answer)?;
+            let towards_a = exchange(ng, &format!("{run}-{i}-a"), "answer", &call, &answer)?;
             let towards_a = ng::media(&towards_a, SUITE)
                 .with_context(|| format!("rtpengine's answer reply for call {i}"))?;
             plans.push(ng::stream(
@@ -88,50 +132,45 @@ impl UdpGenerator {
             ));
             calls.push(call);
         }
-        let by_source = plans
+        self.by_source = plans
             .iter()
             .enumerate()
             .map(|(i, p)| (p.relay_out, i))
             .collect::<HashMap<_, _>>();
-        if by_source.len() != plans.len() {
+        if self.by_source.len() != plans.len() {
             bail!("rtpengine gave two calls the same b-side address");
         }
-        Ok(UdpGenerator {
-            sender: Sender::new(&plans, codec),
-            receiver: Receiver::new(&plans),
-            plans,
-            calls,
-            tx,
-            rx,
-            ng,
-            by_source,
-            every: every.max(1),
-            next_stream: 0,
-            t0: Instant::now(),
-            other: 0,
-        })
+        self.sender = Sender::new(&plans, self.codec);
+        self.receiver = Receiver::new(&plans);
+        self.plans = plans;
+        self.calls = calls;
+        self.next_stream = 0;
+        Ok(())
     }
 
     /// Deletes the calls (best effort: a call rtpengine no longer knows is not an error).
-    pub(crate) fn delete_calls(&self) {
-        let run = std::process::id();
+    pub(crate) fn delete_calls(&mut self) {
+        let run = format!("{}.{}", std::process::id(), self.generation);
         for (i, call) in self.calls.iter().enumerate() {
             let cookie = format!("{run}-{i}-d");
             let _ = self.ng.send(&ng::request(&cookie, "delete", call, None));
             let mut buf = [0u8; 4096];
             let _ = self.ng.recv(&mut buf);
         }
+        self.calls.clear();
     }
 
     fn now_ns(&self) -> u64 {
         self.t0.elapsed().as_nanos() as u64
     }
 
-    /// Judges every datagram waiting on leg b's socket.
-    fn receive_waiting(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
+    /// Judges every datagram waiting on leg b's socket; returns how many there were.
+    fn receive_waiting(&mut self, buf: &mut [u8]) -> anyhow::Result<u64> {
+        let mut received = 0;
         loop {
             match self.rx.recv_from(buf) {
                 Ok((n, from)) => {
+                    received += 1;
                     let Some(&stream) = self.by_source.get(&from) else {
                         self.other += 1;
                         continue;
@@ -148,7 +187,7 @@ impl UdpGenerator {
                         self.receiver.receive_unopened(stream, packet);
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(received),
                 Err(e) => return Err(e).context("receiving leg b's packets"),
             }
         }
@@ -162,8 +201,10 @@ impl Trials for UdpGenerator {
         seconds: f64,
         drain_ms: u64,
     ) -> anyhow::Result<TrialResult> {
-        self.receiver.reset_latency();
+        self.renew_calls()?;
         let before = self.receiver.report(0);
+        let rx_port = self.rx.local_addr()?.port();
+        let dropped_before = socket_drops(rx_port);
         let start = self.now_ns();
         let send_for = Duration::from_secs_f64(seconds).as_nanos() as u64;
         let gap_ns = 1e9 / rate.max(1.0);
@@ -171,6 +212,10 @@ impl Trials for UdpGenerator {
         let mut inbound = vec![0u8; 2048];
         let (mut intended, mut offered) = (0u64, 0u64);
         let mut last_sent = start;
+        // rtpengine's socket queues can hold a backlog well past the last packet sent: the
+        // trial ends once nothing has come for `drain_ms` (at most 5 s), so what it sent
+        // late is not counted in the next trial.
+        let mut last_received = start;
         loop {
             let now = self.now_ns();
             let elapsed = now - start;
@@ -195,12 +240,19 @@ impl Trials for UdpGenerator {
                 if due > 0 {
                     last_sent = now;
                 }
-            } else if now > last_sent + drain_ms * 1_000_000 {
+            } else if now > last_sent.max(last_received) + drain_ms * 1_000_000
+                || now > last_sent + 5_000_000_000
+            {
                 break;
             }
-            self.receive_waiting(&mut inbound)?;
+            if self.receive_waiting(&mut inbound)? > 0 {
+                last_received = self.now_ns();
+            }
         }
         let scheduled = (((last_sent - start).min(send_for)) as f64 / gap_ns) as u64;
+        // Packets our own socket dropped for want of room were the generator's failing, not
+        // rtpengine's: they count against the generator's schedule.
+        let dropped_here = socket_drops(rx_port).saturating_sub(dropped_before);
         let after = self.receiver.report(0);
         let counts = after.counts.since(&before.counts);
         let delivered = counts.fresh + counts.reordered;
@@ -215,10 +267,35 @@ impl Trials for UdpGenerator {
                 latency_ns: after.latency_ns,
             },
             seconds: (last_sent.saturating_sub(start)).max(1) as f64 / 1e9,
-            shortfall: scheduled.saturating_sub(intended),
+            shortfall: scheduled.saturating_sub(intended) + dropped_here,
             attacks: 0,
         })
     }
+}
+
+/// Datagrams the kernel dropped on our UDP socket bound to `port` for want of room
+/// (`/proc/net/udp`'s last column; 0 if it cannot be read).
+fn socket_drops(port: u16) -> u64 {
+    let mut total = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                total += fields
+                    .last()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
 }
 
 /// Leg b's socket: non-blocking, with a large receive buffer.
