@@ -15,6 +15,19 @@ pub(crate) struct Trial {
     pub(crate) loss_ratio: f64,
     pub(crate) generator_limited: bool,
     pub(crate) attacks: u64,
+    /// Packets made, and delivered verified (0 in files that predate them).
+    #[serde(default)]
+    pub(crate) intended: u64,
+    #[serde(default)]
+    pub(crate) delivered: u64,
+}
+
+impl Trial {
+    /// The trial failed for the generator alone: it fell behind its schedule, and the far
+    /// end delivered every packet it was given.
+    fn failed_for_the_generator(&self) -> bool {
+        self.generator_limited && self.delivered >= self.intended
+    }
 }
 
 /// One NDR/PDR search.
@@ -29,14 +42,9 @@ pub(crate) struct Search {
 }
 
 impl Search {
-    /// Whether the generator, not the far end, bounded the NDR or the PDR: the first rate
-    /// the search tried above either failed because the generator fell behind its schedule
-    /// (the far end was never offered it, so its own limit may lie higher).
-    pub(crate) fn bounded_by_generator(&self) -> bool {
-        self.ndr_bounded_by_generator() || self.pdr_bounded_by_generator()
-    }
-
-    /// Whether the generator, not the far end, bounded the NDR.
+    /// Whether the generator, not the far end, bounded the NDR: the first rate the search
+    /// tried above it failed only because the generator fell behind its schedule (the far
+    /// end was never offered it, so its own limit may lie higher).
     pub(crate) fn ndr_bounded_by_generator(&self) -> bool {
         self.first_above_limited(self.ndr_pps)
     }
@@ -52,7 +60,7 @@ impl Search {
             .iter()
             .filter(|t| t.rate_pps > found)
             .min_by(|a, b| a.rate_pps.total_cmp(&b.rate_pps))
-            .is_some_and(|t| t.generator_limited)
+            .is_some_and(Trial::failed_for_the_generator)
     }
 }
 
@@ -212,11 +220,19 @@ mod tests {
     use super::*;
 
     fn trial(rate_pps: f64, loss_ratio: f64, generator_limited: bool) -> Trial {
+        // A generator-limited trial here delivered all it made unless its loss says not.
+        let intended = 1000;
         Trial {
             rate_pps,
             loss_ratio,
             generator_limited,
             attacks: 0,
+            intended,
+            delivered: if generator_limited && loss_ratio < 1.0 {
+                900
+            } else {
+                intended
+            },
         }
     }
 
@@ -243,7 +259,8 @@ mod tests {
                 trial(1.5e6, 0.0, false),
             ],
         );
-        assert!(!relay_bound.bounded_by_generator());
+        assert!(!relay_bound.ndr_bounded_by_generator());
+        assert!(!relay_bound.pdr_bounded_by_generator());
         // The relay lost at 2 M (NDR 1.5 M); at 0.5% loss the generator stopped it at 4 M.
         let pdr_only = search(
             1.5e6,
@@ -266,9 +283,16 @@ mod tests {
                 trial(1.5e6, 0.0, false),
             ],
         );
-        assert!(generator_bound.bounded_by_generator());
+        assert!(generator_bound.ndr_bounded_by_generator());
+        // Both behind: the generator fell behind and the far end lost some of what it got.
+        let both = search(
+            1.5e6,
+            1.5e6,
+            vec![trial(2e6, 0.5, true), trial(1.5e6, 0.0, false)],
+        );
+        assert!(!both.ndr_bounded_by_generator());
         // Nothing failed: the search's ceiling bounded it.
-        assert!(!search(4e6, 4e6, vec![trial(4e6, 0.0, false)]).bounded_by_generator());
+        assert!(!search(4e6, 4e6, vec![trial(4e6, 0.0, false)]).ndr_bounded_by_generator());
     }
 
     #[test]

@@ -284,14 +284,14 @@ fn flood(inputs: &Inputs, f: &RelayRun) -> String {
         c.search.ndr_pps > 0.0
             && f.search.ndr_pps > 0.0
             && f.search.ndr_pps < c.search.ndr_pps
-            && !c.search.bounded_by_generator()
-            && !f.search.bounded_by_generator()
+            && !c.search.ndr_bounded_by_generator()
+            && !f.search.ndr_bounded_by_generator()
     };
     if clean.is_some() && !clean.is_some_and(|c| resolvable(&c)) {
         let _ = writeln!(
             s,
             "What an attack packet costs is not resolved by this run: the flood did not lower \
-             the NDR measurably, or the generator and not the relay set one of the two rates."
+             the NDR measurably, or the generator and not the relay set one of the two NDRs."
         );
     }
     if let Some(c) = clean.filter(resolvable) {
