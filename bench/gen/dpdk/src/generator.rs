@@ -290,29 +290,63 @@ impl<'eal> Generator<'eal> {
                 inb.clear();
             }
         }
+        Ok(TrialResult::new(
+            &before,
+            &self.receiver.report(0),
+            Tally {
+                intended,
+                offered,
+                attacks,
+                start,
+                last_sent,
+                send_for,
+                gap_ns,
+                missed: 0,
+            },
+        ))
+    }
+}
+
+/// What a trial's send loop counted (times on the generator's clock, nanoseconds).
+pub(crate) struct Tally {
+    pub(crate) intended: u64,
+    pub(crate) offered: u64,
+    pub(crate) attacks: u64,
+    pub(crate) start: u64,
+    pub(crate) last_sent: u64,
+    pub(crate) send_for: u64,
+    /// Nanoseconds between packets; 0 flat out.
+    pub(crate) gap_ns: f64,
+    /// Packets the generator itself failed to receive (counted against its schedule).
+    pub(crate) missed: u64,
+}
+
+impl TrialResult {
+    /// The trial's result: the verifier's counts between `before` and `after`, and what
+    /// the send loop counted.
+    pub(crate) fn new(before: &Report, after: &Report, t: Tally) -> TrialResult {
         // What the schedule called for over the time spent sending.
-        let scheduled = if gap_ns > 0.0 {
-            (((last_sent - start).min(send_for)) as f64 / gap_ns) as u64
+        let scheduled = if t.gap_ns > 0.0 {
+            (((t.last_sent - t.start).min(t.send_for)) as f64 / t.gap_ns) as u64
         } else {
-            intended
+            t.intended
         };
-        let after = self.receiver.report(0);
         let counts = after.counts.since(&before.counts);
         let delivered = counts.fresh + counts.reordered;
-        Ok(TrialResult {
-            intended,
-            offered,
+        TrialResult {
+            intended: t.intended,
+            offered: t.offered,
             report: Report {
-                sent: offered,
+                sent: t.offered,
                 delivered,
-                lost: offered.saturating_sub(delivered),
+                lost: t.offered.saturating_sub(delivered),
                 counts,
                 latency_ns: after.latency_ns,
             },
-            seconds: (last_sent.saturating_sub(start)).max(1) as f64 / 1e9,
-            shortfall: scheduled.saturating_sub(intended),
-            attacks,
-        })
+            seconds: (t.last_sent.saturating_sub(t.start)).max(1) as f64 / 1e9,
+            shortfall: scheduled.saturating_sub(t.intended) + t.missed,
+            attacks: t.attacks,
+        }
     }
 }
 

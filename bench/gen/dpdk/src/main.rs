@@ -143,6 +143,16 @@ struct NdrArgs {
     sessions: PathBuf,
     #[command(flatten)]
     ports: PortArgs,
+    #[command(flatten)]
+    search: SearchArgs,
+    /// Payload size and clock.
+    #[arg(long, value_enum, default_value = "g711")]
+    codec: CodecArg,
+}
+
+/// How an NDR/PDR search runs (`ndr` and `rtpengine`).
+#[derive(clap::Args)]
+struct SearchArgs {
     /// The lowest rate tried, packets per second.
     #[arg(long, default_value_t = 10_000.0)]
     min_pps: f64,
@@ -158,13 +168,10 @@ struct NdrArgs {
     /// Seconds per trial.
     #[arg(long, default_value_t = 1.0)]
     trial_seconds: f64,
-    /// Payload size and clock.
-    #[arg(long, value_enum, default_value = "g711")]
-    codec: CodecArg,
     /// How long to keep receiving after each trial's last packet.
     #[arg(long, default_value_t = 200)]
     drain_ms: u64,
-    /// Write both rates and the trace here as JSON.
+    /// Write both rates and the trials here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
     /// Before the search, send at the lowest rate in trials of 0.1 s until one comes back
@@ -172,6 +179,33 @@ struct NdrArgs {
     /// many seconds. Warm-up trials are not part of the search.
     #[arg(long, default_value_t = 5.0)]
     warmup_seconds: f64,
+}
+
+impl SearchArgs {
+    /// The warm-up, then the search, each trial printed; the search's JSON written if asked
+    /// (`streams`, `flood` and `loopback` say what ran).
+    fn run(
+        &self,
+        gen: &mut impl Trials,
+        streams: usize,
+        flood: u8,
+        loopback: bool,
+    ) -> anyhow::Result<relay_gen::ndr::SearchResult> {
+        let cfg = SearchConfig {
+            min_pps: self.min_pps,
+            max_pps: self.max_pps,
+            resolution: self.resolution,
+            max_trials: self.max_trials,
+        };
+        warm_up(gen, self.min_pps, self.warmup_seconds, self.drain_ms)?;
+        let (result, trials) = run_search(gen, &cfg, self.trial_seconds, self.drain_ms)?;
+        if let Some(path) = &self.json {
+            let json = NdrJson::new(streams, flood, loopback, &result, trials);
+            std::fs::write(path, serde_json::to_string_pretty(&json)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(result)
+    }
 }
 
 #[derive(clap::Args)]
@@ -227,30 +261,8 @@ struct RtpengineArgs {
     /// RTP sequence numbers.
     #[arg(long, default_value_t = 8)]
     verify_every: u16,
-    /// The lowest rate tried, packets per second.
-    #[arg(long, default_value_t = 10_000.0)]
-    min_pps: f64,
-    /// The highest rate tried.
-    #[arg(long)]
-    max_pps: f64,
-    /// Stop when the bracket is narrower than this fraction.
-    #[arg(long, default_value_t = 0.01)]
-    resolution: f64,
-    /// Trials per search at most.
-    #[arg(long, default_value_t = 20)]
-    max_trials: usize,
-    /// Seconds per trial.
-    #[arg(long, default_value_t = 1.0)]
-    trial_seconds: f64,
-    /// How long to keep receiving after each trial's last packet.
-    #[arg(long, default_value_t = 200)]
-    drain_ms: u64,
-    /// Seconds of warm-up at the lowest rate before the search (as `ndr`).
-    #[arg(long, default_value_t = 5.0)]
-    warmup_seconds: f64,
-    /// Write both rates and the trials here as JSON (as `ndr --json`).
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    search: SearchArgs,
 }
 
 #[derive(clap::Args)]
@@ -356,29 +368,17 @@ fn against_rtpengine(args: RtpengineArgs) -> anyhow::Result<()> {
         "{} SRTP calls set up on rtpengine at {}",
         args.streams, args.ng
     );
-    let cfg = SearchConfig {
-        min_pps: args.min_pps,
-        max_pps: args.max_pps,
-        resolution: args.resolution,
-        max_trials: args.max_trials,
-    };
-    warm_up(&mut gen, args.min_pps, args.warmup_seconds, args.drain_ms)?;
-    let (result, trials) = run_search(&mut gen, &cfg, args.trial_seconds, args.drain_ms)?;
+    let result = args.search.run(&mut gen, args.streams, 0, false)?;
     gen.delete_calls();
     println!(
         "rtpengine: streams {}  NDR {:.0} pps ({:.3} Mpps)  PDR (0.5% loss) {:.0} pps  trials {}  stray datagrams {}",
-        gen.plans.len(),
+        args.streams,
         result.ndr_pps,
         result.ndr_pps / 1e6,
         result.pdr_pps,
         result.trace.len(),
         gen.other
     );
-    if let Some(path) = &args.json {
-        let json = NdrJson::new(gen.plans.len(), 0, false, &result, trials);
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
     Ok(())
 }
 
@@ -522,33 +522,17 @@ fn ndr(args: NdrArgs) -> anyhow::Result<()> {
     let plans = args.ports.plans(&args.sessions)?;
     let eal = Eal::init(args.ports.eal.iter().cloned()).context("EAL initialisation")?;
     let mut gen = Generator::open(&eal, &args.ports.ports()?, plans, args.codec.into())?;
-    let cfg = SearchConfig {
-        min_pps: args.min_pps,
-        max_pps: args.max_pps,
-        resolution: args.resolution,
-        max_trials: args.max_trials,
-    };
-    warm_up(&mut gen, args.min_pps, args.warmup_seconds, args.drain_ms)?;
-    let (result, trials) = run_search(&mut gen, &cfg, args.trial_seconds, args.drain_ms)?;
+    let streams = gen.plans.len();
+    let result = args
+        .search
+        .run(&mut gen, streams, args.ports.flood, args.ports.loopback)?;
     println!(
-        "streams {}  NDR {:.0} pps ({:.3} Mpps)  PDR (0.5% loss) {:.0} pps  trials {}",
-        gen.plans.len(),
+        "streams {streams}  NDR {:.0} pps ({:.3} Mpps)  PDR (0.5% loss) {:.0} pps  trials {}",
         result.ndr_pps,
         result.ndr_pps / 1e6,
         result.pdr_pps,
         result.trace.len()
     );
-    if let Some(path) = &args.json {
-        let json = NdrJson::new(
-            gen.plans.len(),
-            args.ports.flood,
-            args.ports.loopback,
-            &result,
-            trials,
-        );
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
     Ok(())
 }
 

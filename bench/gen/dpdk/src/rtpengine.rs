@@ -16,10 +16,10 @@ use anyhow::{bail, Context as _};
 use relay_gen::rtpengine::{self as ng, CallIds};
 use relay_gen::send::{Codec, Sender};
 use relay_gen::streams::StreamPlan;
-use relay_gen::verify::{Receiver, Report};
+use relay_gen::verify::Receiver;
 use relay_srtp::{MasterKey, SdesKey, Suite};
 
-use crate::generator::TrialResult;
+use crate::generator::{Tally, TrialResult};
 use crate::Trials;
 
 /// The suite leg a sends with (the one the relay is measured with).
@@ -249,27 +249,22 @@ impl Trials for UdpGenerator {
                 last_received = self.now_ns();
             }
         }
-        let scheduled = (((last_sent - start).min(send_for)) as f64 / gap_ns) as u64;
-        // Packets our own socket dropped for want of room were the generator's failing, not
-        // rtpengine's: they count against the generator's schedule.
-        let dropped_here = socket_drops(rx_port).saturating_sub(dropped_before);
-        let after = self.receiver.report(0);
-        let counts = after.counts.since(&before.counts);
-        let delivered = counts.fresh + counts.reordered;
-        Ok(TrialResult {
-            intended,
-            offered,
-            report: Report {
-                sent: offered,
-                delivered,
-                lost: offered.saturating_sub(delivered),
-                counts,
-                latency_ns: after.latency_ns,
+        Ok(TrialResult::new(
+            &before,
+            &self.receiver.report(0),
+            Tally {
+                intended,
+                offered,
+                attacks: 0,
+                start,
+                last_sent,
+                send_for,
+                gap_ns,
+                // Packets our own socket dropped for want of room were the generator's
+                // failing, not rtpengine's.
+                missed: socket_drops(rx_port).saturating_sub(dropped_before),
             },
-            seconds: (last_sent.saturating_sub(start)).max(1) as f64 / 1e9,
-            shortfall: scheduled.saturating_sub(intended) + dropped_here,
-            attacks: 0,
-        })
+        ))
     }
 }
 
