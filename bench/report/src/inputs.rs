@@ -54,13 +54,25 @@ impl Search {
         self.first_above_limited(self.pdr_pps)
     }
 
-    /// Whether the lowest-rate trial above `found` was generator-limited.
+    /// Whether the generator fell behind in the first trial above the NDR (whether or not
+    /// the far end lost packets there too).
+    pub(crate) fn ndr_next_up_generator_limited(&self) -> bool {
+        self.first_above(self.ndr_pps)
+            .is_some_and(|t| t.generator_limited)
+    }
+
+    /// Whether the lowest-rate trial above `found` failed for the generator alone.
     fn first_above_limited(&self, found: f64) -> bool {
+        self.first_above(found)
+            .is_some_and(Trial::failed_for_the_generator)
+    }
+
+    /// The lowest-rate trial above `found`.
+    fn first_above(&self, found: f64) -> Option<&Trial> {
         self.trials
             .iter()
             .filter(|t| t.rate_pps > found)
             .min_by(|a, b| a.rate_pps.total_cmp(&b.rate_pps))
-            .is_some_and(Trial::failed_for_the_generator)
     }
 }
 

@@ -299,10 +299,17 @@ fn flood(inputs: &Inputs, f: &RelayRun) -> String {
         // 1/flooded per packet and its n attack packets.
         let good_ns = 1e9 / c.search.ndr_pps;
         let attack_ns = (1e9 / f.search.ndr_pps - good_ns) / f64::from(n);
+        // The generator at its own limit just above the flooded NDR (the far end losing
+        // there too): the flooded NDR may be partly the generator's, the cost an upper bound.
+        let bound = if f.search.ndr_next_up_generator_limited() {
+            " at most (the generator was at its own limit just above the flooded NDR too)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "A relayed packet costs {good_ns:.0} ns of the worker at the NDR; an attack packet \
-             about {attack_ns:.0} ns (the two kinds averaged)."
+             about {attack_ns:.0} ns{bound} (the two kinds averaged)."
         );
     }
     let attacks: u64 = f.search.trials.iter().map(|t| t.attacks).sum();
