@@ -7,7 +7,8 @@
 #   3. the relay's NDR and PDR (RFC 2544 search) for SRTP re-key (AES_CM_128_HMAC_SHA1_80)
 #      and RTP->RTP at 1 thousand, 100 thousand and 1 million streams;
 #   4. the same SRTP streams' NDR under an equal-rate flood of unknown-flow and
-#      forged-tag packets;
+#      forged-tag packets, and the worker's busy time at one fixed rate without and with
+#      the flood (what an attack packet costs);
 #   5. rtpengine (Debian's rtpengine-daemon, userspace, one thread on the relay's cpu)
 #      re-keying the same kind of SRTP streams over loopback UDP: the relay a user would
 #      otherwise pick (installed with apt-get when missing and run as root; --no-rtpengine
@@ -52,12 +53,12 @@ die() { say "FAILED: $*" >&2; exit 1; }
 
 if [ "$QUICK" = 1 ]; then
   STREAMS=(200); FLOOD_STREAMS=200
-  TRIAL=0.2 RES=0.25 MAX_TRIALS=3 MIN_PPS=2000 MAX_PPS=40000 ENGINE_PACKETS=2000 ENGINE_PASSES=1
+  TRIAL=0.2 RES=0.25 MAX_TRIALS=3 MIN_PPS=2000 MAX_PPS=40000 ENGINE_PACKETS=2000 ENGINE_PASSES=1 FIXED_SECONDS=1
   [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/relay-bench.XXXXXX)
   [ -n "$APPEND" ] || APPEND=0
 else
   STREAMS=(1000 100000 1000000); FLOOD_STREAMS=1000
-  TRIAL=1 RES=0.01 MAX_TRIALS=10 MIN_PPS=100000 MAX_PPS=6000000 ENGINE_PACKETS=200000 ENGINE_PASSES=3
+  TRIAL=1 RES=0.01 MAX_TRIALS=10 MIN_PPS=100000 MAX_PPS=6000000 ENGINE_PACKETS=200000 ENGINE_PASSES=3 FIXED_SECONDS=5
   [ -n "$OUT" ] || OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
   [ -n "$APPEND" ] || APPEND=1
 fi
@@ -161,7 +162,7 @@ if [ "$RTPENGINE" = 1 ] && ! command -v rtpengine >/dev/null; then
   fi
 fi
 
-STEPS=$(( 3 + 2 * ${#STREAMS[@]} + 1 + RTPENGINE ))
+STEPS=$(( 4 + 2 * ${#STREAMS[@]} + 1 + RTPENGINE ))
 STEP=0
 step() { STEP=$((STEP + 1)); say "step $STEP/$STEPS: $*"; }
 
@@ -208,25 +209,36 @@ say "    the generator offered at most $GEN_SRTP_PPS SRTP pps: SRTP searches up 
 
 # -- 3./4. the relay ---------------------------------------------------------------------
 # relay_ndr MODE STREAMS [flood]: one relay process, one search.
-relay_ndr() {
-  local mode=$1 n=$2 flood=${3:-0} name run addrs s log stats=() extra=()
-  name="relay-$mode-$n"; [ "$flood" = 0 ] || name="$name-flood"
-  run="r$STEP"
+# start_relay MODE STREAMS NAME RUN STATS: the relay on run RUN's links with MODE's sessions
+# of STREAMS streams, its log logs/NAME.log, its final counters to STATS ("" for none); sets
+# RELAY once it has installed the sessions.
+start_relay() {
+  local mode=$1 n=$2 name=$3 run=$4 stats_file=$5 s addrs log stats=()
   s=$(sessions_file "$mode" "$n")
   addrs=$(( (n + 28999) / 29000 ))
   log="$OUT/logs/$name.log"
-  # Final counters only where they stay small (they list every call).
-  [ "$n" -gt 20000 ] || stats=(--stats-json "$OUT/$name.stats.json")
+  [ -z "$stats_file" ] || stats=(--stats-json "$stats_file")
   "$BIN/relay-dataplane" run \
     --port "net_memif0,ipv4=198.18.0.1/16,addrs=$addrs,mac=${RELAY_MACS[0]}" \
     --port "net_memif1,ipv4=198.19.0.1/16,addrs=$addrs,mac=${RELAY_MACS[1]}" \
     --sessions "$s" --idle-exit-ms 2000 "${stats[@]}" -- \
-    "${EAL_COMMON[@]}" -l "$RELAY_CPU" --file-prefix="br$RUN_ID$STEP" \
-    "--vdev=net_memif0,role=server,socket=$(sock ${run}a),rsize=$RSIZE,mac=${RELAY_MACS[0]}" \
-    "--vdev=net_memif1,role=server,socket=$(sock ${run}b),rsize=$RSIZE,mac=${RELAY_MACS[1]}" \
+    "${EAL_COMMON[@]}" -l "$RELAY_CPU" --file-prefix="br$RUN_ID$run" \
+    "--vdev=net_memif0,role=server,socket=$(sock "${run}a"),rsize=$RSIZE,mac=${RELAY_MACS[0]}" \
+    "--vdev=net_memif1,role=server,socket=$(sock "${run}b"),rsize=$RSIZE,mac=${RELAY_MACS[1]}" \
     >"$log" 2>&1 &
-  local relay=$!; PIDS+=("$relay")
-  wait_for "$log" "^installed" "$relay" 300
+  RELAY=$!; PIDS+=("$RELAY")
+  wait_for "$log" "^installed" "$RELAY" 300
+}
+
+# relay_ndr MODE STREAMS [flood]: one relay process, one search.
+relay_ndr() {
+  local mode=$1 n=$2 flood=${3:-0} name run s stats="" extra=()
+  name="relay-$mode-$n"; [ "$flood" = 0 ] || name="$name-flood"
+  run="r$STEP"
+  # Final counters only where they stay small (they list every call).
+  [ "$n" -gt 20000 ] || stats="$OUT/$name.stats.json"
+  start_relay "$mode" "$n" "$name" "$run" "$stats"
+  s=$(sessions_file "$mode" "$n")
   [ "$flood" = 0 ] || extra=(--flood "$flood")
   local NDR_MAX_PPS=$MAX_PPS # (gen_ndr reads it)
   [ "$mode" = rtp ] || NDR_MAX_PPS=$SRTP_MAX_PPS
@@ -235,7 +247,22 @@ relay_ndr() {
   gen_ndr "$run" "$s" "$OUT/$name.json" --verify-every 8 "${extra[@]}" >"$OUT/logs/$name-gen.log" 2>&1 \
     || { tail -20 "$OUT/logs/$name-gen.log" >&2; die "relay-gen against the relay ($name)"; }
   tail -1 "$OUT/logs/$name-gen.log" | sed 's/^/    /'
-  reap "$relay" 30
+  reap "$RELAY" 30
+}
+
+# relay_fixed STREAMS FLOOD RATE: the SRTP streams offered at RATE for FIXED_SECONDS, with
+# FLOOD attack packets per stream packet; the relay's counters (its worker's busy time) to
+# fixed-flood<FLOOD>.stats.json, the generator's report to fixed-flood<FLOOD>.json.
+relay_fixed() {
+  local n=$1 flood=$2 rate=$3 name="fixed-flood$2" run="f$2$STEP"
+  start_relay srtp "$n" "$name" "$run" "$OUT/$name.stats.json"
+  # shellcheck disable=SC2046 # the EAL words are split on purpose
+  "$BIN/relay-gen" run --sessions "$(sessions_file srtp "$n")" --tx-port net_memif0 --rx-port net_memif1 \
+    --relay-mac "${RELAY_MACS[0]}" --rate "$rate" --seconds "$FIXED_SECONDS" --verify-every 8 \
+    --flood "$flood" --json "$OUT/$name.json" -- $(gen_eal "$run") >"$OUT/logs/$name-gen.log" 2>&1 \
+    || { tail -20 "$OUT/logs/$name-gen.log" >&2; die "relay-gen at a fixed rate ($name)"; }
+  grep -E "^streams" "$OUT/logs/$name-gen.log" | head -1 | sed 's/^/    /'
+  reap "$RELAY" 30
 }
 
 for n in "${STREAMS[@]}"; do
@@ -247,6 +274,16 @@ for n in "${STREAMS[@]}"; do
 done
 step "relay NDR under attack: SRTP, $FLOOD_STREAMS streams, one attack packet per stream packet"
 relay_ndr srtp "$FLOOD_STREAMS" 1
+# What an attack packet costs the worker, from its own busy time: the same stream rate (three
+# quarters of the flooded NDR, which both runs sustain) without and with the flood. (The NDRs
+# alone cannot say: with the flood the generator makes two frames per stream packet and may
+# be the one at its limit.)
+FIXED_PPS=$(grep -m1 '"ndr_pps"' "$OUT/relay-srtp-$FLOOD_STREAMS-flood.json" | grep -oE '[0-9]+' | head -1)
+FIXED_PPS=$(( ${FIXED_PPS:-0} * 3 / 4 ))
+[ "$FIXED_PPS" -ge "$MIN_PPS" ] || FIXED_PPS=$MIN_PPS
+step "what an attack packet costs: $FLOOD_STREAMS SRTP streams at $FIXED_PPS pps for ${FIXED_SECONDS} s, without and with the flood"
+relay_fixed "$FLOOD_STREAMS" 0 "$FIXED_PPS"
+relay_fixed "$FLOOD_STREAMS" 1 "$FIXED_PPS"
 
 # -- 5. the reference relay: rtpengine over loopback UDP ----------------------------------
 RTPENGINE_VERSION="not measured (--no-rtpengine, or not installed)"

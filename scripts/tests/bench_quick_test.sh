@@ -15,6 +15,7 @@ report="$out/report.md"
 for want in "## Throughput runs over memif" "CPU: " "flags: " "| I/O ceiling: \`dpdk-testpmd\`" \
   "| relay, SRTP re-key (AES_CM_128_HMAC_SHA1_80) | 200 |" "| relay, RTP to RTP | 200 |" \
   "| SRTP engine alone" "Latency at the NDR" "Under attack" "The relay's drop counters" \
+  "ns of worker time per attack packet" \
   "throughput.svg" "latency.svg" "ndr-trace.svg"; do
   grep -qF -- "$want" "$report" || { cat "$report" >&2; fail "the report lacks: $want"; }
 done

@@ -131,6 +131,46 @@ pub(crate) struct Inputs {
     pub(crate) relay: Vec<RelayRun>,
     /// rtpengine re-keying SRTP over loopback UDP (`rtpengine-srtp-<streams>.json`).
     pub(crate) rtpengine: Option<Search>,
+    /// The same stream rate without and with the flood (`fixed-flood0`, `fixed-flood1`).
+    pub(crate) fixed: Option<[FixedRun; 2]>,
+}
+
+/// A run at a fixed rate: the generator's report (`relay-gen run --json`) and the relay's
+/// worker counters.
+#[derive(Clone, Debug)]
+pub(crate) struct FixedRun {
+    /// Stream packets offered, and delivered verified.
+    pub(crate) offered: u64,
+    pub(crate) delivered: u64,
+    pub(crate) offered_pps: f64,
+    /// Attack packets offered besides.
+    pub(crate) attacks: u64,
+    /// Frames the worker received, and its time spent on them.
+    pub(crate) rx: u64,
+    pub(crate) busy_ns: u64,
+}
+
+impl FixedRun {
+    fn read(dir: &Path, name: &str) -> anyhow::Result<Option<FixedRun>> {
+        let (report, stats) = (
+            dir.join(format!("{name}.json")),
+            dir.join(format!("{name}.stats.json")),
+        );
+        if !report.exists() || !stats.exists() {
+            return Ok(None);
+        }
+        let report: serde_json::Value = json(&report)?;
+        let stats: serde_json::Value = json(&stats)?;
+        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+        Ok(Some(FixedRun {
+            offered: n(&report, "offered"),
+            delivered: n(&report, "delivered"),
+            offered_pps: report["offered_pps"].as_f64().unwrap_or(0.0),
+            attacks: n(&report, "attacks"),
+            rx: n(&stats["worker"], "rx"),
+            busy_ns: n(&stats["worker"], "busy_ns"),
+        }))
+    }
 }
 
 fn json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
@@ -208,6 +248,12 @@ impl Inputs {
             });
         }
         inputs.relay.sort_by_key(|r| (r.flooded, r.mode, r.streams));
+        if let (Some(clean), Some(flooded)) = (
+            FixedRun::read(dir, "fixed-flood0")?,
+            FixedRun::read(dir, "fixed-flood1")?,
+        ) {
+            inputs.fixed = Some([clean, flooded]);
+        }
         anyhow::ensure!(
             !inputs.relay.is_empty() || inputs.looped.is_some() || !inputs.engine.is_empty(),
             "{} holds no results (relay-*.json, loop.json, engine.json)",
