@@ -335,6 +335,7 @@ if [ "$APPEND" = 1 ]; then
   REPORT_ARGS+=(--append-to "$ROOT/bench/RESULTS.md" --plots-link "${OUT#"$ROOT/bench/"}")
 fi
 "$BIN/bench-report" "${REPORT_ARGS[@]}"
-# The relay's final counters list every call (a megabyte each): the report has their totals.
+# The relay's final counters list every call (a megabyte each): bench-report kept the
+# worker's totals it uses beside them (*.worker.json).
 [ "$QUICK" = 1 ] || rm -f "$OUT"/*.stats.json
 say "done in $(( $(date +%s) - START )) s: $OUT/report.md"

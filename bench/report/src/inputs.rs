@@ -152,15 +152,14 @@ pub(crate) struct FixedRun {
 
 impl FixedRun {
     fn read(dir: &Path, name: &str) -> anyhow::Result<Option<FixedRun>> {
-        let (report, stats) = (
-            dir.join(format!("{name}.json")),
-            dir.join(format!("{name}.stats.json")),
-        );
-        if !report.exists() || !stats.exists() {
+        let report = dir.join(format!("{name}.json"));
+        let Some(stats) = worker_totals(dir, name)? else {
+            return Ok(None);
+        };
+        if !report.exists() {
             return Ok(None);
         }
         let report: serde_json::Value = json(&report)?;
-        let stats: serde_json::Value = json(&stats)?;
         let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
         Ok(Some(FixedRun {
             offered: n(&report, "offered"),
@@ -177,6 +176,32 @@ fn json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The relay's final counters of run `name` as far as the report uses them: the worker's
+/// totals (`{"worker": {...}}`, its per-worker and per-call lists left out). Read from
+/// `name.stats.json` while it is there (bench.sh removes those, a megabyte each) and kept
+/// in `name.worker.json`, so the folder can be reported again later.
+fn worker_totals(dir: &Path, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    let (full, kept) = (
+        dir.join(format!("{name}.stats.json")),
+        dir.join(format!("{name}.worker.json")),
+    );
+    if full.exists() {
+        let stats: serde_json::Value = json(&full)?;
+        let mut worker = stats["worker"].clone();
+        if let Some(w) = worker.as_object_mut() {
+            w.remove("workers");
+        }
+        let totals = serde_json::json!({ "worker": worker });
+        std::fs::write(&kept, serde_json::to_string_pretty(&totals)?)
+            .with_context(|| format!("writing {}", kept.display()))?;
+        return Ok(Some(totals));
+    }
+    if kept.exists() {
+        return Ok(Some(json(&kept)?));
+    }
+    Ok(None)
 }
 
 /// `relay-srtp-1000-flood.json` -> (Srtp, 1000, true).
@@ -233,12 +258,7 @@ impl Inputs {
             let Some((mode, streams, flooded)) = relay_name(&name) else {
                 continue;
             };
-            let stats_path = dir.join(name.replace(".json", ".stats.json"));
-            let stats = if stats_path.exists() {
-                Some(json(&stats_path)?)
-            } else {
-                None
-            };
+            let stats = worker_totals(dir, &name.replace(".json", ""))?;
             inputs.relay.push(RelayRun {
                 mode,
                 streams,

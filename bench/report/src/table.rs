@@ -320,14 +320,18 @@ fn flood(inputs: &Inputs, f: &RelayRun) -> String {
             && !c.search.ndr_bounded_by_generator()
             && !f.search.ndr_bounded_by_generator()
     };
-    if clean.is_some() && !clean.is_some_and(|c| resolvable(&c)) {
+    // The worker's own busy time at a fixed rate says it better than the NDRs (the flooded
+    // NDR can be set by the generator, or by bursts the rings could not hold).
+    if let Some(fixed) = &inputs.fixed {
+        s.push_str(&attack_cost(fixed));
+    } else if clean.is_some() && !clean.is_some_and(|c| resolvable(&c)) {
         let _ = writeln!(
             s,
             "What an attack packet costs is not resolved by this run: the flood did not lower \
              the NDR measurably, or the generator and not the relay set one of the two NDRs."
         );
     }
-    if let Some(c) = clean.filter(resolvable) {
+    if let Some(c) = clean.filter(resolvable).filter(|_| inputs.fixed.is_none()) {
         // Per stream packet at the NDR the core is full: 1/clean per packet alone,
         // 1/flooded per packet and its n attack packets.
         let good_ns = 1e9 / c.search.ndr_pps;
@@ -344,9 +348,6 @@ fn flood(inputs: &Inputs, f: &RelayRun) -> String {
             "A relayed packet costs {good_ns:.0} ns of the worker at the NDR; an attack packet \
              about {attack_ns:.0} ns{bound} (the two kinds averaged)."
         );
-    }
-    if let Some(fixed) = &inputs.fixed {
-        s.push_str(&attack_cost(fixed));
     }
     let attacks: u64 = f.search.trials.iter().map(|t| t.attacks).sum();
     if let Some(drops) = f
