@@ -211,10 +211,11 @@ say "    the generator offered at most $GEN_SRTP_PPS SRTP pps: SRTP searches up 
 # relay_ndr MODE STREAMS [flood]: one relay process, one search.
 # start_relay MODE STREAMS NAME RUN STATS: the relay on run RUN's links with MODE's sessions
 # of STREAMS streams, its log logs/NAME.log, its final counters to STATS ("" for none); sets
-# RELAY once it has installed the sessions.
+# RELAY (its PID) and RELAY_SESSIONS (the file) once it has installed the sessions.
 start_relay() {
   local mode=$1 n=$2 name=$3 run=$4 stats_file=$5 s addrs log stats=()
   s=$(sessions_file "$mode" "$n")
+  RELAY_SESSIONS=$s
   addrs=$(( (n + 28999) / 29000 ))
   log="$OUT/logs/$name.log"
   [ -z "$stats_file" ] || stats=(--stats-json "$stats_file")
@@ -232,19 +233,18 @@ start_relay() {
 
 # relay_ndr MODE STREAMS [flood]: one relay process, one search.
 relay_ndr() {
-  local mode=$1 n=$2 flood=${3:-0} name run s stats="" extra=()
+  local mode=$1 n=$2 flood=${3:-0} name run stats="" extra=()
   name="relay-$mode-$n"; [ "$flood" = 0 ] || name="$name-flood"
   run="r$STEP"
   # Final counters only where they stay small (they list every call).
   [ "$n" -gt 20000 ] || stats="$OUT/$name.stats.json"
   start_relay "$mode" "$n" "$name" "$run" "$stats"
-  s=$(sessions_file "$mode" "$n")
   [ "$flood" = 0 ] || extra=(--flood "$flood")
   local NDR_MAX_PPS=$MAX_PPS # (gen_ndr reads it)
   [ "$mode" = rtp ] || NDR_MAX_PPS=$SRTP_MAX_PPS
   # Every 8th packet opened (tag, stamp, latency), the rest placed by sequence number: the
   # generator must outrun the relay.
-  gen_ndr "$run" "$s" "$OUT/$name.json" --verify-every 8 "${extra[@]}" >"$OUT/logs/$name-gen.log" 2>&1 \
+  gen_ndr "$run" "$RELAY_SESSIONS" "$OUT/$name.json" --verify-every 8 "${extra[@]}" >"$OUT/logs/$name-gen.log" 2>&1 \
     || { tail -20 "$OUT/logs/$name-gen.log" >&2; die "relay-gen against the relay ($name)"; }
   tail -1 "$OUT/logs/$name-gen.log" | sed 's/^/    /'
   reap "$RELAY" 30
@@ -257,7 +257,7 @@ relay_fixed() {
   local n=$1 flood=$2 rate=$3 name="fixed-flood$2" run="f$2$STEP"
   start_relay srtp "$n" "$name" "$run" "$OUT/$name.stats.json"
   # shellcheck disable=SC2046 # the EAL words are split on purpose
-  "$BIN/relay-gen" run --sessions "$(sessions_file srtp "$n")" --tx-port net_memif0 --rx-port net_memif1 \
+  "$BIN/relay-gen" run --sessions "$RELAY_SESSIONS" --tx-port net_memif0 --rx-port net_memif1 \
     --relay-mac "${RELAY_MACS[0]}" --rate "$rate" --seconds "$FIXED_SECONDS" --verify-every 8 \
     --flood "$flood" --json "$OUT/$name.json" -- $(gen_eal "$run") >"$OUT/logs/$name-gen.log" 2>&1 \
     || { tail -20 "$OUT/logs/$name-gen.log" >&2; die "relay-gen at a fixed rate ($name)"; }
