@@ -31,8 +31,12 @@ pub struct BenchResult {
     /// Each timed round: relayed packets per second, and the reference measured right after
     /// it (if one was given), so ratios compare runs seconds apart on a shared machine.
     pub rounds: Vec<(f64, Option<f64>)>,
-    /// Resident memory added per stream by installing the calls, bytes.
+    /// Resident memory added per stream once every stream has carried a packet (its SSRC
+    /// known to both contexts, its headers built, its peer latched), bytes: what an
+    /// established call costs.
     pub bytes_per_stream: f64,
+    /// Of that, what installing the calls added, before any packet.
+    pub bytes_per_stream_installed: f64,
 }
 
 const PORTS_PER_IP: u32 = 30_000;
@@ -212,6 +216,29 @@ pub fn run<'eal>(
             key: k.to_inline(),
         })
     };
+    // The callers' sending contexts (SRTP) and each stream's next sequence number. The
+    // generator shares the relay's core, so its own state competes for the relay's caches,
+    // which a generator on another core (memif, a NIC) would not. Where no stream's sequence
+    // numbers wrap within the run (its rollover counter stays 0), one context protects every
+    // stream: it keeps one SSRC's state and starts each packet's afresh at ROC 0, which is
+    // what the relay expects. Only with few streams (which wrap, and fit in cache anyway) does
+    // every stream get a context of its own.
+    let shared_caller = packets / u64::from(streams) + 1 < u64::from(u16::MAX);
+    let mut callers: Vec<Context> = match (srtp, shared_caller) {
+        (false, _) => Vec::new(),
+        (true, true) => vec![Context::new(
+            &caller_key,
+            ContextConfig {
+                max_ssrcs: 1,
+                ..ContextConfig::default()
+            },
+        )],
+        (true, false) => (0..streams)
+            .map(|_| Context::new(&caller_key, ContextConfig::default()))
+            .collect(),
+    };
+    let mut seqs = vec![0u16; streams as usize];
+    // After the generator's own state, so that only the relay's is counted.
     let before = resident_bytes();
     let caller = SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004);
     for i in 0..streams {
@@ -244,29 +271,10 @@ pub fn run<'eal>(
         };
         relay.add_call(&spec).map_err(bad)?;
     }
-    let bytes_per_stream = resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
-    // The callers' sending contexts (SRTP) and each stream's next sequence number. The
-    // generator shares the relay's core, so its own state competes for the relay's caches,
-    // which a generator on another core (memif, a NIC) would not. Where no stream's sequence
-    // numbers wrap within the run (its rollover counter stays 0), one context protects every
-    // stream: it keeps one SSRC's state and starts each packet's afresh at ROC 0, which is
-    // what the relay expects. Only with few streams (which wrap, and fit in cache anyway) does
-    // every stream get a context of its own.
-    let shared_caller = packets / u64::from(streams) + 1 < u64::from(u16::MAX);
-    let mut callers: Vec<Context> = match (srtp, shared_caller) {
-        (false, _) => Vec::new(),
-        (true, true) => vec![Context::new(
-            &caller_key,
-            ContextConfig {
-                max_ssrcs: 1,
-                ..ContextConfig::default()
-            },
-        )],
-        (true, false) => (0..streams)
-            .map(|_| Context::new(&caller_key, ContextConfig::default()))
-            .collect(),
-    };
-    let mut seqs = vec![0u16; streams as usize];
+    let per_stream =
+        |before: u64| resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
+    let bytes_per_stream_installed = per_stream(before);
+    let mut bytes_per_stream = bytes_per_stream_installed;
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut relayed = 0u64;
     let mut busy = Duration::ZERO;
@@ -379,6 +387,9 @@ pub fn run<'eal>(
             b.tx_burst(0, &mut out);
             out.clear();
         }
+        if warming && warmed == streams as usize {
+            bytes_per_stream = per_stream(before);
+        }
         if !warming {
             let took = start.elapsed();
             busy += took;
@@ -409,6 +420,7 @@ pub fn run<'eal>(
         pps: relayed as f64 / busy.as_secs_f64(),
         rounds: timed_rounds,
         bytes_per_stream,
+        bytes_per_stream_installed,
     })
 }
 

@@ -488,6 +488,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 rekey / 1e6
             );
             println!("Mpps: the median of {rounds} timed rounds; ratio: the median of the rounds' ratios to their reference");
+            println!("bytes/stream: resident memory per stream once every stream carried a packet (in brackets: once installed, before any)");
             println!(
                 "{:<10} {:<28} {:>10} {:>24} {:>14}",
                 "streams", "mode", "Mpps", "vs reference [range]", "bytes/stream"
@@ -526,12 +527,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let line_ns = bench::random_line_ns(footprint);
                     let floor = |lines: f64| 1e3 / (lines * line_ns);
                     println!(
-                        "{:<10} {:<28} {:>10.2} {:>24} {:>14.0}   ({:.2}x of {} streams)",
+                        "{:<10} {:<28} {:>10.2} {:>24} {:>14}   ({:.2}x of {} streams)",
                         n,
                         mode,
                         pps / 1e6,
                         ratio,
-                        r.bytes_per_stream,
+                        format!(
+                            "{:.0} ({:.0})",
+                            r.bytes_per_stream, r.bytes_per_stream_installed
+                        ),
                         pps / base,
                         streams[0]
                     );
