@@ -11,14 +11,17 @@ use crate::SrtpError;
 /// A sliding window over packet indices: bit `i` says whether index `top - i` was accepted.
 #[derive(Clone, Debug)]
 pub(crate) struct ReplayWindow {
+    /// The highest index accepted, or [`NOT_STARTED`] before the first (indices are 48 bits
+    /// for SRTP, 31 for SRTCP, so no index is ever that).
     top: u64,
-    started: bool,
-    size: u32,
     /// Inline up to [`INLINE_WINDOW_WORDS`] words (the default window of 128): a window of
     /// its own on the heap would be one more cache miss per packet, behind the context's,
     /// that no prefetch of the context covers.
     bits: SmallVec<[u64; INLINE_WINDOW_WORDS]>,
 }
+
+/// [`ReplayWindow::top`] before any index was accepted.
+const NOT_STARTED: u64 = u64::MAX;
 
 /// Words of a replay window kept inside it (128 indices); larger windows go to the heap.
 const INLINE_WINDOW_WORDS: usize = 2;
@@ -28,16 +31,26 @@ impl ReplayWindow {
     pub(crate) fn new(size: u32) -> Self {
         let words = size.max(64).div_ceil(64) as usize;
         ReplayWindow {
-            top: 0,
-            started: false,
-            size: (words * 64) as u32,
+            top: NOT_STARTED,
             bits: smallvec::smallvec![0; words],
         }
     }
 
+    /// Whether any index was accepted.
+    #[inline]
+    pub(crate) fn started(&self) -> bool {
+        self.top != NOT_STARTED
+    }
+
+    /// How many indices the window remembers (a multiple of 64).
+    #[inline]
+    pub(crate) fn size(&self) -> u32 {
+        (self.bits.len() * 64) as u32
+    }
+
     /// The highest index accepted so far, if any.
     pub(crate) fn highest(&self) -> Option<u64> {
-        self.started.then_some(self.top)
+        self.started().then_some(self.top)
     }
 
     /// Whether `index` may be accepted: new, or inside the window and not yet seen.
@@ -46,11 +59,11 @@ impl ReplayWindow {
     //# then it is considered too old and MUST be discarded.
     #[inline]
     pub(crate) fn check(&self, index: u64) -> Result<(), SrtpError> {
-        if !self.started || index > self.top {
+        if !self.started() || index > self.top {
             return Ok(());
         }
         let delta = self.top - index;
-        if delta >= u64::from(self.size) {
+        if delta >= u64::from(self.size()) {
             return Err(SrtpError::TooOld);
         }
         let (word, bit) = ((delta / 64) as usize, delta % 64);
@@ -64,8 +77,7 @@ impl ReplayWindow {
     /// Records `index` as accepted. Call only after `check` passed and the tag verified.
     #[inline]
     pub(crate) fn commit(&mut self, index: u64) {
-        if !self.started {
-            self.started = true;
+        if !self.started() {
             self.top = index;
             self.bits.fill(0);
             self.bits[0] = 1;
@@ -77,7 +89,7 @@ impl ReplayWindow {
             self.bits[0] |= 1;
         } else {
             let delta = self.top - index;
-            if delta < u64::from(self.size) {
+            if delta < u64::from(self.size()) {
                 self.bits[(delta / 64) as usize] |= 1 << (delta % 64);
             }
         }
@@ -85,7 +97,7 @@ impl ReplayWindow {
 
     /// Moves every bit `by` positions towards the old end (bit i becomes bit i + by).
     fn shift(&mut self, by: u64) {
-        if by >= u64::from(self.size) {
+        if by >= u64::from(self.size()) {
             self.bits.fill(0);
             return;
         }
@@ -130,7 +142,7 @@ impl RtpIndex {
 
     /// The highest sequence number seen, if any packet was.
     pub(crate) fn highest_seq(&self) -> Option<u16> {
-        self.window.started.then_some(self.s_l)
+        self.window.started().then_some(self.s_l)
     }
 
     /// Continues a stream last seen at rollover counter `roc` and sequence `s_l` (carried
@@ -139,7 +151,7 @@ impl RtpIndex {
     pub(crate) fn resume(&mut self, roc: u32, s_l: u16) {
         self.roc = roc;
         self.s_l = s_l;
-        self.window = ReplayWindow::new(self.window.size);
+        self.window = ReplayWindow::new(self.window.size());
         self.window.commit((u64::from(roc) << 16) | u64::from(s_l));
     }
 
@@ -162,7 +174,7 @@ impl RtpIndex {
     //  and one after ROC 2^32-1 needs a new key.
     #[inline]
     pub(crate) fn estimate(&self, seq: u16) -> Result<(u32, u64), SrtpError> {
-        if !self.window.started {
+        if !self.window.started() {
             // RFC 3711 section 3.3.1: the first packet sets s_l; ROC starts at 0.
             return Ok((self.roc, (u64::from(self.roc) << 16) | u64::from(seq)));
         }
@@ -241,7 +253,7 @@ mod tests {
         fn window_matches_model(size in prop_oneof![Just(64u32), Just(128), Just(200), Just(1024)],
                                 steps in proptest::collection::vec((0u64..3000, any::<bool>()), 1..400)) {
             let mut w = ReplayWindow::new(size);
-            let real_size = u64::from(w.size);
+            let real_size = u64::from(w.size());
             let mut m = Model::default();
             let mut base = 0u64;
             for (delta, forward) in steps {

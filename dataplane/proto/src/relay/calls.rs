@@ -102,7 +102,7 @@ impl Relay {
 
     /// Installs a call (both directions of every media pair at once).
     pub fn add_call(&mut self, spec: &CallSpec) -> Result<(), SessionError> {
-        if self.calls.contains_key(&spec.id) {
+        if self.calls.contains_key(spec.id.as_str()) {
             return Err(SessionError::CallExists(spec.id.clone()));
         }
         self.insert_call(spec, Vec::new())
@@ -131,7 +131,7 @@ impl Relay {
                 m.rtcp,
             ));
         }
-        let mut slots = Vec::with_capacity(built.len());
+        let mut slots = super::CallSlots::new();
         for m in built {
             let slot = match self.free.pop() {
                 Some(s) => {
@@ -155,7 +155,7 @@ impl Relay {
                 },
             );
         }
-        self.calls.insert(spec.id.clone(), slots);
+        self.calls.insert(spec.id.as_str().into(), slots);
         for m in &spec.media {
             for leg in [&m.a, &m.b] {
                 if let Some(remote) = leg.remote {
@@ -207,7 +207,7 @@ impl Relay {
     pub fn modify_call(&mut self, spec: &CallSpec) -> Result<(), SessionError> {
         let own = self
             .calls
-            .get(&spec.id)
+            .get(spec.id.as_str())
             .ok_or_else(|| SessionError::NoSuchCall(spec.id.clone()))?;
         // Check everything first, so a refused change leaves the call as it was.
         let addrs = Self::local_addrs(spec);
@@ -236,7 +236,7 @@ impl Relay {
 
     /// The ids of the installed calls.
     pub fn call_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.calls.keys().cloned().collect();
+        let mut ids: Vec<String> = self.calls.keys().map(|k| k.to_string()).collect();
         ids.sort();
         ids
     }

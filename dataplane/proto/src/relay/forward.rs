@@ -151,7 +151,8 @@ impl Relay {
             }
             Err(reason) => {
                 if let Some(m) = self.media.get_mut(flow.media as usize) {
-                    m.drops[usize::from(flow.side)][reason.index()] += 1;
+                    let count = &mut m.drops[usize::from(flow.side)][reason.index()];
+                    *count = count.saturating_add(1);
                 }
                 self.drop(reason)
             }

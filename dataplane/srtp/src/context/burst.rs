@@ -50,7 +50,7 @@ impl Context {
             let len = plan[i].len;
             let buf = &mut *packets[i];
             let tag = tags[i];
-            if let Some((bytes, l)) = self.mki {
+            if let Some((bytes, l)) = self.mki() {
                 buf[len..len + l].copy_from_slice(&bytes[..l]);
             }
             buf[len + mki_len..len + mki_len + tag_len].copy_from_slice(&tag[..tag_len]);

@@ -12,7 +12,7 @@ use crate::hmac_sha1::HmacSha1;
 use crate::kdf::{derive, Label};
 use crate::replay::{ReplayWindow, RtpIndex};
 use crate::simd::{AesKeys, GcmKeys};
-use crate::{MasterKey, Mki, SdesKey, SrtpError, Suite};
+use crate::{MasterKey, SdesKey, SrtpError, Suite};
 
 mod burst;
 mod gcm_rekey;
@@ -39,7 +39,7 @@ pub struct ContextConfig {
     pub replay_window: u32,
     /// How many SSRCs one context tracks at once; the least recently used is forgotten when
     /// a new one authenticates.
-    pub max_ssrcs: usize,
+    pub max_ssrcs: u32,
 }
 
 impl Default for ContextConfig {
@@ -320,7 +320,8 @@ pub struct StreamPosition {
 #[repr(C)]
 pub struct Context {
     suite: Suite,
-    mki: Option<([u8; 4], usize)>,
+    /// The MKI's bytes and length (1 to 4; see [`Context::mki`]).
+    mki: Option<([u8; 4], u8)>,
     srtp_limit: u64,
     srtp_count: u64,
     tick: u64,
@@ -360,7 +361,10 @@ impl Context {
             config,
         );
         ctx.key = Some(key.clone());
-        ctx.mki = key.mki.map(Mki::to_bytes);
+        ctx.mki = key.mki.map(|m| {
+            let (bytes, len) = m.to_bytes();
+            (bytes, len as u8)
+        });
         if let Some(lifetime) = key.lifetime() {
             ctx.srtp_limit = lifetime.min(MAX_SRTP_PACKETS);
         }
@@ -519,19 +523,25 @@ impl Context {
         self.find(ssrc).map(|i| self.ssrcs[i].rtp.roc())
     }
 
+    /// The MKI packets carry: its bytes and length.
+    #[inline]
+    fn mki(&self) -> Option<([u8; 4], usize)> {
+        self.mki.map(|(bytes, len)| (bytes, usize::from(len)))
+    }
+
     fn mki_len(&self) -> usize {
-        self.mki.map_or(0, |(_, len)| len)
+        self.mki().map_or(0, |(_, len)| len)
     }
 
     fn mki_matches(&self, wire: &[u8]) -> bool {
-        match self.mki {
+        match self.mki() {
             None => true,
             Some((bytes, len)) => wire == &bytes[..len],
         }
     }
 
     fn write_mki(&self, out: &mut [u8]) {
-        if let Some((bytes, len)) = self.mki {
+        if let Some((bytes, len)) = self.mki() {
             out[..len].copy_from_slice(&bytes[..len]);
         }
     }
@@ -554,7 +564,7 @@ impl Context {
                     rtcp_tx_next: 1,
                     last_used: 0,
                 };
-                if self.ssrcs.len() < self.config.max_ssrcs.max(1) {
+                if self.ssrcs.len() < self.config.max_ssrcs.max(1) as usize {
                     self.ssrcs.push(fresh);
                     self.ssrcs.len() - 1
                 } else {
