@@ -71,7 +71,7 @@ impl Relay {
                 strict: spec.strict_source,
                 receive,
                 clock_per_ns: ((u128::from(clock_rate) << 40) / 1_000_000_000) as u64,
-                remote: spec.remote,
+                remote: spec.remote.map(Into::into),
                 ..Receiving::default()
             },
             sending: Sending {
@@ -176,7 +176,7 @@ impl Relay {
             let m = std::mem::replace(&mut self.media[s as usize], Media::vacant());
             let m = m.live.then_some(m);
             if let Some(m) = &m {
-                for local in m.locals {
+                for local in m.locals.map(SocketAddr::from) {
                     self.flows.remove(local.into());
                     self.flows
                         .remove(SocketAddr::new(local.ip(), local.port().wrapping_add(1)).into());

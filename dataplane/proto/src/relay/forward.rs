@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::neighbours::build_tx;
 use super::{
-    Direction, DropReason, Media, PortAddr, Receiving, Relay, RxChecksum, TxCache, Verdict,
-    WorkerStats,
+    Direction, DropReason, Endpoint, Media, PortAddr, Receiving, Relay, RxChecksum, TxCache,
+    Verdict, WorkerStats,
 };
 use crate::flows::FlowRef;
 use crate::wire::{self, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -39,7 +39,7 @@ pub(super) enum Classified {
 pub(super) struct Path<'r> {
     pub(super) here: &'r mut Direction,
     back: &'r mut Direction,
-    locals: &'r [SocketAddr; 2],
+    locals: &'r [Endpoint; 2],
     rtcp_mode: RtcpMode,
     ports: &'r [PortAddr],
     neighbours: &'r HashMap<IpAddr, ([u8; 6], u64)>,
@@ -60,7 +60,7 @@ pub(super) fn check_source(
     } else {
         inb.remote
     };
-    if inb.strict && inb.latched && expected.is_some_and(|r| r != u.src) {
+    if inb.strict && inb.latched && expected.is_some_and(|r| r != Endpoint::from(u.src)) {
         return Err(DropReason::UnexpectedSource);
     }
     Ok(())
@@ -373,10 +373,13 @@ impl Path<'_> {
         let cache = match cached {
             Some(c) if c.neighbour_gen == self.neighbour_gen && c.expires_ns > now_ns => c,
             _ => {
-                let peer = (self.back.from.remote, self.back.from.remote_rtcp);
+                let peer = (
+                    self.back.from.remote.map(SocketAddr::from),
+                    self.back.from.remote_rtcp.map(SocketAddr::from),
+                );
                 // (Only here: the local addresses are in a line no other packet reads.)
                 let c = build_tx(
-                    self.locals[1 - usize::from(flow.side)],
+                    self.locals[1 - usize::from(flow.side)].into(),
                     peer,
                     flow.rtcp_port,
                     self.ports,

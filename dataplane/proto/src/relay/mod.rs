@@ -136,6 +136,53 @@ struct TxCache {
     expires_ns: u64,
 }
 
+/// A UDP address as a stream keeps it: 20 bytes, where a `SocketAddr` takes 32 for the
+/// IPv6 flow label and scope id that the relay never uses; a media pair keeps six (two
+/// local addresses, the latched peers' RTP and RTCP addresses of both legs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Endpoint {
+    /// The IPv4 address in the first four bytes, or the IPv6 address.
+    ip: [u8; 16],
+    port: u16,
+    v6: bool,
+}
+
+impl From<SocketAddr> for Endpoint {
+    #[inline]
+    fn from(a: SocketAddr) -> Self {
+        let mut ip = [0u8; 16];
+        let v6 = match a.ip() {
+            IpAddr::V4(v4) => {
+                ip[..4].copy_from_slice(&v4.octets());
+                false
+            }
+            IpAddr::V6(v6) => {
+                ip = v6.octets();
+                true
+            }
+        };
+        Endpoint {
+            ip,
+            port: a.port(),
+            v6,
+        }
+    }
+}
+
+impl From<Endpoint> for SocketAddr {
+    #[inline]
+    fn from(e: Endpoint) -> Self {
+        let ip = if e.v6 {
+            IpAddr::V6(Ipv6Addr::from(e.ip))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(e.ip[0], e.ip[1], e.ip[2], e.ip[3]))
+        };
+        SocketAddr::new(ip, e.port)
+    }
+}
+
+const _: () = assert!(size_of::<Option<Endpoint>>() == 20);
+
 /// A leg's SRTP context (its SDES key inside: [`Context::sdes_key`]).
 type Keyed = Option<Box<Context>>;
 
@@ -150,8 +197,8 @@ struct Receiving {
     receive: Keyed,
     /// RTP timestamp units per nanosecond, times 2^40 (no division per packet).
     clock_per_ns: u64,
-    remote: Option<SocketAddr>,
-    remote_rtcp: Option<SocketAddr>,
+    remote: Option<Endpoint>,
+    remote_rtcp: Option<Endpoint>,
     rx_packets: u64,
     rx_bytes: u64,
     rx_rtcp: u64,
@@ -163,6 +210,7 @@ impl Receiving {
     /// Latches the peer's address for the RTP or RTCP port; true if it changed (the headers
     /// towards the leg must then be rebuilt).
     fn set_remote(&mut self, rtcp_port: bool, src: SocketAddr) -> bool {
+        let src = Endpoint::from(src);
         let slot = if rtcp_port {
             &mut self.remote_rtcp
         } else {
@@ -213,7 +261,7 @@ struct Media {
     rtcp: RtcpMode,
     /// `dirs[s]`: packets arriving on leg `s` (0 = a, 1 = b) and leaving to the other leg.
     dirs: [Direction; 2],
-    locals: [SocketAddr; 2],
+    locals: [Endpoint; 2],
     /// Drops of packets from each leg, per reason. 32 bits each (half the memory of a
     /// stream's counters otherwise), stopping at `u32::MAX` rather than wrapping: over four
     /// billion drops on one leg, 71 minutes of a 1 Mpps flood at it. The worker's counters
@@ -236,7 +284,7 @@ impl Media {
                     to: a.sending,
                 },
             ],
-            locals: [a.local, b.local],
+            locals: [a.local.into(), b.local.into()],
             drops: [[0; DropReason::COUNT]; 2],
         }
     }
@@ -246,7 +294,7 @@ impl Media {
             live: false,
             rtcp: RtcpMode::Mux,
             dirs: Default::default(),
-            locals: [SocketAddr::from(([0, 0, 0, 0], 0)); 2],
+            locals: [SocketAddr::from(([0, 0, 0, 0], 0)).into(); 2],
             drops: [[0; DropReason::COUNT]; 2],
         }
     }
