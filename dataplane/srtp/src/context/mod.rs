@@ -461,13 +461,16 @@ impl Context {
                 GcmCipher::G256(c) => ((&**c as *const Aes256Gcm).cast(), size_of::<Aes256Gcm>()),
             },
         };
-        [
+        // The first SSRC's state is inline, among the hot fields; more spill to the heap.
+        let ssrcs: (*const u8, usize) = if self.ssrcs.spilled() {
             (
                 self.ssrcs.as_ptr().cast(),
                 size_of_val(self.ssrcs.as_slice()),
-            ),
-            boxed,
-        ]
+            )
+        } else {
+            (std::ptr::null(), 0)
+        };
+        [ssrcs, boxed]
     }
 
     /// Where each stream of this context stands (the SSRCs it has seen), to carry the context
