@@ -400,3 +400,25 @@ impl Relay {
         }
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The per-stream records are sized on purpose (issue 14: memory per stream at a million
+    /// streams); a field added to them should be a decision, not an accident.
+    #[test]
+    fn per_stream_records_stay_compact() {
+        assert!(
+            size_of::<Media>() <= 744,
+            "Media: {} bytes",
+            size_of::<Media>()
+        );
+        assert!(
+            size_of::<Direction>() <= 272,
+            "Direction: {} bytes",
+            size_of::<Direction>()
+        );
+        assert_eq!(size_of::<Option<Endpoint>>(), 20);
+    }
+}

@@ -934,3 +934,24 @@ mod tests {
         assert_eq!(buf[..rr.len()], rr[..]);
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// A context is most of an SRTP stream's memory (issue 14); growing it should be a
+    /// decision, not an accident. The first SSRC's state, replay windows included, is inline.
+    #[test]
+    fn context_stays_compact() {
+        assert!(
+            size_of::<Context>() <= 456,
+            "Context: {} bytes",
+            size_of::<Context>()
+        );
+        assert!(
+            size_of::<SsrcState>() <= 88,
+            "SsrcState: {} bytes",
+            size_of::<SsrcState>()
+        );
+    }
+}
