@@ -177,45 +177,10 @@ pub fn run<'eal>(
     let mut timed_rounds = Vec::new();
     let (mut round_relayed, mut round_busy) = (0u64, Duration::ZERO);
     let _ = eal;
-    let ips = streams.div_ceil(PORTS_PER_IP);
-    let mut ports = Vec::new();
-    for ip in 0..ips {
-        for (side, port, mac) in [
-            (0u32, a.id(), [2, 0, 0, 0, 0, 0x0a]),
-            (1, b.id(), [2, 0, 0, 0, 0, 0x0b]),
-        ] {
-            let addr = *local(ip * PORTS_PER_IP, side).ip();
-            ports.push(PortAddr {
-                port,
-                mac,
-                ipv4: addr,
-                prefix_len: 16,
-                gateway: None,
-                vlan: None,
-                udp_checksum_offload: checksum_offload && side == 1,
-                ..PortAddr::default()
-            });
-        }
-    }
-    let mut relay = Relay::new(ports, RelayConfig::default());
+    let mut relay = bench_relay(a.id(), b.id(), streams, checksum_offload)?;
     let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
-    relay
-        .install(
-            &SessionsFile::from_json(
-                r#"{"version":1,"neighbours":[{"ip":"198.19.200.1","mac":"02:00:00:00:00:20"}]}"#,
-            )
-            .map_err(bad)?,
-        )
-        .map_err(bad)?;
     let suite = Suite::AesCm128HmacSha1_80;
     let caller_key = SdesKey::new(MasterKey::new(suite, &[1; 16], &[2; 14]).expect("lengths"));
-    let callee_key = SdesKey::new(MasterKey::new(suite, &[3; 16], &[4; 14]).expect("lengths"));
-    let crypto = |k: &SdesKey| {
-        srtp.then(|| CryptoSpec {
-            suite: suite.name().into(),
-            key: k.to_inline(),
-        })
-    };
     // The callers' sending contexts (SRTP) and each stream's next sequence number. The
     // generator shares the relay's core, so its own state competes for the relay's caches,
     // which a generator on another core (memif, a NIC) would not. Where no stream's sequence
@@ -243,33 +208,7 @@ pub fn run<'eal>(
     let caller = SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004);
     for i in 0..streams {
         // Every call has its own contexts, as real calls do, even though the keys repeat here.
-        let spec = CallSpec {
-            id: format!("b{i}"),
-            media: vec![MediaSpec {
-                rtcp: RtcpMode::Mux,
-                a: LegSpec {
-                    local: local(i, 0).into(),
-                    remote: Some(caller.into()),
-                    strict_source: false,
-                    receive: crypto(&caller_key),
-                    send: None,
-                    clock_rate: 8000,
-                    resume_receive: Vec::new(),
-                    resume_send: Vec::new(),
-                },
-                b: LegSpec {
-                    local: local(i, 1).into(),
-                    remote: Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000).into()),
-                    strict_source: false,
-                    receive: None,
-                    send: crypto(&callee_key),
-                    clock_rate: 8000,
-                    resume_receive: Vec::new(),
-                    resume_send: Vec::new(),
-                },
-            }],
-        };
-        relay.add_call(&spec).map_err(bad)?;
+        relay.add_call(&call_spec(i, srtp, false)).map_err(bad)?;
     }
     let per_stream =
         |before: u64| resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
@@ -422,6 +361,134 @@ pub fn run<'eal>(
         bytes_per_stream,
         bytes_per_stream_installed,
     })
+}
+
+/// The relay the bench measures: ports A and B with an address per [`PORTS_PER_IP`] streams,
+/// and the static neighbour the relayed packets go to.
+fn bench_relay(a: u16, b: u16, streams: u32, checksum_offload: bool) -> Result<Relay, DpdkError> {
+    let ips = streams.div_ceil(PORTS_PER_IP);
+    let mut ports = Vec::new();
+    for ip in 0..ips {
+        for (side, port, mac) in [
+            (0u32, a, [2, 0, 0, 0, 0, 0x0a]),
+            (1, b, [2, 0, 0, 0, 0, 0x0b]),
+        ] {
+            let addr = *local(ip * PORTS_PER_IP, side).ip();
+            ports.push(PortAddr {
+                port,
+                mac,
+                ipv4: addr,
+                prefix_len: 16,
+                gateway: None,
+                vlan: None,
+                udp_checksum_offload: checksum_offload && side == 1,
+                ..PortAddr::default()
+            });
+        }
+    }
+    let mut relay = Relay::new(ports, RelayConfig::default());
+    let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
+    relay
+        .install(
+            &SessionsFile::from_json(
+                r#"{"version":1,"neighbours":[{"ip":"198.19.200.1","mac":"02:00:00:00:00:20"}]}"#,
+            )
+            .map_err(bad)?,
+        )
+        .map_err(bad)?;
+    Ok(relay)
+}
+
+/// The bench's call `i`: leg a at [`local`]`(i, 0)` from the caller at 198.18.200.1:5004, leg
+/// b at `local(i, 1)` to the callee at 198.19.200.1:6000, AES_CM_128_HMAC_SHA1_80 keys when
+/// `srtp`. One-way (what [`run`] relays: a stream from a to b, SRTP in and out): leg a
+/// receives with the caller's key, leg b sends with the callee's, so a call is one stream and
+/// two contexts. Two-way: every leg also sends and receives the other way, each direction
+/// with its own key: two streams and four contexts, as a real SRTP call holds.
+fn call_spec(i: u32, srtp: bool, two_way: bool) -> CallSpec {
+    let suite = Suite::AesCm128HmacSha1_80;
+    let key = |k: u8| {
+        srtp.then(|| CryptoSpec {
+            suite: suite.name().into(),
+            key: SdesKey::new(MasterKey::new(suite, &[k; 16], &[k + 1; 14]).expect("lengths"))
+                .to_inline(),
+        })
+    };
+    // The caller's key is [1; 16] (the generator protects with it), the callee's [3; 16].
+    let leg = |side: u32, remote: SocketAddrV4, receive: Option<u8>, send: Option<u8>| LegSpec {
+        local: local(i, side).into(),
+        remote: Some(remote.into()),
+        strict_source: false,
+        receive: receive.and_then(key),
+        send: send.and_then(key),
+        clock_rate: 8000,
+        resume_receive: Vec::new(),
+        resume_send: Vec::new(),
+    };
+    let back = |k: u8| two_way.then_some(k);
+    CallSpec {
+        id: format!("b{i}"),
+        media: vec![MediaSpec {
+            rtcp: RtcpMode::Mux,
+            a: leg(
+                0,
+                SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004),
+                Some(1),
+                back(5),
+            ),
+            b: leg(
+                1,
+                SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000),
+                back(7),
+                Some(3),
+            ),
+        }],
+    }
+}
+
+/// Resident memory per stream that installing `streams` streams' calls adds to a relay of
+/// their own ([`call_spec`]; two-way calls carry two streams each). The relay needs no EAL,
+/// so [`memory_in_fresh_process`] runs this in a process of its own: in the bench's process,
+/// memory freed by earlier measurements would be reused and not show.
+pub fn memory_per_stream(streams: u32, srtp: bool, two_way: bool) -> Result<f64, DpdkError> {
+    let mut relay = bench_relay(0, 1, streams, false)?;
+    let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
+    let calls = if two_way {
+        streams.div_ceil(2)
+    } else {
+        streams
+    };
+    let before = resident_bytes();
+    for i in 0..calls {
+        relay.add_call(&call_spec(i, srtp, two_way)).map_err(bad)?;
+    }
+    let streams = if two_way { 2 * calls } else { calls };
+    Ok(resident_bytes().saturating_sub(before) as f64 / f64::from(streams))
+}
+
+/// [`memory_per_stream`] in a fresh process: this binary's hidden `bench-memory` subcommand.
+pub fn memory_in_fresh_process(streams: u32, srtp: bool, two_way: bool) -> Result<f64, DpdkError> {
+    let exe = std::env::current_exe().map_err(|e| DpdkError::InvalidArgument(e.to_string()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["bench-memory", "--streams", &streams.to_string()]);
+    if srtp {
+        cmd.arg("--srtp");
+    }
+    if two_way {
+        cmd.arg("--two-way");
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| DpdkError::InvalidArgument(format!("bench-memory: {e}")))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            DpdkError::InvalidArgument(format!(
+                "bench-memory failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        })
 }
 
 /// Puts a forwarded frame into `out` (checksum offload flagged, length set); true if queued.

@@ -147,6 +147,20 @@ enum Command {
         #[command(flatten)]
         cores: CoreOpts,
     },
+    /// Resident memory per stream of the bench's calls, installed in a relay of this process
+    /// alone (no EAL): what `bench` runs in a fresh process for each of its memory figures.
+    #[command(hide = true)]
+    BenchMemory {
+        /// Streams.
+        #[arg(long)]
+        streams: u32,
+        /// SRTP calls (else plain RTP).
+        #[arg(long)]
+        srtp: bool,
+        /// Two-way calls (two streams each; else one).
+        #[arg(long)]
+        two_way: bool,
+    },
     /// Relay throughput on one core at many concurrent streams, next to `dpdk-testpmd`
     /// macswap on the same ring devices and the SRTP engine's own re-key rate.
     Bench {
@@ -206,7 +220,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run { .. } | Command::Bench { .. }) {
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Bench { .. } | Command::BenchMemory { .. }
+    ) {
         huge_pages_for_the_heap();
     }
     match run(cli) {
@@ -542,6 +559,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     if srtp {
                         println!("{:<10} {}", "", bench::g711_capacity(pps));
                     }
+                    // Each in a process of its own (freed memory would be reused here).
+                    let one_way = bench::memory_in_fresh_process(n, srtp, false)?;
+                    let two_way = bench::memory_in_fresh_process(n, srtp, true)?;
+                    println!(
+                        "{:<10}   memory per stream, installed in a fresh process: {one_way:.0} bytes (calls of one stream, as here); {two_way:.0} bytes (two-way calls, every leg sending)",
+                        ""
+                    );
                     // The memory reference: what reading the lines a packet needs, and
                     // nothing else, would allow at this footprint.
                     let lines = if srtp { 25.0 } else { 10.0 };
@@ -555,6 +579,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     );
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchMemory {
+            streams,
+            srtp,
+            two_way,
+        } => {
+            println!("{:.0}", bench::memory_per_stream(streams, srtp, two_way)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Portloop {

@@ -50,7 +50,7 @@ impl Relay {
                 Some(c) => {
                     let key = c.parse(call)?;
                     match old.take() {
-                        Some(kept) if kept.sdes_key() == Some(&key) => Ok(Some(kept)),
+                        Some(kept) if kept.is_for(&key) => Ok(Some(kept)),
                         _ => {
                             let mut ctx = Context::new(&key, ctx_config.clone());
                             // A stream carried over a restart goes on at its ROC.

@@ -183,7 +183,7 @@ impl From<Endpoint> for SocketAddr {
 
 const _: () = assert!(size_of::<Option<Endpoint>>() == 20);
 
-/// A leg's SRTP context (its SDES key inside: [`Context::sdes_key`]).
+/// A leg's SRTP context (it knows its SDES key: [`Context::is_for`]).
 type Keyed = Option<Box<Context>>;
 
 /// What the hot path reads of a leg when a packet arrives from it.

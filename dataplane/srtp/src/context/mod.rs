@@ -329,12 +329,28 @@ pub struct Context {
     ssrcs: SmallVec<[SsrcState; 1]>,
     config: ContextConfig,
     srtp: Transform,
-    /// The SRTCP keys, derived from `key` when the first RTCP packet needs them: keys are
+    /// The SRTCP keys, derived from `master` when the first RTCP packet needs them: keys are
     /// most of a stream's memory, and a stream without RTCP never pays for these.
     srtcp: Option<Box<Transform>>,
-    /// The SDES key, kept for the SRTCP keys and to tell whether a renegotiated key is this
-    /// one ([`Context::sdes_key`]; `None` for contexts given session keys).
-    key: Option<SdesKey>,
+    /// The master key and salt, kept for the SRTCP keys and to tell whether a renegotiated
+    /// key is this one ([`Context::is_for`]; `None` for contexts given session keys). The
+    /// SDES key's MKI and lifetime are in `mki` and `srtp_limit`.
+    master: Option<MasterKey>,
+}
+
+/// The MKI an SDES key's packets carry, as a context keeps it: bytes and length.
+fn wire_mki(key: &SdesKey) -> Option<([u8; 4], u8)> {
+    key.mki.map(|m| {
+        let (bytes, len) = m.to_bytes();
+        (bytes, len as u8)
+    })
+}
+
+/// How many SRTP packets an SDES key may protect (RFC 3711 section 9.2: its lifetime, and
+/// never more than the 48-bit index allows).
+fn packet_limit(key: &SdesKey) -> u64 {
+    key.lifetime()
+        .map_or(MAX_SRTP_PACKETS, |l| l.min(MAX_SRTP_PACKETS))
 }
 
 impl std::fmt::Debug for Context {
@@ -360,21 +376,20 @@ impl Context {
             None,
             config,
         );
-        ctx.key = Some(key.clone());
-        ctx.mki = key.mki.map(|m| {
-            let (bytes, len) = m.to_bytes();
-            (bytes, len as u8)
-        });
-        if let Some(lifetime) = key.lifetime() {
-            ctx.srtp_limit = lifetime.min(MAX_SRTP_PACKETS);
-        }
+        ctx.master = Some(master.clone());
+        ctx.mki = wire_mki(key);
+        ctx.srtp_limit = packet_limit(key);
         ctx
     }
 
-    /// The SDES key this context was made for (`None` for contexts given session keys): a
-    /// holder of contexts compares a renegotiated key with it rather than keep a copy.
-    pub fn sdes_key(&self) -> Option<&SdesKey> {
-        self.key.as_ref()
+    /// Whether this context was made for `key`: the same master key and salt, MKI and
+    /// packet limit (a lifetime beyond what SRTP's 48-bit index allows limits nothing more).
+    /// A holder of contexts compares a renegotiated key with it rather than keep a copy.
+    /// Always false for contexts given session keys.
+    pub fn is_for(&self, key: &SdesKey) -> bool {
+        self.master.as_ref() == Some(&key.master)
+            && self.mki == wire_mki(key)
+            && self.srtp_limit == packet_limit(key)
     }
 
     /// A context for a bare master key with the default configuration.
@@ -416,7 +431,7 @@ impl Context {
             suite,
             srtp,
             srtcp,
-            key: None,
+            master: None,
             mki: None,
             config,
             srtp_limit: MAX_SRTP_PACKETS,
@@ -506,7 +521,7 @@ impl Context {
     fn derive_srtcp(&mut self) -> Result<(), SrtpError> {
         if self.srtcp.is_none() {
             // (Always there when the keys are not: `Context::new` keeps it.)
-            let master = &self.key.as_ref().ok_or(SrtpError::KeyExpired)?.master;
+            let master = self.master.as_ref().ok_or(SrtpError::KeyExpired)?;
             self.srtcp = Some(Box::new(Transform::derive(
                 master,
                 [Label::RtcpEncryption, Label::RtcpAuth, Label::RtcpSalt],
@@ -944,7 +959,7 @@ mod layout_tests {
     #[test]
     fn context_stays_compact() {
         assert!(
-            size_of::<Context>() <= 456,
+            size_of::<Context>() <= 440,
             "Context: {} bytes",
             size_of::<Context>()
         );
