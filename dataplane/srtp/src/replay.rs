@@ -96,25 +96,25 @@ impl ReplayWindow {
     }
 
     /// Moves every bit `by` positions towards the old end (bit i becomes bit i + by).
+    #[inline]
     fn shift(&mut self, by: u64) {
-        if by >= u64::from(self.size()) {
-            self.bits.fill(0);
+        let bits = &mut self.bits[..];
+        let n = bits.len();
+        if by >= 64 * n as u64 {
+            bits.fill(0);
             return;
         }
-        let (words, bits) = ((by / 64) as usize, (by % 64) as u32);
-        let n = self.bits.len();
-        for i in (0..n).rev() {
-            let src = i.checked_sub(words);
-            let hi = src.map_or(0, |s| self.bits[s]);
-            let lo = src
-                .and_then(|s| s.checked_sub(1))
-                .map_or(0, |s| self.bits[s]);
-            self.bits[i] = if bits == 0 {
-                hi
+        let (words, b) = ((by / 64) as usize, (by % 64) as u32);
+        for i in (words..n).rev() {
+            // Word i takes word i - words shifted up, and the top bits of the word below it.
+            let carried = if b != 0 && i > words {
+                bits[i - words - 1] >> (64 - b)
             } else {
-                (hi << bits) | (lo >> (64 - bits))
+                0
             };
+            bits[i] = (bits[i - words] << b) | carried;
         }
+        bits[..words].fill(0);
     }
 }
 

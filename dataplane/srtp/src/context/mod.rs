@@ -570,32 +570,37 @@ impl Context {
     }
 
     /// The state slot for `ssrc`, made (or taken from the least recently used SSRC) if new.
+    #[inline]
     fn slot(&mut self, ssrc: u32) -> usize {
         self.tick += 1;
         let i = match self.find(ssrc) {
             Some(i) => i,
-            None => {
-                let fresh = SsrcState {
-                    ssrc,
-                    rtp: RtpIndex::new(self.config.replay_window),
-                    rtcp: ReplayWindow::new(self.config.replay_window),
-                    rtcp_tx_next: 1,
-                    last_used: 0,
-                };
-                if self.ssrcs.len() < self.config.max_ssrcs.max(1) as usize {
-                    self.ssrcs.push(fresh);
-                    self.ssrcs.len() - 1
-                } else {
-                    let lru = (0..self.ssrcs.len())
-                        .min_by_key(|&i| self.ssrcs[i].last_used)
-                        .unwrap_or(0);
-                    self.ssrcs[lru] = fresh;
-                    lru
-                }
-            }
+            None => self.new_slot(ssrc),
         };
         self.ssrcs[i].last_used = self.tick;
         i
+    }
+
+    /// A state slot for an SSRC not seen yet: a new one, or the least recently used one's.
+    #[cold]
+    fn new_slot(&mut self, ssrc: u32) -> usize {
+        let fresh = SsrcState {
+            ssrc,
+            rtp: RtpIndex::new(self.config.replay_window),
+            rtcp: ReplayWindow::new(self.config.replay_window),
+            rtcp_tx_next: 1,
+            last_used: 0,
+        };
+        if self.ssrcs.len() < self.config.max_ssrcs.max(1) as usize {
+            self.ssrcs.push(fresh);
+            self.ssrcs.len() - 1
+        } else {
+            let lru = (0..self.ssrcs.len())
+                .min_by_key(|&i| self.ssrcs[i].last_used)
+                .unwrap_or(0);
+            self.ssrcs[lru] = fresh;
+            lru
+        }
     }
 
     /// The packet index of an SRTP packet and whether it may be accepted, without changing
