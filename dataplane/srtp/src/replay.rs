@@ -99,6 +99,16 @@ impl ReplayWindow {
     #[inline]
     fn shift(&mut self, by: u64) {
         let bits = &mut self.bits[..];
+        // The default window of 128 (two words), without the general loop below.
+        if let [low, high] = bits {
+            (*low, *high) = match by {
+                0 => (*low, *high),
+                1..64 => (*low << by, (*high << by) | (*low >> (64 - by))),
+                64..128 => (0, *low << (by - 64)),
+                _ => (0, 0),
+            };
+            return;
+        }
         let n = bits.len();
         if by >= 64 * n as u64 {
             bits.fill(0);
@@ -114,7 +124,9 @@ impl ReplayWindow {
             };
             bits[i] = (bits[i - words] << b) | carried;
         }
-        bits[..words].fill(0);
+        if words > 0 {
+            bits[..words].fill(0);
+        }
     }
 }
 
