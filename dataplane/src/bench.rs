@@ -447,7 +447,7 @@ fn call_spec(i: u32, srtp: bool, two_way: bool) -> CallSpec {
 }
 
 /// Resident memory per stream that installing `streams` streams' calls adds to a relay of
-/// their own ([`call_spec`]; two-way calls carry two streams each). The relay needs no EAL,
+/// their own (the calls of `call_spec`; two-way calls carry two streams each). The relay needs no EAL,
 /// so [`memory_in_fresh_process`] runs this in a process of its own: in the bench's process,
 /// memory freed by earlier measurements would be reused and not show.
 pub fn memory_per_stream(streams: u32, srtp: bool, two_way: bool) -> Result<f64, DpdkError> {
