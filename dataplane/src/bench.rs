@@ -41,6 +41,24 @@ pub struct BenchResult {
 
 const PORTS_PER_IP: u32 = 30_000;
 
+/// Where the bench's streams come from (the generator, leg a's peer) and go to (leg b's).
+const CALLER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004);
+const CALLEE: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000);
+/// The caller's key number for [`bench_key`] (the generator protects with it); the callee's
+/// is 3, the two-way calls' return directions 5 and 7.
+const CALLER_KEY: u8 = 1;
+
+/// The bench's AES_CM_128_HMAC_SHA1_80 key number `k`: master key `[k; 16]`, salt `[k + 1; 14]`.
+fn bench_key(k: u8) -> SdesKey {
+    let suite = Suite::AesCm128HmacSha1_80;
+    SdesKey::new(MasterKey::new(suite, &[k; 16], &[k + 1; 14]).expect("lengths"))
+}
+
+/// A refused sessions document or call, as the bench's error.
+fn refused(e: crate::session::SessionError) -> DpdkError {
+    DpdkError::InvalidArgument(e.to_string())
+}
+
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -178,9 +196,7 @@ pub fn run<'eal>(
     let (mut round_relayed, mut round_busy) = (0u64, Duration::ZERO);
     let _ = eal;
     let mut relay = bench_relay(a.id(), b.id(), streams, checksum_offload)?;
-    let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
-    let suite = Suite::AesCm128HmacSha1_80;
-    let caller_key = SdesKey::new(MasterKey::new(suite, &[1; 16], &[2; 14]).expect("lengths"));
+    let caller_key = bench_key(CALLER_KEY);
     // The callers' sending contexts (SRTP) and each stream's next sequence number. The
     // generator shares the relay's core, so its own state competes for the relay's caches,
     // which a generator on another core (memif, a NIC) would not. Where no stream's sequence
@@ -205,10 +221,11 @@ pub fn run<'eal>(
     let mut seqs = vec![0u16; streams as usize];
     // After the generator's own state, so that only the relay's is counted.
     let before = resident_bytes();
-    let caller = SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004);
     for i in 0..streams {
         // Every call has its own contexts, as real calls do, even though the keys repeat here.
-        relay.add_call(&call_spec(i, srtp, false)).map_err(bad)?;
+        relay
+            .add_call(&call_spec(i, srtp, false))
+            .map_err(refused)?;
     }
     let per_stream =
         |before: u64| resident_bytes().saturating_sub(before) as f64 / f64::from(streams);
@@ -257,7 +274,7 @@ pub fn run<'eal>(
                     src_mac: [2, 0, 0, 0, 0, 0x10],
                     dst_mac: [2, 0, 0, 0, 0, 0x0a],
                     vlan: None,
-                    src: caller.into(),
+                    src: CALLER.into(),
                     dst: local(s as u32, 0).into(),
                 };
                 let Some(buf) = m.append((ends.header_len() + room) as u16) else {
@@ -387,34 +404,30 @@ fn bench_relay(a: u16, b: u16, streams: u32, checksum_offload: bool) -> Result<R
         }
     }
     let mut relay = Relay::new(ports, RelayConfig::default());
-    let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
     relay
         .install(
             &SessionsFile::from_json(
                 r#"{"version":1,"neighbours":[{"ip":"198.19.200.1","mac":"02:00:00:00:00:20"}]}"#,
             )
-            .map_err(bad)?,
+            .map_err(refused)?,
         )
-        .map_err(bad)?;
+        .map_err(refused)?;
     Ok(relay)
 }
 
-/// The bench's call `i`: leg a at [`local`]`(i, 0)` from the caller at 198.18.200.1:5004, leg
-/// b at `local(i, 1)` to the callee at 198.19.200.1:6000, AES_CM_128_HMAC_SHA1_80 keys when
-/// `srtp`. One-way (what [`run`] relays: a stream from a to b, SRTP in and out): leg a
-/// receives with the caller's key, leg b sends with the callee's, so a call is one stream and
-/// two contexts. Two-way: every leg also sends and receives the other way, each direction
-/// with its own key: two streams and four contexts, as a real SRTP call holds.
+/// The bench's call `i`: leg a at [`local`]`(i, 0)` from [`CALLER`], leg b at `local(i, 1)`
+/// to [`CALLEE`], AES_CM_128_HMAC_SHA1_80 keys ([`bench_key`]) when `srtp`. One-way (what
+/// [`run`] relays: a stream from a to b, SRTP in and out): leg a receives with the caller's
+/// key, leg b sends with the callee's, so a call is one stream and two contexts. Two-way:
+/// every leg also sends and receives the other way, each direction with its own key: two
+/// streams and four contexts, as a real SRTP call holds.
 fn call_spec(i: u32, srtp: bool, two_way: bool) -> CallSpec {
-    let suite = Suite::AesCm128HmacSha1_80;
     let key = |k: u8| {
         srtp.then(|| CryptoSpec {
-            suite: suite.name().into(),
-            key: SdesKey::new(MasterKey::new(suite, &[k; 16], &[k + 1; 14]).expect("lengths"))
-                .to_inline(),
+            suite: Suite::AesCm128HmacSha1_80.name().into(),
+            key: bench_key(k).to_inline(),
         })
     };
-    // The caller's key is [1; 16] (the generator protects with it), the callee's [3; 16].
     let leg = |side: u32, remote: SocketAddrV4, receive: Option<u8>, send: Option<u8>| LegSpec {
         local: local(i, side).into(),
         remote: Some(remote.into()),
@@ -430,29 +443,18 @@ fn call_spec(i: u32, srtp: bool, two_way: bool) -> CallSpec {
         id: format!("b{i}"),
         media: vec![MediaSpec {
             rtcp: RtcpMode::Mux,
-            a: leg(
-                0,
-                SocketAddrV4::new(Ipv4Addr::new(198, 18, 200, 1), 5004),
-                Some(1),
-                back(5),
-            ),
-            b: leg(
-                1,
-                SocketAddrV4::new(Ipv4Addr::new(198, 19, 200, 1), 6000),
-                back(7),
-                Some(3),
-            ),
+            a: leg(0, CALLER, Some(CALLER_KEY), back(5)),
+            b: leg(1, CALLEE, back(7), Some(3)),
         }],
     }
 }
 
 /// Resident memory per stream that installing `streams` streams' calls adds to a relay of
-/// their own (the calls of `call_spec`; two-way calls carry two streams each). The relay needs no EAL,
-/// so [`memory_in_fresh_process`] runs this in a process of its own: in the bench's process,
-/// memory freed by earlier measurements would be reused and not show.
+/// their own (the calls of `call_spec`; two-way calls carry two streams each). The relay
+/// needs no EAL, so [`memory_in_fresh_process`] runs this in a process of its own: in the
+/// bench's process, memory freed by earlier measurements would be reused and not show.
 pub fn memory_per_stream(streams: u32, srtp: bool, two_way: bool) -> Result<f64, DpdkError> {
     let mut relay = bench_relay(0, 1, streams, false)?;
-    let bad = |e: crate::session::SessionError| DpdkError::InvalidArgument(e.to_string());
     let calls = if two_way {
         streams.div_ceil(2)
     } else {
@@ -460,7 +462,9 @@ pub fn memory_per_stream(streams: u32, srtp: bool, two_way: bool) -> Result<f64,
     };
     let before = resident_bytes();
     for i in 0..calls {
-        relay.add_call(&call_spec(i, srtp, two_way)).map_err(bad)?;
+        relay
+            .add_call(&call_spec(i, srtp, two_way))
+            .map_err(refused)?;
     }
     let streams = if two_way { 2 * calls } else { calls };
     Ok(resident_bytes().saturating_sub(before) as f64 / f64::from(streams))
