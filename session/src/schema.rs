@@ -193,6 +193,10 @@ pub enum SessionError {
     /// Unknown call id.
     #[error("no call {0}")]
     NoSuchCall(String),
+    /// The worker holds as many media pairs as its flow table can name (about a billion:
+    /// memory runs out long before).
+    #[error("call {0}: the worker's media table is full")]
+    WorkerFull(String),
     /// A MAC address is malformed.
     #[error("bad MAC address {0:?}")]
     BadMac(String),

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use relay_srtp::{Context, ContextConfig};
 
 use super::{CallStats, Keyed, LegParts, Media, PortAddr, Receiving, Relay, Sending, STATIC};
-use crate::flows::FlowRef;
+use crate::flows::{FlowRef, MAX_MEDIA};
 use relay_session::{parse_mac, CallSpec, LegSpec, RtcpMode, SessionError, SessionsFile};
 
 impl Relay {
@@ -130,6 +130,10 @@ impl Relay {
                 self.make_leg(&spec.id, &m.b, old_b)?,
                 m.rtcp,
             ));
+        }
+        let new_slots = built.len().saturating_sub(self.free.len());
+        if self.media.len() + new_slots > MAX_MEDIA as usize {
+            return Err(SessionError::WorkerFull(spec.id.clone()));
         }
         let mut slots = super::CallSlots::new();
         for m in built {

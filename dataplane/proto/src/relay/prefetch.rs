@@ -52,7 +52,7 @@ const DIRECTION_TO_HOT: usize = std::mem::offset_of!(Sending, tx);
 
 impl Relay {
     /// Prefetches, for the frames of a burst (up to 32), the state their processing will
-    /// read: flow table slots first, then each packet's direction record, then SRTP keys, then
+    /// read: flow table entries first, then each packet's direction record, then SRTP keys, then
     /// per-SSRC state, each stage for the whole burst before the next, so the burst's cache
     /// misses overlap (the staged prefetch of DPDK's `l3fwd`) instead of following one
     /// another. Changes nothing; call it before [`Relay::process`] on each frame of the burst.
@@ -65,12 +65,12 @@ impl Relay {
         let mut n = 0;
         for (slot, f) in keys.iter_mut().zip(frames) {
             *slot = wire::peek_udp_dst(f).map(FlowKey::from);
-            if let Some(k) = *slot {
-                hint.one(self.flows.slot_addr(k));
+            if let Some(at) = slot.and_then(|k| self.flows.slot_addr(k)) {
+                hint.one(at);
             }
             n += 1;
         }
-        // Stage 1 above: the flow slots. Stage 2: each packet's direction record (field
+        // Stage 1 above: the flow table entries. Stage 2: each packet's direction record (field
         // addresses are computed, not loaded).
         let mut flows = [None; 32];
         for (f, k) in flows.iter_mut().zip(&keys[..n]) {
