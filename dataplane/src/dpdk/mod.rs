@@ -23,7 +23,7 @@ pub use eal::{Eal, LaunchScope};
 pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf, PktMbufPool, BURST_SIZE};
 pub use port::{MacAddr, Port, PortCaps, PortConfig, PortStats, Queue};
-pub use prefetch::{prefetch, CpuPrefetch};
+pub use prefetch::{prefetch, prefetch_l2, CpuPrefetch};
 pub use ring::{MbufRing, RingConsumer, RingProducer};
 
 use error::check;
