@@ -40,7 +40,11 @@ impl FlowRef {
     /// The entry's form: (media + 1) << 2 | side << 1 | RTCP port; never 0.
     #[inline]
     fn pack(self) -> u32 {
-        assert!(self.media < MAX_MEDIA, "media index {} out of range", self.media);
+        assert!(
+            self.media < MAX_MEDIA,
+            "media index {} out of range",
+            self.media
+        );
         ((self.media + 1) << 2) | (u32::from(self.side & 1) << 1) | u32::from(self.rtcp_port)
     }
 
@@ -207,7 +211,11 @@ mod tests {
         for media in [0, 1, 12_345, MAX_MEDIA - 1] {
             for side in [0, 1] {
                 for rtcp_port in [false, true] {
-                    let f = FlowRef { media, side, rtcp_port };
+                    let f = FlowRef {
+                        media,
+                        side,
+                        rtcp_port,
+                    };
                     assert_ne!(f.pack(), VACANT);
                     assert_eq!(FlowRef::unpack(f.pack()), Some(f));
                 }
@@ -232,8 +240,14 @@ mod tests {
         assert_eq!(t.get(at(0)), Some(flow(7)));
         assert_eq!(t.get(at(65535)), Some(flow(8)));
         assert_eq!(t.get(at(1)), None);
-        assert!(t.slot_addr(at(1)).is_some(), "a known IP's entry can be prefetched");
-        assert_eq!(t.slot_addr(SocketAddr::from(([198, 18, 0, 2], 1)).into()), None);
+        assert!(
+            t.slot_addr(at(1)).is_some(),
+            "a known IP's entry can be prefetched"
+        );
+        assert_eq!(
+            t.slot_addr(SocketAddr::from(([198, 18, 0, 2], 1)).into()),
+            None
+        );
         assert_eq!(t.len(), 2);
     }
 
