@@ -509,8 +509,8 @@ fn queue_forwarded<'eal>(mut m: Mbuf<'eal>, v: Verdict, out: &mut Burst<'eal>) -
 
 /// The memory reference for the many-streams rows: nanoseconds per random 64-byte read from
 /// a table of `bytes`, 32 reads prefetched ahead (into level 2) as the relay's staged
-/// prefetch does (so misses overlap as much as this machine lets them). At 1M streams the relay's state is
-/// this large and a packet reads some 10 (RTP) to 25 (SRTP) lines of it.
+/// prefetch does (so misses overlap as much as this machine lets them). At 1M streams the
+/// relay's state is this large and a packet reads some 10 (RTP) to 25 (SRTP) lines of it.
 pub fn random_line_ns(bytes: usize) -> f64 {
     let lines = (bytes / 64).max(1);
     let table = vec![1u64; lines * 8];
