@@ -52,7 +52,8 @@ impl FlowRef {
     /// The flow of an entry, or `None` for vacant (0).
     #[inline]
     fn unpack(entry: u32) -> Option<FlowRef> {
-        (entry != VACANT).then_some(FlowRef {
+        // `then`, not `then_some`: the media index of a vacant entry would underflow.
+        (entry != VACANT).then(|| FlowRef {
             media: (entry >> 2) - 1,
             side: ((entry >> 1) & 1) as u8,
             rtcp_port: entry & 1 == 1,
