@@ -309,12 +309,14 @@ pub fn run<'eal>(
             let now_ns = ((eal.tsc().0 - t0) as f64 * 1e9 / hz as f64) as u64;
             if prefetch {
                 rx.prefetch_headers();
-                relay.prefetch_burst(
-                    &crate::dpdk::CpuPrefetch,
-                    (0..rx.len()).map(|i| rx.packet(i)),
-                );
             }
             if per_packet {
+                if prefetch {
+                    relay.prefetch_burst(
+                        &crate::dpdk::CpuPrefetch,
+                        (0..rx.len()).map(|i| rx.packet(i)),
+                    );
+                }
                 for mut m in rx.drain() {
                     let len = m.len();
                     let v = relay.process(a.id(), m.data_and_tailroom_mut(), len, now_ns);
@@ -334,7 +336,16 @@ pub fn run<'eal>(
                         };
                         n += 1;
                     }
-                    relay.process_burst(&mut frames[..n], now_ns, &mut verdicts[..n]);
+                    if prefetch {
+                        relay.process_burst_hinted(
+                            &crate::dpdk::CpuPrefetch,
+                            &mut frames[..n],
+                            now_ns,
+                            &mut verdicts[..n],
+                        );
+                    } else {
+                        relay.process_burst(&mut frames[..n], now_ns, &mut verdicts[..n]);
+                    }
                 }
                 for (m, v) in rx.drain().zip(verdicts) {
                     round += u64::from(queue_forwarded(m, v, &mut out));

@@ -153,20 +153,12 @@ pub fn run<'eal>(
                 hand_over(&mut rx, ids[pi], handoff, &mut to_workers, relay);
             }
             rx.prefetch_headers();
-            relay.prefetch_burst(
-                &crate::dpdk::CpuPrefetch,
-                (0..rx.len()).map(|i| rx.packet(i)),
-            );
             forward_burst(relay, &mut rx, Some(pi), &ids, queues, &mut tx, now);
         }
         // Packets other workers received for this one.
         for ring in &mut handoff.from {
             received += ring.dequeue_burst(&mut rx);
             rx.prefetch_headers();
-            relay.prefetch_burst(
-                &crate::dpdk::CpuPrefetch,
-                (0..rx.len()).map(|i| rx.packet(i)),
-            );
             forward_burst(relay, &mut rx, None, &ids, queues, &mut tx, now);
         }
         let mut tx_full = 0u64;
@@ -313,7 +305,13 @@ fn forward_burst<'eal>(
             };
             n += 1;
         }
-        relay.process_burst(&mut frames[..n], now, &mut verdicts[..n]);
+        // The relay's staged prefetch of the burst's state, then the burst.
+        relay.process_burst_hinted(
+            &crate::dpdk::CpuPrefetch,
+            &mut frames[..n],
+            now,
+            &mut verdicts[..n],
+        );
     }
     let mut verdict = verdicts.iter();
     for (m, port) in rx.drain().zip(ports) {

@@ -1,11 +1,12 @@
 //! The burst path equals the frame-by-frame path: [`Relay::process_burst`] over any cut of a
 //! mixed stream of frames gives the verdicts, bytes, counters and call statistics that
-//! [`Relay::process`] gives frame by frame.
+//! [`Relay::process`] gives frame by frame, with the staged prefetch done inside the burst
+//! ([`Relay::process_burst_hinted`]) or not.
 
 mod util;
 
 use proptest::prelude::*;
-use relay_proto::relay::{Received, RxChecksum, Verdict};
+use relay_proto::relay::{CacheHint, Received, RxChecksum, Verdict};
 use relay_session::RtcpMode;
 use relay_srtp::Suite;
 use util::*;
@@ -142,7 +143,8 @@ proptest! {
     fn burst_path_equals_frame_by_frame(events in events(), cuts in proptest::collection::vec(1usize..40, 1..20)) {
         let calls = calls();
         let input = frames(&calls, &events);
-        let (mut one, mut burst) = (relay(&calls), relay(&calls));
+        let (mut one, mut burst, mut hinted) = (relay(&calls), relay(&calls), relay(&calls));
+        let hints = LineCount::default();
 
         let mut want: Vec<(Verdict, Vec<u8>)> = Vec::new();
         for (buf, len) in &input {
@@ -151,35 +153,57 @@ proptest! {
             want.push((v, out_bytes(v, &b)));
         }
 
-        let mut got: Vec<(Verdict, Vec<u8>)> = Vec::new();
-        let mut rest = &input[..];
-        let mut cut = cuts.iter().cycle();
-        while !rest.is_empty() {
-            let n = (*cut.next().unwrap()).min(rest.len());
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let mut bufs: Vec<Vec<u8>> = chunk.iter().map(|(b, _)| b.clone()).collect();
-            let mut verdicts = vec![Verdict::Consumed; n];
-            {
-                let mut received: Vec<Received<'_>> = bufs
-                    .iter_mut()
-                    .zip(chunk)
-                    .map(|(b, (_, len))| Received { port: 0, frame: &mut b[..], len: *len, checksum: RxChecksum::Unknown })
-                    .collect();
-                burst.relay.process_burst(&mut received, burst.now_ns, &mut verdicts);
+        // The burst path without hints, and with the staged prefetch done inside it (whose
+        // flows it reuses): both give what the frame-by-frame path gives.
+        for (h, with_hints) in [(&mut burst, false), (&mut hinted, true)] {
+            let mut got: Vec<(Verdict, Vec<u8>)> = Vec::new();
+            let mut rest = &input[..];
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap()).min(rest.len());
+                let (chunk, tail) = rest.split_at(n);
+                rest = tail;
+                let mut bufs: Vec<Vec<u8>> = chunk.iter().map(|(b, _)| b.clone()).collect();
+                let mut verdicts = vec![Verdict::Consumed; n];
+                {
+                    let mut received: Vec<Received<'_>> = bufs
+                        .iter_mut()
+                        .zip(chunk)
+                        .map(|(b, (_, len))| Received { port: 0, frame: &mut b[..], len: *len, checksum: RxChecksum::Unknown })
+                        .collect();
+                    if with_hints {
+                        h.relay.process_burst_hinted(&hints, &mut received, h.now_ns, &mut verdicts);
+                    } else {
+                        h.relay.process_burst(&mut received, h.now_ns, &mut verdicts);
+                    }
+                }
+                for (v, b) in verdicts.iter().zip(&bufs) {
+                    got.push((*v, out_bytes(*v, b)));
+                }
             }
-            for (v, b) in verdicts.iter().zip(&bufs) {
-                got.push((*v, out_bytes(*v, b)));
+            prop_assert_eq!(&got, &want, "hints: {}", with_hints);
+            prop_assert_eq!(format!("{:?}", h.relay.stats), format!("{:?}", one.relay.stats));
+            for c in &calls {
+                prop_assert_eq!(
+                    format!("{:?}", h.relay.call_stats(&c.id)),
+                    format!("{:?}", one.relay.call_stats(&c.id))
+                );
             }
         }
-        prop_assert_eq!(&got, &want);
-        prop_assert_eq!(format!("{:?}", burst.relay.stats), format!("{:?}", one.relay.stats));
-        for c in &calls {
-            prop_assert_eq!(
-                format!("{:?}", burst.relay.call_stats(&c.id)),
-                format!("{:?}", one.relay.call_stats(&c.id))
-            );
-        }
+        // The hinted run did prefetch: every frame of a known flow hints at least its flow
+        // table entry.
+        let known = want.iter().filter(|(v, _)| matches!(v, Verdict::Forward { .. })).count();
+        prop_assert!(hints.0.get() >= known, "{} hints for {} forwarded", hints.0.get(), known);
+    }
+}
+
+/// A hint that counts the lines it is given.
+#[derive(Default)]
+struct LineCount(std::cell::Cell<usize>);
+
+impl CacheHint for LineCount {
+    fn line(&self, _addr: *const u8) {
+        self.0.set(self.0.get() + 1);
     }
 }
 

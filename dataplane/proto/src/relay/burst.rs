@@ -11,7 +11,8 @@
 use relay_srtp::{finish_rekey_rtp, staged_tags, Context, StagedRtp};
 
 use super::forward::{check_source, Admitted, Classified};
-use super::{DropReason, Relay, RxChecksum, Verdict};
+use super::prefetch::Found;
+use super::{CacheHint, DropReason, NoHint, Relay, RxChecksum, Verdict};
 use crate::flows::FlowRef;
 use crate::wire;
 
@@ -70,18 +71,37 @@ impl Relay {
         now_ns: u64,
         verdicts: &mut [Verdict],
     ) {
+        self.process_burst_hinted(&NoHint, frames, now_ns, verdicts);
+    }
+
+    /// [`Relay::process_burst`] with the staged prefetch of [`Relay::prefetch_burst`] done
+    /// first for each chunk of the burst, and the flows that prefetch finds kept: each frame's
+    /// flow is looked up once, not once to prefetch and again to relay. Same outcome as
+    /// `process_burst`: hints change nothing observable.
+    pub fn process_burst_hinted<H: CacheHint>(
+        &mut self,
+        hint: &H,
+        frames: &mut [Received<'_>],
+        now_ns: u64,
+        verdicts: &mut [Verdict],
+    ) {
         let n = frames.len().min(verdicts.len());
         for (chunk, out) in frames[..n]
             .chunks_mut(CHUNK)
             .zip(verdicts.chunks_mut(CHUNK))
         {
-            self.process_chunk(chunk, now_ns, out);
+            let found = self.stage_burst(
+                hint,
+                chunk.iter().map(|r| r.frame.get(..r.len).unwrap_or(&[])),
+            );
+            self.process_chunk(chunk, &found, now_ns, out);
         }
     }
 
     fn process_chunk(
         &mut self,
         frames: &mut [Received<'_>],
+        found: &Found,
         now_ns: u64,
         verdicts: &mut [Verdict],
     ) {
@@ -91,7 +111,7 @@ impl Relay {
         let mut waiting = std::mem::take(&mut self.scratch.waiting);
         for at in 0..frames.len() {
             let r = &mut frames[at];
-            let (u, flow) = match self.classify(r.port, r.frame, r.len, now_ns) {
+            let (u, flow) = match self.classify(r.port, r.frame, r.len, now_ns, found[at]) {
                 Classified::Done(v) => {
                     verdicts[at] = v;
                     continue;

@@ -13,7 +13,7 @@ use super::{
     Direction, DropReason, Endpoint, Media, PortAddr, Receiving, Relay, RxChecksum, TxCache,
     Verdict, WorkerStats,
 };
-use crate::flows::FlowRef;
+use crate::flows::{FlowKey, FlowRef};
 use crate::wire::{self, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use relay_session::RtcpMode;
 
@@ -83,7 +83,7 @@ impl Relay {
         now_ns: u64,
         rx_checksum: RxChecksum,
     ) -> Verdict {
-        match self.classify(rx_port, frame, len, now_ns) {
+        match self.classify(rx_port, frame, len, now_ns, None) {
             Classified::Done(v) => v,
             Classified::Udp(u, flow) => {
                 let relayed = self.relay_udp(frame, &u, flow, now_ns, rx_checksum);
@@ -93,7 +93,9 @@ impl Relay {
     }
 
     /// Parses a received frame: answers ARP, ICMP and neighbour discovery, drops what is not
-    /// a known flow's UDP (counted), and gives back the UDP packets to relay.
+    /// a known flow's UDP (counted), and gives back the UDP packets to relay. `found`: what
+    /// the burst's prefetch found of the frame (its destination and that address's flow),
+    /// used when the parsed destination is the same.
     #[inline(always)]
     pub(super) fn classify(
         &mut self,
@@ -101,6 +103,7 @@ impl Relay {
         frame: &mut [u8],
         len: usize,
         now_ns: u64,
+        found: Option<(FlowKey, Option<FlowRef>)>,
     ) -> Classified {
         self.stats.rx += 1;
         let Some(data) = frame.get(..len) else {
@@ -121,7 +124,13 @@ impl Relay {
                     }
                     Err(e) => return Classified::Done(self.drop(e.into())),
                 };
-                match self.flows.get(u.dst.into()) {
+                // The flow the burst's prefetch found for this destination, if it did.
+                let key = FlowKey::from(u.dst);
+                let flow = match found {
+                    Some((k, flow)) if k == key => flow,
+                    _ => self.flows.get(key),
+                };
+                match flow {
                     Some(flow) => Classified::Udp(u, flow),
                     None => {
                         let ours = self.ports.iter().any(|p| p.owns(u.dst.ip()));

@@ -4,13 +4,17 @@
 use relay_srtp::Context;
 
 use super::{Direction, Relay, Sending, TxCache};
-use crate::flows::FlowKey;
+use crate::flows::{FlowKey, FlowRef, FlowSlot};
 use crate::wire;
 
 /// A hint to the CPU that memory will be read soon, supplied by the I/O shell (the data
 /// plane's is `rte_prefetch0`'s instruction); the core never issues one itself, so it stays
 /// free of `unsafe` and of any machine's intrinsics. A hint changes nothing observable.
 pub trait CacheHint {
+    /// Whether hints do anything: without them the burst path skips the stages that only
+    /// compute addresses to hint.
+    const HINTS: bool = true;
+
     /// Brings the cache line holding `addr` closer; any address, even a dangling one, is fine.
     fn line(&self, addr: *const u8);
 
@@ -41,6 +45,8 @@ pub trait CacheHint {
 pub struct NoHint;
 
 impl CacheHint for NoHint {
+    const HINTS: bool = false;
+
     #[inline(always)]
     fn line(&self, _addr: *const u8) {}
 }
@@ -50,33 +56,61 @@ const CONTEXT_HOT: usize = 512;
 /// The bytes of a direction's sending side before its built headers: context and counters.
 const DIRECTION_TO_HOT: usize = std::mem::offset_of!(Sending, tx);
 
+/// What the prefetch stages found of each frame of a burst: the destination its headers name
+/// and that address's flow (`None` inside: no flow there), or `None` for a frame that names no
+/// UDP destination. The burst path then reads each frame's flow from here: one lookup a frame.
+pub(super) type Found = [Option<(FlowKey, Option<FlowRef>)>; 32];
+
 impl Relay {
     /// Prefetches, for the frames of a burst (up to 32), the state their processing will
     /// read: flow table entries first, then each packet's direction record, then SRTP keys, then
     /// per-SSRC state, each stage for the whole burst before the next, so the burst's cache
     /// misses overlap (the staged prefetch of DPDK's `l3fwd`) instead of following one
     /// another. Changes nothing; call it before [`Relay::process`] on each frame of the burst.
+    /// ([`Relay::process_burst_hinted`] does this itself, and keeps the flows it finds.)
     pub fn prefetch_burst<'f, H: CacheHint>(
         &self,
         hint: &H,
         frames: impl Iterator<Item = &'f [u8]>,
     ) {
+        self.stage_burst(hint, frames);
+    }
+
+    /// [`Relay::prefetch_burst`]'s stages; returns what they found of each frame.
+    #[inline(always)]
+    pub(super) fn stage_burst<'f, H: CacheHint>(
+        &self,
+        hint: &H,
+        frames: impl Iterator<Item = &'f [u8]>,
+    ) -> Found {
+        // Stage 1: the flow table entries, found (one hash probe of the local IP) and hinted.
         let mut keys = [None; 32];
+        let mut slots = [None; 32];
         let mut n = 0;
-        for (slot, f) in keys.iter_mut().zip(frames) {
-            *slot = wire::peek_udp_dst(f).map(FlowKey::from);
-            if let Some(at) = slot.and_then(|k| self.flows.slot_addr(k)) {
-                hint.one(at);
+        for ((key, slot), f) in keys.iter_mut().zip(&mut slots).zip(frames) {
+            *key = wire::peek_udp_dst(f).map(FlowKey::from);
+            *slot = key.and_then(|k| self.flows.locate(k));
+            if let Some(s) = slot {
+                hint.line(s.addr());
             }
             n += 1;
         }
-        // Stage 1 above: the flow table entries. Stage 2: each packet's direction record (field
-        // addresses are computed, not loaded).
+        // Stage 2: the entries read; each packet's direction record (field addresses are
+        // computed, not loaded).
+        let mut found: Found = [None; 32];
         let mut flows = [None; 32];
-        for (f, k) in flows.iter_mut().zip(&keys[..n]) {
-            let Some(flow) = k.and_then(|k| self.flows.get(k)) else {
+        for ((out, f), (k, slot)) in found
+            .iter_mut()
+            .zip(&mut flows)
+            .zip(keys[..n].iter().zip(&slots))
+        {
+            let Some(k) = *k else { continue };
+            let flow = slot.and_then(FlowSlot::flow);
+            *out = Some((k, flow));
+            if !H::HINTS {
                 continue;
-            };
+            }
+            let Some(flow) = flow else { continue };
             let Some(pair) = self.media.get(flow.media as usize) else {
                 continue;
             };
@@ -87,6 +121,9 @@ impl Relay {
             hint.range(dir, std::mem::offset_of!(Direction, to) + DIRECTION_TO_HOT);
             hint.range(&dir.to.tx, size_of::<Option<TxCache>>());
             *f = Some(flow);
+        }
+        if !H::HINTS {
+            return found;
         }
         // Stage 3: the SRTP contexts, whose addresses the (now cached) direction records hold.
         let mut contexts: [[Option<&Context>; 2]; 32] = [[None; 2]; 32];
@@ -110,5 +147,6 @@ impl Relay {
                 hint.range(at, bytes.min(CONTEXT_HOT));
             }
         }
+        found
     }
 }
