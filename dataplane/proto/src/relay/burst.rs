@@ -109,6 +109,9 @@ impl Relay {
         // everything else is relayed at once, after the waiting packets of its call if it
         // has any (so the order of latching, statistics and SRTP state is the frames').
         let mut waiting = std::mem::take(&mut self.scratch.waiting);
+        // `waiting_media[k]`: the media pair of `waiting[k]`, side by side so that whether a
+        // call has packets waiting is a scan of a few lines, not of every waiting record.
+        let mut waiting_media = [0u32; CHUNK];
         for at in 0..frames.len() {
             let r = &mut frames[at];
             let (u, flow) = match self.classify(r.port, r.frame, r.len, now_ns, found[at]) {
@@ -118,10 +121,11 @@ impl Relay {
                 }
                 Classified::Udp(u, flow) => (u, flow),
             };
-            let call_waits = waiting.iter().any(|w| w.flow.media == flow.media);
+            let call_waits = waiting_media[..waiting.len()].contains(&flow.media);
             verdicts[at] = match self.first_pass(r, &u, flow, call_waits, now_ns) {
                 FirstPass::Staged(admitted, stage) => {
                     // (Within its capacity: a chunk holds at most `CHUNK` frames.)
+                    waiting_media[waiting.len()] = flow.media;
                     waiting.push(Waiting {
                         at,
                         u,
