@@ -59,15 +59,25 @@ fn refused(e: crate::session::SessionError) -> DpdkError {
     DpdkError::InvalidArgument(e.to_string())
 }
 
+/// The process's resident memory: ordinary pages (including transparent huge pages) and
+/// pages of the reserved hugepage pool, which the resident set size leaves out (a heap on
+/// `glibc.malloc.hugetlb=2` lives there).
 fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
+    let (ordinary, reserved) = resident_parts();
+    ordinary + reserved
+}
+
+/// The resident bytes on ordinary pages and on the reserved hugepage pool.
+fn resident_parts() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (kib("VmRSS:") * 1024, kib("HugetlbPages:") * 1024)
 }
 
 fn local(i: u32, side: u32) -> SocketAddrV4 {
@@ -471,14 +481,19 @@ pub fn memory_per_stream(streams: u32, srtp: bool, two_way: bool) -> Result<f64,
     } else {
         streams
     };
-    let before = resident_bytes();
+    let before = resident_parts();
     for i in 0..calls {
         relay
             .add_call(&call_spec(i, srtp, two_way))
             .map_err(refused)?;
     }
-    let streams = if two_way { 2 * calls } else { calls };
-    Ok(resident_bytes().saturating_sub(before) as f64 / f64::from(streams))
+    let streams = f64::from(if two_way { 2 * calls } else { calls });
+    let after = resident_parts();
+    let reserved = after.1.saturating_sub(before.1) as f64 / streams;
+    if reserved > 0.0 {
+        eprintln!("of which on the reserved hugepage pool: {reserved:.0} bytes per stream");
+    }
+    Ok((after.0 + after.1).saturating_sub(before.0 + before.1) as f64 / streams)
 }
 
 /// [`memory_per_stream`] in a fresh process: this binary's hidden `bench-memory` subcommand.

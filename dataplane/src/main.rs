@@ -220,11 +220,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(
-        cli.command,
-        Command::Run { .. } | Command::Bench { .. } | Command::BenchMemory { .. }
-    ) {
-        huge_pages_for_the_heap();
+    match &cli.command {
+        Command::Run { eal, .. } => {
+            huge_pages_for_the_heap(heap_pages(&eal_args_or_default(eal.clone())))
+        }
+        // The bench's default EAL arguments run without hugepages, as `run`'s do.
+        Command::Bench { eal, .. } if !eal.is_empty() => huge_pages_for_the_heap(heap_pages(eal)),
+        Command::Bench { .. } | Command::BenchMemory { .. } => {
+            huge_pages_for_the_heap(HeapPages::Transparent)
+        }
+        _ => {}
     }
     match run(cli) {
         Ok(code) => code,
@@ -235,15 +240,67 @@ fn main() -> ExitCode {
     }
 }
 
+/// Which huge pages the heap is to be backed with (glibc's `glibc.malloc.hugetlb`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeapPages {
+    /// Transparent huge pages (`1`): glibc advises the kernel to back the heap with huge pages
+    /// where it can (best effort: under fragmentation it gives ordinary pages).
+    Transparent,
+    /// The reserved hugepage pool (`2`, `MAP_HUGETLB`), which the EAL uses too; glibc takes
+    /// ordinary pages once the pool runs out.
+    Reserved,
+}
+
+/// [`HeapPages::Reserved`] when the EAL runs on hugepages (its arguments lack `--no-huge`)
+/// and the system's pool of the default size has free pages: the issue's "tables in
+/// hugepage memory when the EAL has hugepages". Otherwise transparent huge pages.
+fn heap_pages(eal_args: &[String]) -> HeapPages {
+    let pool_free = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("HugePages_Free:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    heap_pages_for(eal_args, pool_free)
+}
+
+/// [`heap_pages`] for a pool with `pool_free` free pages.
+fn heap_pages_for(eal_args: &[String], pool_free: u64) -> HeapPages {
+    let eal_on_hugepages = !eal_args.iter().any(|a| a == "--no-huge");
+    if eal_on_hugepages && pool_free > 0 {
+        HeapPages::Reserved
+    } else {
+        HeapPages::Transparent
+    }
+}
+
+/// What the heap runs on, for the bench's header: the tunable as this process got it.
+fn heap_pages_in_use() -> String {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    match tunables
+        .split(':')
+        .find_map(|t| t.strip_prefix("glibc.malloc.hugetlb="))
+    {
+        Some("1") => "heap: transparent huge pages (glibc.malloc.hugetlb=1)".into(),
+        Some("2") => "heap: the reserved hugepage pool (glibc.malloc.hugetlb=2)".into(),
+        Some(other) => format!("heap: glibc.malloc.hugetlb={other}"),
+        None => "heap: ordinary pages".into(),
+    }
+}
+
 /// The relay's tables (flows, calls, SRTP contexts) are read at random across gigabytes with
 /// a million streams; on 4 KB pages every packet then also misses the TLB and walks page
-/// tables. glibc (2.35 and later) backs `malloc`'s heap with transparent huge pages when the
-/// tunable `glibc.malloc.hugetlb=1` is set at start-up, which only the environment can do:
-/// so the process restarts itself once with it, keeping its PID and arguments. Measured
-/// (bench/RESULTS.md): SRTP re-key at 1 million streams 0.94 -> 1.20 Mpps. Skipped when
-/// `GLIBC_TUNABLES` already names it or `RELAY_NO_HUGE_HEAP=1`; a kernel with transparent
-/// huge pages off (`never`) simply ignores it.
-fn huge_pages_for_the_heap() {
+/// tables. glibc (2.35 and later) backs `malloc`'s heap with huge pages when the tunable
+/// `glibc.malloc.hugetlb` is set at start-up, which only the environment can do: so the
+/// process restarts itself once with it, keeping its PID and arguments. `pages` says which
+/// ([`heap_pages`]): transparent ones (measured in bench/RESULTS.md: SRTP re-key at 1 million
+/// streams 0.94 -> 1.20 Mpps), or, when the EAL runs on hugepages, the reserved pool the EAL
+/// draws from (glibc falls back to ordinary pages when it runs out). Skipped when
+/// `GLIBC_TUNABLES` already names the tunable or `RELAY_NO_HUGE_HEAP=1`; a kernel with
+/// transparent huge pages off (`never`) simply ignores the transparent kind.
+fn huge_pages_for_the_heap(pages: HeapPages) {
     use std::os::unix::process::CommandExt;
     const TUNABLE: &str = "glibc.malloc.hugetlb";
     let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
@@ -252,10 +309,14 @@ fn huge_pages_for_the_heap() {
     {
         return;
     }
+    let mode = match pages {
+        HeapPages::Transparent => 1,
+        HeapPages::Reserved => 2,
+    };
     let value = if tunables.is_empty() {
-        format!("{TUNABLE}=1")
+        format!("{TUNABLE}={mode}")
     } else {
-        format!("{tunables}:{TUNABLE}=1")
+        format!("{tunables}:{TUNABLE}={mode}")
     };
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| "relay-dataplane".into());
@@ -492,6 +553,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!("{}", bench::machine());
             println!("EAL arguments: {}", eal_args.join(" "));
+            println!("{}", heap_pages_in_use());
             let eal = Eal::init(eal_args).context("starting the DPDK EAL")?;
             let (pool, a, b) = ring_pair(&eal, "bench", 8191)?;
             if let Some(t) = testpmd {
@@ -650,5 +712,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heap_goes_to_the_reserved_pool_only_beside_an_eal_on_hugepages() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let on_hugepages = args(&["-l", "1", "--vdev=net_ring0"]);
+        let without = args(&["--no-huge", "-m", "256", "-l", "1"]);
+        assert_eq!(heap_pages_for(&on_hugepages, 512), HeapPages::Reserved);
+        assert_eq!(heap_pages_for(&on_hugepages, 0), HeapPages::Transparent);
+        assert_eq!(heap_pages_for(&without, 512), HeapPages::Transparent);
+        let defaults = eal_args_or_default(Vec::new());
+        assert_eq!(heap_pages_for(&defaults, 512), HeapPages::Transparent);
     }
 }
