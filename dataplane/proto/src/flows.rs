@@ -152,13 +152,6 @@ impl FlowTable {
         Some(FlowSlot(&map.entries[usize::from(key.port)]))
     }
 
-    /// The address of the entry a lookup of `key` reads (for prefetching); `None` if no flow
-    /// has `key`'s IP.
-    #[inline]
-    pub fn slot_addr(&self, key: FlowKey) -> Option<*const u8> {
-        self.locate(key).map(|s| s.addr())
-    }
-
     /// The flow of `key`.
     #[inline]
     pub fn get(&self, key: FlowKey) -> Option<FlowRef> {
@@ -271,14 +264,16 @@ mod tests {
         assert_eq!(t.get(at(0)), Some(flow(7)));
         assert_eq!(t.get(at(65535)), Some(flow(8)));
         assert_eq!(t.get(at(1)), None);
-        assert!(
-            t.slot_addr(at(1)).is_some(),
-            "a known IP's entry can be prefetched"
-        );
+        let vacant = t.locate(at(1)).expect("a known IP's entry can be found");
+        assert_eq!(vacant.flow(), None);
         assert_eq!(
-            t.slot_addr(SocketAddr::from(([198, 18, 0, 2], 1)).into()),
-            None
+            vacant.addr(),
+            t.locate(at(0)).expect("found").addr().wrapping_add(4),
+            "entries side by side, one per port"
         );
+        assert!(t
+            .locate(SocketAddr::from(([198, 18, 0, 2], 1)).into())
+            .is_none());
         assert_eq!(t.len(), 2);
     }
 
