@@ -38,6 +38,15 @@ fn pool_pages() -> Option<u64> {
     std::fs::read_to_string(POOL).ok()?.trim().parse().ok()
 }
 
+/// Gives the pool back to its size before the test when dropped, a failed assertion included.
+struct PoolBack(u64);
+
+impl Drop for PoolBack {
+    fn drop(&mut self) {
+        let _ = std::fs::write(POOL, self.0.to_string());
+    }
+}
+
 /// A heap on the reserved hugepage pool (`glibc.malloc.hugetlb=2`, what `run` chooses when
 /// the EAL runs on hugepages) is counted: the resident set size leaves those pages out. The
 /// test reserves 64 pages (128 MB) for itself and gives them back; where it may not (not
@@ -48,14 +57,14 @@ fn a_heap_on_reserved_hugepages_is_counted() {
         eprintln!("SKIPPED: no {POOL}");
         return;
     };
+    let back = PoolBack(had);
     if std::fs::write(POOL, (had + 64).to_string()).is_err() || pool_pages() != Some(had + 64) {
-        let _ = std::fs::write(POOL, had.to_string());
         eprintln!("SKIPPED: cannot reserve hugepages here ({POOL} not writable or no memory)");
         return;
     }
     let (two_way, said) =
         bytes_per_stream_with(&["--srtp", "--two-way"], Some("glibc.malloc.hugetlb=2"));
-    std::fs::write(POOL, had.to_string()).expect("the pool given back");
+    drop(back);
     assert_eq!(pool_pages(), Some(had), "the pool as it was");
     let reserved: f64 = said
         .lines()
