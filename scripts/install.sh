@@ -27,6 +27,7 @@ PACKAGES_ONLY=0
 TEST_DEPS=0
 BUILD=1
 HUGEPAGES=""
+HEAP_STREAMS=""
 BIND=()
 ISOLATE=""
 WRITE_GRUB=0
@@ -53,6 +54,9 @@ on request, prepares the host for DPDK. Safe to run again: finished steps are sk
   --no-build          do not build the release binaries
   --dry-run           print every action instead of doing it; nothing is changed
   --hugepages N       reserve N 2 MiB hugepages now and at every boot, mount hugetlbfs
+  --streams S         with --hugepages: reserve room in the pool for the relay's heap too, for S
+                      concurrent media streams (one 2 MiB page per 1,024 streams, about 2 KB
+                      each, above the 1.3-1.8 KB a SRTP stream measures), beyond the N for the EAL
   --bind PCI...       bind these NICs (e.g. 0000:03:00.0) to vfio-pci, persistently (driverctl);
                       refuses a NIC that carries the default route or an IP address, and a host
                       without an IOMMU
@@ -122,6 +126,8 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY_RUN=1 ;;
     --hugepages) [ $# -ge 2 ] || die "--hugepages needs a number of 2 MiB pages, e.g. --hugepages 1024"
       HUGEPAGES=$2; shift ;;
+    --streams) [ $# -ge 2 ] || die "--streams needs a number of concurrent media streams, e.g. --streams 1000000"
+      HEAP_STREAMS=$2; shift ;;
     --bind) shift
       while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do BIND+=("$1"); shift; done
       [ ${#BIND[@]} -gt 0 ] || die "--bind needs one or more PCI addresses, e.g. --bind 0000:03:00.0"
@@ -146,6 +152,11 @@ done
 # --- validation before any change ----------------------------------------------------------
 if [ -n "$HUGEPAGES" ] && ! [[ "$HUGEPAGES" =~ ^[0-9]+$ && "$HUGEPAGES" -ge 1 ]]; then
   die "--hugepages wants a positive number of 2 MiB pages, not '$HUGEPAGES' (e.g. --hugepages 1024 for 2 GiB)"
+fi
+if [ -n "$HEAP_STREAMS" ]; then
+  [ -n "$HUGEPAGES" ] || die "--streams sizes the hugepage pool: it goes with --hugepages N (the pages for the EAL)"
+  [[ "$HEAP_STREAMS" =~ ^[0-9]+$ && "$HEAP_STREAMS" -ge 1 && ${#HEAP_STREAMS} -le 9 ]] \
+    || die "--streams wants a number of concurrent media streams from 1 to 999999999, not '$HEAP_STREAMS' (e.g. --streams 1000000)"
 fi
 [ "$WRITE_GRUB" = 0 ] || [ -n "$ISOLATE" ] || die "--write-grub needs --isolate CORES"
 if [ -n "$PKTGEN_SRC" ]; then
@@ -299,8 +310,19 @@ install_pktgen() {
 
 # --- hugepages ------------------------------------------------------------------------------
 setup_hugepages() {
-  local n=$1
-  write_file "$ETC/sysctl.d/80-relay-hugepages.conf" "# Reserved for the relay's DPDK data plane (scripts/install.sh --hugepages).
+  local n=$1 streams=${2:-} split=
+  # With the EAL on hugepages the data plane puts its heap (calls, SRTP contexts, flows) on the
+  # same pool (glibc.malloc.hugetlb=2, README "Memory"); glibc falls back to ordinary pages when
+  # the pool runs out, so the room is for speed, not correctness.
+  if [ -n "$streams" ]; then
+    local heap=$(((streams + 1023) / 1024))
+    split="$n hugepages for the EAL + $heap for the heap of $streams streams = $((n + heap))"
+    note "$split"
+    split="
+# $split (--streams)"
+    n=$((n + heap))
+  fi
+  write_file "$ETC/sysctl.d/80-relay-hugepages.conf" "# Reserved for the relay's DPDK data plane (scripts/install.sh --hugepages).$split
 vm.nr_hugepages = $n"
   local current
   current=$(cat "$PROC/sys/vm/nr_hugepages" 2>/dev/null || echo 0)
@@ -527,7 +549,7 @@ install_rust
 [ "$PACKAGES_ONLY" = 1 ] && { note "packages done"; exit 0; }
 [ "$BUILD" = 0 ] || build_release
 [ "$WITH_PKTGEN" = 0 ] || install_pktgen
-[ -z "$HUGEPAGES" ] || setup_hugepages "$HUGEPAGES"
+[ -z "$HUGEPAGES" ] || setup_hugepages "$HUGEPAGES" "$HEAP_STREAMS"
 for pci in "${BIND[@]}"; do bind_nic "$pci"; done
 [ -z "$ISOLATE" ] || setup_isolation
 [ "$SYSTEMD" = 0 ] || setup_systemd

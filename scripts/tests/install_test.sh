@@ -88,6 +88,12 @@ else
 fi
 
 # Refusals, each with what to do.
+expect "--streams adds the heap's pages to the pool" 0 "vm.nr_hugepages = 610" -- \
+  "$INSTALL" --dry-run --no-build --hugepages 512 --streams 100000
+expect "--streams says how it sized the pool" 0 "512 hugepages for the EAL \+ 98 for the heap of 100000 streams = 610" -- \
+  "$INSTALL" --dry-run --no-build --hugepages 512 --streams 100000
+expect "--streams alone is refused" 2 "goes with --hugepages N" -- "$INSTALL" --dry-run --no-build --streams 1000
+expect "--streams must be a number" 2 "from 1 to 999999999, not 'many'" -- "$INSTALL" --dry-run --no-build --hugepages 512 --streams many
 expect "hugepages must be a number" 2 "positive number of 2 MiB pages, not 'lots'" -- "$INSTALL" --dry-run --hugepages lots
 expect "isolating a missing core" 2 "core $NCPUS does not exist" -- "$INSTALL" --dry-run --isolate "$NCPUS"
 expect "isolating core 0" 2 "keep core 0 for the kernel" -- "$INSTALL" --dry-run --isolate 0
