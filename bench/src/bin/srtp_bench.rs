@@ -29,8 +29,8 @@ struct Args {
     /// Timed passes per figure; the best is reported.
     #[arg(long, default_value_t = 3)]
     passes: usize,
-    /// Only these suites (SDES names); default all.
-    #[arg(long)]
+    /// Only these suites (SDES names, comma-separated or the option repeated); default all.
+    #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
     /// Skip the dpdk-test-crypto-perf reference.
     #[arg(long)]
