@@ -188,8 +188,8 @@ fn every_mode_and_suite_through_net_pcap() {
         assert!(u.src.is_ipv4());
         assert!(wire::udp_checksum_ok(&data, &u));
         assert_eq!(u.dst, callee.into());
-        assert_eq!(u.l2.src, RELAY_MAC);
-        assert_eq!(u.l2.dst, [2, 0, 0, 0, 0, 0x20]);
+        assert_eq!(wire::parse_l2(&data).unwrap().src, RELAY_MAC);
+        assert_eq!(wire::parse_l2(&data).unwrap().dst, [2, 0, 0, 0, 0, 0x20]);
         by_call
             .entry(u.src.port())
             .or_default()

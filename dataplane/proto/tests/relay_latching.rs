@@ -63,7 +63,7 @@ fn latching_learns_only_from_authenticated_packets_and_strict_source_holds() {
     h.now_ns = 4;
     let (port, u, _) = forwarded(h.process(1, &mut buf, len), &buf);
     assert_eq!(
-        (port, u.dst, u.l2.dst),
+        (port, u.dst, relay_proto::wire::parse_l2(&buf).unwrap().dst),
         (0, addr("203.0.113.5:31000"), GW_MAC)
     );
     // Strict source: a genuine packet from elsewhere is refused after latching.

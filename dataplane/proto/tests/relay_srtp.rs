@@ -33,8 +33,18 @@ fn every_mode_and_suite_relays_and_rewrites() {
                     (u.src, u.dst),
                     (addr("198.19.0.1:40002"), addr("198.19.0.20:6000"))
                 );
-                assert_eq!(u.l2.vlan, Some(42), "tagged for port 1");
-                assert_eq!((u.l2.src, u.l2.dst), (PORT1_MAC, CALLEE_MAC));
+                assert_eq!(
+                    wire::parse_l2(&buf).unwrap().vlan,
+                    Some(42),
+                    "tagged for port 1"
+                );
+                assert_eq!(
+                    (
+                        wire::parse_l2(&buf).unwrap().src,
+                        wire::parse_l2(&buf).unwrap().dst
+                    ),
+                    (PORT1_MAC, CALLEE_MAC)
+                );
                 let got = callee
                     .open(payload)
                     .unwrap_or_else(|e| panic!("{sin:?}->{sout:?}: {e}"));
@@ -300,7 +310,7 @@ fn ipv6_legs_and_ipv4_to_ipv6_interworking() {
                 (1, addr(b_local), addr(b_peer)),
                 "{a_local} -> {b_local}"
             );
-            assert_eq!(u.l2.vlan, Some(42));
+            assert_eq!(wire::parse_l2(&buf).unwrap().vlan, Some(42));
             assert_eq!(callee.open(payload).unwrap(), plain);
         }
     }

@@ -77,7 +77,7 @@ proptest! {
         prop_assert_eq!(body, &payload[..]);
         // The relay's view of the same frame, and the peek used for prefetch and dispatch.
         let u = wire::parse_udp(&frame).unwrap();
-        prop_assert_eq!((u.src, u.dst, u.l2.vlan, u.payload_len), (src, dst, l2.vlan, payload.len()));
+        prop_assert_eq!((u.src, u.dst, wire::parse_l2(&frame).unwrap().vlan, u.payload_len), (src, dst, l2.vlan, payload.len()));
         prop_assert_eq!(wire::peek_udp_dst(&frame), Some(dst));
     }
 

@@ -121,11 +121,11 @@ impl Relay {
                 }
                 Classified::Udp(u, flow) => (u, flow),
             };
-            let call_waits = waiting_media[..waiting.len()].contains(&flow.media);
+            let call_waits = waiting_media[..waiting.len()].contains(&flow.media());
             verdicts[at] = match self.first_pass(r, &u, flow, call_waits, now_ns) {
                 FirstPass::Staged(admitted, stage) => {
                     // (Within its capacity: a chunk holds at most `CHUNK` frames.)
-                    waiting_media[waiting.len()] = flow.media;
+                    waiting_media[waiting.len()] = flow.media();
                     waiting.push(Waiting {
                         at,
                         u,
@@ -352,8 +352,8 @@ impl Relay {
             };
             let ctx = self
                 .media
-                .get(w.flow.media as usize)
-                .map(|m| &m.dirs[usize::from(w.flow.side)])
+                .get(w.flow.media() as usize)
+                .map(|m| &m.dirs[usize::from(w.flow.side())])
                 .and_then(|d| match side {
                     Side::Receive => d.from.receive.as_deref(),
                     Side::Send => d.to.send.as_deref(),

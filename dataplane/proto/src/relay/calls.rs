@@ -150,14 +150,8 @@ impl Relay {
             slots.push(slot);
         }
         for (addr, i, side, rtcp_port) in addrs {
-            self.flows.insert(
-                addr.into(),
-                FlowRef {
-                    media: slots[i],
-                    side,
-                    rtcp_port,
-                },
-            );
+            self.flows
+                .insert(addr.into(), FlowRef::new(slots[i], side, rtcp_port));
         }
         self.calls.insert(spec.id.as_str().into(), slots);
         for m in &spec.media {
@@ -219,7 +213,7 @@ impl Relay {
             let taken_by_other = self
                 .flows
                 .get((*a).into())
-                .is_some_and(|f| !own.contains(&f.media));
+                .is_some_and(|f| !own.contains(&f.media()));
             if taken_by_other || addrs[..i].iter().any(|(b, ..)| b == a) {
                 return Err(SessionError::AddressInUse(*a));
             }

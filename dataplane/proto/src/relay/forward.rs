@@ -55,7 +55,7 @@ pub(super) fn check_source(
     flow: FlowRef,
     u: &wire::Udp,
 ) -> Result<(), DropReason> {
-    let expected = if flow.rtcp_port {
+    let expected = if flow.rtcp_port() {
         inb.remote_rtcp
     } else {
         inb.remote
@@ -159,8 +159,8 @@ impl Relay {
                 v
             }
             Err(reason) => {
-                if let Some(m) = self.media.get_mut(flow.media as usize) {
-                    let count = &mut m.drops[usize::from(flow.side)][reason.index()];
+                if let Some(m) = self.media.get_mut(flow.media() as usize) {
+                    let count = &mut m.drops[usize::from(flow.side())][reason.index()];
                     *count = count.saturating_add(1);
                 }
                 self.drop(reason)
@@ -181,14 +181,14 @@ impl Relay {
             ..
         } = self;
         let media = media
-            .get_mut(flow.media as usize)
+            .get_mut(flow.media() as usize)
             .filter(|m| m.live)
             .ok_or(DropReason::UnknownFlow)?;
         let Media {
             dirs, locals, rtcp, ..
         } = media;
         let (first, second) = dirs.split_at_mut(1);
-        let (here, back) = if flow.side == 0 {
+        let (here, back) = if flow.side() == 0 {
             (&mut first[0], &mut second[0])
         } else {
             (&mut second[0], &mut first[0])
@@ -278,7 +278,7 @@ impl Path<'_> {
         }
         //= https://www.rfc-editor.org/rfc/rfc5761#section-4
         //# RTCP packet types in the ranges 194-223 and 192-193 ... payload types 64-95
-        let is_rtcp = flow.rtcp_port
+        let is_rtcp = flow.rtcp_port()
             || (self.rtcp_mode == RtcpMode::Mux && (192..=223).contains(&frame[u.payload + 1]));
         Ok(Admitted {
             carried_sum,
@@ -323,7 +323,7 @@ impl Path<'_> {
     ) {
         let inb = &mut self.here.from;
         if !inb.latched || !inb.strict {
-            let changed = if flow.rtcp_port {
+            let changed = if flow.rtcp_port() {
                 inb.set_remote(true, u.src)
             } else {
                 !inb.latched && inb.set_remote(false, u.src)
@@ -382,7 +382,7 @@ impl Path<'_> {
         let fresh = |c: &TxCache| c.neighbour_gen == neighbour_gen && c.expires_ns > now_ns;
         let built;
         let cache: &TxCache = match &self.here.to.tx {
-            Some(c) if !flow.rtcp_port && fresh(c) => c,
+            Some(c) if !flow.rtcp_port() && fresh(c) => c,
             _ => {
                 let peer = (
                     self.back.from.remote.map(SocketAddr::from),
@@ -390,16 +390,16 @@ impl Path<'_> {
                 );
                 // (Only here: the local addresses are in a line no other packet reads.)
                 let c = build_tx(
-                    self.locals[1 - usize::from(flow.side)].into(),
+                    self.locals[1 - usize::from(flow.side())].into(),
                     peer,
-                    flow.rtcp_port,
+                    flow.rtcp_port(),
                     self.ports,
                     self.neighbours,
                     now_ns,
                     self.pending_arp,
                 )?;
                 built = TxCache { neighbour_gen, ..c };
-                if !flow.rtcp_port {
+                if !flow.rtcp_port() {
                     self.here.to.tx = Some(built);
                 }
                 &built

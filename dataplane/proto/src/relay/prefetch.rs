@@ -111,10 +111,10 @@ impl Relay {
                 continue;
             }
             let Some(flow) = flow else { continue };
-            let Some(pair) = self.media.get(flow.media as usize) else {
+            let Some(pair) = self.media.get(flow.media() as usize) else {
                 continue;
             };
-            let dir = &pair.dirs[usize::from(flow.side)];
+            let dir = &pair.dirs[usize::from(flow.side())];
             hint.one(&pair.live);
             // The arriving leg's receiving side, the leaving leg's context and counters, and
             // the headers this packet will get: one run of lines.
@@ -129,10 +129,10 @@ impl Relay {
         let mut contexts: [[Option<&Context>; 2]; 32] = [[None; 2]; 32];
         for (c, flow) in contexts.iter_mut().zip(&flows[..n]) {
             let Some(flow) = flow else { continue };
-            let Some(pair) = self.media.get(flow.media as usize).filter(|m| m.live) else {
+            let Some(pair) = self.media.get(flow.media() as usize).filter(|m| m.live) else {
                 continue;
             };
-            let dir = &pair.dirs[usize::from(flow.side)];
+            let dir = &pair.dirs[usize::from(flow.side())];
             for (slot, keyed) in c.iter_mut().zip([&dir.from.receive, &dir.to.send]) {
                 if let Some(keyed) = keyed {
                     let (at, bytes) = keyed.hot_fields();

@@ -14,11 +14,11 @@ use super::{WireError, IPPROTO_UDP};
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
-/// A UDP datagram over IPv4 or IPv6 inside a frame: offsets and addresses.
+/// A UDP datagram over IPv4 or IPv6 inside a frame: offsets and addresses. (The frame's
+/// layer-2 header is [`parse_l2`]'s: the relay's path reads it once and needs none of it
+/// afterwards, so it is not carried here.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Udp {
-    /// The layer-2 header.
-    pub l2: L2,
     /// Offset of the UDP header.
     pub l4: usize,
     /// Offset of the UDP payload.
@@ -40,6 +40,7 @@ pub fn parse_udp(frame: &[u8]) -> Result<Udp, WireError> {
 
 /// [`parse_udp`] for a frame whose layer-2 header is already parsed (the relay's path: the
 /// Ethernet header is read once per frame).
+#[inline(always)]
 pub fn parse_udp_after(frame: &[u8], l2: &L2) -> Result<Udp, WireError> {
     let l2 = *l2;
     match l2.ethertype {
@@ -56,7 +57,6 @@ pub fn parse_udp_after(frame: &[u8], l2: &L2) -> Result<Udp, WireError> {
             }
             let ip = &frame[l2.l3..];
             Ok(Udp {
-                l2,
                 l4,
                 payload: l4 + 8,
                 payload_len: udp_len - 8,
@@ -83,7 +83,6 @@ pub fn parse_udp_after(frame: &[u8], l2: &L2) -> Result<Udp, WireError> {
             }
             let ip = &frame[l2.l3..];
             Ok(Udp {
-                l2,
                 l4,
                 payload: l4 + 8,
                 payload_len: udp_len - 8,
@@ -292,14 +291,15 @@ pub fn write_udp_with(
 /// Checks a UDP frame of either family (lengths, the IPv4 header checksum and the UDP
 /// checksum, which only IPv4 may leave out) and returns its addresses and payload.
 pub fn parse_udp_checked(frame: &[u8]) -> Result<(UdpEndpoints, &[u8]), WireError> {
-    let u = parse_udp(frame)?;
+    let l2 = parse_l2(frame)?;
+    let u = parse_udp_after(frame, &l2)?;
     if !udp_checksum_ok(frame, &u) {
         return Err(WireError::Malformed);
     }
     let ends = UdpEndpoints {
-        src_mac: u.l2.src,
-        dst_mac: u.l2.dst,
-        vlan: u.l2.vlan,
+        src_mac: l2.src,
+        dst_mac: l2.dst,
+        vlan: l2.vlan,
         src: u.src,
         dst: u.dst,
     };
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(v.dst, "198.19.0.20:6000".parse().unwrap());
         assert_eq!(&buf[v.payload..v.payload + v.payload_len], b"goodbye");
         assert!(udp_checksum_ok(&buf[..m], &v));
-        assert_eq!(v.l2.dst, [2, 0, 0, 0, 0, 4]);
+        assert_eq!(parse_l2(&buf[..m]).unwrap().dst, [2, 0, 0, 0, 0, 4]);
     }
 
     #[test]
@@ -420,7 +420,12 @@ mod tests {
             let n = emit_udp(&mut frame, 100, 5, &l2, src, dst).unwrap();
             let u = parse_udp(&frame[..n]).unwrap();
             assert_eq!(
-                (u.src, u.dst, u.l2.vlan, u.payload_len),
+                (
+                    u.src,
+                    u.dst,
+                    parse_l2(&frame[..n]).unwrap().vlan,
+                    u.payload_len
+                ),
                 (src, dst, Some(7), 5)
             );
             assert_eq!(&frame[u.payload..u.payload + 5], b"media");
