@@ -117,6 +117,7 @@ impl Context {
     /// First stage of [`Context::unprotect_rtp`]: parses `packet`, estimates its index and
     /// checks it, the key's lifetime and the MKI against the current state; changes nothing.
     /// `Ok(None)` for AEAD suites (use `unprotect_rtp`).
+    #[inline]
     pub fn stage_unprotect_rtp(&self, packet: &[u8]) -> Result<Option<StagedRtp>, SrtpError> {
         if self.suite.is_aead() {
             return Ok(None);
@@ -210,6 +211,7 @@ impl Context {
 /// with [`Context::protect_rtp`]), or the outbound error (the inbound packet was accepted;
 /// the payload is then unspecified). The outer error is the inbound one; nothing changed.
 #[allow(clippy::type_complexity)]
+#[inline]
 pub fn finish_rekey_rtp(
     inbound: &mut Context,
     staged: &StagedRtp,
@@ -272,6 +274,7 @@ impl Context {
     /// [`Context::stage_protect_rtp`] without the encryption: checks and commits the index of
     /// `buf[..len]` for an AES-CM suite and returns its stage (`Ok(None)` for AEAD); the
     /// caller encrypts the payload with this context's keystream at the stage's index.
+    #[inline(always)]
     fn plan_protect_only(
         &mut self,
         buf: &mut [u8],
