@@ -13,7 +13,8 @@ pub struct RtpReceiveStats {
     cycles: u32,
     received: u64,
     transit: i64,
-    jitter: f64,
+    /// The jitter times 16, in RTP timestamp units (RFC 3550 A.8's integer form).
+    jitter_x16: u64,
 }
 
 impl RtpReceiveStats {
@@ -46,15 +47,13 @@ impl RtpReceiveStats {
         // else: duplicate or reordered within MAX_MISORDER: counted, max unchanged.
         self.received += 1;
         //= https://www.rfc-editor.org/rfc/rfc3550#appendix-A.8
-        //# int transit = arrival - r->ts;
-        //# int d = transit - s->transit;
-        //# s->transit = transit;
-        //# if (d < 0) d = -d;
-        //# s->jitter += (1./16.) * ((double)d - s->jitter);
+        //# s->jitter += d - ((s->jitter + 8) >> 4);
+        // A.8's integer form, the estimate kept scaled by 16 against round-off:
+        // no floating point on the packet path, the same estimate within rounding.
         let transit = i64::from(arrival.wrapping_sub(ts) as i32);
-        let d = (transit - self.transit).abs();
+        let d = (transit - self.transit).unsigned_abs();
         self.transit = transit;
-        self.jitter += (d as f64 - self.jitter) / 16.0;
+        self.jitter_x16 = self.jitter_x16 + d - ((self.jitter_x16 + 8) >> 4);
     }
 
     /// Packets expected from the highest sequence number seen (RFC 3550 A.3).
@@ -77,7 +76,7 @@ impl RtpReceiveStats {
 
     /// Interarrival jitter in RTP timestamp units.
     pub fn jitter(&self) -> f64 {
-        self.jitter
+        self.jitter_x16 as f64 / 16.0
     }
 }
 
@@ -113,5 +112,33 @@ mod tests {
             s.update(i as u16, i * 160, i * 160 + late);
         }
         assert!((s.jitter() - 80.0).abs() < 1.0, "{}", s.jitter());
+    }
+
+    /// The integer estimate stays within one timestamp unit of A.8's floating-point one on
+    /// random arrival times.
+    #[test]
+    fn integer_jitter_tracks_the_floating_point_form() {
+        let mut s = RtpReceiveStats::default();
+        let (mut reference, mut last_transit) = (0.0f64, 0i64);
+        let mut x = 0x2545_f491u32;
+        for i in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // Delays of up to 2,000 units, a few of them much longer.
+            let late = if x % 97 == 0 { x % 50_000 } else { x % 2_000 };
+            let (ts, arrival) = (i * 160, i * 160 + late);
+            s.update(i as u16, ts, arrival);
+            let transit = i64::from(arrival.wrapping_sub(ts) as i32);
+            if i > 0 {
+                reference += ((transit - last_transit).abs() as f64 - reference) / 16.0;
+            }
+            last_transit = transit;
+            assert!(
+                (s.jitter() - reference).abs() < 1.0,
+                "packet {i}: {} against {reference}",
+                s.jitter()
+            );
+        }
     }
 }
