@@ -126,7 +126,11 @@ mod tests {
             x ^= x >> 17;
             x ^= x << 5;
             // Delays of up to 2,000 units, a few of them much longer.
-            let late = if x % 97 == 0 { x % 50_000 } else { x % 2_000 };
+            let late = if x.is_multiple_of(97) {
+                x % 50_000
+            } else {
+                x % 2_000
+            };
             let (ts, arrival) = (i * 160, i * 160 + late);
             s.update(i as u16, ts, arrival);
             let transit = i64::from(arrival.wrapping_sub(ts) as i32);
