@@ -155,7 +155,7 @@ if [ -n "$HUGEPAGES" ] && ! [[ "$HUGEPAGES" =~ ^[0-9]+$ && "$HUGEPAGES" -ge 1 ]]
 fi
 if [ -n "$HEAP_STREAMS" ]; then
   [ -n "$HUGEPAGES" ] || die "--streams sizes the hugepage pool: it goes with --hugepages N (the pages for the EAL)"
-  [[ "$HEAP_STREAMS" =~ ^[0-9]+$ && "$HEAP_STREAMS" -ge 1 && ${#HEAP_STREAMS} -le 9 ]] \
+  [[ "$HEAP_STREAMS" =~ ^[1-9][0-9]{0,8}$ ]] \
     || die "--streams wants a number of concurrent media streams from 1 to 999999999, not '$HEAP_STREAMS' (e.g. --streams 1000000)"
 fi
 [ "$WRITE_GRUB" = 0 ] || [ -n "$ISOLATE" ] || die "--write-grub needs --isolate CORES"

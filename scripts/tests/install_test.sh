@@ -92,6 +92,8 @@ expect "--streams adds the heap's pages to the pool" 0 "vm.nr_hugepages = 610" -
   "$INSTALL" --dry-run --no-build --hugepages 512 --streams 100000
 expect "--streams says how it sized the pool" 0 "512 hugepages for the EAL \+ 98 for the heap of 100000 streams = 610" -- \
   "$INSTALL" --dry-run --no-build --hugepages 512 --streams 100000
+expect "--streams with a leading zero is refused (not read as octal)" 2 "not '0123'" -- \
+  "$INSTALL" --dry-run --no-build --hugepages 512 --streams 0123
 expect "--streams alone is refused" 2 "goes with --hugepages N" -- "$INSTALL" --dry-run --no-build --streams 1000
 expect "--streams must be a number" 2 "from 1 to 999999999, not 'many'" -- "$INSTALL" --dry-run --no-build --hugepages 512 --streams many
 expect "hugepages must be a number" 2 "positive number of 2 MiB pages, not 'lots'" -- "$INSTALL" --dry-run --hugepages lots

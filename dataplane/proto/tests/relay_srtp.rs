@@ -33,18 +33,9 @@ fn every_mode_and_suite_relays_and_rewrites() {
                     (u.src, u.dst),
                     (addr("198.19.0.1:40002"), addr("198.19.0.20:6000"))
                 );
-                assert_eq!(
-                    wire::parse_l2(&buf).unwrap().vlan,
-                    Some(42),
-                    "tagged for port 1"
-                );
-                assert_eq!(
-                    (
-                        wire::parse_l2(&buf).unwrap().src,
-                        wire::parse_l2(&buf).unwrap().dst
-                    ),
-                    (PORT1_MAC, CALLEE_MAC)
-                );
+                let l2 = wire::parse_l2(&buf).unwrap();
+                assert_eq!(l2.vlan, Some(42), "tagged for port 1");
+                assert_eq!((l2.src, l2.dst), (PORT1_MAC, CALLEE_MAC));
                 let got = callee
                     .open(payload)
                     .unwrap_or_else(|e| panic!("{sin:?}->{sout:?}: {e}"));
