@@ -28,18 +28,18 @@ pub struct StagedRtp {
     body_end: usize,
     /// Where the payload starts.
     header: usize,
-    roc: u32,
+    /// The packet index, `2^16 * ROC + SEQ` (RFC 3711 section 3.3.1): both are read from it,
+    /// so the record stays small (the relay moves one per packet through its burst).
     index: u64,
     ssrc: u32,
-    seq: u16,
-    tag_len: usize,
+    tag_len: u8,
 }
 
 impl std::fmt::Debug for StagedRtp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StagedRtp")
             .field("ssrc", &self.ssrc)
-            .field("seq", &self.seq)
+            .field("seq", &self.seq())
             .finish_non_exhaustive()
     }
 }
@@ -60,7 +60,7 @@ pub fn staged_tags(staged: &[(&Context, &StagedRtp, &[u8])], tags: &mut [[u8; 20
         const MAX: usize = 32;
         for (chunk, tags) in staged[..n].chunks(MAX).zip(tags.chunks_mut(MAX)) {
             let rocs: [[u8; 4]; MAX] =
-                std::array::from_fn(|k| chunk[k.min(chunk.len() - 1)].1.roc.to_be_bytes());
+                std::array::from_fn(|k| chunk[k.min(chunk.len() - 1)].1.roc().to_be_bytes());
             let items: [(&HmacSha1, &[u8], &[u8]); MAX] = std::array::from_fn(|k| {
                 let k = k.min(chunk.len() - 1);
                 let (c, a, p) = chunk[k];
@@ -81,14 +81,18 @@ pub fn staged_tags(staged: &[(&Context, &StagedRtp, &[u8])], tags: &mut [[u8; 20
             (Some(ka), Some(kb)) => HmacSha1::mac2(
                 ka,
                 &pa[..a.body_end],
-                &a.roc.to_be_bytes(),
+                &a.roc().to_be_bytes(),
                 kb,
                 &pb[..b.body_end],
-                &b.roc.to_be_bytes(),
+                &b.roc().to_be_bytes(),
             ),
             (ka, kb) => (
-                ka.map_or([0; 20], |k| k.mac(&pa[..a.body_end], &a.roc.to_be_bytes())),
-                kb.map_or([0; 20], |k| k.mac(&pb[..b.body_end], &b.roc.to_be_bytes())),
+                ka.map_or([0; 20], |k| {
+                    k.mac(&pa[..a.body_end], &a.roc().to_be_bytes())
+                }),
+                kb.map_or([0; 20], |k| {
+                    k.mac(&pb[..b.body_end], &b.roc().to_be_bytes())
+                }),
             ),
         };
         tags[i] = ta;
@@ -97,19 +101,32 @@ pub fn staged_tags(staged: &[(&Context, &StagedRtp, &[u8])], tags: &mut [[u8; 20
     }
     if i < n {
         let (c, a, p) = staged[i];
-        tags[i] = auth(c).map_or([0; 20], |k| k.mac(&p[..a.body_end], &a.roc.to_be_bytes()));
+        tags[i] = auth(c).map_or([0; 20], |k| k.mac(&p[..a.body_end], &a.roc().to_be_bytes()));
     }
 }
 
 impl StagedRtp {
+    /// The rollover counter the packet's tag covers.
+    #[inline]
+    fn roc(&self) -> u32 {
+        (self.index >> 16) as u32
+    }
+
+    /// The packet's sequence number.
+    #[inline]
+    fn seq(&self) -> u16 {
+        self.index as u16
+    }
+
     /// Completes a staged protect: writes the MKI and the first bytes of `tag` (from
     /// [`staged_tags`]) after the packet, returns the SRTP length.
     pub fn finish_protect(&self, ctx: &Context, buf: &mut [u8], tag: &[u8; 20]) -> usize {
         let len = self.body_end;
         let mki_len = ctx.mki_len();
         ctx.write_mki(&mut buf[len..len + mki_len]);
-        buf[len + mki_len..len + mki_len + self.tag_len].copy_from_slice(&tag[..self.tag_len]);
-        len + mki_len + self.tag_len
+        let tag_len = usize::from(self.tag_len);
+        buf[len + mki_len..len + mki_len + tag_len].copy_from_slice(&tag[..tag_len]);
+        len + mki_len + tag_len
     }
 }
 
@@ -129,11 +146,9 @@ impl Context {
         Ok(Some(StagedRtp {
             body_end,
             header: plan.header,
-            roc: plan.roc,
             index: plan.index,
             ssrc: plan.ssrc,
-            seq: plan.seq,
-            tag_len,
+            tag_len: tag_len as u8,
         }))
     }
 
@@ -148,8 +163,8 @@ impl Context {
         packet: &mut [u8],
         tag: &[u8; 20],
     ) -> Result<usize, SrtpError> {
-        let (roc, index) = self.rtp_index(staged.ssrc, staged.seq)?;
-        if (roc, index) != (staged.roc, staged.index) {
+        let (roc, index) = self.rtp_index(staged.ssrc, staged.seq())?;
+        if (roc, index) != (staged.roc(), staged.index) {
             // Packets finished since moved this SSRC's estimate (across a wrap): the tag was
             // made with another ROC. Redo the packet alone; its bytes are still untouched.
             return self.unprotect_rtp(packet);
@@ -158,9 +173,8 @@ impl Context {
             return Err(SrtpError::KeyExpired);
         }
         let len = packet.len();
-        if len < staged.tag_len
-            || !tags_match(&tag[..staged.tag_len], &packet[len - staged.tag_len..])
-        {
+        let tag_len = usize::from(staged.tag_len);
+        if len < tag_len || !tags_match(&tag[..tag_len], &packet[len - tag_len..]) {
             return Err(SrtpError::AuthFailed);
         }
         let Transform::Cm { cipher, salt, .. } = &self.srtp else {
@@ -220,9 +234,9 @@ pub fn finish_rekey_rtp(
     packet: &mut [u8],
     len: usize,
 ) -> Result<(usize, Result<Option<StagedRtp>, SrtpError>), SrtpError> {
-    let (roc, index) = inbound.rtp_index(staged.ssrc, staged.seq)?;
+    let (roc, index) = inbound.rtp_index(staged.ssrc, staged.seq())?;
     let received = packet.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?;
-    if (roc, index) != (staged.roc, staged.index) {
+    if (roc, index) != (staged.roc(), staged.index) {
         // As in `finish_unprotect_rtp`: redone alone, then protected as usual.
         let plain = inbound.unprotect_rtp(received)?;
         return Ok((plain, outbound.stage_protect_rtp(packet, plain)));
@@ -230,9 +244,8 @@ pub fn finish_rekey_rtp(
     if inbound.srtp_count >= inbound.srtp_limit {
         return Err(SrtpError::KeyExpired);
     }
-    if len < staged.tag_len
-        || !tags_match(&tag[..staged.tag_len], &received[len - staged.tag_len..])
-    {
+    let tag_len = usize::from(staged.tag_len);
+    if len < tag_len || !tags_match(&tag[..tag_len], &received[len - tag_len..]) {
         return Err(SrtpError::AuthFailed);
     }
     let slot = inbound.slot(staged.ssrc);
@@ -289,11 +302,9 @@ impl Context {
         Ok(Some(StagedRtp {
             body_end: len,
             header: plan.header,
-            roc: plan.roc,
             index: plan.index,
             ssrc: plan.ssrc,
-            seq: plan.seq,
-            tag_len: self.suite.srtp_tag_len(),
+            tag_len: self.suite.srtp_tag_len() as u8,
         }))
     }
 }
