@@ -1,6 +1,8 @@
 //! A profiling loop for the relay core alone (no DPDK, no generator on the clock):
 //! `cargo test --release -p relay-proto --test relay_profile -- --ignored --nocapture`
 //! under `perf record`. Not a check: benchmarks live in `relay-dataplane bench`.
+//! `RELAY_PROFILE_CALLS` (default 1000), `RELAY_PROFILE_HOT=1` (frames in cache) and
+//! `RELAY_PROFILE_PLAIN=1` (plain RTP) choose what is profiled.
 
 mod util;
 

@@ -164,8 +164,8 @@ impl Context {
         tag: &[u8; 20],
     ) -> Result<usize, SrtpError> {
         let (roc, index) = self.rtp_index(staged.ssrc, staged.seq())?;
-        if (roc, index) != (staged.roc(), staged.index) {
-            // Packets finished since moved this SSRC's estimate (across a wrap): the tag was
+        if index != staged.index {
+            // (The index holds the ROC.) Packets finished since moved this SSRC's estimate (across a wrap): the tag was
             // made with another ROC. Redo the packet alone; its bytes are still untouched.
             return self.unprotect_rtp(packet);
         }
@@ -236,7 +236,7 @@ pub fn finish_rekey_rtp(
 ) -> Result<(usize, Result<Option<StagedRtp>, SrtpError>), SrtpError> {
     let (roc, index) = inbound.rtp_index(staged.ssrc, staged.seq())?;
     let received = packet.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?;
-    if (roc, index) != (staged.roc(), staged.index) {
+    if index != staged.index {
         // As in `finish_unprotect_rtp`: redone alone, then protected as usual.
         let plain = inbound.unprotect_rtp(received)?;
         return Ok((plain, outbound.stage_protect_rtp(packet, plain)));
