@@ -6,6 +6,12 @@
 //!
 //! Packets are 172 bytes of RTP (12-byte header + 160 bytes of G.711, 20 ms). Each timed pass
 //! uses fresh packets (replay protection would refuse repeats) prepared outside the timing.
+//!
+//! A figure is taken in `--rounds` rounds, each the reference then the engine, one after the
+//! other: on a shared host the rate a core's vector units give moves by a third from one second
+//! to the next (another tenant on the sibling thread), and both sides feel it alike only when
+//! measured close together. Each round gives a ratio; printed are the median rate and the
+//! median of the rounds' ratios with their range.
 
 use std::process::Command;
 use std::time::Instant;
@@ -26,9 +32,12 @@ struct Args {
     /// Packets per timed pass.
     #[arg(long, default_value_t = 200_000)]
     packets: usize,
-    /// Timed passes per figure; the best is reported.
+    /// Timed passes per figure and round; the best is the round's figure.
     #[arg(long, default_value_t = 3)]
     passes: usize,
+    /// Rounds per suite, each the reference then the engine; medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Only these suites (SDES names, comma-separated or the option repeated); default all.
     #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
@@ -51,9 +60,16 @@ struct Args {
 struct Row {
     suite: &'static str,
     operation: String,
+    /// The median over the rounds.
     packets_per_s: f64,
-    /// To ipsec_mb's rate for as many operations (`None` without the reference).
+    /// To ipsec_mb's rate for as many operations measured in the same round, the median over
+    /// the rounds (`None` without the reference).
     ratio: Option<f64>,
+    /// The lowest and highest of the rounds' ratios (for the reference's own rows: its
+    /// lowest and highest rate over its median).
+    ratio_min: Option<f64>,
+    ratio_max: Option<f64>,
+    rounds: u32,
 }
 
 /// Packets in a flat buffer, each at a fixed stride with room to grow.
@@ -135,13 +151,20 @@ fn best_rate<T>(
         .fold(0.0, f64::max)
 }
 
-struct Figures {
-    protect: f64,
-    unprotect: f64,
-    rekey: f64,
-    protect_burst: f64,
-    unprotect_burst: f64,
-    rekey_burst: f64,
+/// The engine's operations in the order printed: name, operations of the reference per
+/// packet (a re-key is two), and the rate in one round.
+type Figures = [(&'static str, f64, f64); 6];
+
+/// The median of `v` (the mean of the middle two for an even count); `v` is not empty.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
 }
 
 fn measure(suite: Suite, n: usize, passes: usize) -> Figures {
@@ -255,14 +278,14 @@ fn measure(suite: Suite, n: usize, passes: usize) -> Figures {
             });
         },
     );
-    Figures {
-        protect,
-        unprotect,
-        rekey,
-        protect_burst,
-        unprotect_burst,
-        rekey_burst,
-    }
+    [
+        ("protect", 1.0, protect),
+        ("unprotect", 1.0, unprotect),
+        ("rekey", 2.0, rekey),
+        ("protect burst32", 1.0, protect_burst),
+        ("unprotect burst32", 1.0, unprotect_burst),
+        ("rekey burst32", 2.0, rekey_burst),
+    ]
 }
 
 /// `dpdk-test-crypto-perf` with the ipsec_mb device: operations per second.
@@ -408,55 +431,130 @@ fn main() -> Result<()> {
     };
     pin_to(args.cpu);
     println!(
-        "CPU: {} (pinned to cpu {}); {} packets of {RTP_LEN} bytes per pass, best of {}",
+        "CPU: {} (pinned to cpu {}); {} packets of {RTP_LEN} bytes per pass, best of {} passes; \
+         median of {} rounds (reference, then engine)",
         cpu_model(),
         args.cpu,
         args.packets,
-        args.passes
+        args.passes,
+        args.rounds
     );
     println!(
-        "{:<26} {:<17} {:>12} {:>8}",
-        "suite", "operation", "packets/s", "vs (b)"
+        "{:<26} {:<19} {:>12} {:>8} {:>13}",
+        "suite", "operation", "packets/s", "vs (b)", "rounds' range"
+    );
+    println!(
+        "(rounds' range: the lowest and highest of the rounds' ratios, x; for (b) itself, its \
+         lowest and highest rate over its median, m)"
     );
     let mut rows = Vec::new();
     for suite in suites {
-        let reference = if args.no_dpdk {
-            None
-        } else {
-            Some(crypto_perf(suite)?)
-        };
-        let f = measure(suite, args.packets, args.passes);
-        let mut row = |op: &str, rate: f64, per_op: f64| {
-            let ratio = reference.map(|r| rate / (r / per_op));
+        let mut references = Vec::new();
+        let mut rounds = Vec::new();
+        for _ in 0..args.rounds {
+            if !args.no_dpdk {
+                references.push(crypto_perf(suite)?);
+            }
+            rounds.push(measure(suite, args.packets, args.passes));
+        }
+        if !references.is_empty() {
+            // Each round's ratio to itself is 1: the range column shows the reference's own
+            // spread instead, as its rounds' lowest and highest rate over the median.
+            let halves: Vec<f64> = references.iter().map(|r| r / 2.0).collect();
+            for (op, rates) in [
+                ("(b) ipsec_mb op", &references),
+                ("(b) 2 ops = rekey", &halves),
+            ] {
+                let m = median(rates);
+                let lo = rates.iter().copied().fold(f64::INFINITY, f64::min) / m;
+                let hi = rates.iter().copied().fold(0.0, f64::max) / m;
+                println!(
+                    "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
+                    suite.name(),
+                    op,
+                    m,
+                    "1.00x",
+                    format!("{lo:.2}-{hi:.2}m")
+                );
+                rows.push(Row {
+                    suite: suite.name(),
+                    operation: op.to_owned(),
+                    packets_per_s: m,
+                    ratio: Some(1.0),
+                    ratio_min: Some(lo),
+                    ratio_max: Some(hi),
+                    rounds: args.rounds,
+                });
+            }
+        }
+        // Rates of the rounds, each with its round's reference rate for as many operations.
+        let mut row = |op: &str, rates: &[f64], per_op: f64| {
+            let ratios: Vec<f64> = rates
+                .iter()
+                .zip(&references)
+                .map(|(rate, r)| rate / (r / per_op))
+                .collect();
+            let (ratio, lo, hi) = if ratios.is_empty() {
+                (None, None, None)
+            } else {
+                (
+                    Some(median(&ratios)),
+                    ratios.iter().copied().reduce(f64::min),
+                    ratios.iter().copied().reduce(f64::max),
+                )
+            };
+            let rate = median(rates);
             println!(
-                "{:<26} {:<17} {:>12.0} {:>8}",
+                "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
                 suite.name(),
                 op,
                 rate,
-                ratio.map_or("-".to_owned(), |r| format!("{r:.2}x"))
+                ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
+                lo.zip(hi)
+                    .map_or("-".to_owned(), |(lo, hi)| format!("{lo:.2}-{hi:.2}x")),
             );
             rows.push(Row {
                 suite: suite.name(),
                 operation: op.to_owned(),
                 packets_per_s: rate,
                 ratio,
+                ratio_min: lo,
+                ratio_max: hi,
+                rounds: args.rounds,
             });
         };
-        if let Some(r) = reference {
-            row("(b) ipsec_mb op", r, 1.0);
-            row("(b) 2 ops = rekey", r / 2.0, 2.0);
+        for (i, &(op, per_op, _)) in rounds[0].iter().enumerate() {
+            let rates: Vec<f64> = rounds.iter().map(|f| f[i].2).collect();
+            row(op, &rates, per_op);
         }
-        row("protect", f.protect, 1.0);
-        row("unprotect", f.unprotect, 1.0);
-        row("rekey", f.rekey, 2.0);
-        row("protect burst32", f.protect_burst, 1.0);
-        row("unprotect burst32", f.unprotect_burst, 1.0);
-        row("rekey burst32", f.rekey_burst, 2.0);
         if !args.no_libsrtp {
+            // libsrtp once per suite, against the median reference.
             let (p, u, k) = libsrtp_rates(suite, args.packets)?;
-            row("(a) libsrtp protect", p, 1.0);
-            row("(a) libsrtp unprot", u, 1.0);
-            row("(a) libsrtp rekey", k, 2.0);
+            let reference = (!references.is_empty()).then(|| median(&references));
+            for (op, rate, per_op) in [
+                ("(a) libsrtp protect", p, 1.0),
+                ("(a) libsrtp unprot", u, 1.0),
+                ("(a) libsrtp rekey", k, 2.0),
+            ] {
+                let ratio = reference.map(|r| rate / (r / per_op));
+                println!(
+                    "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
+                    suite.name(),
+                    op,
+                    rate,
+                    ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
+                    "-"
+                );
+                rows.push(Row {
+                    suite: suite.name(),
+                    operation: op.to_owned(),
+                    packets_per_s: rate,
+                    ratio,
+                    ratio_min: None,
+                    ratio_max: None,
+                    rounds: 1,
+                });
+            }
         }
     }
     if let Some(path) = &args.json {
@@ -464,4 +562,16 @@ fn main() -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
+    }
 }
