@@ -53,12 +53,12 @@ die() { say "FAILED: $*" >&2; exit 1; }
 
 if [ "$QUICK" = 1 ]; then
   STREAMS=(200); FLOOD_STREAMS=200
-  TRIAL=0.2 RES=0.25 MAX_TRIALS=3 MIN_PPS=2000 MAX_PPS=40000 ENGINE_PACKETS=2000 ENGINE_PASSES=1 FIXED_SECONDS=1
+  TRIAL=0.2 RES=0.25 MAX_TRIALS=3 MIN_PPS=2000 MAX_PPS=40000 ENGINE_PACKETS=2000 ENGINE_PASSES=1 ENGINE_ROUNDS=1 FIXED_SECONDS=1
   [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/relay-bench.XXXXXX)
   [ -n "$APPEND" ] || APPEND=0
 else
   STREAMS=(1000 100000 1000000); FLOOD_STREAMS=1000
-  TRIAL=1 RES=0.01 MAX_TRIALS=10 MIN_PPS=100000 MAX_PPS=6000000 ENGINE_PACKETS=200000 ENGINE_PASSES=3 FIXED_SECONDS=5
+  TRIAL=1 RES=0.01 MAX_TRIALS=10 MIN_PPS=100000 MAX_PPS=6000000 ENGINE_PACKETS=200000 ENGINE_PASSES=3 ENGINE_ROUNDS=5 FIXED_SECONDS=5
   [ -n "$OUT" ] || OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
   [ -n "$APPEND" ] || APPEND=1
 fi
@@ -168,7 +168,7 @@ step() { STEP=$((STEP + 1)); say "step $STEP/$STEPS: $*"; }
 
 # -- 1. the engine and ipsec_mb ----------------------------------------------------------
 step "SRTP engine burst re-key and dpdk-test-crypto-perf (ipsec_mb), AES_CM_128_HMAC_SHA1_80"
-ENGINE_ARGS=(--suite AES_CM_128_HMAC_SHA1_80 --no-libsrtp --cpu "$RELAY_CPU" --packets "$ENGINE_PACKETS" --passes "$ENGINE_PASSES" --json "$OUT/engine.json")
+ENGINE_ARGS=(--suite AES_CM_128_HMAC_SHA1_80 --no-libsrtp --cpu "$RELAY_CPU" --packets "$ENGINE_PACKETS" --passes "$ENGINE_PASSES" --rounds "$ENGINE_ROUNDS" --json "$OUT/engine.json")
 command -v dpdk-test-crypto-perf >/dev/null || { say "dpdk-test-crypto-perf missing: engine without its reference"; ENGINE_ARGS+=(--no-dpdk); }
 "$BIN/srtp-bench" "${ENGINE_ARGS[@]}" >"$OUT/logs/engine.log" 2>&1 || { tail -20 "$OUT/logs/engine.log" >&2; die "srtp-bench"; }
 grep -E "rekey burst32|2 ops" "$OUT/logs/engine.log" | sed 's/^/    /'
