@@ -615,9 +615,9 @@ pub fn testpmd_macswap_pps() -> Result<f64, DpdkError> {
 
 /// The SRTP engine's burst re-key rate (AES_CM_128_HMAC_SHA1_80, 172-byte RTP) on this core,
 /// on packets prepared as the relay's are in [`run`]: 512 fresh ones at a time off the clock
-/// (the relay's receive ring), then re-keyed in bursts of 32 on the clock. (Before 2026-12-02
-/// all 200,000 were made first and re-keyed from memory: a slower reference than the relay's
-/// frames, fresh in cache, were measured against.)
+/// (the relay's receive ring), then re-keyed in bursts of 32 on the clock. (Until 2026-12-02
+/// all 200,000 were made first and re-keyed from memory, a handicap the relay's frames, fresh
+/// in cache, did not have.)
 pub fn engine_rekey_pps() -> f64 {
     use relay_srtp::{rekey_rtp_burst, Context, ContextConfig, MasterKey, SdesKey, Suite};
     /// Packets made at a time: what the relay's timed loop finds in its receive ring.

@@ -50,8 +50,8 @@ struct Args {
     chunk: u64,
     /// Timed passes per figure and round; the best is the round's figure (one, as the
     /// reference's one run a round, by default).
-    #[arg(long, default_value_t = 1)]
-    passes: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    passes: u64,
     /// Rounds per suite, each the reference then the engine; medians are reported.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
@@ -396,15 +396,22 @@ fn pin_to(cpu: usize) {
         .output();
 }
 
+/// The CPU's model name, family and model (/proc/cpuinfo: a virtual machine may name only
+/// the vendor's line, "AMD EPYC", and the family and model tell Zen 3 from Zen 4).
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_owned())
+    };
+    format!(
+        "{} (family {} model {})",
+        field("model name").unwrap_or_else(|| "unknown CPU".into()),
+        field("cpu family").unwrap_or_else(|| "?".into()),
+        field("model").unwrap_or_else(|| "?".into())
+    )
 }
 
 /// The CPU features the engine's paths choose by (`simd`), as /proc/cpuinfo names them.
@@ -482,7 +489,7 @@ fn main() -> Result<()> {
             rounds.push(measure(
                 suite,
                 Feed {
-                    passes: args.passes,
+                    passes: args.passes as usize,
                     n: args.packets,
                     chunk: args.chunk as usize,
                 },
