@@ -8,5 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod libsrtp;
+pub mod machine;
 pub mod rtp;
 pub mod sipload;

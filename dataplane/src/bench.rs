@@ -143,7 +143,7 @@ pub fn machine() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {
         info.lines()
-            .find(|l| l.starts_with(name))
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_owned())
             .unwrap_or_default()
@@ -165,9 +165,12 @@ pub fn machine() -> String {
     .filter(|f| flags.split_whitespace().any(|x| x == *f))
     .collect();
     let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
+    // (Like `relay_bench::machine::cpu`, which the data plane does not link.)
     format!(
-        "cpu: {} ({cpus} online); flags: {}",
+        "cpu: {} (family {} model {}), {cpus} online; flags: {}",
         field("model name"),
+        field("cpu family"),
+        field("model"),
         have.join(" ")
     )
 }

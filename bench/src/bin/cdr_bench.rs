@@ -95,18 +95,6 @@ fn record(n: u64, end_ms: i64) -> CallRecord {
     }
 }
 
-/// The CPU model and flags from `/proc/cpuinfo` (first processor).
-fn cpu() -> (String, String) {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned())
-    };
-    (field("model name"), field("flags"))
-}
-
 /// CPU seconds (user + system, all threads) this process has used: the read figures also
 /// give it, as it depends less than wall time on what else runs on the machine. From
 /// `/proc/self/stat` in clock ticks (100 per second on Linux).
@@ -130,11 +118,7 @@ fn cpu_seconds() -> f64 {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (model, flags) = cpu();
-    println!(
-        "cpu: {model} ({} online); flags: {flags}",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    println!("cpu: {}", relay_bench::machine::cpu());
     std::fs::create_dir_all(&args.dir)?;
     let tmp = tempfile::tempdir_in(&args.dir)?;
     let kek = tmp.path().join("cdr.kek");

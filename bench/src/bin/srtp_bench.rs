@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use relay_bench::libsrtp;
+use relay_bench::machine::{self, median};
 use relay_bench::rtp::{rtp_packet, RtpShape};
 use relay_srtp::{rekey_rtp, Context, ContextConfig, MasterKey, SdesKey, Suite};
 
@@ -87,6 +88,23 @@ struct Row {
     ratio_min: Option<f64>,
     ratio_max: Option<f64>,
     rounds: u32,
+}
+
+impl Row {
+    /// Prints the row (the range as "lo-hi" followed by `unit`) and keeps it for `--json`.
+    fn emit(self, unit: &str, rows: &mut Vec<Row>) {
+        println!(
+            "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
+            self.suite,
+            self.operation,
+            self.packets_per_s,
+            self.ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
+            self.ratio_min
+                .zip(self.ratio_max)
+                .map_or("-".to_owned(), |(lo, hi)| format!("{lo:.2}-{hi:.2}{unit}")),
+        );
+        rows.push(self);
+    }
 }
 
 /// Packets in a flat buffer, each at a fixed stride with room to grow.
@@ -192,18 +210,6 @@ impl Feed {
 /// The engine's operations in the order printed: name, operations of the reference per
 /// packet (a re-key is two), and the rate in one round.
 type Figures = [(&'static str, f64, f64); 6];
-
-/// The median of `v` (the mean of the middle two for an even count); `v` is not empty.
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
 
 fn measure(suite: Suite, feed: Feed) -> Figures {
     let (ka, kb) = (key(suite, 1), key(suite, 2));
@@ -396,51 +402,6 @@ fn pin_to(cpu: usize) {
         .output();
 }
 
-/// The CPU's model name, family and model (/proc/cpuinfo: a virtual machine may name only
-/// the vendor's line, "AMD EPYC", and the family and model tell Zen 3 from Zen 4).
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().map(str::trim) == Some(name))
-            .and_then(|l| l.split(':').nth(1))
-            .map(|v| v.trim().to_owned())
-    };
-    format!(
-        "{} (family {} model {})",
-        field("model name").unwrap_or_else(|| "unknown CPU".into()),
-        field("cpu family").unwrap_or_else(|| "?".into()),
-        field("model").unwrap_or_else(|| "?".into())
-    )
-}
-
-/// The CPU features the engine's paths choose by (`simd`), as /proc/cpuinfo names them.
-fn cpu_flags() -> String {
-    const WATCHED: [&str; 9] = [
-        "aes",
-        "pclmulqdq",
-        "vaes",
-        "vpclmulqdq",
-        "sha_ni",
-        "avx2",
-        "avx512f",
-        "avx512bw",
-        "avx512vl",
-    ];
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let have: Vec<&str> = info
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default();
-    let shown: Vec<&str> = WATCHED.into_iter().filter(|f| have.contains(f)).collect();
-    if shown.is_empty() {
-        "none of the watched".into()
-    } else {
-        shown.join(" ")
-    }
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let suites: Vec<Suite> = if args.suite.is_empty() {
@@ -459,12 +420,7 @@ fn main() -> Result<()> {
             .collect::<Result<_, _>>()?
     };
     pin_to(args.cpu);
-    println!(
-        "CPU: {} (pinned to cpu {}); flags: {}",
-        cpu_model(),
-        args.cpu,
-        cpu_flags()
-    );
+    println!("CPU: {} (pinned to cpu {})", machine::cpu(), args.cpu);
     println!(
         "{} packets of {RTP_LEN} bytes per pass, prepared {} at a time off the clock; best of {} \
          passes; median of {} rounds (reference, then engine)",
@@ -506,15 +462,7 @@ fn main() -> Result<()> {
                 let m = median(rates);
                 let lo = rates.iter().copied().fold(f64::INFINITY, f64::min) / m;
                 let hi = rates.iter().copied().fold(0.0, f64::max) / m;
-                println!(
-                    "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
-                    suite.name(),
-                    op,
-                    m,
-                    "1.00x",
-                    format!("{lo:.2}-{hi:.2}m")
-                );
-                rows.push(Row {
+                Row {
                     suite: suite.name(),
                     operation: op.to_owned(),
                     packets_per_s: m,
@@ -522,7 +470,8 @@ fn main() -> Result<()> {
                     ratio_min: Some(lo),
                     ratio_max: Some(hi),
                     rounds: args.rounds,
-                });
+                }
+                .emit("m", &mut rows);
             }
         }
         // Rates of the rounds, each with its round's reference rate for as many operations.
@@ -541,25 +490,16 @@ fn main() -> Result<()> {
                     ratios.iter().copied().reduce(f64::max),
                 )
             };
-            let rate = median(rates);
-            println!(
-                "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
-                suite.name(),
-                op,
-                rate,
-                ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
-                lo.zip(hi)
-                    .map_or("-".to_owned(), |(lo, hi)| format!("{lo:.2}-{hi:.2}x")),
-            );
-            rows.push(Row {
+            Row {
                 suite: suite.name(),
                 operation: op.to_owned(),
-                packets_per_s: rate,
+                packets_per_s: median(rates),
                 ratio,
                 ratio_min: lo,
                 ratio_max: hi,
                 rounds: args.rounds,
-            });
+            }
+            .emit("x", &mut rows);
         };
         for (i, &(op, per_op, _)) in rounds[0].iter().enumerate() {
             let rates: Vec<f64> = rounds.iter().map(|f| f[i].2).collect();
@@ -574,24 +514,16 @@ fn main() -> Result<()> {
                 ("(a) libsrtp unprot", u, 1.0),
                 ("(a) libsrtp rekey", k, 2.0),
             ] {
-                let ratio = reference.map(|r| rate / (r / per_op));
-                println!(
-                    "{:<26} {:<19} {:>12.0} {:>8} {:>13}",
-                    suite.name(),
-                    op,
-                    rate,
-                    ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
-                    "-"
-                );
-                rows.push(Row {
+                Row {
                     suite: suite.name(),
                     operation: op.to_owned(),
                     packets_per_s: rate,
-                    ratio,
+                    ratio: reference.map(|r| rate / (r / per_op)),
                     ratio_min: None,
                     ratio_max: None,
                     rounds: 1,
-                });
+                }
+                .emit("x", &mut rows);
             }
         }
     }
@@ -600,16 +532,4 @@ fn main() -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&[7.0]), 7.0);
-    }
 }

@@ -4,38 +4,10 @@
 
 /// CPU model, flags that matter here, cores, kernel.
 pub fn machine() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let flags = field("flags");
-    let wanted = [
-        "aes",
-        "vaes",
-        "pclmulqdq",
-        "vpclmulqdq",
-        "sha_ni",
-        "avx2",
-        "avx512f",
-        "hypervisor",
-    ];
-    let have: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|f| flags.split_whitespace().any(|x| x == *f))
-        .collect();
-    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
-        "CPU: {} ({} logical CPUs; flags: {}); kernel {}",
-        field("model name"),
-        cpus,
-        have.join(" "),
-        kernel.trim()
+        "CPU: {}; kernel {}",
+        crate::machine::cpu(),
+        crate::machine::kernel()
     )
 }
 
