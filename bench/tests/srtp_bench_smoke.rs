@@ -47,3 +47,40 @@ fn srtp_bench_prints_every_figure() {
         }
     }
 }
+
+#[test]
+fn srtp_bench_times_only_the_operations_asked_for() {
+    let out = Command::new(env!("CARGO_BIN_EXE_srtp-bench"))
+        .args([
+            "--packets",
+            "2000",
+            "--rounds",
+            "1",
+            "--no-dpdk",
+            "--no-libsrtp",
+            "--ops",
+            "rekey-burst,protect",
+            "--suite",
+            "AES_CM_128_HMAC_SHA1_80",
+        ])
+        .output()
+        .expect("srtp-bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ops: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("AES_CM_128_HMAC_SHA1_80"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take_while(|w| w.parse::<f64>().is_err())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(ops, ["protect", "rekey burst32"], "{text}");
+}

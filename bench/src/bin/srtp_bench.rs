@@ -38,6 +38,48 @@ const STRIDE: usize = 256;
 const RTP_LEN: usize = 172;
 const BURST: usize = 32;
 
+/// The engine's operations `srtp-bench` times.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Op {
+    Protect,
+    Unprotect,
+    Rekey,
+    ProtectBurst,
+    UnprotectBurst,
+    RekeyBurst,
+}
+
+impl Op {
+    const ALL: [Op; 6] = [
+        Op::Protect,
+        Op::Unprotect,
+        Op::Rekey,
+        Op::ProtectBurst,
+        Op::UnprotectBurst,
+        Op::RekeyBurst,
+    ];
+
+    /// The row's name.
+    fn label(self) -> &'static str {
+        match self {
+            Op::Protect => "protect",
+            Op::Unprotect => "unprotect",
+            Op::Rekey => "rekey",
+            Op::ProtectBurst => "protect burst32",
+            Op::UnprotectBurst => "unprotect burst32",
+            Op::RekeyBurst => "rekey burst32",
+        }
+    }
+
+    /// Operations of the reference per packet: a re-key is two.
+    fn reference_ops(self) -> f64 {
+        match self {
+            Op::Rekey | Op::RekeyBurst => 2.0,
+            _ => 1.0,
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(about = "SRTP engine throughput against libsrtp2 and DPDK's ipsec_mb crypto device")]
 struct Args {
@@ -56,6 +98,10 @@ struct Args {
     /// Rounds per suite, each the reference then the engine; medians are reported.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
+    /// Only these operations (comma-separated or the option repeated); default all. One
+    /// alone, e.g. `rekey-burst`, makes a quick figure or a profile of just that.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    ops: Vec<Op>,
     /// Only these suites (SDES names, comma-separated or the option repeated); default all.
     #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
@@ -207,11 +253,10 @@ impl Feed {
     }
 }
 
-/// The engine's operations in the order printed: name, operations of the reference per
-/// packet (a re-key is two), and the rate in one round.
-type Figures = [(&'static str, f64, f64); 6];
+/// The rates of the operations measured in one round, in the order of [`Op::ALL`].
+type Figures = Vec<(Op, f64)>;
 
-fn measure(suite: Suite, feed: Feed) -> Figures {
+fn measure(suite: Suite, feed: Feed, ops: &[Op]) -> Figures {
     let (ka, kb) = (key(suite, 1), key(suite, 2));
     let context = |k: &SdesKey| Context::new(k, ContextConfig::default());
     // A sender's packets, and contexts that receive (and re-send) them.
@@ -220,73 +265,91 @@ fn measure(suite: Suite, feed: Feed) -> Figures {
     let plain = |_: &mut _, first, n| Packets::plain(first, n);
     // The burst re-key first: the figure the targets are about, measured closest to the
     // round's reference.
-    let rekey_burst = feed.best_rate(
-        rekeyer,
-        |(sender, ..), first, n| Packets::protected(first, n, sender),
-        |(_, rx, tx), mut p| {
-            let mut results = [Ok(0); BURST];
-            p.for_each_burst(false, |views, lens| {
-                relay_srtp::rekey_rtp_burst(rx, tx, views, lens, &mut results[..lens.len()])
-            });
-        },
-    );
-    let protect = feed.best_rate(
-        || context(&ka),
-        plain,
-        |tx, mut p: Packets| {
-            for (i, len) in p.lens.iter().enumerate() {
-                tx.protect_rtp(&mut p.buf[i * STRIDE..(i + 1) * STRIDE], *len)
-                    .expect("protect");
-            }
-        },
-    );
-    let unprotect = feed.best_rate(
-        receiver,
-        |(sender, _), first, n| Packets::protected(first, n, sender),
-        |(_, rx), mut p| {
-            for (i, len) in p.lens.iter().enumerate() {
-                rx.unprotect_rtp(&mut p.buf[i * STRIDE..i * STRIDE + len])
-                    .expect("unprotect");
-            }
-        },
-    );
-    let rekey = feed.best_rate(
-        rekeyer,
-        |(sender, ..), first, n| Packets::protected(first, n, sender),
-        |(_, rx, tx), mut p| {
-            for (i, len) in p.lens.iter().enumerate() {
-                rekey_rtp(rx, tx, &mut p.buf[i * STRIDE..(i + 1) * STRIDE], *len).expect("rekey");
-            }
-        },
-    );
-    let protect_burst = feed.best_rate(
-        || context(&ka),
-        plain,
-        |tx, mut p: Packets| {
-            let mut results = [Ok(0); BURST];
-            p.for_each_burst(false, |views, lens| {
-                tx.protect_rtp_burst(views, lens, &mut results[..lens.len()])
-            });
-        },
-    );
-    let unprotect_burst = feed.best_rate(
-        receiver,
-        |(sender, _), first, n| Packets::protected(first, n, sender),
-        |(_, rx), mut p| {
-            let mut results = [Ok(0); BURST];
-            p.for_each_burst(true, |views, lens| {
-                rx.unprotect_rtp_burst(views, &mut results[..lens.len()])
-            });
-        },
-    );
-    [
-        ("protect", 1.0, protect),
-        ("unprotect", 1.0, unprotect),
-        ("rekey", 2.0, rekey),
-        ("protect burst32", 1.0, protect_burst),
-        ("unprotect burst32", 1.0, unprotect_burst),
-        ("rekey burst32", 2.0, rekey_burst),
-    ]
+    let rekey_burst = ops.contains(&Op::RekeyBurst).then(|| {
+        feed.best_rate(
+            rekeyer,
+            |(sender, ..), first, n| Packets::protected(first, n, sender),
+            |(_, rx, tx), mut p| {
+                let mut results = [Ok(0); BURST];
+                p.for_each_burst(false, |views, lens| {
+                    relay_srtp::rekey_rtp_burst(rx, tx, views, lens, &mut results[..lens.len()])
+                });
+            },
+        )
+    });
+    let protect = ops.contains(&Op::Protect).then(|| {
+        feed.best_rate(
+            || context(&ka),
+            plain,
+            |tx, mut p: Packets| {
+                for (i, len) in p.lens.iter().enumerate() {
+                    tx.protect_rtp(&mut p.buf[i * STRIDE..(i + 1) * STRIDE], *len)
+                        .expect("protect");
+                }
+            },
+        )
+    });
+    let unprotect = ops.contains(&Op::Unprotect).then(|| {
+        feed.best_rate(
+            receiver,
+            |(sender, _), first, n| Packets::protected(first, n, sender),
+            |(_, rx), mut p| {
+                for (i, len) in p.lens.iter().enumerate() {
+                    rx.unprotect_rtp(&mut p.buf[i * STRIDE..i * STRIDE + len])
+                        .expect("unprotect");
+                }
+            },
+        )
+    });
+    let rekey = ops.contains(&Op::Rekey).then(|| {
+        feed.best_rate(
+            rekeyer,
+            |(sender, ..), first, n| Packets::protected(first, n, sender),
+            |(_, rx, tx), mut p| {
+                for (i, len) in p.lens.iter().enumerate() {
+                    rekey_rtp(rx, tx, &mut p.buf[i * STRIDE..(i + 1) * STRIDE], *len)
+                        .expect("rekey");
+                }
+            },
+        )
+    });
+    let protect_burst = ops.contains(&Op::ProtectBurst).then(|| {
+        feed.best_rate(
+            || context(&ka),
+            plain,
+            |tx, mut p: Packets| {
+                let mut results = [Ok(0); BURST];
+                p.for_each_burst(false, |views, lens| {
+                    tx.protect_rtp_burst(views, lens, &mut results[..lens.len()])
+                });
+            },
+        )
+    });
+    let unprotect_burst = ops.contains(&Op::UnprotectBurst).then(|| {
+        feed.best_rate(
+            receiver,
+            |(sender, _), first, n| Packets::protected(first, n, sender),
+            |(_, rx), mut p| {
+                let mut results = [Ok(0); BURST];
+                p.for_each_burst(true, |views, lens| {
+                    rx.unprotect_rtp_burst(views, &mut results[..lens.len()])
+                });
+            },
+        )
+    });
+    let rates = [
+        protect,
+        unprotect,
+        rekey,
+        protect_burst,
+        unprotect_burst,
+        rekey_burst,
+    ];
+    Op::ALL
+        .into_iter()
+        .zip(rates)
+        .filter_map(|(op, rate)| Some((op, rate?)))
+        .collect()
 }
 
 /// `dpdk-test-crypto-perf` with the ipsec_mb device: operations per second.
@@ -419,6 +482,11 @@ fn main() -> Result<()> {
             .map(|s| s.parse())
             .collect::<Result<_, _>>()?
     };
+    let ops = if args.ops.is_empty() {
+        Op::ALL.to_vec()
+    } else {
+        args.ops.clone()
+    };
     pin_to(args.cpu);
     println!("CPU: {} (pinned to cpu {})", machine::cpu(), args.cpu);
     println!(
@@ -449,6 +517,7 @@ fn main() -> Result<()> {
                     n: args.packets,
                     chunk: args.chunk as usize,
                 },
+                &ops,
             ));
         }
         if !references.is_empty() {
@@ -501,9 +570,9 @@ fn main() -> Result<()> {
             }
             .emit("x", &mut rows);
         };
-        for (i, &(op, per_op, _)) in rounds[0].iter().enumerate() {
-            let rates: Vec<f64> = rounds.iter().map(|f| f[i].2).collect();
-            row(op, &rates, per_op);
+        for (i, &(op, _)) in rounds[0].iter().enumerate() {
+            let rates: Vec<f64> = rounds.iter().map(|f| f[i].1).collect();
+            row(op.label(), &rates, op.reference_ops());
         }
         if !args.no_libsrtp {
             // libsrtp once per suite, against the median reference.
