@@ -17,7 +17,7 @@
 //!
 //! A figure is taken in `--rounds` rounds, each the reference then the engine, one after the
 //! other: on a shared host the rate a core's vector units give moves by a third from one second
-//! to the next (while a scalar loop's stays within 2%: presumably another tenant's load on the
+//! to the next (while a scalar loop's stays within 5%: presumably another tenant's load on the
 //! same physical core), and both sides feel it alike only when measured close together. A
 //! round is one run of the reference (5 million operations) and one timed pass of each of the
 //! engine's operations (a million packets; the burst re-key first, nearest the reference):
