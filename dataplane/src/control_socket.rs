@@ -70,6 +70,7 @@ pub fn worker_counters(w: &WorkerStats) -> WorkerCounters {
         forwarded: w.forwarded,
         replies: w.replies,
         handed_over: w.handed_over,
+        held: w.held,
         drops: drops(&w.drops),
         srtp: w.srtp,
         run_ns: w.run_ns,

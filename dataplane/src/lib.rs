@@ -26,6 +26,7 @@ pub mod control_socket;
 pub mod cores;
 pub mod demo;
 pub mod dpdk;
+pub mod held;
 pub mod portloop;
 pub mod runtime;
 pub mod worker;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::dpdk::{Burst, Eal, Mbuf, PktMbufPool, Queue, RingConsumer, RingProducer, BURST_SIZE};
+use crate::held::{self, HeldFrames};
 use crate::relay::{CallStats, DropReason, Received, Relay, RxChecksum, Verdict, WorkerStats};
 use crate::rss::{queue_for_port, SOFTWARE_RETA_SIZE};
 use crate::session::{CallSpec, SessionError};
@@ -114,6 +115,7 @@ pub fn run<'eal>(
     let mut rx = Burst::new();
     let mut tx: Vec<Burst<'eal>> = queues.iter().map(|_| Burst::new()).collect();
     let mut to_workers: Vec<Burst<'eal>> = handoff.to.iter().map(|_| Burst::new()).collect();
+    let mut held = HeldFrames::default();
     let ids: Vec<u16> = queues.iter().map(Queue::port_id).collect();
     let dispatch: Vec<bool> = ids
         .iter()
@@ -153,13 +155,25 @@ pub fn run<'eal>(
                 hand_over(&mut rx, ids[pi], handoff, &mut to_workers, relay);
             }
             rx.prefetch_headers();
-            forward_burst(relay, &mut rx, Some(pi), &ids, queues, &mut tx, now);
+            let mut out = Output {
+                ids: &ids,
+                queues,
+                tx: &mut tx,
+                held: &mut held,
+            };
+            forward_burst(relay, &mut rx, Some(pi), &mut out, now);
         }
         // Packets other workers received for this one.
         for ring in &mut handoff.from {
             received += ring.dequeue_burst(&mut rx);
             rx.prefetch_headers();
-            forward_burst(relay, &mut rx, None, &ids, queues, &mut tx, now);
+            let mut out = Output {
+                ids: &ids,
+                queues,
+                tx: &mut tx,
+                held: &mut held,
+            };
+            forward_burst(relay, &mut rx, None, &mut out, now);
         }
         let mut tx_full = 0u64;
         relay.drain_arp_requests(|port, frame| {
@@ -208,6 +222,11 @@ pub fn run<'eal>(
             }
         }
     }
+    // Held frames whose next hop answered go out with the rest; the others are given up
+    // (counted), as if their time had run out.
+    held.release(relay, u64::MAX, |relay, oi, m| {
+        queue_for_tx(relay, m, &mut queues[oi], &mut tx[oi]);
+    });
     for (q, burst) in queues.iter_mut().zip(tx.iter_mut()) {
         for _ in 0..100 {
             if burst.is_empty() {
@@ -273,19 +292,28 @@ fn rx_checksum(flags: Option<(bool, bool)>) -> RxChecksum {
     }
 }
 
+/// Where a worker's frames go out: its queues (one per port, `ids` their port ids), the
+/// bursts being filled for them, and the frames held for a next hop's MAC.
+struct Output<'o, 'q, 'eal> {
+    ids: &'o [u16],
+    queues: &'o mut [Queue<'q, 'eal>],
+    tx: &'o mut [Burst<'eal>],
+    held: &'o mut HeldFrames<'eal>,
+}
+
 /// Runs a received burst through the relay in one call (its SRTP tags computed together)
-/// and queues what comes out for transmission. `arrived_on`: the index in `ids` of the
+/// and queues what comes out for transmission, after the held frames whose next hop is now
+/// known (the burst may have brought its answer). `arrived_on`: the index in `ids` of the
 /// port the burst came from, or `None` to read each mbuf's own (handed over by another
 /// worker; one no port of ours owns is dropped).
 fn forward_burst<'eal>(
     relay: &mut Relay,
     rx: &mut Burst<'eal>,
     arrived_on: Option<usize>,
-    ids: &[u16],
-    queues: &mut [Queue<'_, 'eal>],
-    tx: &mut [Burst<'eal>],
+    out: &mut Output<'_, '_, 'eal>,
     now: u64,
 ) {
+    let ids = out.ids;
     // Each mbuf's port (index in `ids`), or none; the frames stay in their mbufs.
     let mut ports = [None; BURST_SIZE];
     let mut verdicts = [Verdict::Consumed; BURST_SIZE];
@@ -313,12 +341,20 @@ fn forward_burst<'eal>(
             &mut verdicts[..n],
         );
     }
+    if !out.held.is_empty() {
+        let Output {
+            queues, tx, held, ..
+        } = out;
+        held.release(relay, now, |relay, oi, m| {
+            queue_for_tx(relay, m, &mut queues[oi], &mut tx[oi]);
+        });
+    }
     let mut verdict = verdicts.iter();
     for (m, port) in rx.drain().zip(ports) {
         match port {
             Some(pi) => {
                 let v = *verdict.next().expect("one verdict per frame handed over");
-                transmit(relay, m, v, pi, ids, queues, tx);
+                transmit(relay, m, v, pi, out, now);
             }
             None => relay.stats.drops[DropReason::NoRoute.index()] += 1,
         }
@@ -326,49 +362,66 @@ fn forward_burst<'eal>(
 }
 
 /// Queues a frame the relay has handled for transmission as its verdict says (a forward,
-/// or an answer on the port it came from); anything else is dropped (already counted).
+/// or an answer on the port it came from), or holds it for its next hop's MAC; anything
+/// else is dropped (already counted).
 #[inline]
 fn transmit<'eal>(
     relay: &mut Relay,
     mut m: Mbuf<'eal>,
     verdict: Verdict,
     pi: usize,
-    ids: &[u16],
-    queues: &mut [Queue<'_, 'eal>],
-    tx: &mut [Burst<'eal>],
+    out: &mut Output<'_, '_, 'eal>,
+    now: u64,
 ) {
-    let (out, len) = match verdict {
-        Verdict::Forward {
-            port: out,
+    let ids = out.ids;
+    let (port, len, offload, next_hop) = match verdict {
+        Verdict::Forward { port, len, offload } => (port, len, offload, None),
+        Verdict::Hold {
+            port,
             len,
             offload,
-        } => match ids.iter().position(|&p| p == out) {
-            Some(oi) => {
-                if let Some(o) = offload {
-                    m.request_udp_checksum(o.l2_len, o.l3_len, o.ipv6);
-                }
-                (oi, len)
-            }
-            None => {
-                relay.stats.drops[DropReason::NoRoute.index()] += 1;
-                return;
-            }
-        },
-        Verdict::Reply { len } => (pi, len),
+            next_hop,
+        } => (port, len, offload, Some(next_hop)),
+        Verdict::Reply { len } => (ids[pi], len, None, None),
         Verdict::Consumed | Verdict::Drop(_) => return,
     };
+    let Some(oi) = ids.iter().position(|&p| p == port) else {
+        relay.stats.drops[DropReason::NoRoute.index()] += 1;
+        return;
+    };
+    if let Some(o) = offload {
+        m.request_udp_checksum(o.l2_len, o.l3_len, o.ipv6);
+    }
     if !m.set_len(len) {
         relay.stats.drops[DropReason::TooBig.index()] += 1;
         return;
     }
-    if tx[out].is_full() {
+    match next_hop {
+        // Held for a next hop whose answer came later in this burst: completed at once
+        // (the frames after it, forwarded, are not to overtake it).
+        Some(next_hop) if !held::complete(relay, &mut m, next_hop) => {
+            out.held.hold(relay, m, oi, next_hop, now);
+        }
+        _ => queue_for_tx(relay, m, &mut out.queues[oi], &mut out.tx[oi]),
+    }
+}
+
+/// Adds a frame to the burst for `queue`, transmitting the burst first if it is full.
+#[inline]
+fn queue_for_tx<'eal>(
+    relay: &mut Relay,
+    m: Mbuf<'eal>,
+    queue: &mut Queue<'_, 'eal>,
+    tx: &mut Burst<'eal>,
+) {
+    if tx.is_full() {
         flush(
-            &mut queues[out],
-            &mut tx[out],
+            queue,
+            tx,
             &mut relay.stats.drops[DropReason::TxFull.index()],
         );
     }
-    if tx[out].push(m).is_err() {
+    if tx.push(m).is_err() {
         relay.stats.drops[DropReason::TxFull.index()] += 1;
     }
 }

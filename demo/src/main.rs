@@ -437,8 +437,14 @@ fn summarize(
             } else {
                 "SRTP <-> RTP: decrypted towards the operator, encrypted towards the cloud"
             };
+            // Frames that waited for a peer's ARP answer (a call's first packets, at most).
+            let held = if w.held > 0 {
+                format!(" ({} of them held until a peer's MAC was known)", w.held)
+            } else {
+                String::new()
+            };
             println!(
-                "data plane  {} frames received, {} relayed ({rekey}), {} local answers (ARP); drops: {drops}{}",
+                "data plane  {} frames received, {} relayed ({rekey}){held}, {} local answers (ARP); drops: {drops}{}",
                 w.rx,
                 w.forwarded,
                 w.replies,

@@ -70,6 +70,11 @@ pub struct WorkerCounters {
     pub replies: u64,
     /// Frames received there and passed to the worker owning their call (software dispatch).
     pub handed_over: u64,
+    /// Frames relayed towards a next hop whose MAC was being asked for: held until it
+    /// answered, then counted in `forwarded`, or given up on and counted in the drop
+    /// `neighbour_unresolved` (added within version 1).
+    #[serde(default)]
+    pub held: u64,
     /// Frames dropped, by reason.
     #[serde(default)]
     pub drops: Drops,
@@ -98,6 +103,7 @@ impl WorkerCounters {
             total.forwarded += w.forwarded;
             total.replies += w.replies;
             total.handed_over += w.handed_over;
+            total.held += w.held;
             total.srtp += w.srtp;
             total.run_ns += w.run_ns;
             total.busy_ns += w.busy_ns;

@@ -49,7 +49,7 @@ pub struct PeerLabels {
 pub struct WorkerLabels {
     /// The worker.
     pub worker: String,
-    /// `rx`, `forwarded`, `replies`, `handed_over`, or a drop reason.
+    /// `rx`, `forwarded`, `replies`, `handed_over`, `held`, or a drop reason.
     pub counter: String,
 }
 
@@ -344,6 +344,7 @@ pub async fn serve_metrics(
                         set("forwarded", s.forwarded);
                         set("replies", s.replies);
                         set("handed_over", s.handed_over);
+                        set("held", s.held);
                         set("srtp", s.srtp);
                         set("run_ns", s.run_ns);
                         set("busy_ns", s.busy_ns);

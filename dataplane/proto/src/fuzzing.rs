@@ -241,15 +241,26 @@ pub fn relay_process(data: &[u8]) {
         one_by_one.push((verdict, buf.clone()));
         let after = &relay.stats;
         assert_eq!(after.rx, before.rx + 1);
-        let (forwarded, replies) = (
+        let (forwarded, replies, held) = (
             after.forwarded - before.forwarded,
             after.replies - before.replies,
+            after.held - before.held,
         );
         match verdict {
             Verdict::Forward { port, len, .. } => {
                 assert_eq!((forwarded, replies, drops(after)), (1, 0, drops(&before)));
                 assert!(port < 2 && len <= buf.len());
                 let u = wire::parse_udp(&buf[..len]).expect("forwarded frames are valid UDP");
+                assert_eq!(u.payload + u.payload_len, len);
+            }
+            Verdict::Hold { port, len, .. } => {
+                assert_eq!(
+                    (forwarded, replies, held, drops(after)),
+                    (0, 0, 1, drops(&before))
+                );
+                assert!(port < 2 && len <= buf.len());
+                assert_eq!(buf[..6], [0; 6], "the destination MAC is left to fill in");
+                let u = wire::parse_udp(&buf[..len]).expect("held frames are valid UDP");
                 assert_eq!(u.payload + u.payload_len, len);
             }
             Verdict::Reply { len } => {
@@ -298,7 +309,9 @@ pub fn relay_process(data: &[u8]) {
     burst.process_burst(&mut received, NOW_NS, &mut verdicts);
     for ((v, b), (want, want_buf)) in verdicts.iter().zip(&bufs).zip(&one_by_one) {
         assert_eq!(v, want, "burst and one-by-one verdicts");
-        if let Verdict::Forward { len, .. } | Verdict::Reply { len } = *v {
+        if let Verdict::Forward { len, .. } | Verdict::Hold { len, .. } | Verdict::Reply { len } =
+            *v
+        {
             assert_eq!(b[..len], want_buf[..len], "burst and one-by-one bytes");
         }
     }

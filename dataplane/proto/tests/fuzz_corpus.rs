@@ -97,7 +97,7 @@ fn seeds_reach_every_verdict() {
         ("rtp6_plain", "forward"),
         ("rtcp6_port_plus_one", "forward"),
         ("rtp6_from_callee_vlan", "drop no_destination"),
-        ("rtp4_to_srtp_unresolved", "drop neighbour_unresolved"),
+        ("rtp4_to_srtp_unresolved", "hold"),
         ("rtp4_unknown_flow", "drop unknown_flow"),
         ("arp_request", "reply"),
         ("arp_reply_vlan", "consumed"),
@@ -117,6 +117,7 @@ fn seeds_reach_every_verdict() {
         buf.resize(frame.len() + 128, 0);
         let got = match relay.process(u16::from(input[0] & 1), &mut buf, frame.len(), 1) {
             Verdict::Forward { .. } => "forward".to_string(),
+            Verdict::Hold { .. } => "hold".to_string(),
             Verdict::Reply { .. } => "reply".to_string(),
             Verdict::Consumed => "consumed".to_string(),
             Verdict::Drop(r) => format!("drop {}", DropReason::name(r)),

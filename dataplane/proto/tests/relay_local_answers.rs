@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use relay_proto::relay::{DropReason, Verdict};
 use relay_proto::wire;
@@ -127,18 +127,40 @@ fn a_calls_peer_is_asked_for_at_install_and_a_stale_entry_keeps_media_flowing() 
 }
 
 #[test]
-fn unknown_next_hop_queues_one_arp_request() {
+fn unknown_next_hop_queues_one_arp_request_and_its_packets_are_held_for_the_answer() {
     let mut h = Harness::new();
     h.now_ns = 1;
-    let Peers { mut caller, .. } =
-        h.add(&Call::new("c").b("198.19.0.1:40002", Some("198.19.0.33:6000")));
+    let Peers {
+        mut caller,
+        mut callee,
+    } = h.add(&Call::new("c").b("198.19.0.1:40002", Some("198.19.0.33:6000")));
+    let peer: IpAddr = "198.19.0.33".parse().unwrap();
+    let mut held = Vec::new();
     for seq in 0..3 {
         let (mut buf, len, _) = caller.send(seq, 20);
-        assert_eq!(
-            h.process(0, &mut buf, len),
-            Verdict::Drop(DropReason::NeighbourUnresolved)
-        );
+        let v = h.process(0, &mut buf, len);
+        let Verdict::Hold {
+            port: 1,
+            len,
+            next_hop,
+            ..
+        } = v
+        else {
+            panic!("not held for the next hop: {v:?}")
+        };
+        assert_eq!(next_hop, peer);
+        // Complete but for the destination MAC.
+        assert_eq!(buf[..6], [0; 6]);
+        let u = wire::parse_udp(&buf[..len]).unwrap();
+        assert_eq!(u.payload + u.payload_len, len);
+        held.push((buf, len));
     }
+    assert_eq!(
+        (h.relay.stats.held, h.relay.stats.forwarded),
+        (3, 0),
+        "counted as held, not yet forwarded"
+    );
+    assert_eq!(h.relay.neighbour_mac(peer), None);
     let mut requests = Vec::new();
     h.relay
         .drain_arp_requests(|port, f| requests.push((port, f.to_vec())));
@@ -150,8 +172,24 @@ fn unknown_next_hop_queues_one_arp_request() {
         (*port, l2.vlan, arp.op, arp.tpa),
         (1, Some(42), 1, "198.19.0.33".parse().unwrap())
     );
-    // The answer teaches the relay, and traffic flows.
+    // The answer teaches the relay: the held frames can be completed with the MAC it
+    // names (as the I/O shell does), and traffic flows.
     answer_arp_for_33(&mut h, 2);
+    assert_eq!(h.relay.neighbour_mac(peer), Some([2, 0, 0, 0, 0, 0x33]));
+    for (seq, (mut buf, len)) in held.into_iter().enumerate() {
+        buf[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x33]);
+        let v = Verdict::Forward {
+            port: 1,
+            len,
+            offload: None,
+        };
+        let (_, _, payload) = forwarded(v, &buf);
+        assert_eq!(
+            callee.open(payload).unwrap(),
+            rtp(seq as u16, 20),
+            "held frame {seq} is whole once its MAC is in"
+        );
+    }
     let (mut buf, len, _) = caller.send(3, 20);
     h.now_ns = 3;
     forwarded(h.process(0, &mut buf, len), &buf);
@@ -262,10 +300,10 @@ fn neighbour_discovery_and_icmpv6_echo() {
     let Peers { mut caller, .. } =
         h.add(&Call::new("c").b("[2001:2:0:1::1]:40002", Some("[2001:2:0:1::33]:6000")));
     let (mut buf, len, _) = caller.send(1, 20);
-    assert_eq!(
+    assert!(matches!(
         h.process(0, &mut buf, len),
-        Verdict::Drop(DropReason::NeighbourUnresolved)
-    );
+        Verdict::Hold { next_hop, .. } if next_hop == "2001:2:0:1::33".parse::<IpAddr>().unwrap()
+    ));
     let mut sent = Vec::new();
     h.relay
         .drain_arp_requests(|port, f| sent.push((port, f.to_vec())));

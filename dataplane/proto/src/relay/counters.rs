@@ -168,6 +168,9 @@ pub struct WorkerStats {
     pub forwarded: u64,
     /// Replies sent (ARP, ICMP).
     pub replies: u64,
+    /// Frames relayed towards a next hop whose MAC was not known yet ([`Verdict::Hold`]): each
+    /// is counted again when the I/O shell sends it (`forwarded`) or gives up on it (`drops`).
+    pub held: u64,
     /// Frames received here and handed to the worker owning their stream (software
     /// dispatch); counted again in that worker's `rx`, not in this one's.
     pub handed_over: u64,

@@ -155,7 +155,10 @@ impl Relay {
     ) -> Verdict {
         match relayed {
             Ok(v) => {
-                self.stats.forwarded += 1;
+                match v {
+                    Verdict::Hold { .. } => self.stats.held += 1,
+                    _ => self.stats.forwarded += 1,
+                }
                 v
             }
             Err(reason) => {
@@ -381,6 +384,7 @@ impl Path<'_> {
         let neighbour_gen = self.neighbour_gen;
         let fresh = |c: &TxCache| c.neighbour_gen == neighbour_gen && c.expires_ns > now_ns;
         let built;
+        let mut unresolved = None;
         let cache: &TxCache = match &self.here.to.tx {
             Some(c) if !flow.rtcp_port() && fresh(c) => c,
             _ => {
@@ -389,7 +393,7 @@ impl Path<'_> {
                     self.back.from.remote_rtcp.map(SocketAddr::from),
                 );
                 // (Only here: the local addresses are in a line no other packet reads.)
-                let c = build_tx(
+                let (c, awaiting) = build_tx(
                     self.locals[1 - usize::from(flow.side())].into(),
                     peer,
                     flow.rtcp_port(),
@@ -399,7 +403,8 @@ impl Path<'_> {
                     self.pending_arp,
                 )?;
                 built = TxCache { neighbour_gen, ..c };
-                if !flow.rtcp_port() {
+                unresolved = awaiting;
+                if !flow.rtcp_port() && unresolved.is_none() {
                     self.here.to.tx = Some(built);
                 }
                 &built
@@ -433,6 +438,14 @@ impl Path<'_> {
         out.tx_packets += 1;
         out.tx_bytes += out_len as u64;
         self.stats.srtp += u64::from(srtp);
-        Ok(Verdict::Forward { port, len, offload })
+        Ok(match unresolved {
+            None => Verdict::Forward { port, len, offload },
+            Some(next_hop) => Verdict::Hold {
+                port,
+                len,
+                offload,
+                next_hop,
+            },
+        })
     }
 }

@@ -53,6 +53,25 @@ pub enum Verdict {
         /// The NIC is to complete the UDP checksum (see [`PortAddr::udp_checksum_offload`]).
         offload: Option<wire::ChecksumOffload>,
     },
+    /// As `Forward`, once the MAC of `next_hop` is known: the frame is complete but for its
+    /// destination MAC (bytes 0 to 5, zeros), asked for by an ARP request or neighbour
+    /// solicitation now queued ([`Relay::drain_arp_requests`]). The I/O shell holds the frame
+    /// a short while, fills in [`Relay::neighbour_mac`] when it is known and transmits (counting
+    /// it in [`WorkerStats::forwarded`]), or gives up and counts it in
+    /// [`DropReason::NeighbourUnresolved`]; counted meanwhile in [`WorkerStats::held`] (and
+    /// already in the leg's transmit counters, as the relay's work on it is done). So a
+    /// call's first packets towards a peer not yet resolved are late, not lost, as a host's
+    /// neighbour cache queues them (RFC 4861 section 7.2.2, RFC 1122 section 2.3.2.2).
+    Hold {
+        /// Output port.
+        port: u16,
+        /// New frame length.
+        len: usize,
+        /// As in `Forward`.
+        offload: Option<wire::ChecksumOffload>,
+        /// The next hop whose MAC completes the frame.
+        next_hop: IpAddr,
+    },
     /// Transmit `len` bytes back on the port it came from (ARP reply, ICMP echo reply).
     Reply {
         /// Reply length.

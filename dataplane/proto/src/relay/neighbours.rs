@@ -81,6 +81,12 @@ impl Relay {
         }
     }
 
+    /// The MAC of neighbour `ip`, if known (stale or not): for the I/O shell, to complete
+    /// the frames it holds for a [`Verdict::Hold`](super::Verdict::Hold).
+    pub fn neighbour_mac(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        self.neighbours.get(&ip).map(|&(mac, _)| mac)
+    }
+
     /// Calls `f` with each neighbour learnt from the wire since the last call.
     pub fn drain_learnt(&mut self, mut f: impl FnMut(IpAddr, [u8; 6])) {
         for (ip, mac) in self.learnt.drain(..) {
@@ -165,8 +171,10 @@ const STALE_RETRY_NS: u64 = 1_000_000_000;
 
 /// Builds the headers for packets sent from `local` to a leg's peer (`remote`, `remote_rtcp`),
 /// RTP or RTCP port: route by the port that owns the local address, next hop on link or the
-/// gateway, its MAC from the neighbour table (or an ARP request / neighbour solicitation
-/// queued, and the packet dropped; a stale entry is used while it is asked again).
+/// gateway, its MAC from the neighbour table (a stale entry is used while it is asked again).
+/// A next hop whose MAC is unknown is asked for (ARP request / neighbour solicitation queued)
+/// and returned beside headers whose destination MAC is all zeros, to be filled in when the
+/// answer comes: such headers are for one packet, never kept.
 pub(super) fn build_tx(
     local: SocketAddr,
     (remote, remote_rtcp): (Option<SocketAddr>, Option<SocketAddr>),
@@ -175,7 +183,7 @@ pub(super) fn build_tx(
     neighbours: &HashMap<IpAddr, ([u8; 6], u64)>,
     now_ns: u64,
     pending_arp: &mut Vec<(u16, IpAddr)>,
-) -> Result<TxCache, DropReason> {
+) -> Result<(TxCache, Option<IpAddr>), DropReason> {
     let plus_one = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
     let (src, dst) = if rtcp_port {
         (
@@ -199,11 +207,14 @@ pub(super) fn build_tx(
             pending_arp.push((port.port, next_hop));
         }
     };
-    let Some((dst_mac, mut expires_ns)) = neighbours.get(&next_hop).copied() else {
-        ask(pending_arp);
-        return Err(DropReason::NeighbourUnresolved);
+    let (dst_mac, mut expires_ns, unresolved) = match neighbours.get(&next_hop) {
+        Some(&(mac, expires_ns)) => (mac, expires_ns, None),
+        None => {
+            ask(pending_arp);
+            ([0; 6], 0, Some(next_hop))
+        }
     };
-    if expires_ns <= now_ns {
+    if unresolved.is_none() && expires_ns <= now_ns {
         // Stale: keep sending to the MAC we know while asking again, as a host's neighbour
         // cache does (RFC 4861 section 7.3.3's STALE state), instead of dropping a long
         // call's packets each time the entry ages out. The headers are rebuilt soon, with
@@ -216,11 +227,12 @@ pub(super) fn build_tx(
         dst: dst_mac,
         vlan: port.vlan,
     };
-    Ok(TxCache {
+    let cache = TxCache {
         header: TxHeader::new(&l2, src, dst).ok_or(DropReason::NoRoute)?,
         port: port.port,
         offload: port.udp_checksum_offload,
         neighbour_gen: 0,
         expires_ns,
-    })
+    };
+    Ok((cache, unresolved))
 }
